@@ -1,0 +1,29 @@
+"""reprolab: faithful, tested, CPU-reproducible implementations of eleven ML papers.
+
+Importing :mod:`reprolab` is cheap: it loads no method and none of the heavy field libraries.
+The public entry points are re-exported lazily::
+
+    import reprolab
+    results = reprolab.run_experiment("demi", preset="quick", seed=0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "list_experiments", "reproduce", "run_experiment"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import reprolab` stays light (no torch import until needed).
+    if name in {"run_experiment", "reproduce"}:
+        from reprolab.core import runner
+
+        return getattr(runner, name)
+    if name == "list_experiments":
+        from reprolab.core.registry import list_experiments
+
+        return list_experiments
+    raise AttributeError(f"module 'reprolab' has no attribute {name!r}")

@@ -1,0 +1,60 @@
+"""Safe checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
+
+A checkpoint is a dict ``{"format": ..., "fingerprint": ..., "state": ...}``. The fingerprint is a hash of
+the run's method, preset-resolved config and seed; loading a checkpoint written by another configuration
+is refused, as is a file that is truncated or not a reprolab checkpoint. ``map_location`` is always
+given, so a checkpoint written on a GPU machine loads on a CPU-only one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reprolab.core.errors import CheckpointError
+from reprolab.core.io import atomic_write
+
+__all__ = ["CHECKPOINT_FORMAT", "config_fingerprint", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "reprolab-checkpoint-v1"
+
+
+def config_fingerprint(payload: Any) -> str:
+    """A short, stable hash of a JSON-serialisable payload (method, config, seed)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, fingerprint: str) -> Path:
+    """Atomically write ``state`` (tensors, numbers, strings, lists, dicts) to ``path``."""
+    payload = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "state": state}
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(
+    path: str | Path, *, fingerprint: str | None = None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load and validate a checkpoint written by :func:`save_checkpoint`; return its ``state``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: corrupt or unsafe checkpoint ({first_line})") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a reprolab checkpoint (expected format {CHECKPOINT_FORMAT})")
+    if fingerprint is not None and payload.get("fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"{path}: checkpoint belongs to a different configuration "
+            f"(fingerprint {payload.get('fingerprint')} != {fingerprint}); "
+            "resume with the same method, preset, overrides and seed, or use a new --out folder"
+        )
+    return payload["state"]

@@ -1,0 +1,198 @@
+"""Data home, a registry of real datasets, and verified downloads.
+
+Real datasets live under the data home: ``--data DIR``, else ``$REPROLAB_DATA``, else
+``$XDG_CACHE_HOME/reprolab`` (``~/.cache/reprolab``). Every method also ships an embedded default that it
+generates or that a package bundles, so nothing here is needed for ``reprolab run`` to work offline.
+
+:func:`download` verifies a sha256 before it keeps a file and :func:`safe_extract` refuses archive
+members with absolute paths, ``..`` components or links. Real-data loaders may call them on a user's
+request; tests never do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from reprolab.core.errors import DataError, DatasetMissingError
+
+__all__ = [
+    "DatasetInfo",
+    "data_home",
+    "dataset_info",
+    "download",
+    "list_datasets",
+    "register_dataset",
+    "require_dataset",
+    "safe_extract",
+    "sha256_file",
+]
+
+
+def data_home(override: str | Path | None = None) -> Path:
+    """The folder where real datasets are looked for (not created)."""
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get("REPROLAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "reprolab"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a real dataset is, where it comes from, and the layout expected under the data home.
+
+    ``subdir`` is the folder under the data home; ``required_files`` are paths relative to it that must
+    exist; ``sha256`` optionally maps those paths to checksums verified by :func:`require_dataset`.
+    """
+
+    name: str
+    description: str
+    source: str
+    subdir: str
+    required_files: tuple[str, ...] = ()
+    layout: str = ""
+    license: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)
+    embedded: bool = False
+
+    def path(self, home: str | Path | None = None) -> Path:
+        return data_home(home) / self.subdir
+
+    def missing_files(self, home: str | Path | None = None) -> list[str]:
+        root = self.path(home)
+        return [name for name in self.required_files if not (root / name).is_file()]
+
+    def is_available(self, home: str | Path | None = None) -> bool:
+        return self.embedded or (self.path(home).is_dir() and not self.missing_files(home))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "subdir": self.subdir,
+            "layout": self.layout,
+            "embedded": self.embedded,
+        }
+
+
+_DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Add ``info`` to the dataset registry (re-registering the same name replaces it)."""
+    _DATASETS[info.name] = info
+    return info
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in _DATASETS:
+        raise DatasetMissingError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_DATASETS))}")
+    return _DATASETS[name]
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return [_DATASETS[name] for name in sorted(_DATASETS)]
+
+
+def require_dataset(info: DatasetInfo, home: str | Path | None = None, *, verify: bool = False) -> Path:
+    """Return the dataset folder, or raise a message saying where the data comes from and its layout."""
+    if info.embedded:
+        return info.path(home)
+    root = info.path(home)
+    missing = info.missing_files(home) if root.is_dir() else list(info.required_files) or [""]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DatasetMissingError(
+            f"dataset {info.name!r} not found under {root} (missing: {shown or root}). "
+            f"Source: {info.source}. Expected layout: {info.layout or 'see the method docs'}. "
+            "Set REPROLAB_DATA or pass --data to the folder that holds it."
+        )
+    if verify:
+        for relative, expected in info.sha256.items():
+            actual = sha256_file(root / relative)
+            if actual != expected:
+                raise DataError(f"{root / relative}: sha256 {actual} does not match the expected {expected}")
+    return root
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, destination: str | Path, *, sha256: str, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``destination`` and keep it only if its sha256 matches.
+
+    An existing file with the right checksum is reused; a wrong one is never overwritten silently.
+    """
+    destination = Path(destination)
+    if destination.is_file():
+        if sha256_file(destination) == sha256:
+            return destination
+        raise DataError(f"{destination}: exists with a different sha256 than expected; remove it to re-download")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            shutil.copyfileobj(response, out)
+        actual = sha256_file(tmp_name)
+        if actual != sha256:
+            raise DataError(f"{url}: downloaded sha256 {actual} does not match the expected {sha256}")
+        os.replace(tmp_name, destination)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return destination
+
+
+def _check_member_name(name: str, archive: Path) -> None:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise DataError(f"{archive}: refusing member with an absolute path: {name!r}")
+    if ".." in pure.parts:
+        raise DataError(f"{archive}: refusing member that escapes the target folder: {name!r}")
+
+
+def safe_extract(archive: str | Path, destination: str | Path) -> list[Path]:
+    """Extract a .zip or tar archive into ``destination``, refusing unsafe members; return extracted files."""
+    archive = Path(archive)
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            for name in names:
+                _check_member_name(name, archive)
+            zf.extractall(destination)
+        return _existing(destination, names)
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for member in members:
+                _check_member_name(member.name, archive)
+                if member.issym() or member.islnk() or member.isdev():
+                    raise DataError(f"{archive}: refusing link or device member {member.name!r}")
+            try:
+                tf.extractall(destination, members=members, filter="data")
+            except TypeError:  # Python without extraction filters; members were checked above
+                tf.extractall(destination, members=members)
+        return _existing(destination, [m.name for m in members])
+    raise DataError(f"{archive}: not a zip or tar archive")
+
+
+def _existing(root: Path, names: Iterable[str]) -> list[Path]:
+    return [root / name for name in names if (root / name).is_file()]

@@ -1,0 +1,24 @@
+"""Device selection: CPU by default, CUDA when asked for or (with ``auto``) when available."""
+
+from __future__ import annotations
+
+import torch
+
+from reprolab.core.errors import ConfigError
+
+__all__ = ["DEVICE_CHOICES", "resolve_device"]
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "cpu") -> torch.device:
+    """Turn ``auto|cpu|cuda[:N]`` into a ``torch.device``; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
+        return torch.device(name)
+    raise ConfigError(f"--device: unknown device {name!r}; valid choices: {', '.join(DEVICE_CHOICES)}")

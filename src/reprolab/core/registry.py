@@ -1,0 +1,127 @@
+"""The experiment registry: every method registers one :class:`Experiment` from its ``experiment.py``.
+
+Discovery needs no change to ``core/``: every subpackage ``reprolab.<method>`` that has an
+``experiment`` module is imported by :func:`discover`, and that module calls :func:`register`. An
+``experiment.py`` must stay light to import (metadata, config dataclass, claims); the heavy model code
+and field libraries are imported inside its ``run`` function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from reprolab.core.claims import Claim
+from reprolab.core.config import config_to_dict
+from reprolab.core.data import DatasetInfo
+from reprolab.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["Experiment", "Paper", "discover", "get_experiment", "list_experiments", "register"]
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Citation of the paper a method implements."""
+
+    title: str
+    authors: str
+    venue: str
+    year: int
+    url: str = ""
+
+    def cite(self) -> str:
+        return f"{self.authors} ({self.year}). {self.title}. {self.venue}." + (f" {self.url}" if self.url else "")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One registered experiment: a paper, a config with presets, claims, datasets, and ``run``.
+
+    ``run(config, ctx)`` trains/evaluates and returns a flat ``{metric: number}`` dict; the core writes
+    ``results.json``, evaluates ``claims`` on those metrics and renders the report. ``paper_metrics``
+    maps metric names to the paper's own numbers for the side-by-side table; ``summary_metrics`` lists
+    the metrics shown in the ``reproduce`` summary (all metrics when empty).
+    """
+
+    name: str
+    paper: Paper
+    description: str
+    config_cls: type
+    presets: Mapping[str, Mapping[str, Any]]
+    run: Callable[[Any, RunContext], Mapping[str, float]]
+    claims: tuple[Claim, ...] = ()
+    datasets: tuple[DatasetInfo, ...] = ()
+    paper_metrics: Mapping[str, float] = field(default_factory=dict)
+    summary_metrics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for required in ("quick", "paper"):
+            if required not in self.presets:
+                raise ValueError(f"experiment {self.name!r} must define a {required!r} preset")
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description, used by ``reprolab list --json``."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "paper": {
+                "title": self.paper.title,
+                "authors": self.paper.authors,
+                "venue": self.paper.venue,
+                "year": self.paper.year,
+                "url": self.paper.url,
+            },
+            "presets": {name: dict(values) for name, values in self.presets.items()},
+            "defaults": config_to_dict(self.config_cls()),
+            "claims": [
+                {"id": claim.id, "description": claim.description, "paper": claim.paper} for claim in self.claims
+            ],
+            "datasets": [info.to_dict() for info in self.datasets],
+        }
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_DISCOVERED = False
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Register ``experiment`` under its name (called at import time of a method's ``experiment.py``)."""
+    existing = _REGISTRY.get(experiment.name)
+    if existing is not None and existing.run.__module__ != experiment.run.__module__:
+        raise ValueError(f"experiment name {experiment.name!r} is already registered by {existing.run.__module__}")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def discover() -> None:
+    """Import ``reprolab.<pkg>.experiment`` for every subpackage that has one (once)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import reprolab
+
+    for module in pkgutil.iter_modules(reprolab.__path__):
+        if not module.ispkg or module.name in {"core"}:
+            continue
+        spec_name = f"reprolab.{module.name}.experiment"
+        if importlib.util.find_spec(spec_name) is not None:
+            importlib.import_module(spec_name)
+    _DISCOVERED = True
+
+
+def get_experiment(name: str) -> Experiment:
+    discover()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown method {name!r}; registered methods: {', '.join(sorted(_REGISTRY)) or 'none'}")
+    return _REGISTRY[name]
+
+
+def list_experiments() -> list[Experiment]:
+    discover()
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]

@@ -1,0 +1,167 @@
+"""Markdown reports: one per run (``report.md``) and one aggregated over methods and seeds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_number", "markdown_table", "render_reproduce_report", "render_run_report"]
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(format_number(v) for v in row) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
+    rows = [
+        [c["id"], "PASS" if c["passed"] else "FAIL", c.get("ours"), c.get("paper"), c["description"], c["detail"]]
+        for c in claims
+    ]
+    return markdown_table(["claim", "verdict", "ours", "paper", "statement", "detail"], rows)
+
+
+def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
+    """The report of one run, built only from ``results.json`` and the figures in ``run_dir``."""
+    run_dir = Path(run_dir)
+    paper = results.get("paper", {})
+    lines = [
+        f"# {results['method']} — preset `{results['preset']}`, seed {results['seed']}",
+        "",
+        f"Paper: {paper.get('citation', '')}",
+        "",
+        f"Runtime: {results['runtime_s']:.1f} s on {results.get('device', 'cpu')}; "
+        f"reprolab {results['versions'].get('reprolab')}, torch {results['versions'].get('torch')}, "
+        f"python {results['versions'].get('python')}.",
+        "",
+        "## Claims",
+        "",
+    ]
+    claims = results.get("claims", [])
+    if claims:
+        passed = sum(bool(c["passed"]) for c in claims)
+        lines += [f"{passed} of {len(claims)} claims pass.", "", _claims_table(claims), ""]
+    else:
+        lines += ["No claims were evaluated.", ""]
+    for skipped in results.get("claims_not_evaluated", []):
+        lines.append(f"- not evaluated: `{skipped['id']}` — {skipped['description']} ({skipped['reason']})")
+    lines += ["", "## Metrics", ""]
+    paper_metrics = results.get("paper_metrics", {})
+    metric_rows = [[name, value, paper_metrics.get(name)] for name, value in results.get("metrics", {}).items()]
+    lines += [markdown_table(["metric", "ours", "paper"], metric_rows), ""]
+    for table in results.get("tables", []):
+        lines += [f"### {table['title']}", "", markdown_table(table["columns"], table["rows"]), ""]
+    notes = results.get("notes", [])
+    if notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
+    figures = sorted((run_dir / "figures").glob("*.png"))
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{fig.stem}](figures/{fig.name})" for fig in figures]
+        lines.append("")
+    lines += ["## Config", "", "```yaml", *_yaml_lines(results.get("config", {})), "```", ""]
+    return "\n".join(lines)
+
+
+def _yaml_lines(config: Mapping[str, Any]) -> list[str]:
+    import yaml
+
+    return yaml.safe_dump(dict(config), sort_keys=False).rstrip().splitlines()
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> str:
+    """The aggregated report: per method, metrics as mean ± std over seeds beside the paper's numbers."""
+    out_dir = Path(out_dir)
+    lines = [
+        f"# reprolab reproduce — preset `{summary['preset']}`, seeds {summary['seeds']}",
+        "",
+        _overview_table(summary),
+        "",
+    ]
+    for method in summary["methods"]:
+        lines += [f"## {method['method']}", ""]
+        if method.get("error"):
+            lines += [f"**Error:** {method['error']}", ""]
+            continue
+        lines += [f"Paper: {method['citation']}", "", f"Runtime: {method['runtime_s']:.1f} s in total.", ""]
+        rows = []
+        for name, stats in method["metrics"].items():
+            rows.append([name, _pm(stats), method["paper_metrics"].get(name)])
+        lines += [markdown_table(["metric", "ours (mean ± std)", "paper"], rows), ""]
+        if method["claims"]:
+            lines += ["Claims (evaluated on the mean over seeds; per-seed passes in brackets):", ""]
+            claim_rows = [
+                [
+                    c["id"],
+                    ("PASS" if c["passed"] else "FAIL") + f" ({c['seed_passes']}/{c['seed_count']})",
+                    c.get("ours"),
+                    c.get("paper"),
+                    c["description"],
+                ]
+                for c in method["claims"]
+            ]
+            lines += [markdown_table(["claim", "verdict", "ours", "paper", "statement"], claim_rows), ""]
+        for skipped in method.get("claims_not_evaluated", []):
+            lines.append(f"- not evaluated: `{skipped['id']}` ({skipped['reason']})")
+        for fig in method.get("figures", []):
+            rel = Path(fig).relative_to(out_dir) if Path(fig).is_absolute() else Path(fig)
+            lines.append(f"![{Path(fig).stem}]({rel.as_posix()})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pm(stats: Mapping[str, Any]) -> str:
+    if stats["n"] <= 1:
+        return format_number(stats["mean"])
+    return f"{format_number(stats['mean'])} ± {format_number(stats['std'], 2)}"
+
+
+def _overview_table(summary: Mapping[str, Any]) -> str:
+    rows = []
+    for method in summary["methods"]:
+        if method.get("error"):
+            rows.append([method["method"], "ERROR", "—", "—"])
+            continue
+        claims = method["claims"]
+        passed = sum(bool(c["passed"]) for c in claims)
+        rows.append([method["method"], f"{passed}/{len(claims)}", f"{method['runtime_s']:.1f}", method["run_dirs"][0]])
+    return markdown_table(["method", "claims passed", "runtime (s)", "first run folder"], rows)
+
+
+def aggregate_metrics(per_seed: Sequence[Mapping[str, float | None]]) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "std", "n"}}`` over the seeds that report the metric as a number."""
+    names: list[str] = []
+    for metrics in per_seed:
+        names += [name for name in metrics if name not in names]
+    stats = {}
+    for name in names:
+        values = [float(m[name]) for m in per_seed if isinstance(m.get(name), (int, float))]
+        if values:
+            mean, std = _mean_std(values)
+            stats[name] = {"mean": mean, "std": std, "n": len(values)}
+    return stats

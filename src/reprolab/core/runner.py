@@ -1,0 +1,321 @@
+"""Running experiments: one run into a run folder, or a reproduction over methods and seeds.
+
+``results.json`` contract (other tools depend on it)::
+
+    method, preset, seed, config, metrics {name: number|null}, claims [{id, description, passed, ours,
+    paper, detail}], runtime_s, versions {python, torch, reprolab, numpy}
+    # also: device, paper {citation,...}, paper_metrics, claims_not_evaluated, tables, notes, fingerprint
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+import reprolab
+from reprolab.core.checkpoint import config_fingerprint
+from reprolab.core.claims import evaluate_claims
+from reprolab.core.config import config_from_dict, config_to_dict, resolve_config
+from reprolab.core.data import data_home
+from reprolab.core.device import resolve_device
+from reprolab.core.errors import ConfigError, ReproError
+from reprolab.core.io import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
+from reprolab.core.registry import Experiment, get_experiment, list_experiments
+from reprolab.core.report import aggregate_metrics, render_reproduce_report, render_run_report
+from reprolab.core.runs import RunContext
+from reprolab.core.seeding import seed_everything
+
+__all__ = ["rebuild_report", "reproduce", "run_experiment", "versions"]
+
+RESULTS_FILE = "results.json"
+CONFIG_FILE = "config.yaml"
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "reprolab": reprolab.__version__,
+    }
+
+
+def default_run_dir(method: str, preset: str, seed: int) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{method}-{preset}-seed{seed}-{stamp}"
+
+
+def _check_run_dir(out_dir: Path, resume: bool, fingerprint: str) -> None:
+    """Refuse to overwrite an existing run unless resuming the same configuration."""
+    config_path = out_dir / CONFIG_FILE
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if not resume:
+        raise ConfigError(
+            f"{out_dir}: folder already holds files; use --resume to continue that run or choose a new --out"
+        )
+    if config_path.exists():
+        try:
+            saved = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{config_path}: unreadable run config ({err})") from err
+        if saved.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"{config_path}: this run folder was made with another method/preset/config/seed "
+                f"(fingerprint {saved.get('fingerprint')} != {fingerprint}); --resume needs the same settings"
+            )
+
+
+def _clean_metrics(metrics: Mapping[str, Any], method: str) -> dict[str, float | None]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"{method}.run must return a dict of metrics, got {type(metrics).__name__}")
+    clean: dict[str, float | None] = {}
+    for name, value in metrics.items():
+        if isinstance(value, torch.Tensor):
+            value = value.item()
+        if isinstance(value, (bool, np.bool_)):
+            value = float(value)
+        if not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{method}: metric {name!r} is {type(value).__name__}, expected a number")
+        value = float(value) if not isinstance(value, int) else value
+        clean[str(name)] = value if (isinstance(value, int) or math.isfinite(value)) else None
+    return clean
+
+
+def run_experiment(
+    method: str,
+    preset: str = "quick",
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    out: str | Path | None = None,
+    data: str | Path | None = None,
+    resume: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Run ``method`` with ``preset`` + ``overrides`` into a run folder and return ``results.json``."""
+    experiment = get_experiment(method)
+    config = resolve_config(experiment.config_cls, experiment.presets, preset, overrides)
+    torch_device = resolve_device(device)
+    config_dict = config_to_dict(config)
+    fingerprint = config_fingerprint({"method": method, "config": config_dict, "seed": seed})
+    out_dir = Path(out) if out is not None else default_run_dir(method, preset, seed)
+    _check_run_dir(out_dir, resume, fingerprint)
+
+    finished = out_dir / RESULTS_FILE
+    if resume and finished.exists():
+        return read_json(finished)  # the run had already completed; nothing to redo
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_yaml(
+        out_dir / CONFIG_FILE,
+        {
+            "method": method,
+            "preset": preset,
+            "seed": seed,
+            "device": str(torch_device),
+            "fingerprint": fingerprint,
+            "config": config_dict,
+        },
+    )
+    seed_everything(seed)
+    ctx = RunContext(
+        out_dir=out_dir,
+        method=method,
+        preset=preset,
+        seed=seed,
+        device=torch_device,
+        data_home=data_home(data),
+        fingerprint=fingerprint,
+        resume=resume,
+    )
+    if not resume:
+        ctx.metrics_path.write_text("")
+    metrics = _clean_metrics(experiment.run(config, ctx), method)
+    results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
+    atomic_write_json(finished, results)
+    atomic_write_text(out_dir / "report.md", render_run_report(results, out_dir))
+    return results
+
+
+def _assemble_results(
+    experiment: Experiment,
+    preset: str,
+    seed: int,
+    config_dict: dict[str, Any],
+    metrics: dict[str, float | None],
+    ctx: RunContext,
+) -> dict[str, Any]:
+    numeric = {k: v for k, v in metrics.items() if v is not None}
+    verdicts, skipped = evaluate_claims(experiment.claims, numeric)
+    return {
+        "method": experiment.name,
+        "preset": preset,
+        "seed": seed,
+        "config": config_dict,
+        "metrics": metrics,
+        "claims": [v.to_dict() for v in verdicts],
+        "claims_not_evaluated": skipped,
+        "runtime_s": round(ctx.elapsed_s(), 3),
+        "versions": versions(),
+        "device": str(ctx.device),
+        "fingerprint": ctx.fingerprint,
+        "paper": {
+            "title": experiment.paper.title,
+            "citation": experiment.paper.cite(),
+            "url": experiment.paper.url,
+        },
+        "paper_metrics": dict(experiment.paper_metrics),
+        "tables": ctx.tables,
+        "notes": ctx.notes,
+    }
+
+
+def rebuild_report(run_dir: str | Path) -> Path:
+    """Re-render ``report.md`` of a finished run from its ``results.json`` (claims re-evaluated)."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / RESULTS_FILE
+    if not results_path.is_file():
+        raise ReproError(f"{run_dir}: no {RESULTS_FILE} here; is this a finished run folder?")
+    try:
+        results = read_json(results_path)
+    except ValueError as err:
+        raise ReproError(f"{results_path}: not valid JSON ({err})") from err
+    missing = [key for key in ("method", "preset", "seed", "metrics", "claims", "runtime_s") if key not in results]
+    if missing:
+        raise ReproError(f"{results_path}: missing field(s) {', '.join(missing)}")
+    try:
+        experiment = get_experiment(results["method"])
+    except ConfigError:
+        experiment = None
+    if experiment is not None:
+        numeric = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float))}
+        verdicts, skipped = evaluate_claims(experiment.claims, numeric)
+        results["claims"] = [v.to_dict() for v in verdicts]
+        results["claims_not_evaluated"] = skipped
+        # keep the config readable as the method's dataclass (validates an edited config.yaml)
+        config_from_dict(experiment.config_cls, results.get("config", {}), source=str(results_path))
+    results.setdefault("versions", {})
+    report_path = run_dir / "report.md"
+    atomic_write_text(report_path, render_run_report(results, run_dir))
+    return report_path
+
+
+def reproduce(
+    methods: Sequence[str] | None = None,
+    *,
+    preset: str = "quick",
+    seeds: int = 1,
+    out: str | Path | None = None,
+    data: str | Path | None = None,
+    device: str = "cpu",
+    overrides: Mapping[str, Any] | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Run every requested method for ``seeds`` seeds and write an aggregated ``report.md``/``summary.json``.
+
+    A method that raises is reported with its error and the others still run.
+    """
+    selected = _select_methods(methods)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out is not None else Path("runs") / f"reproduce-{preset}-{stamp}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "methods": []}
+    for experiment in selected:
+        summary["methods"].append(
+            _reproduce_one(experiment, preset, seeds, out_dir, data, device, overrides or {}, log)
+        )
+    summary["versions"] = versions()
+    atomic_write_json(out_dir / "summary.json", summary)
+    atomic_write_text(out_dir / "report.md", render_reproduce_report(summary, out_dir))
+    return summary
+
+
+def _select_methods(methods: Sequence[str] | None) -> list[Experiment]:
+    if not methods or list(methods) == ["all"]:
+        return list_experiments()
+    return [get_experiment(name) for name in methods]
+
+
+def _reproduce_one(
+    experiment: Experiment,
+    preset: str,
+    seeds: int,
+    out_dir: Path,
+    data: str | Path | None,
+    device: str,
+    overrides: Mapping[str, Any],
+    log: Any,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"method": experiment.name, "citation": experiment.paper.cite()}
+    per_seed: list[dict[str, Any]] = []
+    run_dirs: list[str] = []
+    try:
+        for seed in range(seeds):
+            run_dir = out_dir / experiment.name / f"seed{seed}"
+            if log:
+                log(f"{experiment.name}: seed {seed} -> {run_dir}")
+            resume = (run_dir / RESULTS_FILE).exists() or (run_dir / "checkpoints" / "last.pt").exists()
+            per_seed.append(
+                run_experiment(
+                    experiment.name, preset, overrides, seed=seed, out=run_dir, data=data, resume=resume, device=device
+                )
+            )
+            run_dirs.append(str(run_dir))
+    except ReproError as err:
+        entry["error"] = str(err)
+        return entry
+    except Exception as err:  # a crashing method must not hide the others' results
+        entry["error"] = f"{type(err).__name__}: {err}"
+        return entry
+    stats = aggregate_metrics([r["metrics"] for r in per_seed])
+    means = {name: s["mean"] for name, s in stats.items()}
+    verdicts, skipped = evaluate_claims(experiment.claims, means)
+    claims = []
+    for verdict in verdicts:
+        seed_passes = sum(
+            any(c["id"] == verdict.id and c["passed"] for c in result["claims"]) for result in per_seed
+        )
+        claims.append({**verdict.to_dict(), "seed_passes": seed_passes, "seed_count": len(per_seed)})
+    figures = sorted(str(p) for p in (Path(run_dirs[0]) / "figures").glob("*.png"))
+    entry.update(
+        {
+            "metrics": stats,
+            "paper_metrics": dict(experiment.paper_metrics),
+            "claims": claims,
+            "claims_not_evaluated": skipped,
+            "runtime_s": sum(r["runtime_s"] for r in per_seed),
+            "run_dirs": run_dirs,
+            "figures": figures,
+            "summary_metrics": list(experiment.summary_metrics),
+        }
+    )
+    return entry
+
+
+def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
+    """A plain-text summary table for the terminal."""
+    rows = []
+    for method in summary["methods"]:
+        if method.get("error"):
+            rows.append((method["method"], "ERROR", "", method["error"][:70]))
+            continue
+        claims = method["claims"]
+        failing = [c["id"] for c in claims if not c["passed"]]
+        passed = len(claims) - len(failing)
+        rows.append(
+            (method["method"], f"{passed}/{len(claims)}", f"{method['runtime_s']:.0f}s", ", ".join(failing) or "-")
+        )
+    header = ("method", "claims", "time", "failing claims")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)), file=stream)

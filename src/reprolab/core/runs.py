@@ -1,0 +1,165 @@
+"""Run folders and the run context handed to every experiment's ``run(config, ctx)``.
+
+A run folder holds::
+
+    config.yaml        method, preset, seed, device and the resolved config
+    metrics.jsonl      one JSON object per logged step/epoch/unit
+    results.json       the results contract (see :mod:`reprolab.core.results`), written atomically
+    report.md          the human-readable report
+    figures/*.png      figures
+    checkpoints/       ``last.pt``, written atomically, for ``--resume``
+
+:class:`RunContext` gives a method everything it needs without re-implementing it: metric logging,
+checkpoints that also capture RNG state and the metrics-log position, figure paths, progress bars, the
+data home, the device, and per-unit seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from reprolab.core.checkpoint import load_checkpoint, save_checkpoint
+from reprolab.core.progress import progress
+from reprolab.core.seeding import derive_seed, get_rng_state, set_rng_state, torch_generator
+
+__all__ = ["RunContext"]
+
+T = TypeVar("T")
+
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass
+class RunContext:
+    """What a running experiment can use. Created by :func:`reprolab.core.runner.run_experiment`."""
+
+    out_dir: Path
+    method: str
+    preset: str
+    seed: int
+    device: torch.device
+    data_home: Path
+    fingerprint: str
+    resume: bool = False
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    elapsed_before_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._started = time.perf_counter()
+        self.out_dir = Path(self.out_dir)
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path.touch(exist_ok=True)
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def figures_dir(self) -> Path:
+        return self.out_dir / "figures"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+    def figure_path(self, name: str) -> Path:
+        """Path for a figure ``name`` (``.png`` added when missing) inside ``figures/``."""
+        return self.figures_dir / (name if name.endswith(".png") else f"{name}.png")
+
+    # -- metrics ------------------------------------------------------------------------------
+    def log(self, **values: Any) -> None:
+        """Append one JSON object to ``metrics.jsonl`` (e.g. ``ctx.log(step=10, loss=0.3, unit="a")``)."""
+        record = {key: _jsonable(value) for key, value in values.items()}
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _metrics_line_count(self) -> int:
+        with open(self.metrics_path, encoding="utf-8") as handle:
+            return sum(1 for _ in handle)
+
+    def _truncate_metrics(self, lines: int) -> None:
+        with open(self.metrics_path, encoding="utf-8") as handle:
+            kept = [line for _, line in zip(range(lines), handle)]
+        with open(self.metrics_path, "w", encoding="utf-8") as handle:
+            handle.writelines(kept)
+
+    # -- report extras -------------------------------------------------------------------------
+    def add_table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """A table for the report (stored in ``results.json`` so ``reprolab report`` can rebuild it)."""
+        self.tables.append(
+            {"title": title, "columns": list(columns), "rows": [[_jsonable(v) for v in row] for row in rows]}
+        )
+
+    def note(self, text: str) -> None:
+        """A sentence for the report (e.g. which data was used, or why a claim could not be checked)."""
+        self.notes.append(text)
+
+    # -- seeds and progress --------------------------------------------------------------------
+    def seed_for(self, *keys: Any) -> int:
+        """A seed for one independent unit of work (sweep point, fold, ...), stable across resumes."""
+        return derive_seed(self.seed, *keys)
+
+    def generator(self, *keys: Any, device: torch.device | str | None = None) -> torch.Generator:
+        return torch_generator(self.seed_for(*keys), device or self.device)
+
+    def progress(self, iterable: Iterable[T], *, desc: str = "", total: int | None = None) -> Iterator[T]:
+        return progress(iterable, desc=f"{self.method}: {desc}" if desc else self.method, total=total)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoints_dir / CHECKPOINT_NAME
+
+    def elapsed_s(self) -> float:
+        """Seconds spent on this run, including segments before a resume."""
+        return self.elapsed_before_s + time.perf_counter() - self._started
+
+    def save_checkpoint(self, state: Mapping[str, Any]) -> Path:
+        """Atomically save ``state`` with the RNG state, the metrics-log position and report extras."""
+        payload = {
+            "user": dict(state),
+            "rng": get_rng_state(),
+            "metrics_lines": self._metrics_line_count(),
+            "tables": json.dumps(self.tables),
+            "notes": list(self.notes),
+            "elapsed_s": self.elapsed_s(),
+        }
+        return save_checkpoint(self.checkpoint_path, payload, fingerprint=self.fingerprint)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """On ``--resume``, the state saved last (RNG, metrics log and report extras restored); else None."""
+        if not self.resume or not self.checkpoint_path.exists():
+            return None
+        payload = load_checkpoint(self.checkpoint_path, fingerprint=self.fingerprint, map_location=self.device)
+        set_rng_state(payload["rng"])
+        self._truncate_metrics(int(payload["metrics_lines"]))
+        self.tables = json.loads(payload["tables"])
+        self.notes = list(payload["notes"])
+        self.elapsed_before_s = float(payload["elapsed_s"])
+        self._started = time.perf_counter()
+        return payload["user"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return value.item() if value.numel() == 1 else value.tolist()
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict, str)):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
