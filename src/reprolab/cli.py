@@ -16,9 +16,7 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce eleven ML papers in miniature.")
 
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (default cpu)")]
-DataOption = Annotated[
-    Path | None, typer.Option("--data", help="folder with real datasets (default $REPROLAB_DATA)")
-]
+DataOption = Annotated[Path | None, typer.Option("--data", help="folder with real datasets (default $REPROLAB_DATA)")]
 
 
 def _fail(message: str) -> None:
@@ -67,9 +65,7 @@ def run_command(
     out = out if out is not None else default_run_dir(method, preset, seed)
     try:
         overrides = parse_set_options(set_ or [])
-        results = run_experiment(
-            method, preset, overrides, seed=seed, out=out, data=data, resume=resume, device=device
-        )
+        results = run_experiment(method, preset, overrides, seed=seed, out=out, data=data, resume=resume, device=device)
     except ReproError as err:
         _fail(str(err))
         return
@@ -95,7 +91,12 @@ def reproduce_command(
 
     try:
         summary = reproduce(
-            methods or None, preset=preset, seeds=seeds, out=out, data=data, device=device,
+            methods or None,
+            preset=preset,
+            seeds=seeds,
+            out=out,
+            data=data,
+            device=device,
             log=lambda msg: typer.echo(msg, err=True),
         )
     except ReproError as err:

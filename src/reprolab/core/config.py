@@ -49,10 +49,21 @@ def parse_set_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not key:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
         try:
-            overrides[key] = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            overrides[key] = raw
+            value = raw
+        overrides[key] = _number_or_text(value)
     return overrides
+
+
+def _number_or_text(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` as text; read such strings as numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _field_types(config_cls: type) -> dict[str, Any]:

@@ -282,9 +282,7 @@ def _reproduce_one(
     verdicts, skipped = evaluate_claims(experiment.claims, means)
     claims = []
     for verdict in verdicts:
-        seed_passes = sum(
-            any(c["id"] == verdict.id and c["passed"] for c in result["claims"]) for result in per_seed
-        )
+        seed_passes = sum(any(c["id"] == verdict.id and c["passed"] for c in result["claims"]) for result in per_seed)
         claims.append({**verdict.to_dict(), "seed_passes": seed_passes, "seed_count": len(per_seed)})
     figures = sorted(str(p) for p in (Path(run_dirs[0]) / "figures").glob("*.png"))
     entry.update(

@@ -53,9 +53,7 @@ class CorrelatedGaussian:
         y = self.rho * x + math.sqrt(1.0 - self.rho**2) * noise
         return x, y
 
-    def sample_y_given_prefix(
-        self, x: Tensor, prefix_dim: int, count: int, generator: torch.Generator
-    ) -> Tensor:
+    def sample_y_given_prefix(self, x: Tensor, prefix_dim: int, count: int, generator: torch.Generator) -> Tensor:
         """``count`` draws of y ~ p(y | x[:, :prefix_dim]) for each row of x: N x count x dim."""
         n = x.shape[0]
         y = torch.randn(n, count, self.dim, generator=generator, device=x.device)
@@ -111,8 +109,10 @@ class DigitsViews:
         r = torch.arange(h)[None, :, None]
         c = torch.arange(w)[None, None, :]
         occluded = (
-            (r >= top[:, None, None]) & (r < (top + size)[:, None, None])
-            & (c >= left[:, None, None]) & (c < (left + size)[:, None, None])
+            (r >= top[:, None, None])
+            & (r < (top + size)[:, None, None])
+            & (c >= left[:, None, None])
+            & (c < (left + size)[:, None, None])
         )
         views = views.masked_fill(occluded, 0.0)
         views = views + self.noise * torch.randn(views.shape, generator=generator)

@@ -181,4 +181,3 @@ EXPERIMENT = register(
         ),
     )
 )
-

@@ -43,9 +43,10 @@ def _gaussian_sweep(config: DEMIConfig, ctx: RunContext, sweep: Sweep) -> dict[s
         for mi in config.true_mis:
             unit = f"gauss/{prefix}/mi{mi_tag(mi)}"
             if not sweep.is_done(unit):
-                sweep.complete(unit, _train_and_evaluate(config, ctx, sweep, unit, name, k, mi))
+                result = _train_and_evaluate(config, ctx, sweep, unit, name, k, mi)
+                ctx.log(unit=unit, true_mi=mi, **result)  # logged before the checkpoint that records it
+                sweep.complete(unit, result)
             estimates[prefix][mi] = sweep.result(unit)
-            ctx.log(unit=unit, true_mi=mi, **sweep.result(unit))
     return estimates
 
 
@@ -58,12 +59,24 @@ def _train_and_evaluate(
     ).to(ctx.device)
     benchmark = CorrelatedGaussian(config.dim, mi)
     train_estimator(
-        sweep, unit, estimator, benchmark, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-        generator=ctx.generator(unit, "train"), device=ctx.device, checkpoint_every=config.checkpoint_every,
+        sweep,
+        unit,
+        estimator,
+        benchmark,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        generator=ctx.generator(unit, "train"),
+        device=ctx.device,
+        checkpoint_every=config.checkpoint_every,
     )
     result = evaluate_estimator(
-        estimator, benchmark, batch_size=config.batch_size, batches=config.eval_batches,
-        generator=ctx.generator(unit, "eval"), device=ctx.device,
+        estimator,
+        benchmark,
+        batch_size=config.batch_size,
+        batches=config.eval_batches,
+        generator=ctx.generator(unit, "eval"),
+        device=ctx.device,
     )
     return {"estimate": result.mean, "stderr": result.stderr}
 
@@ -83,7 +96,9 @@ def _sweep_metrics(config: DEMIConfig, estimates: dict[str, dict[float, dict]]) 
             metrics[f"demi_k{k}_min_gain_high_mi"] = min(demi[mi]["estimate"] - infonce[mi]["estimate"] for mi in high)
     top = max(config.true_mis)
     if 2 in config.ks and 4 in config.ks:
-        metrics["demi_k4_minus_k2_at_max_mi"] = estimates["demi_k4"][top]["estimate"] - estimates["demi_k2"][top]["estimate"]
+        metrics["demi_k4_minus_k2_at_max_mi"] = (
+            estimates["demi_k4"][top]["estimate"] - estimates["demi_k2"][top]["estimate"]
+        )
     metrics["max_excess_over_true_mi"] = max(
         v["estimate"] - mi - config.error_z * v["stderr"] for points in estimates.values() for mi, v in points.items()
     )
@@ -102,7 +117,9 @@ def _plot_sweep(config: DEMIConfig, ctx: RunContext, estimates: dict[str, dict[f
         errors = [config.error_z * points[mi]["stderr"] for mi in mis]
         ax.errorbar(mis, means, yerr=errors, marker="o", markersize=3, capsize=2, label=prefix)
     for mi in mis:
-        rows.append([mi, *[f"{estimates[p][mi]['estimate']:.2f} ± {estimates[p][mi]['stderr']:.2f}" for p in estimates]])
+        rows.append(
+            [mi, *[f"{estimates[p][mi]['estimate']:.2f} ± {estimates[p][mi]['stderr']:.2f}" for p in estimates]]
+        )
     ax.set_xlabel("true MI (nats)")
     ax.set_ylabel("estimate (nats)")
     ax.set_title(f"MI estimates, d={config.dim}, N={config.batch_size}, {config.critic} critic")
@@ -124,18 +141,30 @@ def _digits_check(config: DEMIConfig, ctx: RunContext, sweep: Sweep) -> dict[str
             torch.manual_seed(ctx.seed_for(unit, "init"))
             model = DigitsEncoderObjective(objective).to(ctx.device)
             train_digits_encoder(
-                sweep, unit, model, data, steps=config.digits_steps, batch_size=config.digits_batch_size,
-                lr=config.digits_lr, generator=ctx.generator(unit, "train", device="cpu"), device=ctx.device,
+                sweep,
+                unit,
+                model,
+                data,
+                steps=config.digits_steps,
+                batch_size=config.digits_batch_size,
+                lr=config.digits_lr,
+                generator=ctx.generator(unit, "train", device="cpu"),
+                device=ctx.device,
                 checkpoint_every=config.checkpoint_every,
             )
             train_rep = model.represent(data.train_images.to(ctx.device))
             test_rep = model.represent(data.test_images.to(ctx.device))
             accuracy = fit_linear_probe(train_rep, data.train_labels, test_rep, data.test_labels, ctx.seed)
+            ctx.log(unit=unit, probe_accuracy=accuracy)
             sweep.complete(unit, {"probe_accuracy": accuracy})
         metrics[f"digits_probe_acc_{objective}"] = sweep.result(unit)["probe_accuracy"]
     fig, ax = new_figure(size=(4.5, 3.5))
     names = ["raw pixels", "InfoNCE", "DEMI"]
-    values = [metrics["digits_probe_acc_raw_pixels"], metrics["digits_probe_acc_infonce"], metrics["digits_probe_acc_demi"]]
+    values = [
+        metrics["digits_probe_acc_raw_pixels"],
+        metrics["digits_probe_acc_infonce"],
+        metrics["digits_probe_acc_demi"],
+    ]
     ax.bar(names, values, color=["grey", "tab:blue", "tab:orange"])
     ax.set_ylim(min(values) - 0.05, 1.0)
     ax.set_ylabel("linear-probe test accuracy")

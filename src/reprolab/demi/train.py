@@ -217,6 +217,12 @@ def train_digits_encoder(
 
     model.train()
     sweep.train(
-        unit, steps=steps, step_fn=step, model=model, optimizer=optimizer, generator=generator,
-        checkpoint_every=checkpoint_every, log_every=100,
+        unit,
+        steps=steps,
+        step_fn=step,
+        model=model,
+        optimizer=optimizer,
+        generator=generator,
+        checkpoint_every=checkpoint_every,
+        log_every=100,
     )

@@ -1,0 +1,37 @@
+"""Shared test fixtures: quiet, single-threaded, offline, and a skip-when-absent real-data fixture."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Must be set before matplotlib / HF / pykeen are imported anywhere in the test session.
+_TMP = Path(tempfile.mkdtemp(prefix="reprolab-tests-"))
+os.environ.setdefault("MPLCONFIGDIR", str(_TMP / "mpl"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PYSTOW_HOME", str(_TMP / "pystow"))
+os.environ["REPROLAB_PROGRESS"] = "0"
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def real_data():
+    """Return a function ``real_data("TUDataset/ENZYMES")`` -> Path, skipping when the folder is absent."""
+
+    def locate(relative: str) -> Path:
+        home = os.environ.get("REPROLAB_DATA")
+        if not home:
+            pytest.skip("REPROLAB_DATA is not set; real-data test skipped")
+        path = Path(home) / relative
+        if not path.exists():
+            pytest.skip(f"{path} not present; real-data test skipped")
+        return path
+
+    return locate

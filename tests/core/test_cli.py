@@ -1,0 +1,102 @@
+"""The CLI contract: list, run, report, reproduce; errors as one line with a non-zero exit code."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+
+runner = CliRunner()
+TINY_DEMI = [
+    "--set",
+    "steps=15",
+    "--set",
+    "eval_batches=2",
+    "--set",
+    "true_mis=[2,20]",
+    "--set",
+    "ks=[2]",
+    "--set",
+    "digits=false",
+    "--set",
+    "hidden=16",
+    "--set",
+    "embed=8",
+    "--set",
+    "batch_size=32",
+]
+
+
+def test_list_json_describes_demi():
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    methods = {m["name"]: m for m in json.loads(result.output)}
+    demi = methods["demi"]
+    assert {"quick", "paper"} <= set(demi["presets"])
+    assert demi["claims"] and demi["datasets"] and "Sordoni" in demi["paper"]["authors"]
+
+
+def test_unknown_method_is_one_line_error():
+    result = runner.invoke(app, ["run", "nope"])
+    assert result.exit_code == 2
+    assert "unknown method 'nope'" in result.output and "demi" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_key_and_wrong_type_and_preset_are_refused(tmp_path):
+    bad_key = runner.invoke(app, ["run", "demi", "--set", "stepz=3", "--out", str(tmp_path / "a")])
+    assert bad_key.exit_code == 2 and "valid keys:" in bad_key.output and "steps" in bad_key.output
+    bad_type = runner.invoke(app, ["run", "demi", "--set", "steps=many", "--out", str(tmp_path / "b")])
+    assert bad_type.exit_code == 2 and "steps: expected an integer" in bad_type.output
+    bad_preset = runner.invoke(app, ["run", "demi", "--preset", "huge", "--out", str(tmp_path / "c")])
+    assert bad_preset.exit_code == 2 and "valid presets: paper, quick" in bad_preset.output
+    assert not (tmp_path / "a").exists()
+
+
+def test_run_writes_the_results_contract_and_report_rebuilds(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    for key in ("method", "preset", "seed", "config", "metrics", "claims", "runtime_s", "versions"):
+        assert key in results
+    assert results["method"] == "demi" and results["seed"] == 3 and results["config"]["steps"] == 15
+    assert set(results["versions"]) >= {"python", "torch", "reprolab"}
+    assert all(isinstance(v, (int, float)) or v is None for v in results["metrics"].values())
+    for claim in results["claims"]:
+        assert set(claim) == {"id", "description", "passed", "ours", "paper", "detail"}
+        assert isinstance(claim["passed"], bool)
+    assert yaml.safe_load((out / "config.yaml").read_text())["config"]["steps"] == 15
+    assert (out / "metrics.jsonl").read_text().strip()
+    assert (out / "figures" / "mi_sweep.png").stat().st_size > 0
+    (out / "report.md").unlink()
+    rebuilt = runner.invoke(app, ["report", str(out)])
+    assert rebuilt.exit_code == 0 and "## Claims" in (out / "report.md").read_text()
+
+    again = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--seed", "3", "--out", str(out)])
+    assert again.exit_code == 2 and "already holds files" in again.output
+    other = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--seed", "4", "--out", str(out), "--resume"])
+    assert other.exit_code == 2 and "another method/preset/config/seed" in other.output
+    assert json.loads((out / "results.json").read_text()) == results  # nothing written was lost
+
+
+def test_report_on_a_non_run_folder_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no results.json" in result.output
+
+
+def test_reproduce_api_writes_summary_with_mean_and_std(tmp_path):
+    from reprolab.core.config import parse_set_options
+    from reprolab.core.runner import reproduce
+
+    summary = reproduce(["demi"], seeds=2, out=tmp_path, overrides=parse_set_options(TINY_DEMI[1::2]))
+    method = summary["methods"][0]
+    assert "error" not in method, method.get("error")
+    assert method["metrics"]["log_n"]["n"] == 2 and method["metrics"]["log_n"]["std"] == 0.0
+    assert all(c["seed_count"] == 2 for c in method["claims"])
+    report = (tmp_path / "report.md").read_text()
+    assert "## demi" in report and "±" in report
+    assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == 2
