@@ -233,8 +233,8 @@ def _node_features(folder: Path, name: str, num_nodes: int, features: str, edges
         first = torch.tensor([values[0] for _, values in rows], dtype=torch.long)
         blocks.append(_one_hot_codes(first))
     if features == "degree":
-        degree = torch.bincount(edges[0], minlength=num_nodes) if edges.numel() else torch.zeros(num_nodes)
-        blocks.append(torch.nn.functional.one_hot(degree.long().clamp(max=10), 11).float())
+        both = torch.cat([edges, edges.flip(0)], dim=1).unique(dim=1) if edges.numel() else edges
+        blocks.append(degree_features(both, num_nodes, 10))
     if not blocks:
         if features in ("attributes", "labels"):
             missing = attr_path if features == "attributes" else label_path
@@ -319,25 +319,24 @@ def make_hierarchical_communities(
     p_in: float = 0.8,
     bridges: int = 1,
     noise_edges: float = 0.0,
-    feature_dim: int = 4,
+    max_degree: int = 10,
     seed: int = 0,
 ) -> GraphSet:
     """Graphs of six dense communities whose arrangement (the community-level graph) is the class.
 
     Each community is an Erdos-Renyi block (``p_in``, size drawn from ``community_size``); two communities
     adjacent in the class's meta-graph (cycle, path, two triangles joined by an edge, or a tree) are joined
-    by ``bridges`` random edges; ``noise_edges`` adds that fraction of random edges. Node features are
-    uninformative Gaussian noise plus a constant, so the label can only come from structure, and from
-    structure above the community level: every class has the same communities and similar local degrees.
+    by ``bridges`` random edges; ``noise_edges`` adds that fraction of random edges. Node features are the
+    one-hot degree (capped at ``max_degree``), the usual choice for featureless graphs, so the label can
+    only come from structure, and from structure above the community level: every class has the same
+    kind of communities, and the classes differ only in how the six communities are wired together.
     """
     generator = torch.Generator().manual_seed(seed)
     edges_out, x_out, y_out, clusters_out = [], [], [], []
     for g in range(num_graphs):
         label = g % len(classes)
         edges, cluster = _one_community_graph(classes[label], community_size, p_in, bridges, noise_edges, generator)
-        n = cluster.shape[0]
-        noise = torch.randn(n, feature_dim - 1, generator=generator) if feature_dim > 1 else torch.zeros(n, 0)
-        x_out.append(torch.cat([torch.ones(n, 1), noise], dim=1))
+        x_out.append(degree_features(edges, cluster.shape[0], max_degree))
         edges_out.append(edges)
         y_out.append(label)
         clusters_out.append(cluster)
@@ -350,6 +349,12 @@ def make_hierarchical_communities(
         list(classes),
         [clusters_out[i] for i in order],
     )
+
+
+def degree_features(edges: torch.Tensor, num_nodes: int, max_degree: int) -> torch.Tensor:
+    """One-hot node degree, degrees above ``max_degree`` sharing the last slot."""
+    degree = torch.bincount(edges[0], minlength=num_nodes) if edges.numel() else torch.zeros(num_nodes)
+    return torch.nn.functional.one_hot(degree.long().clamp(max=max_degree), max_degree + 1).float()
 
 
 def _one_community_graph(
