@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export MPLBACKEND=Agg
-exec .venv/bin/reprolab reproduce --preset quick --out "${REPRODUCE_OUT:-runs/reproduce-quick}" "$@"
+# Writes runs/reproduce-quick-<timestamp>/report.md (a fresh folder each time, so results never go stale).
+exec .venv/bin/reprolab reproduce --preset quick "$@"

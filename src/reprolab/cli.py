@@ -103,9 +103,7 @@ def reproduce_command(
         _fail(str(err))
         return
     print_summary(summary)
-    first = summary["methods"][0]["run_dirs"][0] if summary["methods"] and "run_dirs" in summary["methods"][0] else ""
-    report_dir = Path(first).parent.parent if first else Path(out or "runs")
-    typer.echo(f"report: {report_dir / 'report.md'}")
+    typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
     if any(m.get("error") for m in summary["methods"]):
         raise typer.Exit(code=1)
 

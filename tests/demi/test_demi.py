@@ -156,3 +156,28 @@ def test_digit_views_are_deterministic_and_shaped():
     a2, b2 = data.batch(5, torch.Generator().manual_seed(3))
     assert a1.shape == (5, 64) and torch.equal(a1, a2) and torch.equal(b1, b2)
     assert not torch.equal(a1, b1)
+
+
+def test_exact_conditional_negatives_give_terms_capped_at_log_k_plus_one():
+    torch.manual_seed(0)
+    bench = CorrelatedGaussian(8, 30.0)
+    estimator = build_estimator("demi_exact", 8, k=2, hidden=16, embed=8, layers=1)
+    gen = torch.Generator().manual_seed(0)
+    x, y = bench.sample(12, gen)
+    terms = estimator.terms_exact(x, y, lambda xs, prefix: bench.sample_y_given_prefix(xs, prefix, 5, gen))
+    assert terms[0].item() <= math.log(12) + 1e-6 and terms[1].item() <= math.log(6) + 1e-6
+    terms[1].backward()
+    assert all(p.grad is not None for p in estimator.critics[1].parameters())
+
+
+def test_exact_negative_training_uses_the_true_conditional(tmp_path):
+    from reprolab.demi.train import estimate_on_batch
+
+    bench = CorrelatedGaussian(4, 2.0)
+    estimator = build_estimator("demi", 4, k=2, hidden=8, embed=4, layers=1)
+    gen = torch.Generator().manual_seed(0)
+    x, y = bench.sample(8, gen)
+    value = estimate_on_batch(estimator, x, y, bench, gen, exact_negatives=3)
+    assert value.shape == () and torch.isfinite(value)
+    with pytest.raises(TypeError, match="DEMIEstimator only"):
+        estimate_on_batch(build_estimator("infonce", 4, hidden=8), x, y, bench, gen, exact_negatives=3)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
 from reprolab.core.config import config_to_dict
-from reprolab.core.data import DatasetInfo
+from reprolab.core.data import DatasetInfo, register_dataset
 from reprolab.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ def register(experiment: Experiment) -> Experiment:
     if existing is not None and existing.run.__module__ != experiment.run.__module__:
         raise ValueError(f"experiment name {experiment.name!r} is already registered by {existing.run.__module__}")
     _REGISTRY[experiment.name] = experiment
+    for info in experiment.datasets:
+        register_dataset(info)
     return experiment
 
 

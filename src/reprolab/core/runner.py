@@ -229,7 +229,7 @@ def reproduce(
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out) if out is not None else Path("runs") / f"reproduce-{preset}-{stamp}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "methods": []}
+    summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "out_dir": str(out_dir), "methods": []}
     for experiment in selected:
         summary["methods"].append(
             _reproduce_one(experiment, preset, seeds, out_dir, data, device, overrides or {}, log)

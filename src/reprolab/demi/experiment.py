@@ -34,7 +34,8 @@ class DEMIConfig:
 
     dim: int = 20  # coordinate pairs of the Gaussian benchmark; divisible by every k
     true_mis: list[float] = field(default_factory=lambda: [2.0, 6.0, 10.0, 20.0, 30.0, 40.0])
-    ks: list[int] = field(default_factory=lambda: [2, 4])  # DEMI sub-view counts
+    ks: list[int] = field(default_factory=lambda: [2, 4])  # DEMI sub-view counts (importance-sampled I_IS)
+    exact_ks: list[int] = field(default_factory=list)  # DEMI with exact conditional negatives (I_CNCE)
     extra_baselines: list[str] = field(default_factory=list)  # any of: nwj, dv
     critic: str = "separable"  # separable | bilinear | concat
     hidden: int = 128
@@ -54,7 +55,7 @@ class DEMIConfig:
     def validate(self) -> None:
         if self.dim <= 0 or self.batch_size < 2 or self.steps < 0 or self.eval_batches < 2:
             raise ConfigError("dim > 0, batch_size >= 2, steps >= 0 and eval_batches >= 2 are required")
-        for k in self.ks:
+        for k in [*self.ks, *self.exact_ks]:
             if k < 1 or self.dim % k:
                 raise ConfigError(f"ks: every k must divide dim={self.dim}, got k={k}")
         for name in self.extra_baselines:
@@ -73,6 +74,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "true_mis": [2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0],
         "ks": [2, 4, 5, 10],
+        "exact_ks": [2, 4],
         "extra_baselines": ["nwj", "dv"],
         "hidden": 256,
         "steps": 20000,
@@ -91,6 +93,7 @@ def estimator_names(config: DEMIConfig) -> list[tuple[str, str, int]]:
     """(metric prefix, estimator, k) for every estimator in the sweep."""
     names = [("infonce", "infonce", 1)]
     names += [(f"demi_k{k}", "demi", k) for k in config.ks]
+    names += [(f"demi_exact_k{k}", "demi_exact", k) for k in config.exact_ks]
     names += [(name, name, 1) for name in config.extra_baselines]
     return names
 

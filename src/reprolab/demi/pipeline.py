@@ -58,6 +58,8 @@ def _train_and_evaluate(
         name, config.dim, k=k, critic=config.critic, hidden=config.hidden, embed=config.embed, layers=config.layers
     ).to(ctx.device)
     benchmark = CorrelatedGaussian(config.dim, mi)
+    # exact conditional negatives: as many as the batch offers InfoNCE, so every term has the same cap
+    exact = config.batch_size - 1 if name == "demi_exact" else 0
     train_estimator(
         sweep,
         unit,
@@ -69,6 +71,7 @@ def _train_and_evaluate(
         generator=ctx.generator(unit, "train"),
         device=ctx.device,
         checkpoint_every=config.checkpoint_every,
+        exact_negatives=exact,
     )
     result = evaluate_estimator(
         estimator,
@@ -77,6 +80,7 @@ def _train_and_evaluate(
         batches=config.eval_batches,
         generator=ctx.generator(unit, "eval"),
         device=ctx.device,
+        exact_negatives=exact,
     )
     return {"estimate": result.mean, "stderr": result.stderr}
 

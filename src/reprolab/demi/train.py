@@ -31,7 +31,7 @@ __all__ = [
     "train_estimator",
 ]
 
-ESTIMATORS = ("infonce", "demi", "nwj", "dv")
+ESTIMATORS = ("infonce", "demi", "demi_exact", "nwj", "dv")
 
 
 class _MatrixBound(nn.Module):
@@ -49,13 +49,17 @@ class _MatrixBound(nn.Module):
 def build_estimator(
     name: str, dim: int, *, k: int = 1, critic: str = "separable", hidden: int = 256, embed: int = 64, layers: int = 2
 ) -> nn.Module:
-    """An estimator by name: ``infonce``, ``demi`` (with ``k`` equal sub-views), ``nwj`` or ``dv``."""
+    """An estimator by name: ``infonce``, ``demi``/``demi_exact`` (``k`` equal sub-views), ``nwj`` or ``dv``.
+
+    ``demi_exact`` is the same module as ``demi``; :func:`estimate_on_batch` trains and evaluates it with
+    exact conditional negatives instead of importance sampling.
+    """
     kwargs = {} if critic == "bilinear" else {"hidden": hidden, "layers": layers}
     if critic == "separable":
         kwargs["embed"] = embed
     if name == "infonce":
         return InfoNCEEstimator(dim, dim, critic=critic, **kwargs)
-    if name == "demi":
+    if name in ("demi", "demi_exact"):
         if dim % k:
             raise ValueError(f"dim={dim} is not divisible by k={k}")
         return DEMIEstimator([dim // k] * k, dim, critic=critic, **kwargs)
@@ -79,13 +83,17 @@ def train_estimator(
     device: torch.device,
     checkpoint_every: int = 0,
     log_every: int = 100,
+    exact_negatives: int = 0,
 ) -> None:
-    """Maximise the estimator's bound on fresh samples every step (Adam), resumable through ``sweep``."""
+    """Maximise the estimator's bound on fresh samples every step (Adam), resumable through ``sweep``.
+
+    ``exact_negatives > 0`` trains a :class:`DEMIEstimator` with that many exact conditional negatives.
+    """
     optimizer = torch.optim.Adam(estimator.parameters(), lr=lr)
 
     def step(_: int) -> dict[str, float]:
         x, y = benchmark.sample(batch_size, generator, device)
-        estimate = estimator(x, y)
+        estimate = estimate_on_batch(estimator, x, y, benchmark, generator, exact_negatives)
         optimizer.zero_grad(set_to_none=True)
         (-estimate).backward()
         optimizer.step()
@@ -101,6 +109,24 @@ def train_estimator(
         generator=generator,
         checkpoint_every=checkpoint_every,
         log_every=log_every,
+    )
+
+
+def estimate_on_batch(
+    estimator: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    benchmark: CorrelatedGaussian,
+    generator: torch.Generator,
+    exact_negatives: int = 0,
+) -> Tensor:
+    """The estimator's bound on one batch; with ``exact_negatives`` DEMI uses I_CNCE, not I_IS."""
+    if exact_negatives <= 0:
+        return estimator(x, y)
+    if not isinstance(estimator, DEMIEstimator):
+        raise TypeError("exact conditional negatives apply to DEMIEstimator only")
+    return estimator.forward_exact(
+        x, y, lambda xs, prefix: benchmark.sample_y_given_prefix(xs, prefix, exact_negatives, generator)
     )
 
 
@@ -122,13 +148,14 @@ def evaluate_estimator(
     batches: int,
     generator: torch.Generator,
     device: torch.device,
+    exact_negatives: int = 0,
 ) -> MIEstimate:
     """Evaluate the trained bound on ``batches`` fresh batches of ``batch_size`` samples."""
     estimator.eval()
     values = []
     for _ in range(batches):
         x, y = benchmark.sample(batch_size, generator, device)
-        values.append(float(estimator(x, y)))
+        values.append(float(estimate_on_batch(estimator, x, y, benchmark, generator, exact_negatives)))
     tensor = torch.tensor(values, dtype=torch.float64)
     stderr = float(tensor.std(unbiased=True) / math.sqrt(batches)) if batches > 1 else float("nan")
     return MIEstimate(float(tensor.mean()), stderr, batches)
