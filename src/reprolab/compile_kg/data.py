@@ -243,8 +243,14 @@ FAMILY_INVERSE_PAIRS = [("father_of", "son_of"), ("husband_of", "wife_of")]
 _REL = {name: i for i, name in enumerate(FAMILY_RELATIONS)}
 
 
-def _family_triples(num_families: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Three-generation families; every relation follows from the parent/marriage facts by rules."""
+def _family_triples(
+    num_families: int, rng: np.random.Generator, cross_marriage: float = 0.5
+) -> tuple[np.ndarray, int]:
+    """Three-generation families; every relation follows from the parent/marriage facts by rules.
+
+    A fraction ``cross_marriage`` of the second generation marries into another family, which joins the
+    families into one connected graph (so sampled negatives are not trivially far from the target).
+    """
     gender: list[int] = []  # 0 male, 1 female
     parents: dict[int, tuple[int, int]] = {}
     couples: list[tuple[int, int]] = []
@@ -259,14 +265,30 @@ def _family_triples(num_families: int, rng: np.random.Generator) -> tuple[np.nda
             parents[kid] = (father, mother)
         return kids
 
-    for _ in range(num_families):
+    second_generation: list[tuple[int, int]] = []  # (person, family)
+    for family in range(num_families):
         grandpa, grandma = person(0), person(1)
         couples.append((grandpa, grandma))
         for child in children_of(grandpa, grandma, int(rng.integers(2, 4))):
+            second_generation.append((child, family))
+    spouse_of: dict[int, int] = {}
+    order = rng.permutation(len(second_generation))
+    for index in order.tolist():
+        child, family = second_generation[index]
+        if child in spouse_of:
+            continue
+        spouse = -1
+        if rng.random() < cross_marriage:  # marry into another family: links the families' trees
+            for other, other_family in (second_generation[i] for i in order.tolist()):
+                if other_family != family and other not in spouse_of and gender[other] != gender[child]:
+                    spouse = other
+                    break
+        if spouse < 0:
             spouse = person(1 - gender[child])
-            husband, wife = (child, spouse) if gender[child] == 0 else (spouse, child)
-            couples.append((husband, wife))
-            children_of(husband, wife, int(rng.integers(1, 4)))
+        spouse_of[child], spouse_of[spouse] = spouse, child
+        husband, wife = (child, spouse) if gender[child] == 0 else (spouse, child)
+        couples.append((husband, wife))
+        children_of(husband, wife, int(rng.integers(1, 4)))
 
     facts: set[tuple[int, int, int]] = set()
     for husband, wife in couples:
@@ -292,7 +314,7 @@ def _family_triples(num_families: int, rng: np.random.Generator) -> tuple[np.nda
                 for grand in parents[parent]:
                     rel = _REL["grandfather_of"] if gender[grand] == 0 else _REL["grandmother_of"]
                     facts.add((grand, rel, child))
-            for pair, kids in siblings.items():
+            for kids in siblings.values():
                 if parent in kids:
                     for sib in kids:
                         if sib != parent:
@@ -308,22 +330,28 @@ def _hold_out(triples: np.ndarray, fraction: float, rng: np.random.Generator) ->
 
 
 def family_inductive_split(
-    *, train_families: int = 24, ind_families: int = 12, held_out: float = 0.1, seed: int = 0
+    *, train_families: int = 24, ind_families: int = 12, held_out: float = 0.1, missing: float = 0.0,
+    seed: int = 0,
 ) -> InductiveSplit:
     """The embedded default: two family KGs with disjoint people, split as GraIL splits its benchmarks.
 
     The training graph keeps ``1 - held_out`` of its triples as the graph and ``held_out`` as validation
     targets; the inductive graph keeps ``1 - 2 held_out`` as its support graph and ``held_out`` each as
-    validation and test targets (removed from the support graph).
+    validation and test targets (removed from the support graph). A further fraction ``missing`` of the
+    remaining facts of both graphs is deleted at random, as real KGs are incomplete: the rules then have
+    exceptions in the observed graph.
     """
-    if train_families < 1 or ind_families < 1 or not 0.0 < held_out < 0.4:
-        raise ValueError("need train_families >= 1, ind_families >= 1 and 0 < held_out < 0.4")
+    if train_families < 1 or ind_families < 1 or not 0.0 < held_out < 0.4 or not 0.0 <= missing < 0.9:
+        raise ValueError("need train_families >= 1, ind_families >= 1, 0 < held_out < 0.4, 0 <= missing < 0.9")
     rng = np.random.default_rng(seed)
     train_all, n_train = _family_triples(train_families, rng)
     ind_all, n_ind = _family_triples(ind_families, rng)
     train_graph, valid = _hold_out(train_all, held_out, rng)
     rest, ind_test = _hold_out(ind_all, held_out, rng)
     support, ind_valid = _hold_out(rest, held_out / (1.0 - held_out), rng)
+    if missing > 0:
+        train_graph = _hold_out(train_graph, missing, rng)[0]
+        support = _hold_out(support, missing, rng)[0]
     num_rel = len(FAMILY_RELATIONS)
     return InductiveSplit(
         name="family",

@@ -16,10 +16,11 @@ For a target triple ``(h, r, t)`` (GraIL, Teru et al. 2020, Sec. 3.1; CoMPILE, M
   its own edge. Both official codes then add a *query edge* ``h -> t`` of relation ``r`` to every
   subgraph, positives and negatives alike; ``add_query_edge`` does the same.
 
-The whole batch is extracted at once: breadth-first search runs as ``k`` sparse-matrix products of a
-``B x N`` frontier with the adjacency matrix, and the subgraph edges are gathered from a CSR index of
-out-edges. :class:`PerTripleExtractor` is a plain-Python per-triple BFS (what GraIL's code does) that
-gives the same nodes and labels; the benchmark and the tests compare the two.
+The whole batch is extracted at once: the breadth-first searches of all ``B`` triples advance together,
+each hop one sparse product of the ``B x N`` frontier with the adjacency matrix; the subgraph edges are
+gathered in one vectorised step from a CSR index of out-edges. :class:`PerTripleExtractor` is a lean
+plain-Python BFS, one triple at a time, that gives the same nodes and labels; the tests and the benchmark
+compare the two.
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ from torch import Tensor
 from reprolab.compile_kg.data import KnowledgeGraph
 
 __all__ = ["PerTripleExtractor", "SubgraphBatch", "SubgraphExtractor"]
-
-UNREACHED = np.iinfo(np.int16).max
-
 
 @dataclass
 class SubgraphBatch:
@@ -128,7 +126,7 @@ class SubgraphExtractor:
         n = graph.num_entities
         ones = np.ones(len(graph.triples), dtype=np.float32)
         forward = sp.csr_matrix((ones, (graph.heads, graph.tails)), shape=(n, n))
-        forward.data[:] = 1.0
+        forward.sum_duplicates()
         if directed:
             self._adj_from_head = forward.tocsr()  # h -> u
             self._adj_from_tail = forward.T.tocsr()  # u -> t, searched backwards from t
@@ -143,13 +141,14 @@ class SubgraphExtractor:
         return self.hops + 2
 
     def distances(self, adjacency: sp.csr_matrix, sources: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-        """``B x N`` hop distances from ``sources[b]`` up to ``hops``, never entering ``blocked[b]``.
+        """``B x N`` hop distances from ``sources[b]`` (up to ``hops``), never entering ``blocked[b]``.
 
-        Unreached entries hold ``UNREACHED``. BFS as ``hops`` products ``frontier @ adjacency``.
+        Unreached entries hold ``hops + 1``. The breadth-first searches of all ``B`` triples advance
+        together: each hop is one sparse product ``frontier @ adjacency`` of the ``B x N`` frontier.
         """
         batch, n = len(sources), self.graph.num_entities
         rows = np.arange(batch)
-        dist = np.full((batch, n), UNREACHED, dtype=np.int16)
+        dist = np.full((batch, n), self.hops + 1, dtype=np.int8)
         dist[rows, sources] = 0
         visited = np.zeros((batch, n), dtype=bool)
         visited[rows, sources] = True
@@ -157,13 +156,18 @@ class SubgraphExtractor:
         visited[rows[keep_out], blocked[keep_out]] = True
         frontier = sp.csr_matrix((np.ones(batch, dtype=np.float32), (rows, sources)), shape=(batch, n))
         for depth in range(1, self.hops + 1):
-            reached = (frontier @ adjacency).toarray() > 0
-            reached &= ~visited
-            if not reached.any():
+            reached = frontier @ adjacency
+            r_rows = np.repeat(np.arange(batch), np.diff(reached.indptr))
+            r_cols = reached.indices
+            fresh = ~visited[r_rows, r_cols]
+            r_rows, r_cols = r_rows[fresh], r_cols[fresh]
+            if len(r_rows) == 0:
                 break
-            dist[reached] = depth
-            visited |= reached
-            frontier = sp.csr_matrix(reached.astype(np.float32))
+            dist[r_rows, r_cols] = depth
+            visited[r_rows, r_cols] = True
+            frontier = sp.csr_matrix(
+                (np.ones(len(r_rows), dtype=np.float32), (r_rows, r_cols)), shape=(batch, n)
+            )
         return dist
 
     def __call__(self, triples: np.ndarray | Tensor) -> SubgraphBatch:
@@ -171,24 +175,26 @@ class SubgraphExtractor:
         triples = np.asarray(triples.cpu() if isinstance(triples, Tensor) else triples, dtype=np.int64)
         triples = triples.reshape(-1, 3)
         heads, relations, tails = triples[:, 0], triples[:, 1], triples[:, 2]
-        batch = len(triples)
-        rows = np.arange(batch)
+        batch, n = len(triples), self.graph.num_entities
+        rows = np.arange(batch, dtype=np.int64)
         d_head = self.distances(self._adj_from_head, heads, tails)
         d_tail = self.distances(self._adj_from_tail, tails, heads)
         near_head, near_tail = d_head <= self.hops, d_tail <= self.hops
         keep = near_head & near_tail if self.mode == "intersection" else near_head | near_tail
         keep[rows, heads] = True
         keep[rows, tails] = True
+        d_head[rows, tails] = 1  # double-radius labels of the roots: (0, 1) and (1, 0)
+        d_tail[rows, tails] = 0
+        d_tail[rows, heads] = 1
+        d_head[rows, heads] = 0
         if self.max_nodes:
-            keep = self._cap_nodes(keep, d_head, d_tail, heads, tails)
-        graph_of_node, entity = np.nonzero(keep)
-        position = np.full(keep.shape, -1, dtype=np.int64)
-        position[graph_of_node, entity] = np.arange(len(entity))
-        labels = np.stack([d_head[graph_of_node, entity], d_tail[graph_of_node, entity]], axis=1).astype(np.int64)
-        labels = np.minimum(labels, self.hops + 1)
-        labels[position[rows, heads]] = (0, 1)
-        labels[position[rows, tails]] = (1, 0)
-        src, rel, dst, edge_graph = self._edges(keep, graph_of_node, entity, triples)
+            keep = self._cap_nodes(keep, d_head, d_tail)
+        flat_keep = keep.ravel()
+        keys = np.flatnonzero(flat_keep)
+        graph_of_node, entity = np.divmod(keys, n)
+        labels = np.stack([d_head.ravel()[keys], d_tail.ravel()[keys]], 1).astype(np.int64)
+        position = np.cumsum(flat_keep) - 1  # position of key b * N + u among the kept nodes
+        src, rel, dst, edge_graph = self._edges(flat_keep, graph_of_node, entity, triples)
         query = np.zeros(len(src), dtype=bool)
         if self.add_query_edge:
             src = np.concatenate([src, heads])
@@ -197,52 +203,53 @@ class SubgraphExtractor:
             edge_graph = np.concatenate([edge_graph, rows])
             query = np.concatenate([query, np.ones(batch, dtype=bool)])
         order = np.argsort(edge_graph, kind="stable")
-        src_pos = position[edge_graph, src][order]
-        dst_pos = position[edge_graph, dst][order]
+        edge_graph = edge_graph[order]
+        src_pos = position[edge_graph * n + src[order]]
+        dst_pos = position[edge_graph * n + dst[order]]
         return SubgraphBatch(
             node_label=torch.from_numpy(labels),
             node_graph=torch.from_numpy(graph_of_node.astype(np.int64)),
-            edge_index=torch.from_numpy(np.stack([src_pos, dst_pos])),
+            edge_index=torch.from_numpy(np.stack([src_pos, dst_pos]).astype(np.int64)),
             edge_type=torch.from_numpy(rel[order].astype(np.int64)),
-            edge_graph=torch.from_numpy(edge_graph[order].astype(np.int64)),
-            head=torch.from_numpy(position[rows, heads]),
-            tail=torch.from_numpy(position[rows, tails]),
+            edge_graph=torch.from_numpy(edge_graph.astype(np.int64)),
+            head=torch.from_numpy(position[rows * n + heads].astype(np.int64)),
+            tail=torch.from_numpy(position[rows * n + tails].astype(np.int64)),
             relation=torch.from_numpy(relations.copy()),
             query_edge=torch.from_numpy(query[order]),
             num_graphs=batch,
         )
 
     def _edges(
-        self, keep: np.ndarray, graph_of_node: np.ndarray, entity: np.ndarray, triples: np.ndarray
+        self, flat_keep: np.ndarray, graph_of_node: np.ndarray, entity: np.ndarray, triples: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every graph edge with both ends kept in subgraph ``b``, minus the target edge of ``b``."""
         g = self.graph
-        starts = g.out_ptr[entity]
-        counts = g.out_ptr[entity + 1] - starts
-        total = int(counts.sum())
-        edge_graph = np.repeat(graph_of_node, counts)
-        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        edge_id = g.out_order[np.repeat(starts, counts) + offsets]
-        src, rel, dst = g.heads[edge_id], g.relations[edge_id], g.tails[edge_id]
-        inside = keep[edge_graph, dst]
-        target = triples[edge_graph]
-        is_target = (src == target[:, 0]) & (rel == target[:, 1]) & (dst == target[:, 2])
-        mask = inside & ~is_target
+        positions, edge_graph = _gather(g.out_ptr, entity, graph_of_node)
+        edge_id = g.out_order[positions]
+        dst = g.tails[edge_id]
+        inside = flat_keep[edge_graph * g.num_entities + dst]
+        edge_id, edge_graph, dst = edge_id[inside], edge_graph[inside], dst[inside]
+        src, rel = g.heads[edge_id], g.relations[edge_id]
+        is_target = (src == triples[edge_graph, 0]) & (dst == triples[edge_graph, 2]) & (rel == triples[edge_graph, 1])
+        mask = ~is_target
         return src[mask], rel[mask], dst[mask], edge_graph[mask]
 
-    def _cap_nodes(
-        self, keep: np.ndarray, d_head: np.ndarray, d_tail: np.ndarray, heads: np.ndarray, tails: np.ndarray
-    ) -> np.ndarray:
-        """Keep at most ``max_nodes`` nodes per subgraph, the closest by ``d_h + d_t`` (roots always)."""
-        closeness = np.where(keep, d_head.astype(np.int64) + d_tail.astype(np.int64), np.iinfo(np.int64).max)
-        rows = np.arange(len(heads))
-        closeness[rows, heads] = -1
-        closeness[rows, tails] = -1
+    def _cap_nodes(self, keep: np.ndarray, d_head: np.ndarray, d_tail: np.ndarray) -> np.ndarray:
+        """Keep at most ``max_nodes`` nodes per subgraph, the closest by ``d_h + d_t`` (roots first)."""
         if keep.shape[1] <= self.max_nodes:
             return keep
+        closeness = np.where(keep, d_head.astype(np.int64) + d_tail.astype(np.int64), np.iinfo(np.int64).max)
         cutoff = np.partition(closeness, self.max_nodes - 1, axis=1)[:, self.max_nodes - 1 : self.max_nodes]
-        capped = keep & (closeness <= cutoff)
-        return capped
+        return keep & (closeness <= cutoff)
+
+
+def _gather(indptr: np.ndarray, rows: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``indptr[r] .. indptr[r+1]-1`` for every ``r`` in ``rows``, with the owner of each."""
+    starts = indptr[rows]
+    counts = indptr[rows + 1] - starts
+    total = int(counts.sum())
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + offsets, np.repeat(owner, counts)
 
 
 def _bfs(neighbours: list[list[int]], source: int, blocked: int, hops: int) -> dict[int, int]:

@@ -4,8 +4,8 @@
   local folder, with no download: ``NAME_A.txt``, ``NAME_graph_indicator.txt``, ``NAME_graph_labels.txt`` and
   the optional ``NAME_node_labels.txt`` / ``NAME_node_attributes.txt``. Every malformed line raises a
   :class:`~reprolab.core.errors.DataError` naming the file and the line.
-* :func:`make_hierarchical_communities` generates the embedded default: graphs made of dense communities
-  whose *arrangement* (the community-level graph) decides the class, so the label lives one level up the
+* :func:`make_hierarchical_communities` generates the embedded default: graphs made of ring and clique
+  communities where the class is the *number of ring communities*, so the label lives one level up the
   hierarchy, where a pooling layer is meant to look (paper Sec. 1 and 4.2, "hierarchical structure").
 * :func:`to_dense` pads every graph to ``max_nodes`` with PyG's ``ToDense`` and stacks them into
   ``x [G, N, F]``, ``adj [G, N, N]``, ``mask [G, N]`` (the layout of ``DenseDataLoader``).
@@ -33,7 +33,6 @@ __all__ = [
     "write_tu_dataset",
 ]
 
-META_GRAPHS = ("cycle", "path", "two_triangles", "star")
 
 
 @dataclass
@@ -271,8 +270,11 @@ def _split_graphs(
     return GraphSet(name, graph_edges, graph_x, y, [str(code) for code in codes])
 
 
-def write_tu_dataset(graphs: GraphSet, folder: str | Path, name: str, *, node_labels: Sequence[int] | None = None) -> Path:
-    """Write ``graphs`` in the TU text format (attributes from ``x``); used by tests and by users converting data."""
+def write_tu_dataset(
+    graphs: GraphSet, folder: str | Path, name: str, *, node_labels: Sequence[int] | None = None
+) -> Path:
+    """Write ``graphs`` in the TU text format (attributes from ``x``; class indices as labels when the class
+    names are not integers); used by tests and by users converting their own graphs."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     edge_lines, indicator, attributes, offset = [], [], [], 0
@@ -285,7 +287,7 @@ def write_tu_dataset(graphs: GraphSet, folder: str | Path, name: str, *, node_la
     files = {
         "A": edge_lines,
         "graph_indicator": indicator,
-        "graph_labels": [graphs.class_names[int(c)] for c in graphs.y],
+        "graph_labels": _label_codes(graphs),
         "node_attributes": attributes,
     }
     if node_labels is not None:
@@ -295,49 +297,60 @@ def write_tu_dataset(graphs: GraphSet, folder: str | Path, name: str, *, node_la
     return folder
 
 
+def _label_codes(graphs: GraphSet) -> list[str]:
+    """Graph labels as TU integers: the class names when they are integers, else the class indices."""
+    try:
+        codes = [int(name) for name in graphs.class_names]
+    except ValueError:
+        codes = list(range(graphs.num_classes))
+    return [str(codes[int(c)]) for c in graphs.y]
+
+
 # --------------------------------------------------------------------------------------------------
 # Embedded synthetic default
 # --------------------------------------------------------------------------------------------------
-def meta_graph_edges(kind: str) -> list[tuple[int, int]]:
-    """The community-level graph of each class; every one has 6 communities and degrees 1-3."""
-    if kind == "cycle":
-        return [(i, (i + 1) % 6) for i in range(6)]
-    if kind == "path":
-        return [(i, i + 1) for i in range(5)]
-    if kind == "two_triangles":
-        return [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3), (2, 3)]
-    if kind == "star":
-        return [(0, i) for i in range(1, 4)] + [(1, 4), (2, 5)]
-    raise ValueError(f"unknown meta-graph {kind!r}; valid: {', '.join(META_GRAPHS)}")
+def degree_features(edges: torch.Tensor, num_nodes: int, max_degree: int) -> torch.Tensor:
+    """One-hot node degree, degrees above ``max_degree`` sharing the last slot."""
+    degree = torch.bincount(edges[0], minlength=num_nodes) if edges.numel() else torch.zeros(num_nodes)
+    return torch.nn.functional.one_hot(degree.long().clamp(max=max_degree), max_degree + 1).float()
 
 
 def make_hierarchical_communities(
-    num_graphs: int = 240,
+    num_graphs: int = 480,
     *,
-    classes: Sequence[str] = META_GRAPHS,
-    community_size: tuple[int, int] = (4, 8),
-    p_in: float = 0.8,
-    bridges: int = 1,
-    noise_edges: float = 0.0,
+    num_classes: int = 3,
+    communities: tuple[int, int] = (3, 10),
+    community_size: tuple[int, int] = (4, 6),
     max_degree: int = 10,
     seed: int = 0,
 ) -> GraphSet:
-    """Graphs of six dense communities whose arrangement (the community-level graph) is the class.
+    """Graphs made of communities wired into a random tree; the class is how many communities are rings.
 
-    Each community is an Erdos-Renyi block (``p_in``, size drawn from ``community_size``); two communities
-    adjacent in the class's meta-graph (cycle, path, two triangles joined by an edge, or a tree) are joined
-    by ``bridges`` random edges; ``noise_edges`` adds that fraction of random edges. Node features are the
-    one-hot degree (capped at ``max_degree``), the usual choice for featureless graphs, so the label can
-    only come from structure, and from structure above the community level: every class has the same
-    kind of communities, and the classes differ only in how the six communities are wired together.
+    Graph ``g`` has class ``c = g mod num_classes`` and ``k`` communities (``k`` uniform in ``communities``,
+    at least ``c + 2``) of ``community_size`` nodes each: ``c + 1`` of them are rings (cycles), the rest
+    cliques, in random order. Communities are joined by one random edge per edge of a random tree over
+    them. Node features are the one-hot degree (capped at ``max_degree``), the usual choice for
+    featureless graphs. The label is a count of *communities*, a property one level above the nodes: a
+    flat GNN with a global mean readout sees only the fraction of ring nodes, which overlaps between
+    classes because ``k`` and the community sizes vary, while a pooling layer that groups each
+    community's nodes can count them (paper Sec. 1: pooling "coarsens" graphs into communities).
+    ``clusters[g]`` holds the true community of every node.
     """
+    if num_classes < 1 or communities[0] < 1 or communities[1] < max(communities[0], num_classes + 1):
+        raise ValueError(f"communities={communities} cannot hold {num_classes} ring communities plus one clique")
+    if community_size[0] < 3 or community_size[1] < community_size[0]:
+        raise ValueError(f"community_size: rings need at least 3 nodes, got {community_size}")
     generator = torch.Generator().manual_seed(seed)
     edges_out, x_out, y_out, clusters_out = [], [], [], []
     for g in range(num_graphs):
-        label = g % len(classes)
-        edges, cluster = _one_community_graph(classes[label], community_size, p_in, bridges, noise_edges, generator)
-        x_out.append(degree_features(edges, cluster.shape[0], max_degree))
+        label = g % num_classes
+        low = max(communities[0], label + 2)
+        count = int(torch.randint(low, communities[1] + 1, (1,), generator=generator))
+        rings = torch.zeros(count, dtype=torch.bool)
+        rings[torch.randperm(count, generator=generator)[: label + 1]] = True
+        edges, cluster = _community_tree_graph(rings, community_size, generator)
         edges_out.append(edges)
+        x_out.append(degree_features(edges, cluster.shape[0], max_degree))
         y_out.append(label)
         clusters_out.append(cluster)
     order = torch.randperm(num_graphs, generator=generator).tolist()
@@ -346,49 +359,35 @@ def make_hierarchical_communities(
         [edges_out[i] for i in order],
         [x_out[i] for i in order],
         torch.tensor([y_out[i] for i in order], dtype=torch.long),
-        list(classes),
+        [f"{c + 1} ring(s)" for c in range(num_classes)],
         [clusters_out[i] for i in order],
     )
 
 
-def degree_features(edges: torch.Tensor, num_nodes: int, max_degree: int) -> torch.Tensor:
-    """One-hot node degree, degrees above ``max_degree`` sharing the last slot."""
-    degree = torch.bincount(edges[0], minlength=num_nodes) if edges.numel() else torch.zeros(num_nodes)
-    return torch.nn.functional.one_hot(degree.long().clamp(max=max_degree), max_degree + 1).float()
-
-
-def _one_community_graph(
-    kind: str, size: tuple[int, int], p_in: float, bridges: int, noise: float, generator: torch.Generator
+def _community_tree_graph(
+    rings: torch.Tensor, size: tuple[int, int], generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    sizes = torch.randint(size[0], size[1] + 1, (6,), generator=generator).tolist()
-    cluster = torch.cat([torch.full((s,), c, dtype=torch.long) for c, s in enumerate(sizes)])
+    """One graph: ring or clique communities, joined along a random tree; returns (edges [2, E], cluster)."""
+    count = len(rings)
+    sizes = torch.randint(size[0], size[1] + 1, (count,), generator=generator).tolist()
+    starts = [sum(sizes[:c]) for c in range(count)]
+    cluster = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(sizes)])
     n = cluster.shape[0]
-    same = cluster[:, None] == cluster[None, :]
-    upper = torch.rand(n, n, generator=generator) < p_in
-    adj = torch.triu(upper & same, diagonal=1)
-    starts = [sum(sizes[:c]) for c in range(6)]
-    for a, b in meta_graph_edges(kind):
-        for _ in range(bridges):
-            u = starts[a] + int(torch.randint(sizes[a], (1,), generator=generator))
-            v = starts[b] + int(torch.randint(sizes[b], (1,), generator=generator))
-            adj[min(u, v), max(u, v)] = True
-    if noise > 0:
-        count = int(round(noise * int(adj.sum())))
-        for _ in range(count):
-            u, v = torch.randint(n, (2,), generator=generator).tolist()
-            if u != v:
-                adj[min(u, v), max(u, v)] = True
-    _connect_components(adj, cluster, starts, sizes)
+    adj = torch.zeros(n, n, dtype=torch.bool)
+    for c in range(count):
+        nodes = torch.arange(starts[c], starts[c] + sizes[c])
+        if rings[c]:
+            adj[nodes, nodes.roll(1)] = True
+        else:
+            adj[starts[c] : starts[c] + sizes[c], starts[c] : starts[c] + sizes[c]] = True
+            adj[nodes, nodes] = False
+    for c in range(1, count):
+        parent = int(torch.randint(c, (1,), generator=generator))
+        u = starts[c] + int(torch.randint(sizes[c], (1,), generator=generator))
+        v = starts[parent] + int(torch.randint(sizes[parent], (1,), generator=generator))
+        adj[u, v] = True
     adj = adj | adj.t()
     return adj.nonzero().t().contiguous(), cluster
-
-
-def _connect_components(adj: torch.Tensor, cluster: torch.Tensor, starts: list[int], sizes: list[int]) -> None:
-    """Make each community connected by chaining its nodes where an ER draw left them apart."""
-    for c in range(6):
-        for i in range(starts[c] + 1, starts[c] + sizes[c]):
-            if not (adj[starts[c] : i, i].any() or adj[i, starts[c] : i].any()):
-                adj[i - 1, i] = True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -396,6 +395,8 @@ def _connect_components(adj: torch.Tensor, cluster: torch.Tensor, starts: list[i
 # --------------------------------------------------------------------------------------------------
 def to_dense(graphs: GraphSet, max_nodes: int | None = None) -> DenseGraphs:
     """Pad every graph to ``max_nodes`` with PyG's ``ToDense`` and stack them (the DenseDataLoader layout)."""
+    import warnings
+
     from torch_geometric.data import Data
     from torch_geometric.transforms import ToDense
 
@@ -405,7 +406,9 @@ def to_dense(graphs: GraphSet, max_nodes: int | None = None) -> DenseGraphs:
     transform = ToDense(max_nodes)
     xs, adjs, masks = [], [], []
     for edges, x in zip(graphs.edges, graphs.x):
-        dense = transform(Data(x=x, edge_index=edges, num_nodes=x.shape[0]))
+        with warnings.catch_warnings():  # ToDense builds a sparse tensor; PyG's own invariant warning
+            warnings.simplefilter("ignore", UserWarning)
+            dense = transform(Data(x=x, edge_index=edges, num_nodes=x.shape[0]))
         xs.append(dense.x)
         adjs.append((dense.adj > 0).float())
         masks.append(dense.mask)

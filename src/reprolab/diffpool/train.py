@@ -134,7 +134,7 @@ def train_fold(
             if settings.clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
             optimizer.step()
-            total, batches = total + float(loss), batches + 1
+            total, batches = total + float(loss.detach()), batches + 1
         values = {"loss": total / max(batches, 1)}
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.epochs:
             values.update(val_acc=evaluate(model, val), test_acc=evaluate(model, test))

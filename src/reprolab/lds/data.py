@@ -120,12 +120,16 @@ class _PlanetoidUnpickler(pickle.Unpickler):
     _ALLOWED_BUILTINS = {"object", "list", "dict", "set", "tuple", "int", "float", "long", "str", "bytes", "bytearray"}
 
     def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 protocol-2 pickles store bytes
+            return super().find_class(module, name)
         if not module.startswith(self._ALLOWED_PREFIXES):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         if module in ("__builtin__", "builtins") and name not in self._ALLOWED_BUILTINS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         if module == "__builtin__":
             module = "builtins"
+        if module.startswith("scipy.sparse.") and not module.startswith("scipy.sparse._"):
+            module = "scipy.sparse"  # old private paths such as scipy.sparse.csr are deprecated aliases
         return super().find_class(module, name)
 
 
@@ -189,7 +193,9 @@ def read_planetoid(folder: str | Path, name: str = "cora", *, seed: int = 0) -> 
         raise DataError(f"{paths['graph']}: expected an adjacency dict, got {type(graph).__name__}")
     test_index = _read_test_index(paths["test.index"])
     if len(test_index) != tx.shape[0]:
-        raise DataError(f"{paths['test.index']}: {len(test_index)} indices but {paths['tx'].name} has {tx.shape[0]} rows")
+        raise DataError(
+            f"{paths['test.index']}: {len(test_index)} indices but {paths['tx'].name} has {tx.shape[0]} rows"
+        )
     for path, mat in ((paths["tx"], tx), (paths["allx"], allx)):
         if mat.shape[1] != x.shape[1]:
             raise DataError(f"{path}: {mat.shape[1]} feature columns, {paths['x'].name} has {x.shape[1]}")

@@ -24,7 +24,9 @@ from reprolab.lds.data import GraphData
 from reprolab.lds.model import (
     DifferentiableAdam,
     EdgeDistribution,
+    FactorSink,
     GCNParams,
+    SampledGraph,
     gcn_forward,
     init_gcn,
     normalize_adjacency,
@@ -40,6 +42,7 @@ __all__ = [
     "mean_prediction",
     "train_gcn",
     "train_lds",
+    "train_mlp",
 ]
 
 
@@ -61,12 +64,14 @@ class LDSSettings:
     inner_patience: int = 20  # inner steps without a relative decrease of min_decrease
     min_decrease: float = 1e-3
     init_value: float = 0.0  # added to the initial graph (est_p_edge)
+    es_tiebreak_loss: bool = True  # equal early-stopping accuracy: accept a lower early-stopping loss
 
 
 @dataclass
 class LDSResult:
     es_accuracy: float
     test_accuracy: float
+    es_loss: float
     best_iteration: int
     outer_iterations: int
     hyper_steps: int
@@ -88,29 +93,51 @@ def hypergradient(
     generator: torch.Generator | None,
     *,
     sample: bool = True,
+    engine: str = "factored",
 ) -> tuple[GCNParams, torch.Tensor, list[float]]:
     """tau differentiable inner steps from ``params`` and the gradient of the validation loss in theta.
 
-    Returns the new (detached) weights, d F / d theta (truncated reverse mode, Eq. 7 with the
-    straight-through estimator when ``sample``; with ``sample=False`` the expected graph theta + theta^T
-    is used, which makes the result an exact derivative, as the finite-difference test checks), and the
-    inner losses.
+    Returns the new (detached) weights, d F / d theta on the upper triangle (truncated reverse mode,
+    Eq. 7, with the straight-through estimator for sampled graphs), and the inner losses.
+
+    ``engine="factored"`` (default) runs message passing on sparse samples and accumulates d F / d A as
+    low-rank factors (see :class:`~reprolab.lds.model.FactorSink`); ``engine="dense"`` lets autograd
+    differentiate dense samples. Both give the same numbers. ``sample=False`` uses the expected graph
+    theta + theta^T instead of samples, which makes the result an exact derivative (the finite-difference
+    test checks it).
     """
+    if engine not in ("factored", "dense"):
+        raise ValueError(f"engine must be 'factored' or 'dense', got {engine!r}")
+    factored = sample and engine == "factored"
+    sink = FactorSink()
+    token = torch.zeros((), dtype=dist.theta.dtype, device=dist.theta.device, requires_grad=True)
+
+    def draw() -> torch.Tensor | SampledGraph:
+        if factored:
+            return dist.sample_sparse(generator, token, sink)
+        return dist.sample(generator) if sample else dist.expected()
+
     weights = [p.detach().requires_grad_(True) for p in params.as_list()]
     optimizer.detach_()
     losses = []
     for _ in range(tau):
-        graph = dist.sample(generator) if sample else dist.expected()
+        graph = draw()
         current = GCNParams.from_list(weights)
         logits = gcn_forward(current, data.features, graph, dropout=settings.dropout, generator=generator)
         loss = train_objective(current, logits, data.labels, data.train_mask, settings.l2_reg)
         grads = torch.autograd.grad(loss, weights, create_graph=True)
         weights = optimizer.step(weights, list(grads))
         losses.append(float(loss.detach()))
-    graph = dist.sample(generator) if sample else dist.expected()
-    logits = gcn_forward(GCNParams.from_list(weights), data.features, graph)
+    logits = gcn_forward(GCNParams.from_list(weights), data.features, draw())
     outer = F.cross_entropy(logits[data.val_mask], data.labels[data.val_mask])
-    (grad_theta,) = torch.autograd.grad(outer, dist.theta)
+    if factored:
+        sink.active = True
+        torch.autograd.grad(outer, token)
+        sink.active = False
+        grad_theta = sink.symmetric_gradient(dist.upper).to(dist.theta.dtype)
+    else:
+        (grad_theta,) = torch.autograd.grad(outer, dist.theta)
+        grad_theta = grad_theta * dist.upper
     optimizer.detach_()
     return GCNParams.from_list([w.detach() for w in weights]), grad_theta, losses
 
@@ -120,8 +147,9 @@ def mean_prediction(dist: EdgeDistribution, params: GCNParams, data: GraphData, 
                     generator: torch.Generator | None) -> torch.Tensor:
     """Model output averaged over ``n_sample`` graphs drawn from P_theta (Sec. 3.3)."""
     total = torch.zeros(data.num_nodes, data.num_classes, device=data.features.device)
+    token, sink = torch.zeros((), device=data.features.device), FactorSink()
     for _ in range(n_sample):
-        total += gcn_forward(params, data.features, dist.sample(generator, straight_through=False))
+        total += gcn_forward(params, data.features, dist.sample_sparse(generator, token, sink))
     return total / n_sample
 
 
@@ -134,7 +162,7 @@ def train_lds(
 ) -> LDSResult:
     """Algorithm 1 of the paper with early stopping on the early-stopping set."""
     dist = EdgeDistribution(initial_graph, init_value=settings.init_value)
-    best = LDSResult(-1.0, float("nan"), -1, 0, 0, dist.theta.detach().clone())
+    best = LDSResult(-1.0, float("nan"), float("inf"), -1, 0, 0, dist.theta.detach().clone())
     hyper_steps, waited = 0, 0
     for outer in range(settings.max_outer):
         params = init_gcn(data.features.shape[1], settings.hidden, data.num_classes, generator=generator,
@@ -154,13 +182,15 @@ def train_lds(
                     inner_wait -= 1
         logits = mean_prediction(dist, params, data, settings.n_sample, generator)
         es_acc = _accuracy(logits, data.labels, data.es_mask)
-        record = {"outer": outer, "es_acc": es_acc, "inner_steps": steps, "edges": dist.num_expected_edges(),
-                  "train_loss": best_loss}
+        es_loss = float(F.cross_entropy(logits[data.es_mask], data.labels[data.es_mask]))
+        record = {"outer": outer, "es_acc": es_acc, "es_loss": es_loss, "inner_steps": steps,
+                  "edges": dist.num_expected_edges(), "train_loss": best_loss}
         best.history.append(record)
         if on_iteration is not None:
             on_iteration(record)
-        if es_acc > best.es_accuracy:
-            best.es_accuracy, best.best_iteration = es_acc, outer
+        tie_better = settings.es_tiebreak_loss and es_acc == best.es_accuracy and es_loss < best.es_loss
+        if es_acc > best.es_accuracy or tie_better:
+            best.es_accuracy, best.es_loss, best.best_iteration = es_acc, es_loss, outer
             best.test_accuracy = _accuracy(logits, data.labels, data.test_mask)
             best.theta = dist.theta.detach().clone()
             waited = 0
@@ -211,6 +241,19 @@ def train_gcn(data: GraphData, adjacency: torch.Tensor | None, settings: GCNSett
         if acc > best[0] or (acc == best[0] and loss < best[1]):
             best = (acc, loss, _accuracy(logits, data.labels, data.test_mask))
     return best[0], best[2]
+
+
+def train_mlp(data: GraphData, settings: GCNSettings, generator: torch.Generator,
+              hiddens: tuple[int, ...] = (16, 64), dropouts: tuple[float, ...] = (0.0, 0.5)) -> tuple[float, float]:
+    """Graph-free 2-layer network (the paper's FFNN baseline), width and dropout chosen on validation."""
+    best = (-1.0, float("nan"))
+    for hidden in hiddens:
+        for dropout in dropouts:
+            trial = GCNSettings(hidden, dropout, settings.l2_reg, settings.lr, settings.epochs)
+            result = train_gcn(data, None, trial, generator)
+            if result[0] > best[0]:
+                best = result
+    return best
 
 
 def logistic_regression(data: GraphData, cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)) -> tuple[float, float]:
