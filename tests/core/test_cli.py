@@ -100,3 +100,15 @@ def test_reproduce_api_writes_summary_with_mean_and_std(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## demi" in report and "±" in report
     assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == 2
+
+
+def test_cuda_request_without_a_gpu_is_a_clear_error(tmp_path):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    result = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--device", "cuda", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no CUDA device" in result.output
+    unknown = runner.invoke(app, ["run", "demi", "--device", "tpu", "--out", str(tmp_path / "s")])
+    assert unknown.exit_code == 2 and "valid choices: auto, cpu, cuda" in unknown.output
