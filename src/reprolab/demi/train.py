@@ -89,22 +89,52 @@ def train_estimator(
 
     ``exact_negatives > 0`` trains a :class:`DEMIEstimator` with that many exact conditional negatives.
     """
-    optimizer = torch.optim.Adam(estimator.parameters(), lr=lr)
+
+    def bound_on_fresh_batch() -> Tensor:
+        x, y = benchmark.sample(batch_size, generator, device)
+        return estimate_on_batch(estimator, x, y, benchmark, generator, exact_negatives)
+
+    maximise_bound(
+        sweep,
+        unit,
+        estimator,
+        bound_on_fresh_batch,
+        steps=steps,
+        lr=lr,
+        generator=generator,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+    )
+
+
+def maximise_bound(
+    sweep: Sweep,
+    unit: str,
+    model: nn.Module,
+    bound_on_fresh_batch: Callable[[], Tensor],
+    *,
+    steps: int,
+    lr: float,
+    generator: torch.Generator,
+    checkpoint_every: int = 0,
+    log_every: int = 100,
+) -> None:
+    """Gradient ascent (Adam) on a bound evaluated on a fresh batch each step, resumable through ``sweep``."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def step(_: int) -> dict[str, float]:
-        x, y = benchmark.sample(batch_size, generator, device)
-        estimate = estimate_on_batch(estimator, x, y, benchmark, generator, exact_negatives)
+        estimate = bound_on_fresh_batch()
         optimizer.zero_grad(set_to_none=True)
         (-estimate).backward()
         optimizer.step()
         return {"train_estimate": estimate.item()}
 
-    estimator.train()
+    model.train()
     sweep.train(
         unit,
         steps=steps,
         step_fn=step,
-        model=estimator,
+        model=model,
         optimizer=optimizer,
         generator=generator,
         checkpoint_every=checkpoint_every,
@@ -232,24 +262,17 @@ def train_digits_encoder(
     device: torch.device,
     checkpoint_every: int = 0,
 ) -> None:
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-
-    def step(_: int) -> dict[str, float]:
+    def bound_on_fresh_batch() -> Tensor:
         x, y = data.batch(batch_size, generator)
-        estimate = model(x.to(device), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        (-estimate).backward()
-        optimizer.step()
-        return {"train_estimate": estimate.item()}
+        return model(x.to(device), y.to(device))
 
-    model.train()
-    sweep.train(
+    maximise_bound(
+        sweep,
         unit,
+        model,
+        bound_on_fresh_batch,
         steps=steps,
-        step_fn=step,
-        model=model,
-        optimizer=optimizer,
+        lr=lr,
         generator=generator,
         checkpoint_every=checkpoint_every,
-        log_every=100,
     )
