@@ -1,0 +1,173 @@
+"""The two evaluation protocols users argue about, stated explicitly.
+
+1. **GraIL's sampled protocol** (GraIL Sec. 4.1; CoMPILE uses the same code):
+   * AUC-PR: each test triple against *one* negative made by corrupting its head or its tail;
+     ``sklearn.metrics.average_precision_score`` over the positives and negatives;
+   * Hits@10 (and MRR): each test triple ranked against 50 heads and, separately, 50 tails drawn
+     uniformly without replacement from the inductive graph's entities, excluding corruptions that are
+     known true triples. Negatives are seeded and the whole protocol is repeated ``samplings`` times;
+     the mean, standard deviation, min and max over samplings are reported, because one draw of 50
+     negatives can move Hits@10 a lot (PAPERS.md: 0.14 to 0.74 over ten re-evaluations of one CoMPILE
+     checkpoint).
+2. **Filtered full ranking**: each test triple ranked against *every* entity of the inductive graph as
+   head and as tail, with every other known true triple (support graph + valid + test) removed from the
+   candidates (Bordes et al. 2013 'filtered' setting). Reports MRR, Hits@1 and Hits@10.
+
+Ranks are 'realistic': ``1 + #(better) + #(tied) / 2``, so a model that gives every candidate the same
+score does not get rank 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FullRankingResult",
+    "SampledProtocol",
+    "full_ranking",
+    "realistic_rank",
+    "reversal_auc",
+    "sample_protocol",
+    "sampled_metrics",
+]
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def realistic_rank(true_score: float, candidate_scores: np.ndarray) -> float:
+    """``1 + #(candidates scoring higher) + #(ties) / 2`` (candidates exclude the true triple)."""
+    better = float(np.sum(candidate_scores > true_score))
+    ties = float(np.sum(candidate_scores == true_score))
+    return 1.0 + better + 0.5 * ties
+
+
+@dataclass
+class SampledProtocol:
+    """One draw of GraIL's negatives for ``T`` test triples.
+
+    ``auc_negatives``: ``T x 3``; ``head_candidates`` / ``tail_candidates``: ``T x num_negatives``
+    entity ids (``-1`` pads rows that had fewer valid corruptions).
+    """
+
+    test: np.ndarray
+    auc_negatives: np.ndarray
+    head_candidates: np.ndarray
+    tail_candidates: np.ndarray
+
+    def ranking_triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All triples to score: (corrupted-head triples, corrupted-tail triples, their validity mask)."""
+        t, k = self.head_candidates.shape
+        heads = np.repeat(self.test[:, None, :], k, axis=1).copy()
+        heads[:, :, 0] = np.maximum(self.head_candidates, 0)
+        tails = np.repeat(self.test[:, None, :], k, axis=1).copy()
+        tails[:, :, 2] = np.maximum(self.tail_candidates, 0)
+        return heads.reshape(-1, 3), tails.reshape(-1, 3), np.stack([self.head_candidates, self.tail_candidates]) >= 0
+
+
+def sample_protocol(
+    test: np.ndarray, entities: np.ndarray, known: set[tuple[int, int, int]], rng: np.random.Generator,
+    *, num_negatives: int = 50,
+) -> SampledProtocol:
+    """Draw the AUC negatives and the ranking candidates of GraIL's protocol (filtered against ``known``)."""
+    test = np.asarray(test, dtype=np.int64).reshape(-1, 3)
+    auc_neg = test.copy()
+    head_cand = np.full((len(test), num_negatives), -1, dtype=np.int64)
+    tail_cand = np.full((len(test), num_negatives), -1, dtype=np.int64)
+    for i, (h, r, t) in enumerate(test.tolist()):
+        for column, cand in ((0, head_cand), (2, tail_cand)):
+            order = rng.permutation(entities)
+            chosen = []
+            for e in order.tolist():
+                triple = (e, r, t) if column == 0 else (h, r, e)
+                if triple != (h, r, t) and triple not in known:
+                    chosen.append(e)
+                    if len(chosen) == num_negatives:
+                        break
+            cand[i, : len(chosen)] = chosen
+        side = 0 if rng.random() < 0.5 else 2
+        pool = head_cand[i] if side == 0 else tail_cand[i]
+        pool = pool[pool >= 0]
+        if len(pool) == 0:  # no valid corruption on this side: use the other one
+            side = 2 - side
+            pool = (head_cand if side == 0 else tail_cand)[i]
+            pool = pool[pool >= 0]
+        auc_neg[i, side] = pool[0] if len(pool) else auc_neg[i, side]
+    return SampledProtocol(test, auc_neg, head_cand, tail_cand)
+
+
+def sampled_metrics(protocol: SampledProtocol, score: Scorer) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """AUC-PR, ROC-AUC, MRR and Hits@1/10 of one protocol draw; also the positive and negative scores."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    pos = score(protocol.test)
+    neg = score(protocol.auc_negatives)
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    values = np.concatenate([pos, neg])
+    head_triples, tail_triples, valid = protocol.ranking_triples()
+    t, k = protocol.head_candidates.shape
+    head_scores = score(head_triples).reshape(t, k)
+    tail_scores = score(tail_triples).reshape(t, k)
+    ranks = []
+    for i in range(t):
+        ranks.append(realistic_rank(pos[i], head_scores[i][valid[0, i]]))
+        ranks.append(realistic_rank(pos[i], tail_scores[i][valid[1, i]]))
+    ranks_arr = np.asarray(ranks)
+    metrics = {
+        "auc_pr": float(average_precision_score(labels, values)),
+        "auc_roc": float(roc_auc_score(labels, values)),
+        "mrr": float(np.mean(1.0 / ranks_arr)),
+        "hits1": float(np.mean(ranks_arr <= 1)),
+        "hits10": float(np.mean(ranks_arr <= 10)),
+    }
+    return metrics, pos, neg
+
+
+@dataclass
+class FullRankingResult:
+    mrr: float
+    hits1: float
+    hits10: float
+    ranks: np.ndarray
+
+
+def full_ranking(
+    test: np.ndarray, num_entities: int, all_true: set[tuple[int, int, int]], score: Scorer
+) -> FullRankingResult:
+    """Filtered ranking of every test triple against all entities as head and as tail."""
+    test = np.asarray(test, dtype=np.int64).reshape(-1, 3)
+    entities = np.arange(num_entities)
+    groups = []
+    for h, r, t in test.tolist():
+        for column in (0, 2):
+            candidates = np.repeat(np.array([[h, r, t]], dtype=np.int64), num_entities, axis=0)
+            candidates[:, column] = entities
+            keep = np.array([tuple(row) not in all_true for row in candidates.tolist()], dtype=bool)
+            groups.append(np.concatenate([[[h, r, t]], candidates[keep]]))
+    scores = score(np.concatenate(groups))
+    ranks = []
+    start = 0
+    for group in groups:
+        chunk = scores[start : start + len(group)]
+        ranks.append(realistic_rank(chunk[0], chunk[1:]))
+        start += len(group)
+    ranks_arr = np.asarray(ranks)
+    return FullRankingResult(
+        mrr=float(np.mean(1.0 / ranks_arr)),
+        hits1=float(np.mean(ranks_arr <= 1)),
+        hits10=float(np.mean(ranks_arr <= 10)),
+        ranks=ranks_arr,
+    )
+
+
+def reversal_auc(triples: np.ndarray, score: Scorer) -> float:
+    """ROC-AUC of true triples ``(h, r, t)`` against their reversals ``(t, r, h)`` (1 = always separated)."""
+    from sklearn.metrics import roc_auc_score
+
+    triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
+    reversed_ = triples[:, [2, 1, 0]]
+    pos, neg = score(triples), score(reversed_)
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    return float(roc_auc_score(labels, np.concatenate([pos, neg])))

@@ -1,0 +1,327 @@
+"""The CoMPILE experiment body: load the split, train GraIL and CoMPILE, evaluate both protocols, report."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from reprolab.compile_kg.data import FAMILY_INVERSE_PAIRS, InductiveSplit, family_inductive_split, load_grail_split
+from reprolab.compile_kg.evaluate import full_ranking, reversal_auc, sample_protocol, sampled_metrics
+from reprolab.compile_kg.experiment import CompileConfig, _grail_info, dataset_tag
+from reprolab.compile_kg.model import build_model
+from reprolab.compile_kg.subgraph import SubgraphExtractor
+from reprolab.compile_kg.train import ExtractionCache, score_triples, train_model
+from reprolab.core.data import require_dataset
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["load_split", "make_extractor", "make_model", "run_compile"]
+
+LABELS = {"grail": "GraIL", "compile": "CoMPILE"}
+
+
+def load_split(config: CompileConfig, ctx: RunContext | None = None) -> InductiveSplit:
+    if config.dataset == "family":
+        return family_inductive_split(
+            train_families=config.train_families, ind_families=config.ind_families,
+            held_out=config.held_out, missing=config.missing_facts, seed=config.data_seed,
+        )
+    info = _grail_info(config.dataset)
+    root = require_dataset(info, ctx.data_home if ctx is not None else None)
+    return load_grail_split(root, config.dataset)
+
+
+def make_extractor(config: CompileConfig, model: str, split: InductiveSplit, *, inductive: bool) -> SubgraphExtractor:
+    """GraIL cuts undirected enclosing subgraphs; CoMPILE directed ones (when ``compile_directed``)."""
+    graph = split.ind_graph if inductive else split.train_graph
+    directed = model == "compile" and config.compile_directed
+    return SubgraphExtractor(
+        graph, hops=config.hops, directed=directed, mode=config.grail_mode,
+        add_query_edge=config.add_query_edge, max_nodes=config.max_nodes,
+    )
+
+
+def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.nn.Module:
+    num_labels = config.hops + 2
+    if model == "grail":
+        return build_model(
+            "grail", num_relations, num_labels, emb_dim=config.emb_dim, rel_emb_dim=config.rel_emb_dim,
+            attn_rel_emb_dim=config.attn_rel_emb_dim, num_layers=config.num_layers, num_bases=config.num_bases,
+            edge_dropout=config.edge_dropout,
+        )
+    return build_model(
+        "compile", num_relations, num_labels, emb_dim=config.emb_dim, depth=config.num_layers,
+        dropout=config.compile_dropout,
+    )
+
+
+def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
+    previous = torch.get_num_threads()
+    if config.threads > 0:  # the models are small: extra threads only contend for a shared CPU
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(config, ctx)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
+    split = load_split(config, ctx)
+    ctx.note(f"Dataset {split.name}: " + ", ".join(f"{k} {v}" for k, v in split.summary().items()) + ".")
+    steps = _steps(config, split)
+    sweep = Sweep(ctx)
+    protocols = _protocols(config, ctx, split)
+    reversal_triples = _reversal_triples(split)
+    cache = ExtractionCache()  # the inductive split's evaluation subgraphs, shared by the repeats of a model
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in config.models:
+        results[name] = []
+        for repeat in range(config.repeats):
+            model = _trained_model(config, ctx, sweep, split, name, repeat, steps)
+            unit = f"eval/{name}/{repeat}"
+            if not sweep.is_done(unit):
+                sweep.complete(
+                    unit, _evaluate(config, split, name, model, protocols, reversal_triples, ctx.device, cache)
+                )
+            results[name].append(sweep.result(unit))
+    metrics = _metrics(config, split, results)
+    if config.targeted_steps > 0 and len(reversal_triples):
+        metrics.update(_targeted_asymmetry_test(config, ctx, sweep, split, reversal_triples))
+    _report(config, ctx, results)
+    return metrics
+
+
+def _steps(config: CompileConfig, split: InductiveSplit) -> int:
+    if config.epochs > 0:
+        return int(config.epochs * math.ceil(len(split.train_targets) / config.batch_size))
+    return config.steps
+
+
+def _targeted_asymmetry_test(
+    config: CompileConfig, ctx: RunContext, sweep: Sweep, split: InductiveSplit, reversal_triples: np.ndarray
+) -> dict[str, float]:
+    """Train each model once more with reversed triples among its negatives; ROC-AUC true vs reversed.
+
+    With random corruptions alone a reversal is almost never a training negative, so no model is asked to
+    tell ``(h, r, t)`` from ``(t, r, h)``. Here ``targeted_reversal_rate`` of the negatives are reversals
+    (where false), so the test measures whether the architecture *can* represent the direction.
+    """
+    metrics: dict[str, float] = {}
+    for name in config.models:
+        unit = f"targeted/{name}"
+        if not sweep.is_done(unit):
+            model = _trained_model(
+                config, ctx, sweep, split, name, 0, config.targeted_steps, prefix="train_targeted",
+                reversal_rate=config.targeted_reversal_rate,
+            )
+            extractor = make_extractor(config, name, split, inductive=True)
+
+            def score(triples: np.ndarray, model: torch.nn.Module = model, extractor=extractor) -> np.ndarray:
+                return score_triples(model, extractor, triples, batch_size=config.eval_batch_size, device=ctx.device)
+
+            sweep.complete(unit, {"reversal_auc": reversal_auc(reversal_triples, score)})
+        metrics[f"reversal_auc_targeted_{name}"] = float(sweep.result(unit)["reversal_auc"])
+    return metrics
+
+
+def _trained_model(
+    config: CompileConfig, ctx: RunContext, sweep: Sweep, split: InductiveSplit, name: str, repeat: int, steps: int,
+    *, prefix: str = "train", reversal_rate: float = 0.0,
+) -> torch.nn.Module:
+    unit = f"{prefix}/{name}/{repeat}"
+    torch.manual_seed(ctx.seed_for(unit, "init"))
+    model = make_model(config, name, split.num_relations).to(ctx.device)
+    if sweep.is_done(unit):
+        model.load_state_dict(sweep.result(unit)["state"])
+        return model
+    train_model(
+        sweep, unit, model, split.train_graph, split.train_targets,
+        make_extractor(config, name, split, inductive=False),
+        steps=steps, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+        margin=config.margin, generator=ctx.generator(unit, "train", device="cpu"), device=ctx.device,
+        checkpoint_every=config.checkpoint_every, reversal_rate=reversal_rate,
+        noise_seed=ctx.seed_for(unit, "dropout"),
+    )
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    sweep.complete(unit, {"state": state, "steps": steps})
+    return model
+
+
+def _protocols(config: CompileConfig, ctx: RunContext, split: InductiveSplit) -> list[Any]:
+    """The seeded negative draws of GraIL's protocol, shared by both models."""
+    entities = np.arange(split.ind_graph.num_entities)
+    known = split.ind_all_true()
+    return [
+        sample_protocol(
+            split.ind_test, entities, known, np.random.default_rng(ctx.seed_for("protocol", s)),
+            num_negatives=config.num_negatives,
+        )
+        for s in range(config.samplings)
+    ]
+
+
+def _reversal_triples(split: InductiveSplit) -> np.ndarray:
+    """Held-out triples (valid + test) of the inductive graph whose reversal is false.
+
+    On the family KG only those of the inverse-pair relations (father_of/son_of, husband_of/wife_of).
+    """
+    known = split.ind_all_true()
+    held_out = np.concatenate([split.ind_valid, split.ind_test])
+    asym = np.array([(t, r, h) not in known and h != t for h, r, t in held_out.tolist()], dtype=bool)
+    if split.name == "family":
+        wanted = {split.relation_names.index(n) for pair in FAMILY_INVERSE_PAIRS for n in pair}
+        asym &= np.isin(held_out[:, 1], list(wanted))
+    return held_out[asym]
+
+
+def _evaluate(
+    config: CompileConfig, split: InductiveSplit, name: str, model: torch.nn.Module, protocols: list[Any],
+    reversal_triples: np.ndarray, device: torch.device, extraction_cache: ExtractionCache | None = None,
+) -> dict[str, Any]:
+    extractor = make_extractor(config, name, split, inductive=True)
+    cache_key = "directed" if extractor.directed else "undirected"
+    cache: dict[tuple[int, int, int], float] = {}
+
+    def score(triples: np.ndarray) -> np.ndarray:
+        """Scores, memoised: the sampled candidates are a subset of the full-ranking ones, scored once."""
+        keys = [tuple(row) for row in np.asarray(triples).tolist()]
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if missing:
+            values = score_triples(
+                model, extractor, np.array(missing, dtype=np.int64), batch_size=config.eval_batch_size,
+                device=device, cache=extraction_cache, cache_key=cache_key,
+            )
+            cache.update(zip(missing, values.tolist()))
+        return np.array([cache[k] for k in keys])
+
+    result: dict[str, Any] = {}
+    if config.full_ranking:
+        test = split.ind_test
+        if config.full_ranking_max_triples:
+            test = test[: config.full_ranking_max_triples]
+        full = full_ranking(test, split.ind_graph.num_entities, split.ind_all_true(), score)
+        result["full"] = {"mrr": full.mrr, "hits1": full.hits1, "hits10": full.hits10}
+    per_sampling = []
+    pos_scores: list[float] = []
+    neg_scores: list[float] = []
+    for index, protocol in enumerate(protocols):
+        values, pos, neg = sampled_metrics(protocol, score)
+        per_sampling.append(values)
+        if index == 0:
+            pos_scores, neg_scores = pos.tolist(), neg.tolist()
+    result.update({"per_sampling": per_sampling, "pos_scores": pos_scores, "neg_scores": neg_scores})
+    if len(reversal_triples):
+        result["reversal_auc"] = reversal_auc(reversal_triples, score)
+    return result
+
+
+def _metrics(
+    config: CompileConfig, split: InductiveSplit, results: dict[str, list[dict[str, Any]]]
+) -> dict[str, float]:
+    """Means over repeats of the per-repeat means over samplings; spreads over samplings and over repeats."""
+    metrics: dict[str, float] = {}
+    for name, repeats in results.items():
+        for key in ("auc_pr", "auc_roc", "mrr", "hits1", "hits10"):
+            values = np.array([[s[key] for s in r["per_sampling"]] for r in repeats])  # repeats x samplings
+            base = key if key in ("auc_pr", "auc_roc") else f"{key}_sampled"
+            metrics[f"{base}_{name}"] = float(values.mean())
+            metrics[f"{base}_{name}_std"] = float(values.std(axis=1).mean())  # spread over negative draws
+            metrics[f"{base}_{name}_seed_std"] = float(values.mean(axis=1).std())  # spread over repeats
+            if key == "hits10":
+                metrics[f"{base}_{name}_min"] = float(values.min())
+                metrics[f"{base}_{name}_max"] = float(values.max())
+        if all("reversal_auc" in r for r in repeats):
+            values = np.array([r["reversal_auc"] for r in repeats])
+            metrics[f"reversal_auc_{name}"] = float(values.mean())
+            metrics[f"reversal_auc_{name}_seed_std"] = float(values.std())
+        if all("full" in r for r in repeats):
+            for key in ("mrr", "hits1", "hits10"):
+                values = np.array([r["full"][key] for r in repeats])
+                metrics[f"{key}_full_{name}"] = float(values.mean())
+                metrics[f"{key}_full_{name}_seed_std"] = float(values.std())
+    if split.name != "family":
+        tag = dataset_tag(split.name)
+        for name in results:
+            for key in ("auc_pr", "hits10_sampled"):
+                metrics[f"{tag}_{key}_{name}"] = metrics[f"{key}_{name}"]
+    return metrics
+
+
+def _report(config: CompileConfig, ctx: RunContext, results: dict[str, list[dict[str, Any]]]) -> None:
+    rows = []
+    for name, repeats in results.items():
+        for index, result in enumerate(repeats):
+            rows.append(_table_row(f"{LABELS[name]} #{index}", result))
+    ctx.add_table(
+        f"Inductive test graph ({config.dataset}), one row per trained model; sampled: {config.samplings} draws "
+        f"of 1 (AUC-PR) and {config.num_negatives} (ranking) negatives, mean ± std over draws; full: filtered "
+        "ranking over all entities; reversal: ROC-AUC of held-out triples vs their reversals",
+        ["model", "AUC-PR", "Hits@10 (50 neg.)", "MRR (50 neg.)", "MRR (full)", "Hits@1 (full)",
+         "Hits@10 (full)", "reversal ROC-AUC"],
+        rows,
+    )
+    _plot_training(ctx, list(results))
+    _plot_scores(ctx, {name: repeats[0] for name, repeats in results.items()})
+
+
+def _table_row(label: str, result: dict[str, Any]) -> list[str]:
+    per = result["per_sampling"]
+
+    def spread(key: str) -> str:
+        values = np.array([s[key] for s in per])
+        return f"{values.mean():.3f} ± {values.std():.3f}"
+
+    full = result.get("full", {})
+    return [
+        label, spread("auc_pr"), spread("hits10"), spread("mrr"),
+        f"{full['mrr']:.3f}" if full else "-", f"{full['hits1']:.3f}" if full else "-",
+        f"{full['hits10']:.3f}" if full else "-",
+        f"{result['reversal_auc']:.3f}" if "reversal_auc" in result else "-",
+    ]
+
+
+def _plot_training(ctx: RunContext, models: list[str]) -> None:
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    with open(ctx.metrics_path, encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            unit = str(record.get("unit", ""))
+            if unit.startswith("train/") and "loss" in record:
+                steps, losses = curves.setdefault(unit[6:], ([], []))
+                steps.append(int(record["step"]))
+                losses.append(float(record["loss"]))
+    fig, ax = new_figure(size=(6.0, 4.0))
+    colours = {"grail": "tab:blue", "compile": "tab:orange"}
+    for key, (steps, losses) in sorted(curves.items()):
+        name, _, repeat = key.partition("/")
+        if name in models:
+            label = LABELS[name] if repeat in ("", "0") else None
+            ax.plot(steps, losses, color=colours[name], alpha=0.8, linewidth=1, label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("margin ranking loss per positive")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_title("Training curves (one line per repeat)")
+    ax.legend()
+    save_figure(fig, ctx.figure_path("training_curves"))
+
+
+def _plot_scores(ctx: RunContext, results: dict[str, dict[str, Any]]) -> None:
+    """Histograms of test-positive and sampled-negative scores (first repeat, first draw)."""
+    fig, axes = new_figure(ncols=len(results), size=(5.0, 3.8))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (name, result) in zip(axes, results.items()):
+        pos, neg = np.asarray(result["pos_scores"]), np.asarray(result["neg_scores"])
+        bins = np.linspace(min(pos.min(), neg.min()), max(pos.max(), neg.max()), 30)
+        ax.hist(pos, bins=bins, alpha=0.6, label="test positives")
+        ax.hist(neg, bins=bins, alpha=0.6, label="sampled negatives")
+        ax.set_title(f"{LABELS[name]} scores")
+        ax.set_xlabel("score")
+        ax.legend(fontsize=8)
+    save_figure(fig, ctx.figure_path("score_distributions"))
