@@ -1,0 +1,322 @@
+"""The LDS experiment body: kNN-LDS vs baselines on the tables, LDS vs GCN on Cora with edges removed."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import statistics
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from reprolab.core.data import require_dataset
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+from reprolab.lds.data import GraphData, knn_graph, load_uci, read_planetoid, remove_edges
+from reprolab.lds.experiment import CORA, PAPER_CORA_LDS, PAPER_TABLE_ACCURACY, LDSConfig
+from reprolab.lds.train import GCNSettings, LDSSettings, logistic_regression, train_gcn, train_lds, train_mlp
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["run_lds"]
+
+LARGE_TABLE = 1000  # rows above which ``large_table_seeds`` applies
+HIST_BINS = 20
+SMALL_THETA = 600  # keep theta in the results only for graphs this small (for the adjacency picture)
+SINGLE_THREAD_NODES = 2000  # below this, n x n kernels are too small to gain from intra-op threads
+
+
+@contextlib.contextmanager
+def _threads_for(num_nodes: int, device: torch.device) -> Iterator[None]:
+    """Run small CPU problems on one thread: thread start-up costs more than the kernels, and on a shared
+    machine two spinning threads made a 178-node step 15x slower (docs/lds.md). Restored afterwards."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and num_nodes <= SINGLE_THREAD_NODES:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_lds(config: LDSConfig, ctx: RunContext) -> dict[str, float]:
+    sweep = Sweep(ctx)
+    metrics: dict[str, float] = {}
+    table_results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name in config.tables:
+        table_results[name] = _run_table(config, ctx, sweep, name)
+        metrics.update(_table_metrics(name, table_results[name]))
+    if table_results:
+        _report_tables(ctx, table_results, metrics)
+        _plot_edge_histograms(ctx, table_results)
+        _plot_adjacency(ctx, config, table_results)
+    if config.cora:
+        metrics.update(_run_cora(config, ctx, sweep))
+    return metrics
+
+
+def _settings(config: LDSConfig, tau: int, outer_lr: float) -> LDSSettings:
+    return LDSSettings(
+        hidden=config.hidden, dropout=config.dropout, l2_reg=config.l2_reg, inner_lr=config.inner_lr, tau=tau,
+        outer_lr=outer_lr, n_sample=config.n_sample, patience=config.patience, max_outer=config.max_outer,
+        inner_max_steps=config.inner_max_steps, inner_patience=config.inner_patience,
+        es_tiebreak_loss=config.es_tiebreak_loss,
+    )
+
+
+def _gcn_settings(config: LDSConfig) -> GCNSettings:
+    return GCNSettings(hidden=config.hidden, dropout=config.dropout, l2_reg=config.l2_reg, epochs=config.gcn_epochs)
+
+
+def _split_seed(ctx: RunContext, *keys: Any) -> int:
+    return ctx.seed_for(*keys) % (2**31)
+
+
+# --------------------------------------------------------------------------------------- tables
+def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {"baselines": [], "lds": []}
+    probe = load_uci(name, 0)
+    n_seeds = config.seeds if probe.num_nodes <= LARGE_TABLE else config.large_table_seeds
+    for index in range(n_seeds):
+        data = load_uci(name, _split_seed(ctx, name, "split", index)).to(ctx.device)
+        unit = f"{name}/s{index}/baselines"
+        if not sweep.is_done(unit):
+            with _threads_for(data.num_nodes, ctx.device):
+                sweep.complete(unit, _table_baselines(config, ctx, data, unit))
+        results["baselines"].append(sweep.result(unit))
+        ctx.log(unit=unit, **{k: v for k, v in sweep.result(unit).items() if isinstance(v, float)})
+        unit = f"{name}/s{index}/lds"
+        if not sweep.is_done(unit):
+            with _threads_for(data.num_nodes, ctx.device):
+                sweep.complete(unit, _table_lds(config, ctx, data, unit))
+        results["lds"].append(sweep.result(unit))
+        ctx.log(unit=unit, acc=sweep.result(unit)["acc"], es_acc=sweep.result(unit)["es_acc"])
+    return results
+
+
+def _knn_grid(config: LDSConfig) -> list[tuple[int, str]]:
+    return list(itertools.product(config.knn_ks, config.knn_metrics))
+
+
+def _table_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -> dict[str, Any]:
+    gcn = _gcn_settings(config)
+    _, logreg = logistic_regression(data)
+    _, mlp = train_mlp(data, gcn, ctx.generator(unit, "mlp"))
+    best = (-1.0, float("nan"), "")
+    for k, metric in _knn_grid(config):
+        graph = knn_graph(data.features.cpu(), k, metric).to(ctx.device)
+        select, test = train_gcn(data, graph, gcn, ctx.generator(unit, "knn_gcn", k, metric))
+        if select > best[0]:
+            best = (select, test, f"k={k} {metric}")
+    return {"logreg": 100 * logreg, "mlp": 100 * mlp, "knn_gcn": 100 * best[1], "knn_gcn_choice": best[2]}
+
+
+def _table_lds(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -> dict[str, Any]:
+    best: dict[str, Any] = {"es_acc": -1.0}
+    for k, metric, tau, outer_lr in itertools.product(config.knn_ks, config.knn_metrics, config.taus, config.outer_lrs):
+        graph = knn_graph(data.features.cpu(), k, metric).to(ctx.device)
+        choice = f"k={k} {metric} tau={tau} outer_lr={outer_lr:g}"
+        result = train_lds(
+            data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, k, metric, tau, outer_lr),
+            on_iteration=lambda record, choice=choice: ctx.log(unit=unit, choice=choice, **record),
+        )
+        if 100 * result.es_accuracy > best["es_acc"]:
+            best = {
+                "es_acc": 100 * result.es_accuracy, "acc": 100 * result.test_accuracy, "choice": choice,
+                "k": k, "metric": metric, "tau": tau, "outer_lr": outer_lr, "outer_iterations": result.outer_iterations,
+                "hyper_steps": result.hyper_steps, **_theta_summary(result.theta, graph),
+            }
+    if data.name in config.frozen_control:
+        # Control: the same protocol with theta frozen at the kNN graph (outer lr 0), to separate what the
+        # learned structure adds from what LDS's training recipe (sampling, Adam 0.02, stopping) adds.
+        graph = knn_graph(data.features.cpu(), best["k"], best["metric"]).to(ctx.device)
+        frozen = train_lds(data, graph, _settings(config, best["tau"], 0.0), ctx.generator(unit, "frozen"))
+        best["acc_frozen"] = 100 * frozen.test_accuracy
+    return best
+
+
+def _theta_summary(theta: torch.Tensor, graph: torch.Tensor) -> dict[str, Any]:
+    """Histograms of learned edge probabilities on initial edges and non-edges (upper triangle)."""
+    n = theta.shape[0]
+    upper = torch.ones(n, n, dtype=torch.bool, device=theta.device).triu(1)
+    values = theta[upper].cpu().numpy()
+    was_edge = graph[upper].cpu().numpy() > 0
+    bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    summary: dict[str, Any] = {
+        "hist_edges": np.histogram(values[was_edge], bins)[0].tolist(),
+        "hist_non_edges": np.histogram(values[~was_edge], bins)[0].tolist(),
+        "expected_edges": float(values.sum()),
+        "initial_edges": float(was_edge.sum()),
+    }
+    if n <= SMALL_THETA:
+        summary["theta"] = theta.cpu()
+    return summary
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and std, rounded to 1e-6 % so that equal accuracies (same correct counts) compare equal."""
+    std = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return round(statistics.fmean(values), 6), round(std, 6)
+
+
+def _table_metrics(name: str, results: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if not results["lds"]:
+        return metrics
+    for method in ("logreg", "mlp", "knn_gcn"):
+        metrics[f"{name}_acc_{method}"], metrics[f"{name}_std_{method}"] = _mean_std(
+            [r[method] for r in results["baselines"]]
+        )
+    metrics[f"{name}_acc_lds"], metrics[f"{name}_std_lds"] = _mean_std([r["acc"] for r in results["lds"]])
+    if all("acc_frozen" in r for r in results["lds"]):
+        metrics[f"{name}_acc_lds_frozen_theta"], metrics[f"{name}_std_lds_frozen_theta"] = _mean_std(
+            [r["acc_frozen"] for r in results["lds"]]
+        )
+    metrics[f"{name}_acc_graph_free_best"] = max(metrics[f"{name}_acc_logreg"], metrics[f"{name}_acc_mlp"])
+    metrics[f"{name}_seeds"] = float(len(results["lds"]))
+    return metrics
+
+
+def _report_tables(ctx: RunContext, results: dict[str, dict[str, list[dict[str, Any]]]],
+                   metrics: dict[str, float]) -> None:
+    rows = []
+    for name in results:
+        if not results[name]["lds"]:
+            continue
+        cells = [f"{metrics[f'{name}_acc_{m}']:.1f} ± {metrics[f'{name}_std_{m}']:.1f}"
+                 if f"{name}_acc_{m}" in metrics else "—"
+                 for m in ("logreg", "mlp", "knn_gcn", "lds_frozen_theta", "lds")]
+        rows.append([name, int(metrics[f"{name}_seeds"]), *cells, PAPER_TABLE_ACCURACY[name]])
+    ctx.add_table(
+        "Test accuracy (%, mean ± std over seeds) without a given graph",
+        ["table", "seeds", "LogReg", "MLP", "kNN-GCN", "LDS recipe, θ frozen", "kNN-LDS (ours)", "kNN-LDS (paper)"],
+        rows,
+    )
+    for name in results:
+        if f"{name}_acc_lds_frozen_theta" in metrics:
+            gain = metrics[f"{name}_acc_lds"] - metrics[f"{name}_acc_lds_frozen_theta"]
+            ctx.note(
+                f"{name}: learning theta changed test accuracy by {gain:+.2f} points against the same LDS recipe "
+                "with theta frozen at the kNN graph; the rest of kNN-LDS's margin over kNN-GCN comes from the "
+                "training recipe (Adam 0.02, inner/outer stopping rules, early-stopping selection)."
+            )
+        for index, res in enumerate(results[name]["lds"]):
+            ctx.note(
+                f"{name} seed {index}: LDS chose {res['choice']}, {res['outer_iterations']} outer iterations, "
+                f"{res['hyper_steps']} hypergradient steps; expected edges {res['expected_edges']:.0f} "
+                f"(initial kNN graph: {res['initial_edges']:.0f})."
+            )
+
+
+def _plot_edge_histograms(ctx: RunContext, results: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    names = [name for name in results if results[name]["lds"]]
+    fig, axes = new_figure(ncols=len(names), size=(4.0, 3.4))
+    axes = np.atleast_1d(axes).ravel()
+    bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    for ax, name in zip(axes, names):
+        res = results[name]["lds"][0]
+        for key, label in (("hist_non_edges", "initial non-edges"), ("hist_edges", "initial kNN edges")):
+            counts = np.asarray(res[key], dtype=float)
+            ax.stairs(np.maximum(counts, 0.5), bins, baseline=0.5, fill=True, alpha=0.55, label=label)
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
+        ax.set_xlabel("learned edge probability θ_ij")
+        ax.set_title(f"{name} (seed 0)")
+    axes[0].set_ylabel("node pairs")
+    axes[0].legend(fontsize=8)
+    save_figure(fig, ctx.figure_path("edge_probabilities"))
+
+
+def _plot_adjacency(ctx: RunContext, config: LDSConfig, results: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    small = [name for name in results if results[name]["lds"] and "theta" in results[name]["lds"][0]]
+    if not small:
+        return
+    name = small[0]
+    res = results[name]["lds"][0]
+    data = load_uci(name, _split_seed(ctx, name, "split", 0))
+    original = knn_graph(data.features, int(res["k"]), str(res["metric"])).numpy()
+    theta = torch.as_tensor(res["theta"]).float()
+    learned = (theta + theta.T).numpy()
+    order = np.argsort(data.labels.numpy(), kind="stable")
+    fig, axes = new_figure(ncols=2, size=(4.5, 4.4))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, matrix, title in ((axes[0], original, f"initial kNN graph ({res['k']}, {res['metric']})"),
+                              (axes[1], learned, "learned edge probabilities θ")):
+        image = ax.imshow(matrix[np.ix_(order, order)], cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("node (sorted by class)")
+    fig.colorbar(image, ax=axes[1], fraction=0.046)
+    fig.suptitle(f"{name}, seed 0: original vs learned adjacency")
+    save_figure(fig, ctx.figure_path(f"adjacency_{name}"))
+
+
+# ----------------------------------------------------------------------------------------- Cora
+def _run_cora(config: LDSConfig, ctx: RunContext, sweep: Sweep) -> dict[str, float]:
+    folder = require_dataset(CORA, ctx.data_home)
+    accuracy: dict[str, dict[float, list[float]]] = {"gcn": {}, "lds": {}}
+    for index in range(config.cora_seeds):
+        data = read_planetoid(folder, "cora", seed=_split_seed(ctx, "cora", "split", index))
+        full = data.adjacency
+        assert full is not None
+        for fraction in config.cora_removal:
+            tag = f"e{round(100 * fraction)}"
+            graph = remove_edges(full, fraction, _split_seed(ctx, "cora", tag, index)).to(ctx.device)
+            on_device = data.with_adjacency(None).to(ctx.device)
+            unit = f"cora/{tag}/s{index}/gcn"
+            if not sweep.is_done(unit):
+                _, test = train_gcn(on_device, graph, _gcn_settings(config), ctx.generator(unit))
+                sweep.complete(unit, {"acc": 100 * test})
+            accuracy["gcn"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
+            unit = f"cora/{tag}/s{index}/lds"
+            if not sweep.is_done(unit):
+                sweep.complete(unit, _cora_lds(config, ctx, on_device, graph, unit))
+            accuracy["lds"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
+            ctx.log(unit=f"cora/{tag}/s{index}", gcn=accuracy["gcn"][fraction][-1], lds=accuracy["lds"][fraction][-1])
+    return _cora_metrics(config, ctx, accuracy)
+
+
+def _cora_lds(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, Any]:
+    best: dict[str, Any] = {"es_acc": -1.0}
+    for tau, outer_lr in itertools.product(config.taus, config.outer_lrs):
+        result = train_lds(
+            data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, tau, outer_lr),
+            on_iteration=lambda record: ctx.log(unit=unit, **record),
+        )
+        if 100 * result.es_accuracy > best["es_acc"]:
+            best = {"es_acc": 100 * result.es_accuracy, "acc": 100 * result.test_accuracy,
+                    "choice": f"tau={tau} outer_lr={outer_lr:g}", "hyper_steps": result.hyper_steps}
+    return best
+
+
+def _cora_metrics(
+    config: LDSConfig, ctx: RunContext, accuracy: dict[str, dict[float, list[float]]]
+) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    fractions = sorted(config.cora_removal)
+    rows = []
+    for fraction in fractions:
+        tag = f"e{round(100 * fraction)}"
+        for method in ("gcn", "lds"):
+            metrics[f"cora_acc_{method}_{tag}"] = _mean_std(accuracy[method][fraction])[0]
+        rows.append([f"{100 * fraction:.0f}%", f"{metrics[f'cora_acc_gcn_{tag}']:.1f}",
+                     f"{metrics[f'cora_acc_lds_{tag}']:.1f}", PAPER_CORA_LDS if fraction == 0 else ""])
+    if 0.0 in fractions and len(fractions) > 1:
+        last = f"e{round(100 * fractions[-1])}"
+        drop_gcn = metrics["cora_acc_gcn_e0"] - metrics[f"cora_acc_gcn_{last}"]
+        drop_lds = metrics["cora_acc_lds_e0"] - metrics[f"cora_acc_lds_{last}"]
+        metrics["cora_drop_gcn_minus_drop_lds"] = drop_gcn - drop_lds
+    ctx.add_table("Cora test accuracy (%) by fraction of edges removed", ["removed", "GCN", "LDS (ours)",
+                  "LDS (paper, full graph)"], rows)
+    fig, ax = new_figure(size=(5.0, 3.6))
+    xs = [100 * f for f in fractions]
+    for method, label in (("gcn", "GCN"), ("lds", "LDS")):
+        ax.plot(xs, [metrics[f"cora_acc_{method}_e{round(100 * f)}"] for f in fractions], marker="o", label=label)
+    ax.set_xlabel("% of edges removed")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Cora: accuracy vs edges removed")
+    ax.legend()
+    save_figure(fig, ctx.figure_path("cora_edge_removal"))
+    return metrics

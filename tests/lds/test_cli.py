@@ -1,0 +1,80 @@
+"""One short end-to-end run through the CLI, and configuration errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import ConfigError
+from reprolab.lds.experiment import LDSConfig
+
+TINY = ["tables=[wine]", "seeds=1", "max_outer=2", "patience=1", "inner_max_steps=5", "gcn_epochs=10",
+        "n_sample=1"]
+
+
+@pytest.mark.slow
+def test_cli_quick_run_writes_valid_results(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "lds", "--seed", "3", "--out", str(out)]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "lds" and results["seed"] == 3
+    metrics = results["metrics"]
+    for key in ("wine_acc_lds", "wine_acc_knn_gcn", "wine_acc_logreg", "wine_acc_mlp", "wine_acc_graph_free_best",
+                "wine_acc_lds_frozen_theta"):
+        assert 0.0 <= metrics[key] <= 100.0
+    verdicts = {claim["id"]: claim for claim in results["claims"]}
+    assert set(verdicts) == {"knn_lds_beats_knn_gcn_wine", "knn_lds_beats_graph_free_wine"}
+    assert verdicts["knn_lds_beats_knn_gcn_wine"]["paper"] == 97.3
+    skipped = {claim["id"] for claim in results["claims_not_evaluated"]}
+    assert "cora_lds_beats_gcn_full_graph" in skipped and "knn_lds_beats_knn_gcn_digits" in skipped
+    assert (out / "figures" / "edge_probabilities.png").is_file()
+    assert (out / "figures" / "adjacency_wine.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("tables", ["iris"], "unknown table"), ("knn_metrics", ["l1"], "knn_metrics"), ("taus", [0], "taus"),
+     ("cora_removal", [1.5], "cora_removal"), ("frozen_control", ["iris"], "frozen_control")],
+)
+def test_config_validation_names_the_field(field, value, message):
+    config = LDSConfig(**{field: value})
+    with pytest.raises(ConfigError, match=message):
+        config.validate()
+
+
+def test_cli_rejects_unknown_key(tmp_path):
+    result = CliRunner().invoke(app, ["run", "lds", "--set", "nonsense=1", "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "nonsense" in result.output
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper", "cora"])
+def test_presets_are_valid(preset):
+    from reprolab.lds.experiment import PRESETS
+
+    LDSConfig(**PRESETS[preset]).validate()
+
+
+def test_thread_guard_restores_setting_and_means_compare_exactly():
+    import torch
+
+    from reprolab.lds.pipeline import _mean_std, _threads_for
+
+    before = torch.get_num_threads()
+    with _threads_for(100, torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    # equal correct counts on a 539-node test set must give equal means (claims use strict ">")
+    assert _mean_std([100 * 503 / 539, 100 * 507 / 539])[0] == _mean_std([100 * 497 / 539, 100 * 513 / 539])[0]
+
+
+def test_cora_without_data_names_the_missing_folder(tmp_path):
+    args = ["run", "lds", "--preset", "cora", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "planetoid" in result.output
