@@ -1,0 +1,432 @@
+"""Graph-classification data for DiffPool: a TU-format reader, the embedded synthetic set, dense batches, folds.
+
+* :func:`read_tu_dataset` reads the TU graph-kernel text format (Morris et al., 2020, "TUDataset") from a
+  local folder, with no download: ``NAME_A.txt``, ``NAME_graph_indicator.txt``, ``NAME_graph_labels.txt`` and
+  the optional ``NAME_node_labels.txt`` / ``NAME_node_attributes.txt``. Every malformed line raises a
+  :class:`~reprolab.core.errors.DataError` naming the file and the line.
+* :func:`make_hierarchical_communities` generates the embedded default: graphs made of ring and clique
+  communities where the class is the *number of ring communities*, so the label lives one level up the
+  hierarchy, where a pooling layer is meant to look (paper Sec. 1 and 4.2, "hierarchical structure").
+* :func:`to_dense` pads every graph to ``max_nodes`` with PyG's ``ToDense`` and stacks them into
+  ``x [G, N, F]``, ``adj [G, N, N]``, ``mask [G, N]`` (the layout of ``DenseDataLoader``).
+* :func:`stratified_folds` gives the paper's 10-fold cross-validation splits, fixed by a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reprolab.core.errors import DataError
+
+__all__ = [
+    "DenseGraphs",
+    "GraphSet",
+    "make_hierarchical_communities",
+    "read_tu_dataset",
+    "stratified_folds",
+    "to_dense",
+    "write_tu_dataset",
+]
+
+
+
+@dataclass
+class GraphSet:
+    """A list of graphs: ``edges[g]`` is an undirected ``[2, E]`` long tensor (each edge once per direction),
+    ``x[g]`` a ``[n_g, F]`` float tensor of node features, ``y`` a ``[G]`` long tensor of classes 0..C-1.
+
+    ``clusters[g]`` optionally holds the ground-truth community of every node (synthetic data only);
+    ``class_names`` maps class indices back to the dataset's own labels.
+    """
+
+    name: str
+    edges: list[torch.Tensor]
+    x: list[torch.Tensor]
+    y: torch.Tensor
+    class_names: list[str]
+    clusters: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x[0].shape[1])
+
+    @property
+    def max_nodes(self) -> int:
+        return max(int(x.shape[0]) for x in self.x)
+
+    def num_nodes(self) -> list[int]:
+        return [int(x.shape[0]) for x in self.x]
+
+
+@dataclass
+class DenseGraphs:
+    """Padded dense graphs: ``x [G, N, F]``, ``adj [G, N, N]`` (0/1, symmetric), ``mask [G, N]``, ``y [G]``."""
+
+    x: torch.Tensor
+    adj: torch.Tensor
+    mask: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, index: torch.Tensor) -> DenseGraphs:
+        return DenseGraphs(self.x[index], self.adj[index], self.mask[index], self.y[index])
+
+    def to(self, device: torch.device | str) -> DenseGraphs:
+        return DenseGraphs(self.x.to(device), self.adj.to(device), self.mask.to(device), self.y.to(device))
+
+
+# --------------------------------------------------------------------------------------------------
+# TU text format
+# --------------------------------------------------------------------------------------------------
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-empty lines with their 1-based line numbers (a missing final newline loses nothing)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _parse_ints(path: Path, expected: int | None) -> list[tuple[int, list[int]]]:
+    rows = []
+    for number, line in _read_lines(path):
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise DataError(f"{path}:{number}: expected integers separated by commas, got {line!r}") from None
+        if expected is not None and len(values) != expected:
+            raise DataError(f"{path}:{number}: expected {expected} value(s), got {len(values)} in {line!r}")
+        rows.append((number, values))
+    return rows
+
+
+def _parse_floats(path: Path) -> list[tuple[int, list[float]]]:
+    rows = []
+    width = None
+    for number, line in _read_lines(path):
+        try:
+            values = [float(p) for p in line.split(",")]
+        except ValueError:
+            raise DataError(f"{path}:{number}: expected numbers separated by commas, got {line!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise DataError(f"{path}:{number}: non-finite value in {line!r}")
+        if width is None:
+            width = len(values)
+        elif len(values) != width:
+            raise DataError(f"{path}:{number}: expected {width} attributes like line 1, got {len(values)}")
+        rows.append((number, values))
+    return rows
+
+
+def _single_column(path: Path) -> list[tuple[int, int]]:
+    return [(number, values[0]) for number, values in _parse_ints(path, 1)]
+
+
+def _find_name(folder: Path, name: str | None) -> str:
+    if name:
+        return name
+    found = sorted(folder.glob("*_graph_indicator.txt"))
+    if len(found) != 1:
+        raise DataError(
+            f"{folder}: expected exactly one NAME_graph_indicator.txt to infer the dataset name, "
+            f"found {len(found)}; pass name= explicitly"
+        )
+    return found[0].name[: -len("_graph_indicator.txt")]
+
+
+def read_tu_dataset(folder: str | Path, name: str | None = None, *, features: str = "all") -> GraphSet:
+    """Read a TU-format dataset from ``folder`` (no download).
+
+    ``features`` picks the node features: ``all`` (attributes followed by one-hot node labels, whichever
+    exist), ``attributes``, ``labels`` (one-hot), ``degree`` (one-hot degree, capped at 10), or ``constant``
+    (a single 1). A dataset with neither labels nor attributes falls back to ``constant`` for ``all``.
+    Edge labels/attributes files are ignored (DiffPool does not use them).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder with TU-format files")
+    name = _find_name(folder, name)
+    if features not in ("all", "attributes", "labels", "degree", "constant"):
+        raise DataError(f"features: {features!r} is not one of all, attributes, labels, degree, constant")
+    paths = {part: folder / f"{name}_{part}.txt" for part in ("A", "graph_indicator", "graph_labels")}
+    for part, path in paths.items():
+        if not path.is_file():
+            raise DataError(f"{path}: required TU file missing (NAME_{part}.txt)")
+    node_graph, num_graphs = _read_indicator(paths["graph_indicator"])
+    num_nodes = len(node_graph)
+    labels = _single_column(paths["graph_labels"])
+    if len(labels) != num_graphs:
+        raise DataError(
+            f"{paths['graph_labels']}: {len(labels)} graph labels, but "
+            f"{paths['graph_indicator'].name} names {num_graphs} graphs"
+        )
+    edges = _read_edges(paths["A"], node_graph)
+    x = _node_features(folder, name, num_nodes, features, edges)
+    return _split_graphs(name, node_graph, num_graphs, edges, x, [value for _, value in labels])
+
+
+def _read_indicator(path: Path) -> tuple[list[int], int]:
+    node_graph: list[int] = []
+    previous = 0
+    for number, graph in _single_column(path):
+        if graph < 1:
+            raise DataError(f"{path}:{number}: graph ids start at 1, got {graph}")
+        if graph < previous:
+            raise DataError(f"{path}:{number}: nodes must be grouped by graph in order; got graph {graph} "
+                            f"after graph {previous}")
+        if graph > previous + 1:
+            raise DataError(f"{path}:{number}: graph ids must be consecutive; got {graph} after {previous}")
+        node_graph.append(graph - 1)
+        previous = graph
+    if not node_graph:
+        raise DataError(f"{path}: empty graph indicator file")
+    return node_graph, previous
+
+
+def _read_edges(path: Path, node_graph: list[int]) -> torch.Tensor:
+    num_nodes = len(node_graph)
+    pairs = []
+    for number, (source, target) in _parse_ints(path, 2):
+        for node in (source, target):
+            if not 1 <= node <= num_nodes:
+                raise DataError(f"{path}:{number}: node id {node} outside 1..{num_nodes} (the graph indicator's nodes)")
+        if node_graph[source - 1] != node_graph[target - 1]:
+            raise DataError(
+                f"{path}:{number}: edge ({source}, {target}) joins graph {node_graph[source - 1] + 1} "
+                f"and graph {node_graph[target - 1] + 1}"
+            )
+        pairs.append((source - 1, target - 1))
+    if not pairs:
+        return torch.zeros(2, 0, dtype=torch.long)
+    return torch.tensor(pairs, dtype=torch.long).t()
+
+
+def _node_features(folder: Path, name: str, num_nodes: int, features: str, edges: torch.Tensor) -> torch.Tensor:
+    blocks = []
+    attr_path = folder / f"{name}_node_attributes.txt"
+    label_path = folder / f"{name}_node_labels.txt"
+    if features in ("all", "attributes") and attr_path.is_file():
+        rows = _parse_floats(attr_path)
+        if len(rows) != num_nodes:
+            raise DataError(f"{attr_path}: {len(rows)} rows, but the graph indicator has {num_nodes} nodes")
+        blocks.append(torch.tensor([values for _, values in rows], dtype=torch.float32))
+    if features in ("all", "labels") and label_path.is_file():
+        rows = _parse_ints(label_path, None)
+        if len(rows) != num_nodes:
+            raise DataError(f"{label_path}: {len(rows)} rows, but the graph indicator has {num_nodes} nodes")
+        first = torch.tensor([values[0] for _, values in rows], dtype=torch.long)
+        blocks.append(_one_hot_codes(first))
+    if features == "degree":
+        both = torch.cat([edges, edges.flip(0)], dim=1).unique(dim=1) if edges.numel() else edges
+        blocks.append(degree_features(both, num_nodes, 10))
+    if not blocks:
+        if features in ("attributes", "labels"):
+            missing = attr_path if features == "attributes" else label_path
+            raise DataError(f"{missing}: features={features!r} needs this file")
+        blocks.append(torch.ones(num_nodes, 1))
+    return torch.cat(blocks, dim=1)
+
+
+def _one_hot_codes(values: torch.Tensor) -> torch.Tensor:
+    codes, index = torch.unique(values, return_inverse=True)
+    return torch.nn.functional.one_hot(index, len(codes)).float()
+
+
+def _split_graphs(
+    name: str, node_graph: list[int], num_graphs: int, edges: torch.Tensor, x: torch.Tensor, labels: list[int]
+) -> GraphSet:
+    graph_of = torch.tensor(node_graph)
+    counts = torch.bincount(graph_of, minlength=num_graphs)
+    starts = torch.cumsum(counts, 0) - counts
+    edge_graph = graph_of[edges[0]] if edges.numel() else torch.zeros(0, dtype=torch.long)
+    order = torch.argsort(edge_graph, stable=True)
+    edges, edge_graph = edges[:, order], edge_graph[order]
+    edge_counts = torch.bincount(edge_graph, minlength=num_graphs).tolist()
+    graph_edges, graph_x, offset = [], [], 0
+    for g in range(num_graphs):
+        local = edges[:, offset : offset + edge_counts[g]] - starts[g]
+        offset += edge_counts[g]
+        local = torch.cat([local, local.flip(0)], dim=1).unique(dim=1) if local.numel() else local
+        graph_edges.append(local[:, local[0] != local[1]] if local.numel() else local)
+        graph_x.append(x[starts[g] : starts[g] + counts[g]])
+    codes = sorted(set(labels))
+    lookup = {code: i for i, code in enumerate(codes)}
+    y = torch.tensor([lookup[value] for value in labels], dtype=torch.long)
+    return GraphSet(name, graph_edges, graph_x, y, [str(code) for code in codes])
+
+
+def write_tu_dataset(
+    graphs: GraphSet, folder: str | Path, name: str, *, node_labels: Sequence[int] | None = None
+) -> Path:
+    """Write ``graphs`` in the TU text format (attributes from ``x``; class indices as labels when the class
+    names are not integers); used by tests and by users converting their own graphs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    edge_lines, indicator, attributes, offset = [], [], [], 0
+    for g, (edges, x) in enumerate(zip(graphs.edges, graphs.x)):
+        for source, target in edges.t().tolist():
+            edge_lines.append(f"{source + offset + 1}, {target + offset + 1}")
+        indicator += [str(g + 1)] * x.shape[0]
+        attributes += [", ".join(f"{v:.6f}" for v in row) for row in x.tolist()]
+        offset += x.shape[0]
+    files = {
+        "A": edge_lines,
+        "graph_indicator": indicator,
+        "graph_labels": _label_codes(graphs),
+        "node_attributes": attributes,
+    }
+    if node_labels is not None:
+        files["node_labels"] = [str(v) for v in node_labels]
+    for part, lines in files.items():
+        (folder / f"{name}_{part}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def _label_codes(graphs: GraphSet) -> list[str]:
+    """Graph labels as TU integers: the class names when they are integers, else the class indices."""
+    try:
+        codes = [int(name) for name in graphs.class_names]
+    except ValueError:
+        codes = list(range(graphs.num_classes))
+    return [str(codes[int(c)]) for c in graphs.y]
+
+
+# --------------------------------------------------------------------------------------------------
+# Embedded synthetic default
+# --------------------------------------------------------------------------------------------------
+def degree_features(edges: torch.Tensor, num_nodes: int, max_degree: int) -> torch.Tensor:
+    """One-hot node degree, degrees above ``max_degree`` sharing the last slot."""
+    degree = torch.bincount(edges[0], minlength=num_nodes) if edges.numel() else torch.zeros(num_nodes)
+    return torch.nn.functional.one_hot(degree.long().clamp(max=max_degree), max_degree + 1).float()
+
+
+def make_hierarchical_communities(
+    num_graphs: int = 480,
+    *,
+    num_classes: int = 3,
+    communities: tuple[int, int] = (3, 10),
+    community_size: tuple[int, int] = (4, 6),
+    max_degree: int = 10,
+    seed: int = 0,
+) -> GraphSet:
+    """Graphs made of communities wired into a random tree; the class is how many communities are rings.
+
+    Graph ``g`` has class ``c = g mod num_classes`` and ``k`` communities (``k`` uniform in ``communities``,
+    at least ``c + 2``) of ``community_size`` nodes each: ``c + 1`` of them are rings (cycles), the rest
+    cliques, in random order. Communities are joined by one random edge per edge of a random tree over
+    them. Node features are the one-hot degree (capped at ``max_degree``), the usual choice for
+    featureless graphs. The label is a count of *communities*, a property one level above the nodes: a
+    flat GNN with a global mean readout sees only the fraction of ring nodes, which overlaps between
+    classes because ``k`` and the community sizes vary, while a pooling layer that groups each
+    community's nodes can count them (paper Sec. 1: pooling "coarsens" graphs into communities).
+    ``clusters[g]`` holds the true community of every node.
+    """
+    if num_classes < 1 or communities[0] < 1 or communities[1] < max(communities[0], num_classes + 1):
+        raise ValueError(f"communities={communities} cannot hold {num_classes} ring communities plus one clique")
+    if community_size[0] < 3 or community_size[1] < community_size[0]:
+        raise ValueError(f"community_size: rings need at least 3 nodes, got {community_size}")
+    generator = torch.Generator().manual_seed(seed)
+    edges_out, x_out, y_out, clusters_out = [], [], [], []
+    for g in range(num_graphs):
+        label = g % num_classes
+        low = max(communities[0], label + 2)
+        count = int(torch.randint(low, communities[1] + 1, (1,), generator=generator))
+        rings = torch.zeros(count, dtype=torch.bool)
+        rings[torch.randperm(count, generator=generator)[: label + 1]] = True
+        edges, cluster = _community_tree_graph(rings, community_size, generator)
+        edges_out.append(edges)
+        x_out.append(degree_features(edges, cluster.shape[0], max_degree))
+        y_out.append(label)
+        clusters_out.append(cluster)
+    order = torch.randperm(num_graphs, generator=generator).tolist()
+    return GraphSet(
+        "hierarchical-communities",
+        [edges_out[i] for i in order],
+        [x_out[i] for i in order],
+        torch.tensor([y_out[i] for i in order], dtype=torch.long),
+        [f"{c + 1} ring(s)" for c in range(num_classes)],
+        [clusters_out[i] for i in order],
+    )
+
+
+def _community_tree_graph(
+    rings: torch.Tensor, size: tuple[int, int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One graph: ring or clique communities, joined along a random tree; returns (edges [2, E], cluster)."""
+    count = len(rings)
+    sizes = torch.randint(size[0], size[1] + 1, (count,), generator=generator).tolist()
+    starts = [sum(sizes[:c]) for c in range(count)]
+    cluster = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(sizes)])
+    n = cluster.shape[0]
+    adj = torch.zeros(n, n, dtype=torch.bool)
+    for c in range(count):
+        nodes = torch.arange(starts[c], starts[c] + sizes[c])
+        if rings[c]:
+            adj[nodes, nodes.roll(1)] = True
+        else:
+            adj[starts[c] : starts[c] + sizes[c], starts[c] : starts[c] + sizes[c]] = True
+            adj[nodes, nodes] = False
+    for c in range(1, count):
+        parent = int(torch.randint(c, (1,), generator=generator))
+        u = starts[c] + int(torch.randint(sizes[c], (1,), generator=generator))
+        v = starts[parent] + int(torch.randint(sizes[parent], (1,), generator=generator))
+        adj[u, v] = True
+    adj = adj | adj.t()
+    return adj.nonzero().t().contiguous(), cluster
+
+
+# --------------------------------------------------------------------------------------------------
+# Dense batches and folds
+# --------------------------------------------------------------------------------------------------
+def to_dense(graphs: GraphSet, max_nodes: int | None = None) -> DenseGraphs:
+    """Pad every graph to ``max_nodes`` with PyG's ``ToDense`` and stack them (the DenseDataLoader layout)."""
+    import warnings
+
+    from torch_geometric.data import Data
+    from torch_geometric.transforms import ToDense
+
+    max_nodes = max_nodes or graphs.max_nodes
+    if graphs.max_nodes > max_nodes:
+        raise DataError(f"{graphs.name}: a graph has {graphs.max_nodes} nodes, more than max_nodes={max_nodes}")
+    transform = ToDense(max_nodes)
+    xs, adjs, masks = [], [], []
+    for edges, x in zip(graphs.edges, graphs.x):
+        with warnings.catch_warnings():  # ToDense builds a sparse tensor; PyG's own invariant warning
+            warnings.simplefilter("ignore", UserWarning)
+            dense = transform(Data(x=x, edge_index=edges, num_nodes=x.shape[0]))
+        xs.append(dense.x)
+        adjs.append((dense.adj > 0).float())
+        masks.append(dense.mask)
+    return DenseGraphs(torch.stack(xs), torch.stack(adjs), torch.stack(masks), graphs.y.clone())
+
+
+def stratified_folds(y: torch.Tensor, folds: int, seed: int) -> list[torch.Tensor]:
+    """``folds`` disjoint test index sets covering every graph, each class spread evenly, fixed by ``seed``."""
+    if folds < 2:
+        raise DataError(f"folds: need at least 2 folds, got {folds}")
+    if folds > len(y):
+        raise DataError(f"folds: {folds} folds for {len(y)} graphs")
+    generator = torch.Generator().manual_seed(seed)
+    assignment = torch.empty(len(y), dtype=torch.long)
+    offset = 0
+    for label in torch.unique(y).tolist():
+        members = torch.nonzero(y == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        assignment[members] = (torch.arange(len(members)) + offset) % folds
+        offset += len(members)
+    return [torch.nonzero(assignment == k).flatten() for k in range(folds)]

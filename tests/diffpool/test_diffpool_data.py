@@ -1,0 +1,167 @@
+"""TU reader, synthetic hierarchical set, dense batches and the 10-fold protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprolab.core.errors import DataError
+from reprolab.diffpool.data import (
+    GraphSet,
+    make_hierarchical_communities,
+    read_tu_dataset,
+    stratified_folds,
+    to_dense,
+    write_tu_dataset,
+)
+
+# Two graphs: a triangle (nodes 1-3, label -1) and an edge (nodes 4-5, label 1); no final newline anywhere.
+HANDMADE = {
+    "A": "1, 2\n2, 1\n2, 3\n3, 2\n1, 3\n3, 1\n4, 5\n5, 4",
+    "graph_indicator": "1\n1\n1\n2\n2",
+    "graph_labels": "-1\n1",
+    "node_labels": "0\n2\n0\n2\n2",
+    "node_attributes": "0.5, 1.0\n1.5, 2.0\n2.5, 3.0\n3.5, 4.0\n4.5, 5.0",
+}
+
+
+def _write(folder: Path, files: dict[str, str], name: str = "TOY") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, text in files.items():
+        (folder / f"{name}_{part}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_reader_parses_a_handmade_dataset(tmp_path):
+    graphs = read_tu_dataset(_write(tmp_path, HANDMADE))
+    assert graphs.name == "TOY" and len(graphs) == 2
+    assert graphs.num_nodes() == [3, 2]
+    assert graphs.class_names == ["-1", "1"] and graphs.y.tolist() == [0, 1]
+    assert graphs.edges[0].shape[1] == 6 and graphs.edges[1].tolist() == [[0, 1], [1, 0]]
+    # attributes then one-hot node labels (labels 0 and 2 -> two codes)
+    assert graphs.x[0].tolist()[1] == [1.5, 2.0, 0.0, 1.0]
+    assert graphs.x[1].tolist()[0] == [3.5, 4.0, 0.0, 1.0]
+
+
+def test_reader_feature_choices_and_optional_files(tmp_path):
+    folder = _write(tmp_path, {k: v for k, v in HANDMADE.items() if k in ("A", "graph_indicator", "graph_labels")})
+    assert read_tu_dataset(folder).x[0].tolist() == [[1.0], [1.0], [1.0]]  # no labels/attributes: constant
+    degree = read_tu_dataset(folder, features="degree")
+    assert degree.x[0].argmax(dim=1).tolist() == [2, 2, 2] and degree.x[1].argmax(dim=1).tolist() == [1, 1]
+    with pytest.raises(DataError, match="TOY_node_attributes.txt"):
+        read_tu_dataset(folder, features="attributes")
+
+
+def test_reader_round_trips_written_graphs(tmp_path):
+    graphs = make_hierarchical_communities(9, seed=3)
+    write_tu_dataset(graphs, tmp_path, "SYN")
+    back = read_tu_dataset(tmp_path, "SYN", features="attributes")
+    assert len(back) == len(graphs) and torch.equal(back.y, graphs.y)
+    for g in range(len(graphs)):
+        assert torch.allclose(back.x[g], graphs.x[g])
+        assert set(map(tuple, back.edges[g].t().tolist())) == set(map(tuple, graphs.edges[g].t().tolist()))
+
+
+@pytest.mark.parametrize(
+    ("part", "text", "message"),
+    [
+        ("A", "1, 2\n2, x\n", r"TOY_A.txt:2: expected integers"),
+        ("A", "1, 2\n2, 9\n", r"TOY_A.txt:2: node id 9 outside 1..5"),
+        ("A", "1, 2\n3, 4\n", r"TOY_A.txt:2: edge \(3, 4\) joins graph 1 and graph 2"),
+        ("A", "1, 2, 3\n", r"TOY_A.txt:1: expected 2 value"),
+        ("graph_indicator", "1\n1\n1\n3\n3", r"TOY_graph_indicator.txt:4: graph ids must be consecutive"),
+        ("graph_indicator", "1\n2\n1\n2\n2", r"TOY_graph_indicator.txt:3: nodes must be grouped"),
+        ("graph_labels", "1\n", r"TOY_graph_labels.txt: 1 graph labels, but"),
+        ("node_attributes", "1.0, 2.0\n1.0\n1, 1\n1, 1\n1, 1", r"TOY_node_attributes.txt:2: expected 2 attributes"),
+        ("node_attributes", "1, 1\n1, 1\n", r"TOY_node_attributes.txt: 2 rows, but .* 5 nodes"),
+        ("node_labels", "0\n1\nzero\n1\n1", r"TOY_node_labels.txt:3: expected integers"),
+    ],
+)
+def test_malformed_files_name_the_file_and_line(tmp_path, part, text, message):
+    with pytest.raises(DataError, match=message):
+        read_tu_dataset(_write(tmp_path, {**HANDMADE, part: text}))
+
+
+def test_missing_required_file_is_named(tmp_path):
+    folder = _write(tmp_path, {k: v for k, v in HANDMADE.items() if k != "graph_labels"})
+    with pytest.raises(DataError, match="TOY_graph_labels.txt: required TU file missing"):
+        read_tu_dataset(folder, "TOY")
+
+
+def _adjacency(edges: torch.Tensor, n: int) -> torch.Tensor:
+    adj = torch.zeros(n, n)
+    adj[edges[0], edges[1]] = 1
+    return adj
+
+
+def test_synthetic_label_is_the_number_of_ring_communities():
+    graphs = make_hierarchical_communities(30, seed=1)
+    assert torch.bincount(graphs.y).tolist() == [10, 10, 10]
+    for edges, x, clusters, label in zip(graphs.edges, graphs.x, graphs.clusters, graphs.y.tolist()):
+        adj = _adjacency(edges, x.shape[0])
+        rings = 0
+        for c in range(int(clusters.max()) + 1):
+            members = clusters == c
+            inner = adj[members][:, members]
+            size = int(members.sum())
+            assert 4 <= size <= 6
+            is_ring = bool((inner.sum(dim=1) == 2).all()) and size > 3
+            assert is_ring or bool((inner.sum(dim=1) == size - 1).all())  # otherwise a clique
+            rings += is_ring
+        assert rings == label + 1
+        assert 3 <= int(clusters.max()) + 1 <= 10
+
+
+def test_synthetic_graphs_are_symmetric_connected_trees_of_communities():
+    graphs = make_hierarchical_communities(12, seed=2)
+    for edges, x, clusters in zip(graphs.edges, graphs.x, graphs.clusters):
+        n = x.shape[0]
+        adj = _adjacency(edges, n)
+        assert torch.equal(adj, adj.t()) and adj.diagonal().sum() == 0
+        assert torch.equal(x.argmax(dim=1), adj.sum(dim=1).long().clamp(max=10))  # one-hot degree
+        between = adj * (clusters[:, None] != clusters[None, :])
+        assert int(between.sum()) // 2 == int(clusters.max())  # one bridge per tree edge
+        reach = torch.eye(n)
+        for _ in range(n):
+            reach = ((reach + reach @ adj) > 0).float()
+        assert reach.all(), "graph must be connected"
+    with pytest.raises(ValueError, match="rings need"):
+        make_hierarchical_communities(3, community_size=(2, 4))
+
+
+def test_synthetic_set_is_reproducible_from_its_seed():
+    a, b = make_hierarchical_communities(6, seed=5), make_hierarchical_communities(6, seed=5)
+    assert all(torch.equal(x, y) for x, y in zip(a.edges, b.edges)) and torch.equal(a.y, b.y)
+
+
+def test_to_dense_pads_with_masks():
+    graphs = GraphSet("t", [torch.tensor([[0, 1], [1, 0]]), torch.zeros(2, 0, dtype=torch.long)],
+                      [torch.ones(2, 1), torch.ones(3, 1)], torch.tensor([0, 1]), ["a", "b"])
+    dense = to_dense(graphs, max_nodes=4)
+    assert dense.x.shape == (2, 4, 1) and dense.adj.shape == (2, 4, 4)
+    assert dense.mask.sum(dim=1).tolist() == [2, 3]
+    assert dense.adj[0, :2, :2].tolist() == [[0, 1], [1, 0]] and dense.adj[1].sum() == 0
+    with pytest.raises(DataError, match="max_nodes=2"):
+        to_dense(graphs, max_nodes=2)
+
+
+def test_stratified_folds_partition_and_balance():
+    y = torch.tensor([0] * 20 + [1] * 10)
+    folds = stratified_folds(y, 10, seed=0)
+    joined = torch.cat(folds).sort().values
+    assert torch.equal(joined, torch.arange(30))
+    assert all(len(f) == 3 and int((y[f] == 0).sum()) == 2 for f in folds)
+    assert all(torch.equal(a, b) for a, b in zip(folds, stratified_folds(y, 10, seed=0)))
+    with pytest.raises(DataError, match="folds"):
+        stratified_folds(y, 1, seed=0)
+
+
+@pytest.mark.realdata
+def test_enzymes_and_mutag_read_with_the_documented_counts(real_data):
+    enzymes = read_tu_dataset(real_data("TUDataset/ENZYMES"))
+    assert len(enzymes) == 600 and sum(enzymes.num_nodes()) == 19580 and enzymes.num_classes == 6
+    assert enzymes.num_features == 18 + 3 and enzymes.max_nodes == 126
+    mutag = read_tu_dataset(real_data("TUDataset/MUTAG"))
+    assert len(mutag) == 188 and sum(mutag.num_nodes()) == 3371 and mutag.class_names == ["-1", "1"]

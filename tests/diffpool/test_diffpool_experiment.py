@@ -1,0 +1,122 @@
+"""Config validation, model selection, and one short end-to-end CLI run checking results.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import resolve_config
+from reprolab.core.errors import ConfigError
+from reprolab.diffpool.experiment import PRESETS, DiffPoolConfig
+from reprolab.diffpool.train import FoldHistory, build_model
+
+
+def test_presets_resolve_and_paper_preset_uses_the_official_enzymes_command():
+    config = resolve_config(DiffPoolConfig, PRESETS, "paper")
+    assert (config.dataset, config.hidden, config.embed, config.assign_ratio) == ("ENZYMES", 30, 30, 0.1)
+    assert (config.batch_size, config.lr, config.clip, config.epochs, config.folds) == (20, 1e-3, 2.0, 1000, 10)
+    assert resolve_config(DiffPoolConfig, PRESETS, "quick").run_folds == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"models": ["diffpool", "gin"]}, "models: unknown model 'gin'"),
+        ({"run_folds": 11}, "run_folds"),
+        ({"assign_ratio": 1.5}, "assign_ratio"),
+        ({"features": "colour"}, "features"),
+        ({"community_size": [5, 3]}, "community_size"),
+        ({"communities": [6, 2]}, "communities"),
+        ({"batch_size": 1}, "batch_size"),
+    ],
+)
+def test_bad_configs_are_refused_naming_the_field(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(DiffPoolConfig, PRESETS, "quick", override)
+
+
+def test_model_selection_takes_the_test_accuracy_at_the_best_validation_epoch():
+    history = FoldHistory(epochs=[1, 2, 3, 4], loss=[1, 1, 1, 1], val_acc=[0.2, 0.6, 0.6, 0.4],
+                          test_acc=[0.1, 0.3, 0.5, 0.9])
+    assert history.selected() == (3, 0.5)  # ties go to the later epoch; never peeks at the test curve
+
+
+def test_unknown_model_name_is_refused():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("gcn", 3, 2, 10)
+
+
+@pytest.mark.slow
+def test_cli_quick_run_writes_valid_results(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "run", "diffpool", "--set", "num_graphs=36", "--set", "epochs=2", "--set", "run_folds=2",
+        "--set", "models=[diffpool,diffpool_nolp,graphsage_mean]", "--set", "assignment_graphs=2",
+        "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    metrics = results["metrics"]
+    for name in ("diffpool", "diffpool_nolp", "graphsage_mean"):
+        assert 0.0 <= metrics[f"synthetic_{name}_acc"] <= 100.0
+        assert metrics[f"synthetic_{name}_acc_std"] >= 0.0
+    assert metrics["synthetic_folds_run"] == 2
+    claim_ids = {claim["id"] for claim in results["claims"]}
+    assert claim_ids == {"synthetic_diffpool_beats_graphsage_mean"}
+    assert {c["id"] for c in results["claims_not_evaluated"]} >= {"enzymes_diffpool_reaches_paper"}
+    assert (out / "figures" / "learning_curves.png").is_file()
+    assert (out / "figures" / "cluster_assignments.png").is_file()
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(record.get("unit") == "fold1/graphsage_mean" and record.get("epoch") == 2 for record in epochs)
+
+
+@pytest.mark.slow
+def test_cli_reports_a_missing_tu_folder_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, [
+        "run", "diffpool", "--set", "dataset=NOPE", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+    ])
+    assert result.exit_code != 0
+    assert "NOPE" in result.output
+
+
+class _InterruptedError(Exception):
+    pass
+
+
+def test_a_fold_killed_mid_training_resumes_to_the_same_metrics(tmp_path, monkeypatch):
+    from reprolab.core.runner import run_experiment
+    from reprolab.diffpool import train
+
+    overrides = {"num_graphs": 30, "epochs": 5, "run_folds": 1, "models": ["diffpool"], "checkpoint_every": 2,
+                 "assignment_graphs": 0, "batch_size": 8}
+    straight = run_experiment("diffpool", "quick", overrides, out=tmp_path / "straight")
+
+    real_evaluate, calls = train.evaluate, {"n": 0}
+
+    def failing_evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # during epoch 4, after the epoch-2 checkpoint
+            raise _InterruptedError
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", failing_evaluate)
+    with pytest.raises(_InterruptedError):
+        run_experiment("diffpool", "quick", overrides, out=tmp_path / "resumed")
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    resumed = run_experiment("diffpool", "quick", overrides, out=tmp_path / "resumed", resume=True)
+    assert resumed["metrics"] == straight["metrics"]
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(line)["epoch"] for line in lines if '"epoch"' in line]
+    assert epochs == [1, 2, 3, 4, 5]
+
+
+def test_registration_module_imports_no_graph_library():
+    import subprocess
+    import sys
+
+    code = "import sys, reprolab.diffpool.experiment; print('torch_geometric' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False"
