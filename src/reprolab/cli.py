@@ -16,6 +16,9 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce eleven ML papers in miniature.")
 
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (default cpu)")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="torch CPU threads (default $REPROLAB_THREADS or 1)")
+]
 DataOption = Annotated[Path | None, typer.Option("--data", help="folder with real datasets (default $REPROLAB_DATA)")]
 
 
@@ -54,6 +57,7 @@ def run_command(
     data: DataOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its checkpoint")] = False,
     device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
 ) -> None:
     """Run one experiment into a run folder."""
     from reprolab.core.config import parse_set_options
@@ -65,7 +69,9 @@ def run_command(
     out = out if out is not None else default_run_dir(method, preset, seed)
     try:
         overrides = parse_set_options(set_ or [])
-        results = run_experiment(method, preset, overrides, seed=seed, out=out, data=data, resume=resume, device=device)
+        results = run_experiment(
+            method, preset, overrides, seed=seed, out=out, data=data, resume=resume, device=device, threads=threads
+        )
     except ReproError as err:
         _fail(str(err))
         return
@@ -84,6 +90,7 @@ def reproduce_command(
     out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/reproduce-...)")] = None,
     data: DataOption = None,
     device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
 ) -> None:
     """Run experiments over seeds and write an aggregated report with each claim's verdict."""
     from reprolab.core.errors import ReproError
@@ -97,6 +104,7 @@ def reproduce_command(
             out=out,
             data=data,
             device=device,
+            threads=threads,
             log=lambda msg: typer.echo(msg, err=True),
         )
     except ReproError as err:

@@ -112,3 +112,15 @@ def test_cuda_request_without_a_gpu_is_a_clear_error(tmp_path):
     assert result.exit_code == 2 and "no CUDA device" in result.output
     unknown = runner.invoke(app, ["run", "demi", "--device", "tpu", "--out", str(tmp_path / "s")])
     assert unknown.exit_code == 2 and "valid choices: auto, cpu, cuda" in unknown.output
+
+
+def test_threads_option_is_validated_and_restored(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    bad = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--threads", "0", "--out", str(tmp_path / "t")])
+    assert bad.exit_code == 2 and "--threads must be >= 1" in bad.output
+    assert not (tmp_path / "t").exists()
+    ok = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--threads", "1", "--out", str(tmp_path / "u")])
+    assert ok.exit_code == 0, ok.output
+    assert torch.get_num_threads() == before

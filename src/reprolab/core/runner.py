@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import platform
 import sys
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,19 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "reprolab": reprolab.__version__,
     }
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """The CPU thread count for a run: the argument, else ``$REPROLAB_THREADS``, else 1."""
+    if threads is None:
+        raw = os.environ.get("REPROLAB_THREADS", "1")
+        try:
+            threads = int(raw)
+        except ValueError:
+            raise ConfigError(f"REPROLAB_THREADS must be a positive integer, got {raw!r}") from None
+    if threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    return threads
 
 
 def default_run_dir(method: str, preset: str, seed: int) -> Path:
@@ -101,11 +115,18 @@ def run_experiment(
     data: str | Path | None = None,
     resume: bool = False,
     device: str = "cpu",
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``method`` with ``preset`` + ``overrides`` into a run folder and return ``results.json``."""
+    """Run ``method`` with ``preset`` + ``overrides`` into a run folder and return ``results.json``.
+
+    ``threads`` is torch's CPU thread count for the run (default ``$REPROLAB_THREADS`` or 1): the models
+    here are small, extra threads mostly spin on a busy 2-core machine, and a fixed count keeps float
+    reductions, hence metrics, identical from run to run.
+    """
     experiment = get_experiment(method)
     config = resolve_config(experiment.config_cls, experiment.presets, preset, overrides)
     torch_device = resolve_device(device)
+    thread_count = resolve_threads(threads)
     config_dict = config_to_dict(config)
     fingerprint = config_fingerprint({"method": method, "config": config_dict, "seed": seed})
     out_dir = Path(out) if out is not None else default_run_dir(method, preset, seed)
@@ -140,7 +161,12 @@ def run_experiment(
     )
     if not resume:
         ctx.metrics_path.write_text("")
-    metrics = _clean_metrics(experiment.run(config, ctx), method)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(thread_count)
+    try:
+        metrics = _clean_metrics(experiment.run(config, ctx), method)
+    finally:
+        torch.set_num_threads(previous_threads)
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
     atomic_write_json(finished, results)
     atomic_write_text(out_dir / "report.md", render_run_report(results, out_dir))
@@ -220,6 +246,7 @@ def reproduce(
     device: str = "cpu",
     overrides: Mapping[str, Any] | None = None,
     log: Any = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run every requested method for ``seeds`` seeds and write an aggregated ``report.md``/``summary.json``.
 
@@ -232,7 +259,7 @@ def reproduce(
     summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "out_dir": str(out_dir), "methods": []}
     for experiment in selected:
         summary["methods"].append(
-            _reproduce_one(experiment, preset, seeds, out_dir, data, device, overrides or {}, log)
+            _reproduce_one(experiment, preset, seeds, out_dir, data, device, overrides or {}, log, threads)
         )
     summary["versions"] = versions()
     atomic_write_json(out_dir / "summary.json", summary)
@@ -255,6 +282,7 @@ def _reproduce_one(
     device: str,
     overrides: Mapping[str, Any],
     log: Any,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"method": experiment.name, "citation": experiment.paper.cite()}
     per_seed: list[dict[str, Any]] = []
@@ -267,7 +295,15 @@ def _reproduce_one(
             resume = (run_dir / RESULTS_FILE).exists() or (run_dir / "checkpoints" / "last.pt").exists()
             per_seed.append(
                 run_experiment(
-                    experiment.name, preset, overrides, seed=seed, out=run_dir, data=data, resume=resume, device=device
+                    experiment.name,
+                    preset,
+                    overrides,
+                    seed=seed,
+                    out=run_dir,
+                    data=data,
+                    resume=resume,
+                    device=device,
+                    threads=threads,
                 )
             )
             run_dirs.append(str(run_dir))
