@@ -14,6 +14,7 @@ os.environ.setdefault("MPLCONFIGDIR", str(_TMP / "mpl"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PYSTOW_HOME", str(_TMP / "pystow"))
+os.environ["REPROLAB_CACHE"] = str(_TMP / "cache")
 os.environ["REPROLAB_PROGRESS"] = "0"
 
 import torch  # noqa: E402

@@ -26,6 +26,7 @@ from reprolab.core.errors import DataError, DatasetMissingError
 
 __all__ = [
     "DatasetInfo",
+    "cache_home",
     "data_home",
     "dataset_info",
     "download",
@@ -46,6 +47,16 @@ def data_home(override: str | Path | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "reprolab"
+
+
+def cache_home() -> Path:
+    """Where derived artefacts (e.g. a pretrained embedded model) are cached: ``$REPROLAB_CACHE``, else
+    ``$XDG_CACHE_HOME/reprolab-cache``. Kept apart from the data home, which may be a read-only dataset copy."""
+    env = os.environ.get("REPROLAB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "reprolab-cache"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,195 @@
+"""Registration of the CoCoOp experiment: base-to-new generalisation of zero-shot CLIP, CoOp and CoCoOp.
+
+Kept light to import: transformers and the model code load inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from reprolab.core.claims import Claim
+from reprolab.core.config import ConfigError
+from reprolab.core.data import DatasetInfo
+from reprolab.core.registry import Experiment, Paper, register
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["EXPERIMENT", "CoCoOpConfig", "harmonic_mean"]
+
+PAPER = Paper(
+    title="Conditional Prompt Learning for Vision-Language Models",
+    authors="Zhou, Yang, Loy, Liu",
+    venue="CVPR 2022",
+    year=2022,
+    url="https://arxiv.org/abs/2203.05557",
+)
+
+
+@dataclass
+class CoCoOpConfig:
+    """Settings of the CoCoOp experiment (defaults = the quick preset)."""
+
+    # mini CLIP, pretrained on the generated shapes world (cached in the data home)
+    clip_path: str = ""  # a local folder with real CLIP weights + tokenizer (from_pretrained); "" = mini CLIP
+    image_size: int = 16
+    n_colours: int = 6
+    n_shapes: int = 4
+    width: int = 64
+    layers: int = 2
+    pretrain_steps: int = 800
+    pretrain_batch: int = 128
+    pretrain_lr: float = 2e-3
+    pretrain_seed: int = 0  # fixed, so the cached model is shared by every run seed
+    # prompt learning (CoOp/CoCoOp recipe: SGD, cosine, init "a photo of a")
+    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    shots: int = 16
+    ctx_init: str = "a photo of a"
+    n_ctx: int = 4  # used when ctx_init is ""
+    class_specific: bool = False  # CoOp's class-specific context
+    template: str = "a photo of a {}"  # zero-shot CLIP's hand-written prompt
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 0.2  # the mini CLIP's word embeddings have std ~0.02; see docs
+    text_chunk: int = 0  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
+    test_per_class: int = 40
+    shot_curve: list[int] = field(default_factory=lambda: [1, 4])  # extra shot counts, first seed only
+
+    def validate(self) -> None:
+        if self.shots < 1 or self.epochs < 0 or self.batch_size < 1 or self.test_per_class < 1:
+            raise ConfigError("shots >= 1, epochs >= 0, batch_size >= 1 and test_per_class >= 1 are required")
+        if not self.seeds:
+            raise ConfigError("seeds: at least one seed is required")
+        if not (2 <= self.n_colours <= 8 and 2 <= self.n_shapes <= 6):
+            raise ConfigError("n_colours must be in 2..8 and n_shapes in 2..6")
+        if self.image_size % 4:
+            raise ConfigError(f"image_size must be a multiple of the patch size 4, got {self.image_size}")
+        if "{}" not in self.template:
+            raise ConfigError(f"template must contain '{{}}' for the class name, got {self.template!r}")
+        if not self.ctx_init and self.n_ctx < 1:
+            raise ConfigError("n_ctx must be >= 1 when ctx_init is empty")
+        if self.class_specific:
+            raise ConfigError("class_specific: class-specific context cannot be applied to new classes in base-to-new")
+        if any(s < 1 for s in self.shot_curve):
+            raise ConfigError("shot_curve: every shot count must be >= 1")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    # The paper's protocol (16 shots, 3 seeds, M=4 init "a photo of a") on a larger shapes world and model.
+    "paper": {
+        "image_size": 32,
+        "n_colours": 8,
+        "n_shapes": 6,
+        "width": 128,
+        "layers": 4,
+        "pretrain_steps": 8000,
+        "seeds": [1, 2, 3],
+        "epochs": 60,
+        "test_per_class": 100,
+        "shot_curve": [1, 2, 4, 8],
+    },
+}
+
+METHODS = ("zs", "coop", "cocoop")
+
+
+def harmonic_mean(base: float, new: float) -> float:
+    """H = 2 * base * new / (base + new) (paper Sec. 4.1)."""
+    return 0.0 if base + new <= 0 else 2.0 * base * new / (base + new)
+
+
+def run(config: CoCoOpConfig, ctx: RunContext) -> Mapping[str, float]:
+    from reprolab.cocoop.pipeline import run_cocoop
+
+    return run_cocoop(config, ctx)
+
+
+def _base_gain_kept(metrics: Mapping[str, float]) -> tuple[bool, float | None, str]:
+    gain_coop = metrics["coop_base"] - metrics["zs_base"]
+    gain_cocoop = metrics["cocoop_base"] - metrics["zs_base"]
+    kept = gain_cocoop / gain_coop if gain_coop > 0 else float("nan")
+    passed = gain_coop > 0 and kept >= 0.5
+    return passed, kept, f"(cocoop_base - zs_base) / (coop_base - zs_base) = {kept:.3g} >= 0.5 (paper 0.83)"
+
+
+CLAIMS = (
+    Claim.compare(
+        "coop_improves_base",
+        "CoOp is more accurate than zero-shot CLIP on base classes",
+        "coop_base",
+        ">",
+        "zs_base",
+        paper=82.69,
+    ),
+    Claim.compare(
+        "coop_loses_on_new",
+        "CoOp is less accurate than zero-shot CLIP on new classes (weak generalisation)",
+        "coop_new",
+        "<",
+        "zs_new",
+        paper=63.22,
+    ),
+    Claim.custom(
+        "cocoop_keeps_base_gain",
+        "CoCoOp keeps most (>= half) of CoOp's base-class gain over zero-shot CLIP",
+        _base_gain_kept,
+        requires=("coop_base", "cocoop_base", "zs_base"),
+        paper=0.834,
+    ),
+    Claim.compare(
+        "cocoop_beats_coop_on_new",
+        "CoCoOp is more accurate than CoOp on new classes",
+        "cocoop_new",
+        ">",
+        "coop_new",
+        paper=71.69,
+    ),
+    Claim.compare(
+        "cocoop_beats_coop_h",
+        "CoCoOp has a higher harmonic mean H of base and new accuracy than CoOp",
+        "cocoop_h",
+        ">",
+        "coop_h",
+        paper=75.83,
+    ),
+    Claim.compare(
+        "cocoop_beats_coop_shift",
+        "Domain shift (striped backgrounds): CoCoOp is more accurate than CoOp on the shifted domain",
+        "cocoop_shift",
+        ">",
+        "coop_shift",
+    ),
+)
+
+EXPERIMENT = register(
+    Experiment(
+        name="cocoop",
+        paper=PAPER,
+        description="CoOp and CoCoOp prompt learning vs zero-shot CLIP, base-to-new generalisation",
+        config_cls=CoCoOpConfig,
+        presets=PRESETS,
+        run=run,
+        claims=CLAIMS,
+        datasets=(
+            DatasetInfo(
+                name="shapes-world",
+                description="generated coloured-shape images with captions; classes = (colour, shape) pairs; "
+                "dark backgrounds for prompt learning, striped backgrounds as the shifted domain",
+                source="generated by reprolab.cocoop.data.ShapesWorld",
+                subdir="",
+                embedded=True,
+            ),
+            DatasetInfo(
+                name="coop-split",
+                description="a real dataset as an image folder plus CoOp's split_zhou_<Dataset>.json",
+                source="images from the dataset's site; split files from the KaiyangZhou/CoOp dataset docs",
+                subdir="coop",
+                layout="coop/<Dataset>/images/... and coop/<Dataset>/split_zhou_<Dataset>.json",
+            ),
+        ),
+        summary_metrics=tuple(f"{m}_{k}" for m in METHODS for k in ("base", "new", "h")),
+    )
+)

@@ -1,0 +1,230 @@
+"""The CoCoOp experiment body: mini-CLIP pretraining (cached), base-to-new protocol, shift, figures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from reprolab.cocoop.data import ShapesWorld, WordTokenizer, base_new_split
+from reprolab.cocoop.experiment import METHODS, CoCoOpConfig, harmonic_mean
+from reprolab.cocoop.model import (
+    CoCoOpPromptLearner,
+    CoOpPromptLearner,
+    HFTokenizer,
+    PromptClassifier,
+    build_mini_clip,
+    freeze,
+)
+from reprolab.cocoop.train import accuracy, pretrain_clip, train_prompts, zero_shot_accuracy
+from reprolab.core.data import cache_home
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["load_clip", "run_cocoop"]
+
+PAPER_AVG = {"zs": (69.34, 74.22, 71.70), "coop": (82.69, 63.22, 71.66), "cocoop": (80.47, 71.69, 75.83)}
+LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
+
+
+def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
+    threads = torch.get_num_threads()
+    if ctx.device.type == "cpu" and not config.clip_path and config.width <= 128:
+        # the mini CLIP's matrices are too small for intra-op threads to pay; on a shared CPU they slow it down
+        torch.set_num_threads(1)
+    try:
+        return _run(config, ctx)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
+    clip, tokenizer, world = load_clip(config, ctx)
+    clip = freeze(clip.to(ctx.device))
+    sweep = Sweep(ctx)
+    results = []
+    for seed in config.seeds:
+        unit = f"b2n/seed{seed}/shots{config.shots}"
+        if not sweep.is_done(unit):
+            res = base_to_new(config, ctx, clip, tokenizer, world, seed, config.shots)
+            ctx.log(unit=unit, **res)
+            sweep.complete(unit, res)
+        results.append(sweep.result(unit))
+    metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
+    for m in METHODS:
+        metrics[f"{m}_h"] = harmonic_mean(metrics[f"{m}_base"], metrics[f"{m}_new"])
+    curve = {config.shots: results[0]}
+    for shots in config.shot_curve:
+        unit = f"b2n/seed{config.seeds[0]}/shots{shots}"
+        if not sweep.is_done(unit):
+            sweep.complete(unit, base_to_new(config, ctx, clip, tokenizer, world, config.seeds[0], shots))
+        curve[shots] = sweep.result(unit)
+    _report(config, ctx, metrics, curve)
+    return metrics
+
+
+def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWorld]:
+    """Real CLIP from ``clip_path`` (``from_pretrained``), else the mini CLIP from cache or pretrained now."""
+    if config.clip_path:
+        from transformers import CLIPModel, CLIPTokenizer
+
+        clip = CLIPModel.from_pretrained(config.clip_path, attn_implementation="eager")
+        tok = HFTokenizer(CLIPTokenizer.from_pretrained(config.clip_path))
+        world = ShapesWorld(clip.config.vision_config.image_size, config.n_colours, config.n_shapes)
+        ctx.note(f"Real CLIP weights loaded from {config.clip_path}.")
+        return clip, tok, world
+    world = ShapesWorld(config.image_size, config.n_colours, config.n_shapes)
+    tok = WordTokenizer.for_shapes()
+    clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
+    keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
+    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": config.pretrain_seed, "v": 2}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"miniclip-{digest}.pt"
+    for folder in (cache_home() / "cocoop", ctx.out_dir / "checkpoints"):
+        if (folder / name).is_file():
+            clip.load_state_dict(torch.load(folder / name, map_location="cpu", weights_only=True))
+            ctx.note(f"Mini CLIP loaded from the cache {folder / name}.")
+            return clip, tok, world
+    torch.manual_seed(config.pretrain_seed)
+    clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
+    gen = torch.Generator().manual_seed(config.pretrain_seed)
+    losses = pretrain_clip(
+        clip,
+        world,
+        tok,
+        steps=config.pretrain_steps,
+        batch_size=config.pretrain_batch,
+        lr=config.pretrain_lr,
+        generator=gen,
+    )
+    ctx.log(unit="pretrain", final_loss=sum(losses[-50:]) / max(len(losses[-50:]), 1))
+    path = _save_cache(clip, ctx, name)
+    ctx.note(f"Mini CLIP pretrained for {config.pretrain_steps} steps on generated captions; cached at {path}.")
+    return clip, tok, world
+
+
+def _save_cache(clip: Any, ctx: RunContext, name: str) -> Path:
+    for folder in (cache_home() / "cocoop", ctx.out_dir / "checkpoints"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            torch.save(clip.state_dict(), tmp)
+            os.replace(tmp, folder / name)
+            return folder / name
+        except OSError:
+            continue
+    return Path("(not cached)")
+
+
+def _sample(world: ShapesWorld, classes: list[int], per_class: int, gen: torch.Generator, bg: str, device: Any):
+    labels = torch.tensor(classes).repeat_interleave(per_class)
+    pixels, _ = world.render(labels, gen, bg)
+    local = torch.arange(len(classes)).repeat_interleave(per_class)
+    return pixels.to(device), local.to(device)
+
+
+def base_to_new(
+    config: CoCoOpConfig, ctx: RunContext, clip: Any, tok: Any, world: ShapesWorld, seed: int, shots: int
+) -> dict[str, float]:
+    """One seed of the base-to-new protocol (paper Sec. 4.1): train on ``shots`` per base class, test each half
+    among its own classes; also the shifted (striped) domain, averaged over both halves."""
+    base, new = base_new_split(world)
+    names = world.classnames
+    base_names, new_names = [names[i] for i in base], [names[i] for i in new]
+    gen = ctx.generator("data", seed, shots)
+    train_x, train_y = _sample(world, base, shots, gen, "dark", ctx.device)
+    test_gen = ctx.generator("test", seed)
+    sets = {
+        "base": (*_sample(world, base, config.test_per_class, test_gen, "dark", ctx.device), base_names),
+        "new": (*_sample(world, new, config.test_per_class, test_gen, "dark", ctx.device), new_names),
+        "shift_base": (*_sample(world, base, config.test_per_class, test_gen, "striped", ctx.device), base_names),
+        "shift_new": (*_sample(world, new, config.test_per_class, test_gen, "striped", ctx.device), new_names),
+    }
+    out: dict[str, float] = {}
+    for split, (x, y, cls) in sets.items():
+        out[f"zs_{split}"] = zero_shot_accuracy(clip, tok, cls, config.template, x, y)
+    for method in ("coop", "cocoop"):
+        torch.manual_seed(ctx.seed_for(method, seed, shots))
+        learner = _make_learner(method, config, clip, tok, base_names, ctx.generator(method, "init", seed))
+        model = PromptClassifier(clip, learner, config.text_chunk)
+        train_prompts(
+            model,
+            train_x,
+            train_y,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            generator=ctx.generator(method, "train", seed, shots),
+        )
+        out[f"{method}_trainable_params"] = float(model.trainable_parameters())
+        for split, (x, y, cls) in sets.items():
+            evaluated = model if cls is base_names else _transfer(method, config, clip, tok, learner, cls)
+            out[f"{method}_{split}"] = accuracy(evaluated, x, y)
+    for m in METHODS:
+        out[f"{m}_shift"] = (out.pop(f"{m}_shift_base") + out.pop(f"{m}_shift_new")) / 2
+    return out
+
+
+def _make_learner(method: str, config: CoCoOpConfig, clip: Any, tok: Any, names: list[str], gen: torch.Generator):
+    if method == "cocoop":
+        return CoCoOpPromptLearner(clip, tok, names, config.n_ctx, config.ctx_init, generator=gen).to(clip.device)
+    return CoOpPromptLearner(clip, tok, names, config.n_ctx, config.ctx_init, config.class_specific, gen).to(
+        clip.device
+    )
+
+
+def _transfer(method: str, config: CoCoOpConfig, clip: Any, tok: Any, learner: Any, names: list[str]):
+    """The learned context (and Meta-Net) applied to other class names (new classes)."""
+    target = _make_learner(method, config, clip, tok, names, torch.Generator().manual_seed(0))
+    state = {k: v for k, v in learner.state_dict().items()}
+    target.load_state_dict(state)
+    return PromptClassifier(clip, target.eval(), config.text_chunk)
+
+
+def _report(config: CoCoOpConfig, ctx: RunContext, metrics: dict[str, float], curve: dict[int, dict]) -> None:
+    rows = []
+    for m in METHODS:
+        paper = PAPER_AVG[m]
+        rows.append(
+            [
+                LABELS[m],
+                *(round(metrics[f"{m}_{k}"], 2) for k in ("base", "new", "h")),
+                *paper,
+                round(metrics[f"{m}_shift"], 2),
+            ]
+        )
+    ctx.add_table(
+        f"Base-to-new generalisation, mean of seeds {config.seeds} (ours) vs paper's 11-dataset average",
+        ["method", "base", "new", "H", "paper base", "paper new", "paper H", "shifted domain"],
+        rows,
+    )
+    ctx.note(
+        f"Trainable parameters: CoOp {int(metrics['coop_trainable_params'])}, "
+        f"CoCoOp {int(metrics['cocoop_trainable_params'])} (CLIP frozen)."
+    )
+    fig, ax = new_figure()
+    width = 0.25
+    for i, m in enumerate(METHODS):
+        vals = [metrics[f"{m}_{k}"] for k in ("base", "new", "h")]
+        ax.bar([j + (i - 1) * width for j in range(3)], vals, width, label=LABELS[m])
+    ax.set_xticks(range(3), ["base", "new", "H"])
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+    save_figure(fig, ctx.figure_path("base_new_h"))
+    fig, ax = new_figure()
+    shots = sorted(curve)
+    for m in METHODS:
+        for k, style in (("base", "-o"), ("new", "--s")):
+            ax.plot(shots, [curve[s][f"{m}_{k}"] for s in shots], style, label=f"{LABELS[m]} {k}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("shots per base class")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=6)
+    save_figure(fig, ctx.figure_path("accuracy_vs_shots"))

@@ -1,0 +1,110 @@
+"""Training loops: contrastive pretraining of the mini CLIP, prompt learning (CoOp/CoCoOp), evaluation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from reprolab.cocoop.data import BACKGROUNDS, ShapesWorld, WordTokenizer
+from reprolab.cocoop.model import PromptClassifier, encode_token_ids, image_features
+
+__all__ = ["accuracy", "pretrain_clip", "train_prompts", "zero_shot_accuracy"]
+
+
+def pretrain_clip(
+    clip: Any,
+    world: ShapesWorld,
+    tokenizer: WordTokenizer,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+) -> list[float]:
+    """CLIP's symmetric InfoNCE on freshly generated image-caption pairs, all backgrounds, all classes."""
+    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.1)
+    if steps >= 10:
+        sched: Any = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    clip.train()
+    losses = []
+    n_cls = len(world.classnames)
+    for _ in range(steps):
+        labels = torch.randint(0, n_cls, (batch_size,), generator=generator)
+        bg = BACKGROUNDS[int(torch.randint(0, len(BACKGROUNDS), (1,), generator=generator))]
+        pixels, big = world.render(labels, generator, bg)
+        ids = tokenizer.batch(world.captions(labels, big, bg, generator))
+        img = image_features(clip, pixels)
+        txt = F.normalize(encode_token_ids(clip, ids, tokenizer.eos_id), dim=-1)
+        logits = clip.logit_scale.exp() * img @ txt.t()
+        # pairs with the same caption are positives too (soft targets), as duplicates are common here
+        same = (ids[:, None, :] == ids[None, :, :]).all(-1).float()
+        target = same / same.sum(1, keepdim=True)
+        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            clip.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+    clip.eval()
+    return losses
+
+
+def train_prompts(
+    model: PromptClassifier,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+) -> list[float]:
+    """SGD with cosine decay on cross-entropy (CoOp/CoCoOp recipe); only the learner's parameters move."""
+    params = [p for p in model.learner.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+    n = pixels.shape[0]
+    steps_per_epoch = math.ceil(n / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs * steps_per_epoch, 1))
+    losses = []
+    model.learner.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            loss = F.cross_entropy(model(pixels[idx]), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+    model.learner.eval()
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model: PromptClassifier, pixels: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    correct = 0
+    for start in range(0, pixels.shape[0], batch_size):
+        logits = model(pixels[start : start + batch_size])
+        correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
+    return 100.0 * correct / max(pixels.shape[0], 1)
+
+
+@torch.no_grad()
+def zero_shot_accuracy(
+    clip: Any, tokenizer: Any, classnames: list[str], template: str, pixels: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """Zero-shot CLIP with a hand-written template such as "a photo of a {}"."""
+    rows = [[tokenizer.bos_id, *tokenizer.encode(template.format(c)), tokenizer.eos_id] for c in classnames]
+    length = max(len(r) for r in rows)
+    ids = torch.tensor([r + [tokenizer.pad_id] * (length - len(r)) for r in rows], device=pixels.device)
+    text = F.normalize(encode_token_ids(clip, ids, tokenizer.eos_id), dim=-1)
+    img = image_features(clip, pixels)
+    return 100.0 * float(((img @ text.t()).argmax(1) == labels).float().mean())

@@ -1,0 +1,141 @@
+"""Unit tests of the CoOp/CoCoOp prompt learners on a tiny random CLIP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from reprolab.cocoop.data import ShapesWorld, WordTokenizer, base_new_split, read_split_json
+from reprolab.cocoop.experiment import harmonic_mean
+from reprolab.cocoop.model import (
+    CoCoOpPromptLearner,
+    CoOpPromptLearner,
+    PromptClassifier,
+    build_mini_clip,
+    encode_token_ids,
+    freeze,
+)
+from reprolab.cocoop.train import train_prompts
+from reprolab.core.config import ConfigError
+from reprolab.core.errors import DataError
+
+NAMES = ["red circle", "blue square", "green cross"]
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    tok = WordTokenizer.for_shapes()
+    clip = freeze(build_mini_clip(len(tok.vocab), image_size=8, width=32, layers=1))
+    return clip, tok
+
+
+def test_text_encoding_matches_transformers(setup):
+    clip, tok = setup
+    ids = tok.batch(["a photo of a red circle", "blue square"])
+    ours = encode_token_ids(clip, ids, tok.eos_id)
+    ref = clip.get_text_features(input_ids=ids)
+    ref = getattr(ref, "pooler_output", ref)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_context_reaches_right_positions(setup):
+    """Context set to "a photo of a" embeddings gives the hand-written prompt's features exactly."""
+    clip, tok = setup
+    learner = CoOpPromptLearner(clip, tok, NAMES, init="a photo of a")
+    assert learner.n_ctx == 4
+    hand = tok.batch([f"a photo of a {n}" for n in NAMES])
+    ref = F.normalize(encode_token_ids(clip, hand, tok.eos_id), dim=-1)
+    assert torch.allclose(learner.text_features(clip), ref, atol=1e-5)
+    emb = clip.text_model.embeddings.token_embedding(hand)
+    assert torch.allclose(learner.prompts(), emb, atol=1e-6)
+    assert learner.eos_pos.tolist() == (hand == tok.eos_id).int().argmax(1).tolist()
+
+
+def test_zero_metanet_equals_coop(setup):
+    clip, tok = setup
+    coop = CoOpPromptLearner(clip, tok, NAMES, init="a photo of a")
+    cocoop = CoCoOpPromptLearner(clip, tok, NAMES, init="a photo of a")
+    with torch.no_grad():
+        cocoop.meta_net[2].weight.zero_()
+        cocoop.meta_net[2].bias.zero_()
+    img = F.normalize(torch.randn(5, 32), dim=-1)
+    cond = cocoop.conditional_text_features(clip, img)
+    assert cond.shape == (5, 3, 32)
+    assert torch.allclose(cond, coop.text_features(clip)[None].expand(5, -1, -1), atol=1e-5)
+
+
+def test_metanet_shape_and_chunking(setup):
+    clip, tok = setup
+    cocoop = CoCoOpPromptLearner(clip, tok, NAMES, n_ctx=4, generator=torch.Generator().manual_seed(0))
+    assert [m.weight.shape for m in (cocoop.meta_net[0], cocoop.meta_net[2])] == [(2, 32), (32, 2)]
+    img = F.normalize(torch.randn(7, 32), dim=-1)
+    whole = cocoop.conditional_text_features(clip, img, chunk=0)
+    for chunk in (1, 3):
+        assert torch.allclose(cocoop.conditional_text_features(clip, img, chunk=chunk), whole, atol=1e-5)
+    assert not torch.allclose(whole[0], whole[1])  # one prompt set per image
+
+
+def test_class_specific_context(setup):
+    clip, tok = setup
+    learner = CoOpPromptLearner(clip, tok, NAMES, n_ctx=2, class_specific=True)
+    assert learner.ctx.shape == (3, 2, 32)
+    assert learner.prompts().shape[:2] == (3, 1 + 2 + 2 + 1)
+
+
+@pytest.mark.parametrize("method", ["coop", "cocoop"])
+def test_frozen_clip_and_gradients(setup, method):
+    clip, tok = setup
+    cls = CoCoOpPromptLearner if method == "cocoop" else CoOpPromptLearner
+    learner = cls(clip, tok, NAMES, init="a photo of a")
+    model = PromptClassifier(clip, learner)
+    before = {k: v.clone() for k, v in clip.state_dict().items()}
+    world = ShapesWorld(size=8, n_colours=3, n_shapes=3)
+    x, _ = world.render(torch.tensor([0, 4, 8] * 4), torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2] * 4)
+    ctx0 = learner.ctx.detach().clone()
+    train_prompts(model, x, y, epochs=2, batch_size=4, lr=0.5, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(before[k], v) for k, v in clip.state_dict().items())
+    assert not torch.equal(learner.ctx, ctx0)
+    expected = 4 * 32 + (0 if method == "coop" else 32 * 2 + 2 + 2 * 32 + 32)
+    assert model.trainable_parameters() == expected
+
+
+def test_shapes_world_and_split():
+    world = ShapesWorld(size=16, n_colours=4, n_shapes=4)
+    x, big = world.render(torch.arange(16), torch.Generator().manual_seed(0), "striped")
+    assert x.shape == (16, 3, 16, 16) and big.shape == (16,)
+    base, new = base_new_split(world)
+    assert len(base) == len(new) == 8 and not set(base) & set(new)
+    colours = {world.class_attributes(i)[0] for i in new}
+    assert colours == set(range(4))  # every colour occurs among the new classes too
+    with pytest.raises(DataError, match="background"):
+        world.render(torch.arange(2), torch.Generator(), "plaid")
+
+
+def test_harmonic_mean_hand_computed():
+    assert harmonic_mean(80.47, 71.69) == pytest.approx(75.83, abs=0.01)
+    assert harmonic_mean(82.69, 63.22) == pytest.approx(71.66, abs=0.01)
+    assert harmonic_mean(0.0, 0.0) == 0.0
+
+
+def test_split_json(tmp_path):
+    good = tmp_path / "split.json"
+    good.write_text(json.dumps({"train": [["a/1.jpg", 0, "cat"]], "val": [], "test": [["b/2.jpg", 1, "dog"]]}))
+    assert read_split_json(good)["test"] == [("b/2.jpg", 1, "dog")]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"train": [\n  ["a.jpg", 0, "cat"],\n  oops]}')
+    with pytest.raises(DataError, match=r"bad\.json:3"):
+        read_split_json(bad)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"train": [["a.jpg", "zero", "cat"]], "test": []}))
+    with pytest.raises(DataError, match=r"wrong\.json: train\[0\]"):
+        read_split_json(wrong)
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="n_ctx"):
+        CoOpPromptLearner(build_mini_clip(30, 8, 4, 32, 1), WordTokenizer.for_shapes(), NAMES, n_ctx=0)

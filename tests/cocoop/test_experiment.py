@@ -1,0 +1,54 @@
+"""End-to-end CLI run of the CoCoOp experiment (shrunk) and preset validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import ConfigError, resolve_config
+from reprolab.core.registry import get_experiment
+
+
+def test_quick_run_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
+    sets = [
+        "pretrain_steps=5",
+        "pretrain_batch=16",
+        "image_size=8",
+        "width=32",
+        "layers=1",
+        "n_colours=2",
+        "n_shapes=2",
+        "seeds=[1]",
+        "shots=2",
+        "epochs=1",
+        "batch_size=4",
+        "test_per_class=3",
+        "shot_curve=[1]",
+    ]
+    args = ["run", "cocoop", "--out", str(tmp_path / "run")]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {c["id"] for c in results["claims"]} == {c.id for c in get_experiment("cocoop").claims}
+    for name in ("zs_base", "coop_new", "cocoop_h", "cocoop_shift", "coop_trainable_params"):
+        assert name in results["metrics"]
+        assert results["metrics"][name] >= 0
+    assert (tmp_path / "run" / "figures" / "base_new_h.png").exists()
+    assert (tmp_path / "run" / "figures" / "accuracy_vs_shots.png").exists()
+    assert list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))  # pretrained model cached
+
+
+def test_paper_preset_resolves_and_bad_values_refused():
+    experiment = get_experiment("cocoop")
+    config = resolve_config(experiment.config_cls, experiment.presets, "paper")
+    config.validate()
+    assert config.seeds == [1, 2, 3] and config.shots == 16
+    config.template = "a photo of a"
+    with pytest.raises(ConfigError, match="template"):
+        config.validate()
