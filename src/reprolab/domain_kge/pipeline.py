@@ -1,0 +1,203 @@
+"""The DRE experiment body: per dataset train the base model, fit domains, evaluate three variants."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from reprolab.core.data import DatasetInfo, require_dataset
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+from reprolab.domain_kge.data import EMBEDDED, KGSplits, load_splits
+from reprolab.domain_kge.experiment import DomainKGEConfig, metric_tag
+from reprolab.domain_kge.model import EllipsoidDomains, entity_space
+from reprolab.domain_kge.train import (
+    CATEGORIES,
+    VARIANTS,
+    build_base_model,
+    domain_distances,
+    evaluate,
+    fit_domains,
+    rank_metrics,
+    relation_categories,
+    train_base_model,
+)
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["resolve_dataset", "run_domain_kge"]
+
+_COLUMNS = ("mr", "mrr", "hits1", "hits3", "hits10")
+
+
+def resolve_dataset(name: str, data_home: Path) -> str | Path:
+    """An embedded name as is; otherwise an absolute folder, or a folder under the data home."""
+    if name.lower() in EMBEDDED:
+        return name.lower()
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        return path
+    info = DatasetInfo(
+        name=name,
+        description=f"triple folder {name}",
+        source="a folder with train.txt, valid.txt, test.txt",
+        subdir=name,
+        required_files=("train.txt", "valid.txt", "test.txt"),
+        layout=f"{name}/{{train,valid,test}}.txt, head<TAB>relation<TAB>tail per line",
+    )
+    return require_dataset(info, data_home)
+
+
+def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]:
+    sweep = Sweep(ctx)
+    metrics: dict[str, float] = {}
+    timings: list[tuple[int, float, float]] = []
+    for name in config.datasets:
+        tag = metric_tag(Path(name).name)
+        unit = f"dataset/{tag}"
+        if not sweep.is_done(unit):
+            result = _run_dataset(config, ctx, name, tag)
+            ctx.log(unit=unit, **result["metrics"])
+            sweep.complete(unit, result)
+        result = sweep.result(unit)
+        metrics.update(result["metrics"])
+        timings.append((result["num_train"], result["base_time_s"], result["domain_time_s"]))
+        ctx.add_table(f"{tag}: filtered link prediction", result["columns"], result["rows"])
+        ctx.add_table(f"{tag}: filtered Hits@10 by relation category", result["cat_columns"], result["cat_rows"])
+    _, base_time, domain_time = max(timings)
+    metrics["domain_fit_time_ratio"] = domain_time / max(base_time, 1e-9)
+    ctx.note(
+        "Variants: base = the PyKEEN model alone; head = + head domains; both = + head and tail domains. "
+        "Domain distances are added to the base energy with weight domain_weight (paper: 1)."
+    )
+    return metrics
+
+
+def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str) -> dict[str, Any]:
+    splits = load_splits(resolve_dataset(name, ctx.data_home))
+    torch.manual_seed(ctx.seed_for(tag, "init"))
+    model = build_base_model(config.base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"))
+    model = model.to(ctx.device)
+    start = time.perf_counter()
+    losses = train_base_model(
+        model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs
+    )
+    base_time = time.perf_counter() - start
+    frozen = entity_space(model)[0].clone()
+    start = time.perf_counter()
+    num_relations = splits.training.num_relations
+    domains, domain_losses = fit_domains(
+        model, splits.training.mapped_triples, num_relations, epochs=config.domain_epochs, lr=config.domain_lr
+    )
+    domain_time = time.perf_counter() - start
+    if not torch.equal(frozen, entity_space(model)[0]):
+        raise RuntimeError("fitting the domains changed the base embeddings")
+    distances = domain_distances(model, domains, num_relations)
+    ranks = evaluate(model, splits, distances, weight=config.domain_weight, batch_size=config.eval_batch_size)
+    ctx.log(
+        unit=f"dataset/{tag}",
+        base_loss_last=losses[-1] if losses else None,
+        domain_loss_first=domain_losses[0] if domain_losses else None,
+        domain_loss_last=domain_losses[-1] if domain_losses else None,
+    )
+    result = _summarise(splits, ranks, tag)
+    result.update(base_time_s=base_time, domain_time_s=domain_time, num_train=int(splits.training.num_triples))
+    result["metrics"][f"{tag}_base_train_s"] = base_time
+    result["metrics"][f"{tag}_domain_fit_s"] = domain_time
+    _plot_relations(ctx, splits, ranks, tag)
+    _plot_domain(ctx, model, domains, splits, tag)
+    return result
+
+
+def _summarise(splits: KGSplits, ranks: dict[str, dict[str, np.ndarray]], tag: str) -> dict[str, Any]:
+    test = splits.testing.mapped_triples.numpy()
+    everything = np.concatenate(
+        [splits.training.mapped_triples.numpy(), splits.validation.mapped_triples.numpy(), test]
+    )
+    category_of = relation_categories(everything, splits.training.num_relations)
+    test_categories = np.asarray([category_of[r] for r in test[:, 1]])
+    metrics: dict[str, float] = {}
+    rows = []
+    cat_rows = []
+    for variant in VARIANTS:
+        head, tail = ranks[variant]["head"], ranks[variant]["tail"]
+        overall = rank_metrics(np.concatenate([head, tail]))
+        for key, value in overall.items():
+            metrics[f"{tag}_{variant}_{key}"] = value
+        for side, side_ranks in (("head", head), ("tail", tail)):
+            side_metrics = rank_metrics(side_ranks)
+            metrics[f"{tag}_{variant}_{side}_hits10"] = side_metrics["hits10"]
+            metrics[f"{tag}_{variant}_{side}_mr"] = side_metrics["mr"]
+            rows.append([variant, side, *(round(side_metrics[k], 4) for k in _COLUMNS)])
+        rows.append([variant, "both", *(round(overall[k], 4) for k in _COLUMNS)])
+        cat_row: list[Any] = [variant]
+        for category in CATEGORIES:
+            mask = test_categories == category
+            for side_ranks in (head, tail):
+                value = rank_metrics(side_ranks[mask])["hits10"] if mask.any() else float("nan")
+                cat_row.append(round(value, 4))
+            if mask.any():
+                key = category.replace("-", "").lower()
+                metrics[f"{tag}_{variant}_cat{key}_head_hits10"] = rank_metrics(head[mask])["hits10"]
+                metrics[f"{tag}_{variant}_cat{key}_tail_hits10"] = rank_metrics(tail[mask])["hits10"]
+        cat_rows.append(cat_row)
+    counts = {c: int((test_categories == c).sum()) for c in CATEGORIES}
+    cat_columns = ["variant"] + [f"{c} {side} (n={counts[c]})" for c in CATEGORIES for side in ("head", "tail")]
+    return {
+        "metrics": metrics,
+        "columns": ["variant", "predict", "MR", "MRR", "Hits@1", "Hits@3", "Hits@10"],
+        "rows": rows,
+        "cat_columns": cat_columns,
+        "cat_rows": cat_rows,
+    }
+
+
+def _plot_relations(ctx: RunContext, splits: KGSplits, ranks: dict[str, dict[str, np.ndarray]], tag: str) -> None:
+    """Per-relation change of filtered Hits@10 (both directions) from base to base + both domains."""
+    test = splits.testing.mapped_triples.numpy()
+    relations = np.unique(test[:, 1])
+    gains = []
+    for r in relations:
+        mask = test[:, 1] == r
+        base = np.concatenate([ranks["base"]["head"][mask], ranks["base"]["tail"][mask]])
+        both = np.concatenate([ranks["both"]["head"][mask], ranks["both"]["tail"][mask]])
+        gains.append(float((both <= 10).mean() - (base <= 10).mean()))
+    fig, ax = new_figure(size=(max(5.0, 0.12 * len(relations)), 3.4))
+    ax.bar(range(len(relations)), gains, color=["tab:green" if g >= 0 else "tab:red" for g in gains])
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("relation id")
+    ax.set_ylabel("Δ filtered Hits@10")
+    ax.set_title(f"{tag}: per-relation gain of domains over the base model")
+    save_figure(fig, ctx.figure_path(f"{tag}_per_relation_gain"))
+
+
+@torch.no_grad()
+def _plot_domain(ctx: RunContext, model: Any, domains: EllipsoidDomains, splits: KGSplits, tag: str) -> None:
+    """2-D PCA view of the most frequent relation's head/tail domains (plane sections through the centres)."""
+    triples = splits.training.mapped_triples
+    relation = int(torch.bincount(triples[:, 1]).argmax())
+    rows = triples[triples[:, 1] == relation]
+    heads_space, tails_space = entity_space(model, relation)
+    heads, tails = heads_space[rows[:, 0].unique()], tails_space[rows[:, 2].unique()]
+    mean = torch.cat([heads, tails]).mean(0)
+    _, _, v = torch.pca_lowrank(torch.cat([heads, tails]) - mean, q=min(2, heads.shape[1]), center=False)
+    basis = v[:, :2]
+    fig, ax = new_figure(size=(4.6, 4.2))
+    for side, points, color, label in ((0, heads, "tab:blue", "head"), (1, tails, "tab:orange", "tail")):
+        coords = (points - mean) @ basis
+        ax.scatter(coords[:, 0], coords[:, 1], s=8, color=color, alpha=0.6, label=f"{label} entities")
+        centre = domains.center[relation, side]
+        shape = basis.T @ (2.0 * domains.shape_matrix()[relation, side]) @ basis  # k restricted to the plane
+        angles = torch.linspace(0, 2 * torch.pi, 200)
+        circle = torch.stack([angles.cos(), angles.sin()], 1)
+        radius = (circle @ shape * circle).sum(1).clamp_min(1e-12).rsqrt()
+        outline = ((centre - mean) @ basis) + circle * radius.unsqueeze(1)
+        ax.plot(outline[:, 0], outline[:, 1], color=color, label=f"{label} domain")
+    ax.set_title(f"{tag}: relation {splits.training.relation_id_to_label[relation]}")
+    ax.legend(fontsize=7)
+    save_figure(fig, ctx.figure_path(f"{tag}_domain_projection"))

@@ -1,0 +1,235 @@
+"""Tests of DRE: ellipsoid geometry, PSD shapes, frozen base embeddings, readers, ranking, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from reprolab.core.errors import ConfigError, DataError, DatasetMissingError
+from reprolab.domain_kge.data import load_splits, read_triples
+from reprolab.domain_kge.model import EllipsoidDomains, domain_distance, entity_space, quadratic_k
+from reprolab.domain_kge.train import (
+    build_base_model,
+    domain_distances,
+    evaluate,
+    fit_domains,
+    rank_metrics,
+    relation_categories,
+    train_base_model,
+)
+
+
+def _axis_ellipsoid(a: float, b: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre (1, 2) and L with k = 2 x^T L^T L x = (x/a)^2 + (y/b)^2."""
+    center = torch.tensor([1.0, 2.0])
+    factor = torch.diag(torch.tensor([1.0 / (a * 2**0.5), 1.0 / (b * 2**0.5)]))
+    return center, factor
+
+
+def test_distance_zero_on_surface_and_inside_positive_outside():
+    center, factor = _axis_ellipsoid(2.0, 1.0)
+    surface = center + torch.tensor([[2.0, 0.0], [0.0, -1.0], [2.0 * 0.6, 1.0 * 0.8]])
+    assert torch.allclose(quadratic_k(surface, center, factor), torch.ones(3), atol=1e-6)
+    assert torch.allclose(domain_distance(surface, center, factor), torch.zeros(3), atol=1e-10)
+    inside = center + torch.tensor([[0.5, 0.1]])
+    assert domain_distance(inside, center, factor).item() == 0.0
+    assert domain_distance(inside, center, factor, clamp_inside=False).item() > 0.0
+    # hand-computed: (4, 0) from the centre, surface at (2, 0): squared distance 4
+    outside = center + torch.tensor([[4.0, 0.0]])
+    assert domain_distance(outside, center, factor).item() == pytest.approx(4.0, rel=1e-6)
+
+
+def test_shape_matrix_psd_and_upper_triangular_factor():
+    torch.manual_seed(0)
+    domains = EllipsoidDomains(3, 4)
+    with torch.no_grad():
+        domains.raw_factor.normal_()
+    assert torch.equal(domains.factor, torch.triu(domains.factor))
+    eigenvalues = torch.linalg.eigvalsh(domains.shape_matrix())
+    assert eigenvalues.min() >= -1e-5
+    assert domains.shape_matrix().shape == (3, 2, 4, 4)
+
+
+def test_gradients_reach_centre_and_factor():
+    domains = EllipsoidDomains(2, 3)
+    x = torch.randn(5, 3) * 3
+    loss = domains.distance(x, 1, 0, clamp_inside=False).sum()
+    loss.backward()
+    assert domains.center.grad[1, 0].abs().sum() > 0
+    assert domains.raw_factor.grad[1, 0].abs().sum() > 0
+    assert domains.center.grad[0].abs().sum() == 0
+
+
+def test_bad_domain_sizes():
+    with pytest.raises(ConfigError):
+        EllipsoidDomains(0, 3)
+
+
+def test_reader_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("a\tr\tb\n\nc\tr\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train\.txt:3:"):
+        read_triples(path)
+    path.write_text("a\t\tb\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train\.txt:1:"):
+        read_triples(path)
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="no triples"):
+        read_triples(path)
+    with pytest.raises(DatasetMissingError):
+        read_triples(tmp_path / "absent.txt")
+
+
+def _toy_folder(tmp_path):
+    train = ["a\tlikes\tb", "b\tlikes\tc", "c\tlikes\ta", "a\tknows\tc", "d\tknows\ta", "b\tknows\td"]
+    (tmp_path / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("a\tlikes\tc\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("d\tlikes\tb\nc\tknows\tb\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_folder_reader_shares_vocabulary(tmp_path):
+    splits = load_splits(_toy_folder(tmp_path))
+    assert splits.training.num_entities == 4 and splits.training.num_relations == 2
+    assert splits.testing.entity_to_id == splits.training.entity_to_id
+    assert splits.testing.num_triples == 2
+    with pytest.raises(DatasetMissingError, match="valid.txt"):
+        (tmp_path / "valid.txt").unlink()
+        load_splits(tmp_path)
+
+
+def test_embedded_reader_matches_pykeen_counts():
+    splits = load_splits("nations")
+    assert (splits.training.num_triples, splits.validation.num_triples, splits.testing.num_triples) == (
+        1592,
+        199,
+        201,
+    )
+    assert splits.training.num_entities == 14 and splits.training.num_relations == 55
+
+
+def test_domains_never_change_base_embeddings_and_improve_fit(tmp_path):
+    splits = load_splits(_toy_folder(tmp_path))
+    model = build_base_model("TransE", splits, dim=4, seed=0)
+    train_base_model(model, splits, epochs=2, batch_size=4, lr=0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    domains, losses = fit_domains(model, splits.training.mapped_triples, 2, epochs=30, lr=0.05)
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(p.grad is None for p in model.parameters()) or all(
+        p.grad is None or p.grad.abs().sum() == 0 for p in model.parameters()
+    )
+    distances = domain_distances(model, domains, 2)
+    assert distances.shape == (2, 2, 4) and (distances >= 0).all()
+
+
+def test_filtered_ranks_and_domain_variants(tmp_path):
+    splits = load_splits(_toy_folder(tmp_path))
+    model = build_base_model("TransE", splits, dim=4, seed=0)
+    num_entities = splits.training.num_entities
+    ranks = evaluate(model, splits, None)
+    assert set(ranks) == {"base"}
+    for side in ("head", "tail"):
+        assert ranks["base"][side].shape == (2,)
+        assert ((ranks["base"][side] >= 1) & (ranks["base"][side] <= num_entities)).all()
+    # a huge distance for every entity except the true ones forces rank 1 under the "both" variant
+    test = splits.testing.mapped_triples
+    distances = torch.full((2, 2, num_entities), 1e6)
+    for h, r, t in test.tolist():
+        distances[r, 0, h] = 0.0
+        distances[r, 1, t] = 0.0
+    ranks = evaluate(model, splits, distances)
+    assert set(ranks) == {"base", "head", "both"}
+    np.testing.assert_allclose(ranks["both"]["head"], 1.0)
+    np.testing.assert_allclose(ranks["both"]["tail"], 1.0)
+    np.testing.assert_allclose(ranks["head"]["head"], 1.0)
+    np.testing.assert_allclose(ranks["head"]["tail"], ranks["base"]["tail"])  # d_h is constant over tails
+
+
+def test_rank_metrics_and_categories():
+    metrics = rank_metrics(np.array([1.0, 2.0, 4.0, 20.0]))
+    assert metrics["mr"] == pytest.approx(6.75)
+    assert metrics["mrr"] == pytest.approx((1 + 0.5 + 0.25 + 0.05) / 4)
+    assert metrics["hits1"] == 0.25 and metrics["hits3"] == 0.5 and metrics["hits10"] == 0.75
+    triples = np.array([[0, 0, 1], [2, 0, 3], [0, 1, 1], [0, 1, 2], [0, 1, 3], [1, 2, 0], [2, 2, 0], [3, 2, 0]])
+    assert relation_categories(triples, 4) == ["1-1", "1-N", "N-1", "1-1"]
+
+
+def test_transr_domains_live_in_projected_space(tmp_path):
+    splits = load_splits(_toy_folder(tmp_path))
+    model = build_base_model("TransR", splits, dim=4, seed=0, relation_dim=3)
+    heads, _ = entity_space(model, 0)
+    assert heads.shape == (4, 3)
+    domains, _ = fit_domains(model, splits.training.mapped_triples, 2, epochs=2, lr=0.01)
+    assert domains.dim == 3
+
+
+def test_unknown_base_model(tmp_path):
+    with pytest.raises(ConfigError, match="base_model"):
+        build_base_model("NoSuchModel", load_splits(_toy_folder(tmp_path)), dim=4, seed=0)
+
+
+def test_real_wn18rr_reader(real_data):
+    splits = load_splits(real_data("WN18RR"))
+    assert splits.training.num_triples == 86835 and splits.testing.num_triples == 3134
+    assert splits.training.num_relations == 11
+
+
+@pytest.mark.slow
+def test_cli_quick_run(tmp_path):
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "reprolab",
+        "run",
+        "domain_kge",
+        "--set",
+        "datasets=[nations]",
+        "--set",
+        "epochs=3",
+        "--set",
+        "domain_epochs=10",
+        "--set",
+        "dim=16",
+        "--out",
+        str(out),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "domain_kge"
+    metrics = results["metrics"]
+    for variant in ("base", "head", "both"):
+        assert 0.0 <= metrics[f"nations_{variant}_hits10"] <= 1.0
+        assert metrics[f"nations_{variant}_mr"] >= 1.0
+    ids = {claim["id"] for claim in results["claims"]}
+    assert {"nations_hits10_improves", "nations_mr_improves", "domain_fit_is_cheap"} <= ids
+    assert "umls_hits10_improves" in {claim["id"] for claim in results["claims_not_evaluated"]}
+    assert (out / "figures").is_dir() and any((out / "figures").iterdir())
+
+
+def test_padded_and_looped_fit_losses_agree(tmp_path):
+    from reprolab.domain_kge.train import _looped_loss, _members, _padded_loss
+
+    splits = load_splits(_toy_folder(tmp_path))
+    model = build_base_model("TransE", splits, dim=4, seed=0)
+    groups = _members(model, splits.training.mapped_triples, 2)
+    domains = EllipsoidDomains(2, 4)
+    with torch.no_grad():
+        domains.raw_factor.normal_()
+        domains.center.normal_()
+    width = max(v.shape[0] for _, _, v, _ in groups)
+    padded = _padded_loss(groups, width, 4)(domains)
+    looped = _looped_loss(groups)(domains)
+    assert padded.item() == pytest.approx(looped.item(), rel=1e-5)
+    # the count-weighted member sum equals the per-triple sum of d_h + d_t
+    triples = splits.training.mapped_triples
+    heads, tails = entity_space(model)
+    d_h, d_t = domains.pair_distance(heads[triples[:, 0]], tails[triples[:, 2]], triples[:, 1], clamp_inside=False)
+    assert looped.item() == pytest.approx((d_h + d_t).sum().item(), rel=1e-5)
