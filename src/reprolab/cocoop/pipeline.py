@@ -35,17 +35,6 @@ LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
 
 
 def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
-    threads = torch.get_num_threads()
-    if ctx.device.type == "cpu" and not config.clip_path and config.width <= 128:
-        # the mini CLIP's matrices are too small for intra-op threads to pay; on a shared CPU they slow it down
-        torch.set_num_threads(1)
-    try:
-        return _run(config, ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
     clip, tokenizer, world = load_clip(config, ctx)
     clip = freeze(clip.to(ctx.device))
     sweep = Sweep(ctx)

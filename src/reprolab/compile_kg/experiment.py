@@ -74,7 +74,6 @@ class CompileConfig:
     full_ranking_max_triples: int = 0  # 0 = every test triple
     targeted_steps: int = 300  # targeted asymmetry test: steps of the extra training (0 = skip the test)
     targeted_reversal_rate: float = 0.5  # share of its negatives that are reversed triples
-    threads: int = 1  # torch threads during the run (0 = leave as is)
 
     def validate(self) -> None:
         if self.dataset != "family" and not self.dataset.replace("_", "").isalnum():

@@ -63,16 +63,6 @@ def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.n
 
 
 def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
-    previous = torch.get_num_threads()
-    if config.threads > 0:  # the models are small: extra threads only contend for a shared CPU
-        torch.set_num_threads(config.threads)
-    try:
-        return _run(config, ctx)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
     split = load_split(config, ctx)
     ctx.note(f"Dataset {split.name}: " + ", ".join(f"{k} {v}" for k, v in split.summary().items()) + ".")
     steps = _steps(config, split)

@@ -67,7 +67,6 @@ class DiffPoolConfig:
     eval_every: int = 1
     checkpoint_every: int = 0  # epochs between mid-fold checkpoints (0: resume at fold granularity)
     assignment_graphs: int = 4  # graphs drawn in the cluster-assignment figure
-    threads: int = 1  # CPU threads for torch during the run (0 = torch's default); small dense ops prefer 1
 
     def validate(self) -> None:
         for name in self.models:
@@ -145,17 +144,9 @@ def dataset_tag(config: DiffPoolConfig) -> str:
 
 
 def run(config: DiffPoolConfig, ctx: RunContext) -> Mapping[str, float]:
-    import torch
-
     from reprolab.diffpool.pipeline import run_diffpool
 
-    previous = torch.get_num_threads()
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    try:
-        return run_diffpool(config, ctx)
-    finally:
-        torch.set_num_threads(previous)
+    return run_diffpool(config, ctx)
 
 
 CLAIMS = (

@@ -99,12 +99,7 @@ def fit_domains(
     with Adam (``epochs`` steps, all domains at once) instead of the official per-triple SGD. The base
     embeddings are detached copies, so the base model never changes.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batched ops: intra-op threads only add synchronisation overhead
-    try:
-        return _fit(model, triples, num_relations, epochs=epochs, lr=lr)
-    finally:
-        torch.set_num_threads(threads)
+    return _fit(model, triples, num_relations, epochs=epochs, lr=lr)
 
 
 def _fit(
