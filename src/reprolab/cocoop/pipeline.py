@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +18,9 @@ from reprolab.cocoop.model import (
     freeze,
 )
 from reprolab.cocoop.train import accuracy, pretrain_clip, train_prompts, zero_shot_accuracy
+from reprolab.core.checkpoint import config_fingerprint, load_checkpoint, save_checkpoint
 from reprolab.core.data import cache_home
+from reprolab.core.errors import CheckpointError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 
@@ -74,11 +73,15 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
     clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
     keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
     spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": config.pretrain_seed, "v": 2}
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    digest = config_fingerprint(spec)
     name = f"miniclip-{digest}.pt"
     for folder in (cache_home() / "cocoop", ctx.out_dir / "checkpoints"):
         if (folder / name).is_file():
-            clip.load_state_dict(torch.load(folder / name, map_location="cpu", weights_only=True))
+            try:
+                clip.load_state_dict(load_checkpoint(folder / name, fingerprint=digest))
+            except CheckpointError as err:  # a corrupt or foreign cache file is a cache miss
+                ctx.note(f"Ignored the mini-CLIP cache: {err}")
+                continue
             ctx.note(f"Mini CLIP loaded from the cache {folder / name}.")
             return clip, tok, world
     torch.manual_seed(config.pretrain_seed)
@@ -94,19 +97,15 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
         generator=gen,
     )
     ctx.log(unit="pretrain", final_loss=sum(losses[-50:]) / max(len(losses[-50:]), 1))
-    path = _save_cache(clip, ctx, name)
+    path = _save_cache(clip, ctx, name, digest)
     ctx.note(f"Mini CLIP pretrained for {config.pretrain_steps} steps on generated captions; cached at {path}.")
     return clip, tok, world
 
 
-def _save_cache(clip: Any, ctx: RunContext, name: str) -> Path:
+def _save_cache(clip: Any, ctx: RunContext, name: str, digest: str) -> Path:
     for folder in (cache_home() / "cocoop", ctx.out_dir / "checkpoints"):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{name}.{os.getpid()}.tmp"
-            torch.save(clip.state_dict(), tmp)
-            os.replace(tmp, folder / name)
-            return folder / name
+            return save_checkpoint(folder / name, clip.state_dict(), fingerprint=digest)
         except OSError:
             continue
     return Path("(not cached)")
