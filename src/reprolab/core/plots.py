@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from matplotlib.figure import Figure
 
 __all__ = ["new_figure", "save_figure"]
@@ -39,11 +36,3 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
-
-
-@contextmanager
-def figure(path: str | Path, ncols: int = 1, nrows: int = 1, **kwargs: Any) -> Iterator[tuple[Figure, Any]]:
-    """``with figure(path) as (fig, ax): ...`` saves and closes on exit."""
-    fig, axes = new_figure(ncols, nrows, **kwargs)
-    yield fig, axes
-    save_figure(fig, path)
