@@ -22,13 +22,14 @@ def make(name: str, num_relations: int):
     torch.manual_seed(0)
     if name == "grail":
         return GraIL(num_relations, 4, emb_dim=8, rel_emb_dim=8, attn_rel_emb_dim=8, num_bases=2)
-    return CoMPILE(num_relations, 4, emb_dim=8, dropout=0.5)
+    readout = "bigru" if name == "compile_bigru" else "order_free"
+    return CoMPILE(num_relations, 4, emb_dim=8, dropout=0.5, readout=readout)
 
 
-@pytest.mark.parametrize("name", ["grail", "compile"])
+@pytest.mark.parametrize("name", ["grail", "compile", "compile_bigru"])
 def test_scores_have_one_value_per_subgraph_and_all_parameters_get_gradients(split, name):
     model = make(name, split.num_relations)
-    batch = SubgraphExtractor(split.train_graph, hops=2, directed=name == "compile")(split.train_targets[:12])
+    batch = SubgraphExtractor(split.train_graph, hops=2, directed=name != "grail")(split.train_targets[:12])
     scores = model(batch)
     assert scores.shape == (12,)
     scores.sum().backward()
@@ -45,15 +46,29 @@ def test_scoring_is_invariant_to_the_order_of_subgraph_nodes(split, name):
         assert torch.allclose(model(batch), model(batch.permute_nodes(perm)), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["grail", "compile"])
+@pytest.mark.parametrize("name", ["grail", "compile", "compile_bigru"])
 def test_scores_do_not_depend_on_other_subgraphs_in_the_batch(split, name):
     model = make(name, split.num_relations).eval()
-    extractor = SubgraphExtractor(split.train_graph, hops=2, directed=name == "compile")
+    extractor = SubgraphExtractor(split.train_graph, hops=2, directed=name != "grail")
     triples = split.train_targets[:8]
     with torch.no_grad():
         together = model(extractor(triples))
         alone = torch.cat([model(extractor(triples[i : i + 1])) for i in range(8)])
     assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_bigru_readout_matches_a_plain_gru_over_head_tail_then_the_rest(split):
+    model = make("compile_bigru", split.num_relations).eval()
+    batch = SubgraphExtractor(split.train_graph, hops=2, directed=True)(split.train_targets[:1])
+    z = torch.randn(batch.num_nodes, 8)
+    head, tail = int(batch.head[0]), int(batch.tail[0])
+    sequence = [head, tail] + [i for i in range(batch.num_nodes) if i not in (head, tail)]
+    message = torch.relu(z + model.gru_bias)
+    start = message.max(0).values.view(1, 1, -1).repeat(2, 1, 1)
+    with torch.no_grad():
+        expected, _ = model.gru(message[sequence].unsqueeze(0), start)
+        got = model._bigru(z, batch)
+    assert torch.allclose(got[sequence], expected[0], atol=1e-6)
 
 
 def test_label_features_are_two_one_hots(split):

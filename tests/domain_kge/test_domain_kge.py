@@ -169,6 +169,27 @@ def test_transr_domains_live_in_projected_space(tmp_path):
     assert domains.dim == 3
 
 
+def test_stranse_score_by_hand_and_role_specific_domain_spaces(tmp_path):
+    splits = load_splits(_toy_folder(tmp_path))
+    model = build_base_model("STransE", splits, dim=3, seed=0)
+    entities = model.entity_representations[0](indices=None).detach()
+    translation = model.relation_representations[0](indices=None).detach()
+    w_head = model.relation_representations[1](indices=None).detach()
+    assert torch.equal(w_head[0], torch.eye(3))  # identity start: an untrained STransE is a TransE
+    with torch.no_grad():
+        model.relation_representations[1]._embeddings.weight[0] = 2 * torch.eye(3).flatten()
+    h, r, t = 0, 0, 1
+    expected = -(2 * entities[h] + translation[r] - entities[t]).abs().sum()  # -||W1 h + r - W2 t||_1
+    score = model.score_hrt(torch.tensor([[h, r, t]])).squeeze()
+    assert torch.allclose(score, expected, atol=1e-6)
+    heads, tails = entity_space(model, 0)
+    assert torch.allclose(heads, 2 * entities) and torch.allclose(tails, entities)
+    domains, _ = fit_domains(model, splits.training.mapped_triples, 2, epochs=2, lr=0.01)
+    assert domains.dim == 3
+    train_base_model(model, splits, epochs=1, batch_size=4, lr=0.01)
+    assert model.entity_representations[0](indices=None).norm(dim=-1).max() <= 1 + 1e-5  # unit-ball constraint
+
+
 def test_unknown_base_model(tmp_path):
     with pytest.raises(ConfigError, match="base_model"):
         build_base_model("NoSuchModel", load_splits(_toy_folder(tmp_path)), dim=4, seed=0)

@@ -59,6 +59,7 @@ class CompileConfig:
     num_bases: int = 4
     edge_dropout: float = 0.5  # GraIL
     compile_dropout: float = 0.5  # CoMPILE
+    compile_readout: str = "order_free"  # "bigru": the official code's node-order BiGRU readout (see model.py)
     lr: float = 1e-3
     weight_decay: float = 5e-4
     margin: float = 10.0
@@ -87,6 +88,8 @@ class CompileConfig:
             raise ConfigError(f"grail_mode: {self.grail_mode!r} is not one of intersection, union")
         if self.hops < 1 or self.num_layers < 2 or self.num_bases < 1:
             raise ConfigError("hops >= 1, num_layers >= 2 and num_bases >= 1 are required")
+        if self.compile_readout not in ("order_free", "bigru"):
+            raise ConfigError(f"compile_readout: {self.compile_readout!r} is not one of order_free, bigru")
         if self.emb_dim != self.rel_emb_dim:
             raise ConfigError("emb_dim must equal rel_emb_dim (CoMPILE adds node and relation states)")
         if not 0.0 <= self.targeted_reversal_rate <= 1.0 or self.targeted_steps < 0:

@@ -124,6 +124,9 @@ class GraIL(nn.Module):
         return self.W(torch.cat(features, dim=1)).squeeze(1)
 
 
+READOUTS = ("order_free", "bigru")
+
+
 class CoMPILE(nn.Module):
     """CoMPILE's communicative message passing over the directed subgraph (Mai et al. 2021, Sec. 3).
 
@@ -141,16 +144,23 @@ class CoMPILE(nn.Module):
     * scoring: ``s = w_2^T (W_1' tanh(h^*_h + r_t - h^*_t))``, a TransE-like combination of the final
       head, relation and tail states.
 
-    Deviation: the official code reads the nodes of each subgraph with a bidirectional GRU (taken over from
-    CMPNN) before ``W_o``; a GRU over an arbitrary node order makes the score depend on that order, so it
-    is replaced here by the order-free ``W_o`` step above (the subgraph mean it fed is unused by the
-    official score anyway).
+    Readout (``readout``): the official code reads the nodes of each subgraph with a bidirectional GRU taken
+    over from CMPNN (``h_v^* = ReLU(W_o BiGRU(ReLU(z + b))_v)``, the GRU started from the max over the
+    subgraph's nodes) -- ``readout="bigru"``. A GRU over a node sequence makes the score depend on the order
+    of the nodes, which a subgraph does not have; ours orders each subgraph as head, tail, then the other
+    nodes by entity id (GraIL's extraction order) and packs the sequences, where CMPNN runs over zero padding.
+    The default ``readout="order_free"`` replaces the GRU by the step above, so the score is invariant to
+    node order (the subgraph mean the GRU also fed is unused by the official score).
     """
 
     def __init__(
         self, num_relations: int, num_labels: int, *, emb_dim: int = 32, depth: int = 3, dropout: float = 0.5,
+        readout: str = "order_free",
     ) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        self.readout = readout
         self.num_labels = num_labels
         self.depth = depth
         node_dim = 2 * num_labels
@@ -162,7 +172,12 @@ class CoMPILE(nn.Module):
         self.attn_1 = nn.ModuleList(nn.Linear(2 * emb_dim, emb_dim, bias=False) for _ in range(depth))
         self.attn_2 = nn.ModuleList(nn.Linear(emb_dim, 1, bias=False) for _ in range(depth))
         self.W_communicate = nn.Linear(3 * emb_dim, emb_dim, bias=False)
-        self.W_o = nn.Linear(emb_dim, emb_dim)
+        if readout == "bigru":
+            self.gru = nn.GRU(emb_dim, emb_dim, batch_first=True, bidirectional=True)
+            self.gru_bias = nn.Parameter(torch.empty(emb_dim).uniform_(-emb_dim**-0.5, emb_dim**-0.5))
+            self.W_o = nn.Linear(2 * emb_dim, emb_dim)
+        else:
+            self.W_o = nn.Linear(emb_dim, emb_dim)
         self.score_1 = nn.Linear(emb_dim, 16)
         self.score_2 = nn.Linear(16, 1)
         self.dropout_rate = dropout
@@ -195,7 +210,31 @@ class CoMPILE(nn.Module):
             alpha = self._attention(level + 1, h, batch, r_edge, r_target)
         incoming = _scatter_sum(alpha * m, dst, n)
         z = self.W_communicate(torch.cat([incoming, h, h0], 1))
-        return self._dropout(torch.relu(self.W_o(torch.relu(z))))
+        read = self._bigru(z, batch) if self.readout == "bigru" else torch.relu(z)
+        return self._dropout(torch.relu(self.W_o(read)))
+
+    def _bigru(self, z: Tensor, batch: SubgraphBatch) -> Tensor:
+        """CMPNN's batched bidirectional GRU over each subgraph's nodes (head, tail, then by position)."""
+        n = z.shape[0]
+        rank = torch.full((n,), 2, dtype=torch.long, device=z.device)
+        rank[batch.tail] = 1
+        rank[batch.head] = 0
+        order = torch.argsort(batch.node_graph * (3 * n) + rank * n + torch.arange(n, device=z.device))
+        message = torch.relu(z + self.gru_bias)
+        counts = batch.nodes_per_graph()
+        sequences = torch.split(message[order], counts.tolist())
+        padded = nn.utils.rnn.pad_sequence(list(sequences), batch_first=True)
+        start = message.new_zeros(batch.num_graphs, message.shape[1]).scatter_reduce(
+            0, batch.node_graph[:, None].expand_as(message), message, "amax", include_self=False
+        )
+        packed = nn.utils.rnn.pack_padded_sequence(padded, counts.cpu(), batch_first=True, enforce_sorted=False)
+        output, _ = self.gru(packed, start.unsqueeze(0).repeat(2, 1, 1).contiguous())
+        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True)
+        steps = torch.arange(padded.shape[1], device=z.device)
+        flat = output[steps[None, :] < counts[:, None].to(z.device)]  # graph-major, sequence order = ``order``
+        result = flat.new_empty(n, flat.shape[1])
+        result[order] = flat
+        return result
 
     def _dropout(self, x: Tensor) -> Tensor:
         """Inverted dropout (as ``nn.Dropout``), drawn with ``rand`` which is cheaper than ``bernoulli_``."""

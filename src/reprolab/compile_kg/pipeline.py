@@ -58,7 +58,7 @@ def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.n
         )
     return build_model(
         "compile", num_relations, num_labels, emb_dim=config.emb_dim, depth=config.num_layers,
-        dropout=config.compile_dropout,
+        dropout=config.compile_dropout, readout=config.compile_readout,
     )
 
 

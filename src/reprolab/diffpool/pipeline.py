@@ -10,6 +10,7 @@ the epoch on the test folds themselves and is therefore optimistic.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,6 +28,7 @@ from reprolab.diffpool.data import (
     to_dense,
 )
 from reprolab.diffpool.experiment import EXPERIMENT, DiffPoolConfig, dataset_tag
+from reprolab.diffpool.kernels import ITERATIONS, KERNELS, initial_labels, kernel_matrix, select_and_test, wl_features
 from reprolab.diffpool.model import DiffPoolNet
 from reprolab.diffpool.train import TrainSettings, build_model, standardize, train_fold
 
@@ -67,12 +69,17 @@ def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
     )
     sweep = Sweep(ctx)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in config.models}
+    kernels = _kernel_matrices(config, ctx, graphs)
     for k in range(run_folds):
         splits = _fold_splits(dense, folds, k, config.val_fraction, ctx.generator("fold", k, "val", device="cpu"))
         for name in config.models:
             unit = f"fold{k}/{name}"
             if not sweep.is_done(unit):
-                sweep.complete(unit, _run_unit(config, ctx, sweep, unit, name, graphs, splits, k == 0))
+                if name in KERNELS:
+                    result = _run_kernel_unit(kernels[name], graphs, splits)
+                else:
+                    result = _run_unit(config, ctx, sweep, unit, name, graphs, splits, k == 0)
+                sweep.complete(unit, result)
             results[name].append(sweep.result(unit))
     tag = dataset_tag(config)
     metrics = _metrics(tag, results)
@@ -81,6 +88,35 @@ def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
     if "diffpool" in results and results["diffpool"][0].get("assignments"):
         _plot_assignments(ctx, graphs, results["diffpool"][0]["assignments"])
     return metrics
+
+
+def _kernel_labels(config: DiffPoolConfig, ctx: RunContext, graphs: GraphSet) -> list[Any]:
+    """WL starting labels: the TU node labels when the dataset has them (the kernels' setting), else the features."""
+    if config.dataset != "synthetic":
+        try:
+            labelled = _filter_large(load_graphs(replace(config, features="labels"), ctx), config, ctx)
+            return initial_labels(labelled.x)
+        except DataError:
+            ctx.note("WL kernels: the dataset has no node labels; they start from the node features.")
+    return initial_labels(graphs.x)
+
+
+def _kernel_matrices(
+    config: DiffPoolConfig, ctx: RunContext, graphs: GraphSet
+) -> dict[str, dict[int, Any]]:
+    """Every requested WL kernel for every candidate number of iterations, over all graphs (fold-independent)."""
+    wanted = [name for name in config.models if name in KERNELS]
+    if not wanted:
+        return {}
+    features = wl_features(graphs.edges, _kernel_labels(config, ctx, graphs), max(ITERATIONS))
+    return {name: {h: kernel_matrix(features, name, h) for h in ITERATIONS} for name in wanted}
+
+
+def _run_kernel_unit(kernels: dict[int, Any], graphs: GraphSet, splits: dict[str, Any]) -> dict[str, Any]:
+    chosen = select_and_test(
+        kernels, graphs.y.numpy(), *(splits[part].numpy() for part in ("train_index", "val_index", "test_index"))
+    )
+    return {"test_acc": chosen.test_acc, "epoch": 0, "iterations": chosen.iterations, "C": chosen.C}
 
 
 def _filter_large(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
@@ -102,7 +138,8 @@ def _fold_splits(
     val_index, train_index = train_index[:n_val], train_index[n_val:]
     device = dense.y.device
     train, val, test = standardize(*(dense.subset(i.to(device)) for i in (train_index, val_index, test_index)))
-    return {"train": train, "val": val, "test": test, "test_index": test_index}
+    return {"train": train, "val": val, "test": test, "test_index": test_index, "train_index": train_index,
+            "val_index": val_index}
 
 
 def _run_unit(
@@ -157,6 +194,8 @@ def _metrics(tag: str, results: dict[str, list[dict[str, Any]]]) -> dict[str, fl
         mean, std = _mean_std([100.0 * fold["test_acc"] for fold in folds])
         metrics[f"{tag}_{name}_acc"] = mean
         metrics[f"{tag}_{name}_acc_std"] = std
+        if "history" not in folds[0]:  # kernel baselines: no epochs
+            continue
         curves = torch.tensor([fold["history"]["test_acc"] for fold in folds], dtype=torch.float64)
         metrics[f"{tag}_{name}_acc_test_selected"] = 100.0 * float(curves.mean(dim=0).max())
         metrics[f"{tag}_{name}_selected_epoch_mean"] = sum(fold["epoch"] for fold in folds) / len(folds)
@@ -173,7 +212,7 @@ def _report(
         rows.append([
             name,
             f"{metrics[f'{tag}_{name}_acc']:.2f} ± {metrics[f'{tag}_{name}_acc_std']:.2f}",
-            f"{metrics[f'{tag}_{name}_acc_test_selected']:.2f}",
+            f"{metrics[f'{tag}_{name}_acc_test_selected']:.2f}" if "history" in folds[0] else "—",
             " ".join(f"{100 * fold['test_acc']:.1f}" for fold in folds),
         ])
     ctx.add_table(
@@ -188,6 +227,8 @@ def _report(
 def _plot_curves(ctx: RunContext, tag: str, results: dict[str, list[dict[str, Any]]]) -> None:
     fig, axes = new_figure(2, 1, size=(5.0, 3.6))
     for name, folds in results.items():
+        if "history" not in folds[0]:
+            continue
         epochs = folds[0]["history"]["epochs"]
         loss = torch.tensor([fold["history"]["loss"] for fold in folds]).mean(dim=0)
         acc = 100 * torch.tensor([fold["history"]["test_acc"] for fold in folds]).mean(dim=0)

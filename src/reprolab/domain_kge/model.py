@@ -131,7 +131,8 @@ def entity_space(model: Any, relation: int | None = None) -> tuple[torch.Tensor,
     """(head-space, tail-space) entity vectors ``[E, d]`` in which relation ``relation``'s domains live.
 
     TransE and most PyKEEN models: the raw entity embeddings (the same for every relation). TransR:
-    ``e M_r`` (paper Sec. 3, "relation-projected where the model projects"). The result is detached:
+    ``e M_r`` (paper Sec. 3, "relation-projected where the model projects"); STransE: ``W_{r,1} e`` for the
+    head domain and ``W_{r,2} e`` for the tail domain (its two role-specific projections). The result is detached:
     the domains are fitted on frozen base embeddings.
     """
     entities = _real(model.entity_representations[0](indices=None)).detach()
@@ -141,9 +142,13 @@ def entity_space(model: Any, relation: int | None = None) -> tuple[torch.Tensor,
         projection = model.relation_representations[1](indices=index)[0]  # [d_e, d_r]
         projected = entities @ projection
         return projected, projected
+    if name == "STransE" and relation is not None:
+        from reprolab.domain_kge.stranse import stranse_projections
+
+        return stranse_projections(model, entities, relation)
     return entities, entities
 
 
 def space_is_relation_specific(model: Any) -> bool:
     """True when :func:`entity_space` depends on the relation (projection models)."""
-    return type(model).__name__ == "TransR"
+    return type(model).__name__ in ("TransR", "STransE")

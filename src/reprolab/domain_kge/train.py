@@ -33,17 +33,34 @@ CATEGORIES = ("1-1", "1-N", "N-1", "N-N")
 VARIANTS = ("base", "head", "both")  # ablations: base alone; + head domain; + head and tail domains
 
 
+def unit_ball(x: torch.Tensor) -> torch.Tensor:
+    """Rescale rows with L2 norm above 1 back to norm 1; shorter rows are left alone (TransE's constraint)."""
+    from pykeen.utils import clamp_norm
+
+    return clamp_norm(x, maxnorm=1.0, p=2, dim=-1)
+
+
 def build_base_model(name: str, splits: KGSplits, *, dim: int, seed: int, **kwargs: Any) -> Any:
-    """Any PyKEEN model by name (``TransE``, ``TransR``, ``DistMult``, ...), with the paper's L1 for TransE."""
+    """Any PyKEEN model by name (``TransE``, ``TransR``, ...) or our ``STransE``; L1 energy for TransE/STransE."""
     from pykeen.models import model_resolver
 
-    try:
-        cls = model_resolver.lookup(name)
-    except (KeyError, ValueError) as error:
-        raise ConfigError(f"base_model: unknown PyKEEN model {name!r}") from error
+    if name.lower() == "stranse":
+        from reprolab.domain_kge.stranse import STransE
+
+        cls: Any = STransE
+    else:
+        try:
+            cls = model_resolver.lookup(name)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(f"base_model: unknown PyKEEN model {name!r} (or STransE)") from error
     options: dict[str, Any] = {"embedding_dim": dim, "random_seed": seed, **kwargs}
-    if cls.__name__ == "TransE":
+    if cls.__name__ in ("TransE", "STransE"):
         options.setdefault("scoring_fct_norm", 1)
+    if cls.__name__ == "TransE":
+        # The paper's (and Bordes et al.'s official) TransE only rescales entity vectors whose norm exceeds 1;
+        # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for
+        # every relation and DRE can say nothing (see docs/domain_kge.md).
+        options.setdefault("entity_constrainer", unit_ball)
     return cls(triples_factory=splits.training, **options)
 
 
