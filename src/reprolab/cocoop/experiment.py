@@ -34,6 +34,9 @@ class CoCoOpConfig:
 
     # mini CLIP, pretrained on the generated shapes world (cached in the data home)
     clip_path: str = ""  # a local folder with real CLIP weights + tokenizer (from_pretrained); "" = mini CLIP
+    # "" = the generated shapes world; else a CoOp-layout folder (images + split_zhou_<Name>.json), given as a
+    # path or as a name under <data home>/coop/ (test_per_class caps its test images per class; 0 = all)
+    dataset: str = ""
     image_size: int = 16
     n_colours: int = 6
     n_shapes: int = 4
@@ -58,8 +61,10 @@ class CoCoOpConfig:
     shot_curve: list[int] = field(default_factory=lambda: [1, 4])  # extra shot counts, first seed only
 
     def validate(self) -> None:
-        if self.shots < 1 or self.epochs < 0 or self.batch_size < 1 or self.test_per_class < 1:
-            raise ConfigError("shots >= 1, epochs >= 0, batch_size >= 1 and test_per_class >= 1 are required")
+        if self.shots < 1 or self.epochs < 0 or self.batch_size < 1 or self.test_per_class < 0:
+            raise ConfigError("shots >= 1, epochs >= 0, batch_size >= 1 and test_per_class >= 0 are required")
+        if self.test_per_class == 0 and not self.dataset:
+            raise ConfigError("test_per_class: 0 (all test images) applies to a real dataset only")
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
         if not (2 <= self.n_colours <= 8 and 2 <= self.n_shapes <= 6):

@@ -123,18 +123,10 @@ def base_to_new(
 ) -> dict[str, float]:
     """One seed of the base-to-new protocol (paper Sec. 4.1): train on ``shots`` per base class, test each half
     among its own classes; also the shifted (striped) domain, averaged over both halves."""
-    base, new = base_new_split(world)
-    names = world.classnames
-    base_names, new_names = [names[i] for i in base], [names[i] for i in new]
-    gen = ctx.generator("data", seed, shots)
-    train_x, train_y = _sample(world, base, shots, gen, "dark", ctx.device)
-    test_gen = ctx.generator("test", seed)
-    sets = {
-        "base": (*_sample(world, base, config.test_per_class, test_gen, "dark", ctx.device), base_names),
-        "new": (*_sample(world, new, config.test_per_class, test_gen, "dark", ctx.device), new_names),
-        "shift_base": (*_sample(world, base, config.test_per_class, test_gen, "striped", ctx.device), base_names),
-        "shift_new": (*_sample(world, new, config.test_per_class, test_gen, "striped", ctx.device), new_names),
-    }
+    if config.dataset:
+        base_names, train_x, train_y, sets = _real_sets(config, ctx, clip, seed, shots)
+    else:
+        base_names, train_x, train_y, sets = _generated_sets(config, ctx, world, seed, shots)
     out: dict[str, float] = {}
     for split, (x, y, cls) in sets.items():
         out[f"zs_{split}"] = zero_shot_accuracy(clip, tok, cls, config.template, x, y)
@@ -156,8 +148,53 @@ def base_to_new(
             evaluated = model if cls is base_names else _transfer(method, config, clip, tok, learner, cls)
             out[f"{method}_{split}"] = accuracy(evaluated, x, y)
     for m in METHODS:
-        out[f"{m}_shift"] = (out.pop(f"{m}_shift_base") + out.pop(f"{m}_shift_new")) / 2
+        if f"{m}_shift_base" in out:
+            out[f"{m}_shift"] = (out.pop(f"{m}_shift_base") + out.pop(f"{m}_shift_new")) / 2
     return out
+
+
+Sets = dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]]
+
+
+def _generated_sets(
+    config: CoCoOpConfig, ctx: RunContext, world: ShapesWorld, seed: int, shots: int
+) -> tuple[list[str], torch.Tensor, torch.Tensor, Sets]:
+    """The shapes world: checkerboard base/new split, plus the striped-background shifted domain."""
+    base, new = base_new_split(world)
+    names = world.classnames
+    base_names, new_names = [names[i] for i in base], [names[i] for i in new]
+    gen = ctx.generator("data", seed, shots)
+    train_x, train_y = _sample(world, base, shots, gen, "dark", ctx.device)
+    test_gen = ctx.generator("test", seed)
+    sets = {
+        "base": (*_sample(world, base, config.test_per_class, test_gen, "dark", ctx.device), base_names),
+        "new": (*_sample(world, new, config.test_per_class, test_gen, "dark", ctx.device), new_names),
+        "shift_base": (*_sample(world, base, config.test_per_class, test_gen, "striped", ctx.device), base_names),
+        "shift_new": (*_sample(world, new, config.test_per_class, test_gen, "striped", ctx.device), new_names),
+    }
+    return base_names, train_x, train_y, sets
+
+
+def dataset_folder(config: CoCoOpConfig, ctx: RunContext) -> Path:
+    """``dataset`` as a folder path, else ``<data home>/coop/<dataset>``."""
+    given = Path(config.dataset).expanduser()
+    return given if given.is_dir() else ctx.data_home / "coop" / config.dataset
+
+
+def _real_sets(
+    config: CoCoOpConfig, ctx: RunContext, clip: Any, seed: int, shots: int
+) -> tuple[list[str], torch.Tensor, torch.Tensor, Sets]:
+    """A CoOp-layout dataset (``realdata.py``): first half of the sorted labels base, the rest new."""
+    from reprolab.cocoop.realdata import load_real_task
+
+    size = int(clip.config.vision_config.image_size)
+    task = load_real_task(dataset_folder(config, ctx), size, shots, config.test_per_class,
+                          ctx.generator("real-data", seed, shots))
+    sets = {
+        "base": (task.test["base"][0].to(ctx.device), task.test["base"][1].to(ctx.device), task.base_names),
+        "new": (task.test["new"][0].to(ctx.device), task.test["new"][1].to(ctx.device), task.new_names),
+    }
+    return task.base_names, task.train_x.to(ctx.device), task.train_y.to(ctx.device), sets
 
 
 def _make_learner(method: str, config: CoCoOpConfig, clip: Any, tok: Any, names: list[str], gen: torch.Generator):
@@ -185,7 +222,7 @@ def _report(config: CoCoOpConfig, ctx: RunContext, metrics: dict[str, float], cu
                 LABELS[m],
                 *(round(metrics[f"{m}_{k}"], 2) for k in ("base", "new", "h")),
                 *paper,
-                round(metrics[f"{m}_shift"], 2),
+                round(metrics[f"{m}_shift"], 2) if f"{m}_shift" in metrics else "—",
             ]
         )
     ctx.add_table(

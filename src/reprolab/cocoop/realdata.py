@@ -1,0 +1,98 @@
+"""Real datasets in CoOp's layout for the base-to-new protocol (paper Sec. 4.1).
+
+A dataset folder holds the images and CoOp's split file (``split_zhou_<Name>.json``, lists of
+``[impath, label, classname]`` for ``train``/``val``/``test``; ``impath`` relative to ``<folder>/images`` or, if
+that does not exist, to ``<folder>``). As in CoCoOp's ``subsample_classes``: the labels are sorted, the first
+``ceil(n/2)`` are the base classes and the rest the new classes. ``shots`` training images per base class are
+drawn with the run's seed (CoOp's few-shot sampling), and at most ``test_per_class`` test images per class are
+used (all of them when it is 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reprolab.cocoop.data import load_image_folder, read_split_json
+from reprolab.core.errors import DataError
+
+__all__ = ["RealTask", "find_split_file", "load_real_task"]
+
+
+@dataclass
+class RealTask:
+    """Few-shot training images of the base classes and test images of both halves, labels local to each half."""
+
+    base_names: list[str]
+    new_names: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def find_split_file(folder: Path) -> Path:
+    """The one ``split_zhou_*.json`` (or ``split*.json``) in ``folder``."""
+    candidates = sorted(folder.glob("split_zhou_*.json")) or sorted(folder.glob("split*.json"))
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise DataError(f"{folder}: expected exactly one CoOp split file split_zhou_<Name>.json, found {found}")
+    return candidates[0]
+
+
+def _class_names(items: list[tuple[str, int, str]], path: Path) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for impath, label, name in items:
+        if names.setdefault(label, name) != name:
+            raise DataError(f"{path}: label {label} is named both {names[label]!r} and {name!r} ({impath})")
+    return names
+
+
+def _pick(items: list[tuple[str, int, str]], labels: list[int], per_class: int, generator: torch.Generator):
+    """Up to ``per_class`` items of each label in ``labels`` (all when 0), drawn without replacement."""
+    chosen, local = [], []
+    for index, label in enumerate(labels):
+        rows = [item for item in items if item[1] == label]
+        if per_class:
+            order = torch.randperm(len(rows), generator=generator)[:per_class].tolist()
+            rows = [rows[i] for i in sorted(order)]
+        chosen += rows
+        local += [index] * len(rows)
+    return chosen, torch.tensor(local, dtype=torch.long)
+
+
+def load_real_task(
+    folder: str | Path, image_size: int, shots: int, test_per_class: int, generator: torch.Generator
+) -> RealTask:
+    """Read a CoOp-layout dataset and build one seed's base-to-new task (images resized to the CLIP input)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: dataset folder not found")
+    split_path = find_split_file(folder)
+    split = read_split_json(split_path)
+    names = _class_names(split["train"] + split["test"], split_path)
+    labels = sorted(names)
+    m = math.ceil(len(labels) / 2)
+    base, new = labels[:m], labels[m:]
+    if not new:
+        raise DataError(f"{split_path}: base-to-new needs at least two classes, found {len(labels)}")
+    root = folder / "images" if (folder / "images").is_dir() else folder
+    train_items, train_y = _pick(split["train"], base, shots, generator)
+    short = [names[b] for b in base if sum(1 for item in split["train"] if item[1] == b) < shots]
+    if short:
+        raise DataError(f"{split_path}: fewer than {shots} training images for classes {short[:5]}")
+    test: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for half, half_labels in (("base", base), ("new", new)):
+        items, y = _pick(split["test"], half_labels, test_per_class, generator)
+        if not items:
+            raise DataError(f"{split_path}: no test images for the {half} classes")
+        test[half] = (load_image_folder(root, items, image_size), y)
+    return RealTask(
+        base_names=[names[b] for b in base],
+        new_names=[names[n] for n in new],
+        train_x=load_image_folder(root, train_items, image_size),
+        train_y=train_y,
+        test=test,
+    )
