@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from reprolab.lds.data import GraphData
-from reprolab.lds.model import DifferentiableAdam, EdgeDistribution, GCNParams, gcn_forward, init_gcn
+from reprolab.lds.model import (
+    DifferentiableAdam,
+    EdgeDistribution,
+    GCNParams,
+    LearnedRate,
+    gcn_forward,
+    init_gcn,
+)
 from reprolab.lds.train import LDSSettings, hypergradient, train_lds
 
 
@@ -47,6 +54,30 @@ def test_hypergradient_matches_finite_differences():
         numeric = (_val_loss_after(plus, params, data, settings) - _val_loss_after(minus, params, data, settings))
         numeric /= 2 * eps
         assert abs(float(grad[i, j]) - numeric) < 1e-6 + 1e-4 * abs(numeric), (i, j, float(grad[i, j]), numeric)
+
+
+def test_learned_inner_rate_gradient_matches_finite_differences():
+    data = _tiny()
+    settings = LDSSettings(dropout=0.0, tau=4, hidden=4)
+    gen = torch.Generator().manual_seed(2)
+    theta = (0.2 + 0.6 * torch.rand(9, 9, generator=gen, dtype=torch.float64)).triu(1)
+    params = init_gcn(3, 4, 2, generator=gen, dtype=torch.float64)
+
+    def run(logit: float) -> tuple[float, float]:
+        rate = LearnedRate(1e-4, 0.05, logit)
+        optimizer = DifferentiableAdam(learned=rate)
+        dist = EdgeDistribution(theta)
+        new, _, _ = hypergradient(dist, params, optimizer, data, settings.tau, settings, None, sample=False)
+        logits = gcn_forward(new, data.features, dist.expected().detach())
+        return float(F.cross_entropy(logits[data.val_mask], data.labels[data.val_mask])), optimizer.lr_logit_grad
+
+    start = LearnedRate.starting_at(0.02, 1e-4, 0.05)
+    assert abs(float(start.value()) - 0.02) < 1e-12
+    _, analytic = run(start.logit)
+    eps = 1e-5
+    numeric = (run(start.logit + eps)[0] - run(start.logit - eps)[0]) / (2 * eps)
+    assert abs(analytic - numeric) < 1e-7 + 1e-4 * abs(numeric), (analytic, numeric)
+    assert analytic != 0.0
 
 
 def test_hypergradient_is_seeded_and_finite_with_sampling():

@@ -10,6 +10,7 @@ from reprolab.lds.model import (
     DifferentiableAdam,
     EdgeDistribution,
     GCNParams,
+    LearnedRate,
     gcn_forward,
     init_gcn,
     normalize_adjacency,
@@ -28,6 +29,7 @@ from reprolab.lds.train import (
 
 __all__ = [
     "DifferentiableAdam",
+    "LearnedRate",
     "EdgeDistribution",
     "GCNParams",
     "GCNSettings",

@@ -54,7 +54,8 @@ class LDSConfig:
     knn_metrics: list[str] = field(default_factory=lambda: ["cosine"])  # paper grid: cosine, minkowski
     taus: list[int] = field(default_factory=lambda: [5])  # kNN-LDS paper grid: 5, 16; LDS: 1, 5, 20
     outer_lrs: list[float] = field(default_factory=lambda: [0.1])  # paper grid: 1.0, 0.1
-    inner_lr: float = 0.02
+    inner_lr: float = 0.02  # Adam's starting rate; learned in [1e-4, 0.05] like theta (official code) ...
+    learn_inner_lr: bool = True  # ... unless this is false
     hidden: int = 16
     dropout: float = 0.5
     l2_reg: float = 5e-4

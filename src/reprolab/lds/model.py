@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "DifferentiableAdam",
+    "LearnedRate",
     "FactorSink",
     "SampledGraph",
     "EdgeDistribution",
@@ -183,6 +184,30 @@ def train_objective(params: GCNParams, logits: torch.Tensor, labels: torch.Tenso
     return F.cross_entropy(logits[mask], labels[mask]) + l2_reg * 0.5 * (params.w1**2).sum()
 
 
+@dataclass
+class LearnedRate:
+    """The inner learning rate as a hyperparameter (official LDS code): ``lr = a + sigmoid(lam) (b - a)``.
+
+    ``lam`` is optimised by the same truncated hypergradient and outer gradient step as theta; the bounds keep
+    the rate in ``[a, b]`` (official grid: start 0.02 in [1e-4, 0.05]).
+    """
+
+    low: float
+    high: float
+    logit: float
+
+    @classmethod
+    def starting_at(cls, start: float, low: float, high: float) -> LearnedRate:
+        if not low < start < high:
+            raise ValueError(f"inner_lr {start} must lie strictly inside its bounds ({low}, {high})")
+        fraction = (start - low) / (high - low)
+        return cls(low, high, math.log(fraction / (1.0 - fraction)))
+
+    def value(self, logit: torch.Tensor | float | None = None) -> torch.Tensor:
+        lam = torch.as_tensor(self.logit if logit is None else logit, dtype=torch.float64)
+        return self.low + torch.sigmoid(lam) * (self.high - self.low)
+
+
 class DifferentiableAdam:
     """Adam (Kingma & Ba) whose update w_{t+1} = Phi(w_t, A_t) stays differentiable (Sec. 3.2).
 
@@ -190,8 +215,16 @@ class DifferentiableAdam:
     finite when a gradient entry is exactly zero; the two agree to within eps.
     """
 
-    def __init__(self, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self, lr: float | torch.Tensor = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+        learned: LearnedRate | None = None,
+    ) -> None:
+        """``learned``: the rate is a hyperparameter (``lr`` is then ignored); see :class:`LearnedRate`."""
         self.lr, self.betas, self.eps = lr, betas, eps
+        self.learned = learned
+        self.lr_logit_grad = 0.0  # d F / d lam after a hypergradient, when the rate is learned
+        if learned is not None:
+            self.lr = float(learned.value())
         self.m: list[torch.Tensor] | None = None
         self.v: list[torch.Tensor] | None = None
         self.t = 0

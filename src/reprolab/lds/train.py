@@ -26,6 +26,7 @@ from reprolab.lds.model import (
     EdgeDistribution,
     FactorSink,
     GCNParams,
+    LearnedRate,
     SampledGraph,
     gcn_forward,
     init_gcn,
@@ -53,7 +54,10 @@ class LDSSettings:
     hidden: int = 16
     dropout: float = 0.5  # keep_prob 0.5 in the official grid
     l2_reg: float = 5e-4  # on the first layer only
-    inner_lr: float = 0.02  # Adam on the GCN weights
+    inner_lr: float = 0.02  # Adam on the GCN weights (the starting value when it is learned)
+    learn_inner_lr: bool = True  # official code: the rate is a hyperparameter in inner_lr_bounds
+    inner_lr_bounds: tuple[float, float] = (1e-4, 0.05)
+    freeze_theta: bool = False  # control experiment: hyper-steps move only the inner rate
     tau: int = 5  # truncation: hypergradient through the last tau inner steps
     outer_lr: float = 1.0  # gradient descent on theta ...
     outer_lr_decay: float = 1e-3  # ... with lr / (1 + decay * hyper_step)
@@ -98,7 +102,9 @@ def hypergradient(
     """tau differentiable inner steps from ``params`` and the gradient of the validation loss in theta.
 
     Returns the new (detached) weights, d F / d theta on the upper triangle (truncated reverse mode,
-    Eq. 7, with the straight-through estimator for sampled graphs), and the inner losses.
+    Eq. 7, with the straight-through estimator for sampled graphs), and the inner losses. When the
+    optimizer's rate is learned (``optimizer.learned``), d F / d lam of its logit is left in
+    ``optimizer.lr_logit_grad``.
 
     ``engine="factored"`` (default) runs message passing on sparse samples and accumulates d F / d A as
     low-rank factors (see :class:`~reprolab.lds.model.FactorSink`); ``engine="dense"`` lets autograd
@@ -119,6 +125,10 @@ def hypergradient(
 
     weights = [p.detach().requires_grad_(True) for p in params.as_list()]
     optimizer.detach_()
+    lr_logit = None
+    if optimizer.learned is not None:  # the inner learning rate is a hyperparameter too (official LDS code)
+        lr_logit = torch.tensor(optimizer.learned.logit, dtype=torch.float64, requires_grad=True)
+        optimizer.lr = optimizer.learned.value(lr_logit).to(weights[0].dtype)
     losses = []
     for _ in range(tau):
         graph = draw()
@@ -130,14 +140,18 @@ def hypergradient(
         losses.append(float(loss.detach()))
     logits = gcn_forward(GCNParams.from_list(weights), data.features, draw())
     outer = F.cross_entropy(logits[data.val_mask], data.labels[data.val_mask])
+    extra = [lr_logit] if lr_logit is not None else []
     if factored:
         sink.active = True
-        torch.autograd.grad(outer, token)
+        grads = torch.autograd.grad(outer, [token, *extra], allow_unused=True)
         sink.active = False
         grad_theta = sink.symmetric_gradient(dist.upper).to(dist.theta.dtype)
     else:
-        (grad_theta,) = torch.autograd.grad(outer, dist.theta)
-        grad_theta = grad_theta * dist.upper
+        grads = torch.autograd.grad(outer, [dist.theta, *extra], allow_unused=True)
+        grad_theta = grads[0] * dist.upper
+    if lr_logit is not None:
+        optimizer.lr_logit_grad = float(grads[1]) if grads[1] is not None else 0.0
+        optimizer.lr = float(optimizer.lr.detach())
     optimizer.detach_()
     return GCNParams.from_list([w.detach() for w in weights]), grad_theta, losses
 
@@ -162,17 +176,21 @@ def train_lds(
 ) -> LDSResult:
     """Algorithm 1 of the paper with early stopping on the early-stopping set."""
     dist = EdgeDistribution(initial_graph, init_value=settings.init_value)
+    rate = LearnedRate.starting_at(settings.inner_lr, *settings.inner_lr_bounds) if settings.learn_inner_lr else None
     best = LDSResult(-1.0, float("nan"), float("inf"), -1, 0, 0, dist.theta.detach().clone())
     hyper_steps, waited = 0, 0
     for outer in range(settings.max_outer):
         params = init_gcn(data.features.shape[1], settings.hidden, data.num_classes, generator=generator,
                           device=data.features.device)
-        optimizer = DifferentiableAdam(settings.inner_lr)
+        optimizer = DifferentiableAdam(settings.inner_lr, learned=rate)
         best_loss, inner_wait, steps = float("inf"), settings.inner_patience, 0
         while steps < settings.inner_max_steps and inner_wait > 0:
             params, grad, losses = hypergradient(dist, params, optimizer, data, settings.tau, settings, generator)
             lr = settings.outer_lr / (1.0 + settings.outer_lr_decay * hyper_steps)
-            dist.project_step(grad, lr)
+            if not settings.freeze_theta:
+                dist.project_step(grad, lr)
+            if rate is not None:  # the same outer gradient step on the rate's logit
+                rate.logit -= lr * optimizer.lr_logit_grad
             hyper_steps += 1
             steps += len(losses)
             for loss in losses:
@@ -184,7 +202,7 @@ def train_lds(
         es_acc = _accuracy(logits, data.labels, data.es_mask)
         es_loss = float(F.cross_entropy(logits[data.es_mask], data.labels[data.es_mask]))
         record = {"outer": outer, "es_acc": es_acc, "es_loss": es_loss, "inner_steps": steps,
-                  "edges": dist.num_expected_edges(), "train_loss": best_loss}
+                  "edges": dist.num_expected_edges(), "train_loss": best_loss, "inner_lr": float(optimizer.lr)}
         best.history.append(record)
         if on_iteration is not None:
             on_iteration(record)
