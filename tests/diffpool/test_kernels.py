@@ -48,3 +48,40 @@ def test_svm_selection_separates_rings_from_stars():
     train, val, test = np.arange(0, 20, 2), np.array([1, 11]), np.array([3, 5, 13, 15])
     result = select_and_test(kernels, y, train, val, test)
     assert result.test_acc == 1.0 and result.iterations in (1, 2)
+
+
+def test_graclus_merges_two_cliques_joined_by_one_edge():
+    from reprolab.diffpool.graclus import graclus_clusters, hard_assignments
+
+    adjacency = np.zeros((8, 8))
+    for block in (range(0, 4), range(4, 8)):
+        for u in block:
+            for v in block:
+                adjacency[u, v] = float(u != v)
+    adjacency[3, 4] = adjacency[4, 3] = 1.0
+    ids = graclus_clusters(adjacency, 2)
+    assert len(set(ids[:4])) == 1 and len(set(ids[4:])) == 1 and ids[0] != ids[4]
+    assert graclus_clusters(np.zeros((3, 3)), 2).max() < 2  # isolated nodes fold into the available clusters
+    adj = torch.from_numpy(adjacency).float()[None].repeat(2, 1, 1)
+    mask = torch.ones(2, 8)
+    mask[1, 6:] = 0
+    adj[1, 6:, :] = 0
+    adj[1, :, 6:] = 0
+    s = hard_assignments(adj, mask, 2)
+    assert torch.equal(s.sum(-1), mask)  # one cluster per real node, padded rows empty
+
+
+def test_diffpool_det_pools_with_fixed_assignments_and_trains():
+    from reprolab.diffpool.model import DiffPoolDet
+
+    torch.manual_seed(0)
+    adj = (torch.rand(3, 10, 10) > 0.6).float()
+    adj = ((adj + adj.transpose(1, 2)) > 0).float() * (1 - torch.eye(10))
+    x, mask = torch.randn(3, 10, 4), torch.ones(3, 10)
+    model = DiffPoolDet(4, 2, 10, hidden=8, embed=8, assign_ratio=0.3, num_pool=2)
+    out = model(x, adj, mask)
+    assert out.logits.shape == (3, 2) and len(out.assignments) == 2
+    assert torch.equal(out.assignments[0].sum(-1), mask)  # hard, complete assignment
+    out.logits.sum().backward()
+    again = model(x, adj, mask)
+    assert all(torch.equal(a, b) for a, b in zip(out.assignments, again.assignments))  # deterministic

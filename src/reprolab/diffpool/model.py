@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import DenseSAGEConv, dense_diff_pool
 
-__all__ = ["DiffPoolNet", "GraphSAGEPool", "MaskedBatchNorm", "PoolOutput", "SAGEStack", "cluster_counts"]
+__all__ = [
+    "DiffPoolDet", "DiffPoolNet", "GraphSAGEPool", "MaskedBatchNorm", "PoolOutput", "SAGEStack", "cluster_counts",
+]
 
 
 class MaskedBatchNorm(nn.Module):
@@ -185,6 +187,59 @@ class DiffPoolNet(nn.Module):
             mask = None
         logits = self.head(torch.cat(readouts, dim=-1))
         return PoolOutput(logits, link, entropy, assignments)
+
+
+class DiffPoolDet(nn.Module):
+    """DiffPool-Det (Table 1): the hierarchy of :class:`DiffPoolNet` with ``S`` from a deterministic clustering.
+
+    Level ``l`` embeds with its own :class:`SAGEStack` (Eq. 1) and pools with Eqs. (3)-(4) using the hard
+    assignment of :func:`reprolab.diffpool.graclus.hard_assignments` on that level's adjacency (no assignment
+    GNN, no auxiliary losses). Same readout and classifier as DiffPool.
+    """
+
+    def __init__(
+        self, in_features: int, num_classes: int, max_nodes: int, *, hidden: int = 30, embed: int = 30,
+        layers: int = 3, num_pool: int = 1, assign_ratio: float = 0.1, mlp_hidden: int = 50,
+        dropout: float = 0.0, batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.clusters = cluster_counts(max_nodes, assign_ratio, num_pool)
+        self.embed_gnns = nn.ModuleList()
+        width = in_features
+        for _ in range(num_pool + 1):
+            gnn = SAGEStack(width, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm)
+            self.embed_gnns.append(gnn)
+            width = gnn.out_channels
+        self.head = mlp_head(width * (num_pool + 1), mlp_hidden, num_classes, dropout)
+        self._cache: dict[bytes, torch.Tensor] = {}
+
+    def _assign(self, level: int, adj: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Hard assignments, memoised per level and adjacency (they never change during training)."""
+        from reprolab.diffpool.graclus import hard_assignments
+
+        rows = []
+        for b in range(adj.shape[0]):
+            single_mask = mask[b : b + 1] if mask is not None else None
+            key = bytes([level]) + adj[b].detach().cpu().numpy().tobytes()
+            if key not in self._cache:
+                self._cache[key] = hard_assignments(adj[b : b + 1], single_mask, self.clusters[level])[0]
+            rows.append(self._cache[key])
+        return torch.stack(rows)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor | None = None) -> PoolOutput:
+        readouts, assignments = [], []
+        for level, embed_gnn in enumerate(self.embed_gnns):
+            z = embed_gnn(x, adj, mask)
+            readouts.append(masked_readout(z, mask, "max"))
+            if level == len(self.clusters):
+                break
+            s = self._assign(level, adj, mask).to(z.dtype)
+            x = s.transpose(1, 2) @ z  # Eq. (3)
+            adj = s.transpose(1, 2) @ adj @ s  # Eq. (4)
+            assignments.append(s)
+            mask = None
+        zero = x.new_zeros(())
+        return PoolOutput(self.head(torch.cat(readouts, dim=-1)), zero, zero, assignments)
 
 
 class GraphSAGEPool(nn.Module):

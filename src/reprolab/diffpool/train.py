@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprolab.diffpool.data import DenseGraphs
-from reprolab.diffpool.model import DiffPoolNet, GraphSAGEPool
+from reprolab.diffpool.model import DiffPoolDet, DiffPoolNet, GraphSAGEPool
 
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FoldHistory", "TrainSettings", "build_model", "evaluate", "standardize", "train_fold"]
 
-MODEL_NAMES = ("diffpool", "diffpool_nolp", "graphsage_mean", "graphsage_sum", "graphsage_max")
+MODEL_NAMES = ("diffpool", "diffpool_nolp", "diffpool_det", "graphsage_mean", "graphsage_sum", "graphsage_max")
 
 
 @dataclass
@@ -60,7 +60,8 @@ class FoldHistory:
 
 
 def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, **kwargs: object) -> nn.Module:
-    """A model by name: ``diffpool``, ``diffpool_nolp`` (no link-prediction loss), ``graphsage_{mean,sum,max}``."""
+    """A model by name: ``diffpool``, ``diffpool_nolp`` (no link-prediction loss), ``diffpool_det`` (clustering
+    instead of learned assignments), ``graphsage_{mean,sum,max}``."""
     common = {key: kwargs[key] for key in ("hidden", "embed", "layers", "mlp_hidden", "dropout", "batch_norm")
               if key in kwargs}
     if name in ("diffpool", "diffpool_nolp"):
@@ -69,6 +70,11 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
             assign_ratio=float(kwargs.get("assign_ratio", 0.1)),  # type: ignore[arg-type]
             link_loss=name == "diffpool" and bool(kwargs.get("link_loss", True)),
             entropy_loss=bool(kwargs.get("entropy_loss", True)), **common,  # type: ignore[arg-type]
+        )
+    if name == "diffpool_det":
+        return DiffPoolDet(
+            in_features, num_classes, max_nodes, num_pool=int(kwargs.get("num_pool", 1)),  # type: ignore[arg-type]
+            assign_ratio=float(kwargs.get("assign_ratio", 0.1)), **common,  # type: ignore[arg-type]
         )
     if name.startswith("graphsage_"):
         return GraphSAGEPool(in_features, num_classes, readout=name.split("_", 1)[1], **common)  # type: ignore[arg-type]
