@@ -1,0 +1,290 @@
+"""Multi-label image data: digit canvases (embedded default) and readers for COCO / YOLO annotations.
+
+The paper evaluates on MS-COCO and NUS-WIDE (Sec. 4.1), where every image carries a *set* of labels.
+Neither fits here, so the embedded default builds canvases from the real handwritten digits that ship
+with scikit-learn: one to four digits at random positions and scales, labels = the set of digits
+present. Labels co-occur by design (each digit has a *partner* that appears with it most of the time)
+and have unequal frequencies, so label dependencies and a frequent-first order both mean something.
+
+The readers turn object boxes into image-level multi-label targets, as the paper does for COCO:
+``read_coco_instances`` (an ``instances_*.json`` file) and ``read_yolo_labels`` (a folder of YOLO
+``class cx cy w h`` text files, e.g. ``shared/data/coco8``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from reprolab.core.errors import DataError, DatasetMissingError
+
+__all__ = [
+    "DIGIT_PARTNERS",
+    "CanvasSplit",
+    "MultiLabelSet",
+    "label_sets_to_targets",
+    "load_image_tensor",
+    "make_digit_canvases",
+    "read_coco_instances",
+    "read_yolo_dataset",
+    "read_yolo_labels",
+]
+
+NUM_DIGITS = 10
+# each digit's partner: when a digit is drawn, its partner joins it with probability ``partner_prob``
+DIGIT_PARTNERS: tuple[int, ...] = (6, 7, 5, 8, 9, 2, 0, 1, 3, 4)
+# unequal label frequencies (a frequent-first order is well defined): prior weight of each digit
+DIGIT_PRIOR: tuple[float, ...] = (0.22, 0.16, 0.13, 0.11, 0.09, 0.08, 0.07, 0.06, 0.05, 0.03)
+
+
+@dataclass
+class CanvasSplit:
+    """Images ``N x 1 x S x S`` in [0, 1], multi-hot targets ``N x K`` and per-digit boxes."""
+
+    images: Tensor
+    targets: Tensor
+    boxes: list[list[tuple[int, int, int, int, int]]]  # (label, top, left, height, width)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class MultiLabelSet:
+    """Image identifiers with their label sets, and the class names (index = label id)."""
+
+    ids: list[str]
+    labels: list[set[int]]
+    class_names: list[str]
+
+    def targets(self) -> Tensor:
+        return label_sets_to_targets(self.labels, len(self.class_names))
+
+
+def label_sets_to_targets(labels: Sequence[set[int]], num_classes: int) -> Tensor:
+    """Multi-hot ``N x K`` float targets from label sets."""
+    out = torch.zeros(len(labels), num_classes)
+    for row, items in enumerate(labels):
+        for label in items:
+            if not 0 <= label < num_classes:
+                raise DataError(f"label {label} outside 0..{num_classes - 1} (item {row})")
+            out[row, label] = 1.0
+    return out
+
+
+# -- digit canvases ----------------------------------------------------------------------------
+def _sample_label_set(rng: np.random.Generator, max_digits: int, partner_prob: float) -> list[int]:
+    count = int(rng.integers(1, max_digits + 1))
+    prior = np.asarray(DIGIT_PRIOR, dtype=float)
+    chosen: list[int] = []
+    while len(chosen) < count:
+        weights = prior.copy()
+        weights[chosen] = 0.0
+        digit = int(rng.choice(NUM_DIGITS, p=weights / weights.sum()))
+        chosen.append(digit)
+        partner = DIGIT_PARTNERS[digit]
+        if len(chosen) < count and partner not in chosen and rng.random() < partner_prob:
+            chosen.append(partner)
+    return chosen
+
+
+def _place(rng: np.random.Generator, occupied: np.ndarray, size: int, canvas: int) -> tuple[int, int]:
+    """Top-left corner with the least overlap with what is already drawn (best of a few tries)."""
+    best, best_overlap = (0, 0), None
+    for _ in range(8):
+        top, left = int(rng.integers(0, canvas - size + 1)), int(rng.integers(0, canvas - size + 1))
+        overlap = float(occupied[top : top + size, left : left + size].sum())
+        if best_overlap is None or overlap < best_overlap:
+            best, best_overlap = (top, left), overlap
+        if overlap == 0:
+            break
+    return best
+
+
+def _resized_pools(images: np.ndarray, targets: np.ndarray, sizes: range) -> dict[tuple[int, int], np.ndarray]:
+    """Every source digit resized (bilinear) to every size once: {(digit, size): n x size x size}."""
+    source = torch.from_numpy(images)[:, None]
+    pools = {}
+    for size in sizes:
+        resized = F.interpolate(source, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
+        for digit in range(NUM_DIGITS):
+            pools[(digit, size)] = resized[targets == digit]
+    return pools
+
+
+def _render(
+    pools: dict[tuple[int, int], np.ndarray], labels: list[int], rng: np.random.Generator, canvas: int,
+    scale_range: tuple[int, int],
+) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:
+    image = np.zeros((canvas, canvas), dtype=np.float32)
+    occupied = np.zeros((canvas, canvas), dtype=np.float32)
+    boxes = []
+    for label in labels:
+        size = int(rng.integers(scale_range[0], scale_range[1] + 1))
+        pool = pools[(label, size)]
+        patch = pool[int(rng.integers(0, len(pool)))]
+        top, left = _place(rng, occupied, size, canvas)
+        region = image[top : top + size, left : left + size]
+        np.maximum(region, patch, out=region)
+        occupied[top : top + size, left : left + size] = 1.0
+        boxes.append((label, top, left, size, size))
+    return image, boxes
+
+
+def make_digit_canvases(
+    n_train: int,
+    n_test: int,
+    *,
+    canvas: int = 28,
+    max_digits: int = 4,
+    partner_prob: float = 0.7,
+    scale_range: tuple[int, int] = (8, 14),
+    seed: int = 0,
+) -> tuple[CanvasSplit, CanvasSplit]:
+    """Train and test canvases of sklearn digits; train and test use disjoint digit images.
+
+    Each canvas holds 1..``max_digits`` distinct digits (labels drawn from ``DIGIT_PRIOR``; a drawn digit
+    brings its ``DIGIT_PARTNERS`` partner with probability ``partner_prob``), each resized to a random
+    size in ``scale_range`` pixels and placed where it overlaps least with the others.
+    """
+    from sklearn.datasets import load_digits
+
+    if not 1 <= max_digits <= NUM_DIGITS:
+        raise ValueError(f"max_digits must be in 1..{NUM_DIGITS}, got {max_digits}")
+    if not 1 <= scale_range[0] <= scale_range[1] <= canvas:
+        raise ValueError(f"scale_range {scale_range} must satisfy 1 <= lo <= hi <= canvas={canvas}")
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)
+    order = np.random.default_rng(12345).permutation(len(images))
+    half = len(images) // 2
+    splits = []
+    for part, (n, idx) in enumerate(((n_train, order[:half]), (n_test, order[half:]))):
+        pools = _resized_pools(images[idx], digits.target[idx], range(scale_range[0], scale_range[1] + 1))
+        rng = np.random.default_rng([seed, part])
+        canvases, targets, boxes = [], torch.zeros(n, NUM_DIGITS), []
+        for row in range(n):
+            labels = _sample_label_set(rng, max_digits, partner_prob)
+            image, item_boxes = _render(pools, labels, rng, canvas, scale_range)
+            canvases.append(image)
+            targets[row, labels] = 1.0
+            boxes.append(item_boxes)
+        stacked = torch.from_numpy(np.stack(canvases))[:, None] if n else torch.zeros(0, 1, canvas, canvas)
+        splits.append(CanvasSplit(stacked, targets, boxes))
+    return splits[0], splits[1]
+
+
+# -- COCO instances JSON ------------------------------------------------------------------------
+def _require_keys(item: object, keys: tuple[str, ...], where: str) -> dict:
+    if not isinstance(item, dict):
+        raise DataError(f"{where}: expected an object, got {type(item).__name__}")
+    missing = [key for key in keys if key not in item]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+    return item
+
+
+def read_coco_instances(path: str | Path) -> MultiLabelSet:
+    """Image-level label sets from a COCO ``instances_*.json``: an image's labels = its boxes' categories.
+
+    Category ids (sparse in COCO: 1..90) are mapped to contiguous labels in increasing id order.
+    Images without annotations get an empty label set. Errors name the file and the offending entry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetMissingError(f"{path}: COCO instances JSON not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from error
+    data = _require_keys(data, ("images", "annotations", "categories"), str(path))
+    categories = sorted(
+        (_require_keys(c, ("id", "name"), f"{path}: categories[{i}]") for i, c in enumerate(data["categories"])),
+        key=lambda c: c["id"],
+    )
+    label_of = {int(c["id"]): index for index, c in enumerate(categories)}
+    images = [_require_keys(im, ("id",), f"{path}: images[{i}]") for i, im in enumerate(data["images"])]
+    position = {im["id"]: row for row, im in enumerate(images)}
+    labels: list[set[int]] = [set() for _ in images]
+    for i, ann in enumerate(data["annotations"]):
+        ann = _require_keys(ann, ("image_id", "category_id"), f"{path}: annotations[{i}]")
+        if ann["image_id"] not in position:
+            raise DataError(f"{path}: annotations[{i}]: image_id {ann['image_id']} is not in images")
+        if int(ann["category_id"]) not in label_of:
+            raise DataError(f"{path}: annotations[{i}]: category_id {ann['category_id']} is not in categories")
+        labels[position[ann["image_id"]]].add(label_of[int(ann["category_id"])])
+    ids = [str(im.get("file_name", im["id"])) for im in images]
+    return MultiLabelSet(ids, labels, [str(c["name"]) for c in categories])
+
+
+# -- YOLO label folders -------------------------------------------------------------------------
+def _parse_yolo_file(path: Path, num_classes: int) -> set[int]:
+    labels: set[int] = set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 5:
+            raise DataError(f"{path}:{lineno}: expected 'class x_center y_center width height', got {line!r}")
+        try:
+            label = int(fields[0])
+            coords = [float(v) for v in fields[1:5]]
+        except ValueError as error:
+            raise DataError(f"{path}:{lineno}: expected an integer class and four numbers, got {line!r}") from error
+        if not 0 <= label < num_classes:
+            raise DataError(f"{path}:{lineno}: class {label} outside 0..{num_classes - 1}")
+        if any(not 0.0 <= v <= 1.0 for v in coords):
+            raise DataError(f"{path}:{lineno}: box coordinates must be normalised to [0, 1], got {fields[1:5]}")
+        labels.add(label)
+    return labels
+
+
+def read_yolo_labels(
+    folder: str | Path, num_classes: int = 80, class_names: Sequence[str] | None = None
+) -> MultiLabelSet:
+    """Image-level label sets from a folder of YOLO ``*.txt`` files (one per image, one box per line)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetMissingError(f"{folder}: YOLO label folder not found")
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise DataError(f"{folder}: no YOLO *.txt label files")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise DataError(f"{folder}: {len(names)} class names for {num_classes} classes")
+    return MultiLabelSet([f.stem for f in files], [_parse_yolo_file(f, num_classes) for f in files], names)
+
+
+def load_image_tensor(path: str | Path, size: int, channels: int = 3) -> Tensor:
+    """An image file as a ``channels x size x size`` float tensor in [0, 1] (PIL, bilinear resize)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB" if channels == 3 else "L").resize((size, size), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataError(f"{path}: not a readable image ({error})") from error
+    tensor = torch.from_numpy(array)
+    return tensor.permute(2, 0, 1).contiguous() if channels == 3 else tensor[None]
+
+
+def read_yolo_dataset(root: str | Path, split: str, *, size: int = 64, num_classes: int = 80) -> tuple[Tensor, Tensor]:
+    """Images ``N x 3 x size x size`` and multi-hot targets from ``root/images/split`` + ``root/labels/split``."""
+    root = Path(root)
+    labels = read_yolo_labels(root / "labels" / split, num_classes)
+    image_dir = root / "images" / split
+    images = []
+    for stem in labels.ids:
+        candidates = [image_dir / f"{stem}{ext}" for ext in (".jpg", ".jpeg", ".png")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise DataError(f"{image_dir}: no image for label file {stem}.txt")
+        images.append(load_image_tensor(found, size))
+    return torch.stack(images), labels.targets()

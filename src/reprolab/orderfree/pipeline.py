@@ -1,0 +1,302 @@
+"""The order-free RNN experiment body: data, the shared CNN + BR baseline, the two RNNs, metrics, figures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+from reprolab.orderfree.data import CanvasSplit, make_digit_canvases
+from reprolab.orderfree.decode import beam_search, frequent_first_sequences, greedy_decode, sequence_loss
+from reprolab.orderfree.experiment import OrderFreeConfig
+from reprolab.orderfree.metrics import mean_average_precision, multilabel_scores, per_class_f1
+from reprolab.orderfree.model import (
+    AttentionLSTMDecoder,
+    BinaryRelevanceHead,
+    ResNetBackbone,
+    load_torchvision_resnet,
+)
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["build_backbone", "build_decoder", "run_orderfree"]
+
+SCORE_KEYS = ("cp", "cr", "cf1", "op", "or", "of1")
+
+
+def build_backbone(config: OrderFreeConfig) -> ResNetBackbone:
+    in_channels = 3 if config.pretrained_path else 1
+    return ResNetBackbone(config.widths, config.blocks, in_channels=in_channels, stem=config.stem)
+
+
+def build_decoder(config: OrderFreeConfig, channels: int, num_classes: int) -> AttentionLSTMDecoder:
+    return AttentionLSTMDecoder(
+        channels, num_classes, hidden=config.hidden, embed=config.embed, attention_dim=config.attention_dim
+    )
+
+
+def _prepare(images: Tensor, backbone: ResNetBackbone) -> Tensor:
+    channels = backbone.conv1.in_channels
+    return images.expand(-1, channels, -1, -1) if images.shape[1] != channels else images
+
+
+@torch.no_grad()
+def _features(backbone: ResNetBackbone, images: Tensor, device: torch.device, batch: int = 256) -> Tensor:
+    backbone.eval()
+    parts = [backbone(_prepare(images[i : i + batch].to(device), backbone)) for i in range(0, len(images), batch)]
+    return torch.cat(parts)
+
+
+def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
+    train, test = make_digit_canvases(
+        config.n_train, config.n_test, canvas=config.canvas, max_digits=config.max_digits,
+        partner_prob=config.partner_prob, scale_range=(config.scale_min, config.scale_max), seed=ctx.seed,
+    )
+    ctx.note(
+        f"Data: {len(train)} train / {len(test)} test canvases ({config.canvas}x{config.canvas}) of 1-"
+        f"{config.max_digits} sklearn digits; mean {float(train.targets.sum(1).mean()):.2f} labels per image."
+    )
+    sweep = Sweep(ctx)
+    metrics: dict[str, float] = {}
+    br = _train_cnn(config, ctx, sweep, train, test)
+    metrics.update(br["metrics"])
+    backbone = build_backbone(config).to(ctx.device)
+    backbone.load_state_dict(br["backbone"])
+    class_f1 = {"BR": torch.tensor(br["class_f1"])}
+    decoders: dict[str, AttentionLSTMDecoder] = {}
+    for name in ("fixed", "orderfree"):
+        result = _train_rnn(config, ctx, sweep, name, backbone, train, test)
+        metrics.update(result["metrics"])
+        class_f1[name] = torch.tensor(result["class_f1"])
+        decoder = build_decoder(config, backbone.out_channels, train.targets.shape[1]).to(ctx.device)
+        decoder.load_state_dict(result["decoder"])
+        decoders[name] = decoder
+        if "backbone" in result:
+            tuned = build_backbone(config).to(ctx.device)
+            tuned.load_state_dict(result["backbone"])
+            if name == "orderfree":
+                backbone = tuned
+    _report(config, ctx, metrics, class_f1)
+    _plot_attention(config, ctx, backbone, decoders["orderfree"], test)
+    return metrics
+
+
+# -- the shared CNN and the binary-relevance baseline ---------------------------------------------
+def _train_cnn(config: OrderFreeConfig, ctx: RunContext, sweep: Sweep, train: CanvasSplit, test: CanvasSplit) -> Any:
+    unit = "cnn_br"
+    if sweep.is_done(unit):
+        return sweep.result(unit)
+    torch.manual_seed(ctx.seed_for(unit, "init"))
+    backbone = build_backbone(config)
+    if config.pretrained_path:
+        ignored = load_torchvision_resnet(backbone, config.pretrained_path)
+        ctx.note(f"CNN initialised from {config.pretrained_path} (ignored keys: {', '.join(ignored) or 'none'}).")
+    model = nn.ModuleDict({"backbone": backbone, "head": BinaryRelevanceHead(backbone.out_channels, 10)}).to(ctx.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.cnn_lr)
+    generator = ctx.generator(unit, "train", device="cpu")
+
+    def step_fn(step: int) -> dict[str, float]:
+        model.train()
+        index = torch.randint(len(train), (config.cnn_batch_size,), generator=generator)
+        images, targets = train.images[index].to(ctx.device), train.targets[index].to(ctx.device)
+        logits = model["head"](model["backbone"](_prepare(images, backbone)))
+        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    sweep.train(unit, steps=config.cnn_steps, step_fn=step_fn, model=model, optimizer=optimizer, generator=generator,
+                checkpoint_every=config.checkpoint_every, log_every=100)
+    features = _features(backbone, test.images, ctx.device)
+    with torch.no_grad():
+        probs = torch.sigmoid(model["head"](features)).cpu()
+    predictions = (probs > config.threshold).float()
+    scores = multilabel_scores(predictions, test.targets)
+    metrics = {f"br_{key}": value for key, value in scores.items()}
+    metrics["br_map"] = mean_average_precision(probs, test.targets)
+    metrics.update(_refit_br_head(config, ctx, backbone, model["head"], train, features, test.targets))
+    ctx.log(unit=unit, **metrics)
+    result = {
+        "metrics": metrics,
+        "class_f1": per_class_f1(predictions, test.targets).tolist(),
+        "backbone": {key: value.cpu() for key, value in backbone.state_dict().items()},
+    }
+    return sweep.complete(unit, result)
+
+
+def _refit_br_head(
+    config: OrderFreeConfig, ctx: RunContext, backbone: ResNetBackbone, head: nn.Module, train: CanvasSplit,
+    test_features: Tensor, test_targets: Tensor,
+) -> dict[str, float]:
+    """BR with as much head training as the RNNs get: the BR layer trained ``rnn_steps`` more steps on the
+    frozen CNN features (``br_tuned_*``), so the BR comparison does not favour the RNNs' longer training."""
+    pooled = _features(backbone, train.images, ctx.device).mean(dim=(2, 3))
+    tuned = BinaryRelevanceHead(backbone.out_channels, train.targets.shape[1]).to(ctx.device)
+    tuned.load_state_dict(head.state_dict())
+    optimizer = torch.optim.Adam(tuned.parameters(), lr=config.rnn_lr)
+    generator = ctx.generator("cnn_br", "refit", device="cpu")
+    for _ in range(config.rnn_steps):
+        index = torch.randint(len(train), (config.rnn_batch_size,), generator=generator)
+        loss = F.binary_cross_entropy_with_logits(tuned.fc(pooled[index]), train.targets[index].to(ctx.device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        probs = torch.sigmoid(tuned(test_features)).cpu()
+    scores = multilabel_scores((probs > config.threshold).float(), test_targets)
+    metrics = {f"br_tuned_{key}": value for key, value in scores.items()}
+    metrics["br_tuned_map"] = mean_average_precision(probs, test_targets)
+    return metrics
+
+
+# -- the attention LSTMs: order-free and fixed frequent-first order --------------------------------
+def _train_rnn(
+    config: OrderFreeConfig,
+    ctx: RunContext,
+    sweep: Sweep,
+    name: str,
+    shared: ResNetBackbone,
+    train: CanvasSplit,
+    test: CanvasSplit,
+) -> Any:
+    unit = f"rnn_{name}"
+    if sweep.is_done(unit):
+        return sweep.result(unit)
+    num_classes = train.targets.shape[1]
+    torch.manual_seed(ctx.seed_for(unit, "init"))
+    decoder = build_decoder(config, shared.out_channels, num_classes).to(ctx.device)
+    backbone = build_backbone(config).to(ctx.device)
+    backbone.load_state_dict(shared.state_dict())
+    parts: dict[str, nn.Module] = {"decoder": decoder}
+    if config.finetune_backbone:
+        parts["backbone"] = backbone
+        cached = None
+    else:
+        cached = _features(backbone, train.images, ctx.device)
+    model = nn.ModuleDict(parts)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr)
+    frequency = train.targets.sum(dim=0)
+    sequences = frequent_first_sequences(train.targets, frequency, decoder.end) if name == "fixed" else None
+    order = "fixed" if name == "fixed" else "free"
+    generator = ctx.generator(unit, "train", device="cpu")
+
+    def step_fn(step: int) -> dict[str, float]:
+        model.train()
+        index = torch.randint(len(train), (config.rnn_batch_size,), generator=generator)
+        targets = train.targets[index].to(ctx.device)
+        images = train.images[index].to(ctx.device)
+        features = backbone(_prepare(images, backbone)) if cached is None else cached[index]
+        batch_sequences = None if sequences is None else sequences[index].to(ctx.device)
+        loss, values = sequence_loss(decoder, features, targets, order=order, sequences=batch_sequences,
+                                     prob_weight=config.prob_weight)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        return values
+
+    sweep.train(unit, steps=config.rnn_steps, step_fn=step_fn, model=model, optimizer=optimizer, generator=generator,
+                checkpoint_every=config.checkpoint_every, log_every=100)
+    decoder.eval()
+    features = _features(backbone, test.images, ctx.device)
+    max_labels = config.max_labels or None
+    beam = beam_search(decoder, features, width=config.beam_width, max_labels=max_labels).labels.cpu()
+    greedy = greedy_decode(decoder, features, max_labels=max_labels).labels.cpu()
+    metrics: dict[str, float] = {}
+    for decoding, predictions in (("beam", beam), ("greedy", greedy)):
+        metrics.update({f"{name}_{decoding}_{k}": v for k, v in multilabel_scores(predictions, test.targets).items()})
+    metrics[f"{name}_beam_greedy_disagree"] = 100.0 * float((beam != greedy).any(dim=1).float().mean())
+    with torch.no_grad():
+        v_prob = torch.sigmoid(decoder.encode(features).prob_logits).cpu()
+    metrics[f"{name}_vprob_map"] = mean_average_precision(v_prob, test.targets)
+    ctx.log(unit=unit, **metrics)
+    result: dict[str, Any] = {
+        "metrics": metrics,
+        "class_f1": per_class_f1(beam, test.targets).tolist(),
+        "decoder": {key: value.cpu() for key, value in decoder.state_dict().items()},
+    }
+    if config.finetune_backbone:
+        result["backbone"] = {key: value.cpu() for key, value in backbone.state_dict().items()}
+    return sweep.complete(unit, result)
+
+
+# -- report -----------------------------------------------------------------------------------------
+def _report(config: OrderFreeConfig, ctx: RunContext, metrics: dict[str, float], class_f1: dict[str, Tensor]) -> None:
+    rows = [
+        ["BR (same CNN, sigmoid > threshold)", *[metrics[f"br_{k}"] for k in SCORE_KEYS], metrics["br_map"]],
+    ]
+    for name, label in (("fixed", "CNN-RNN, frequent-first order"), ("orderfree", "order-free RNN")):
+        for decoding in ("greedy", "beam"):
+            width = f" (width {config.beam_width})" if decoding == "beam" else ""
+            rows.append([f"{label}, {decoding}{width}", *[metrics[f"{name}_{decoding}_{k}"] for k in SCORE_KEYS],
+                         metrics[f"{name}_vprob_map"]])
+    rows.append(["BR, layer trained rnn_steps more on the frozen CNN", *[metrics[f"br_tuned_{k}"] for k in SCORE_KEYS],
+                 metrics["br_tuned_map"]])
+    rows = [[row[0], *[round(float(v), 2) for v in row[1:]]] for row in rows]
+    ctx.add_table("Test metrics (%) on the digit canvases; mAP of the RNNs is that of v_prob",
+                  ["model", "C-P", "C-R", "C-F1", "O-P", "O-R", "O-F1", "mAP"], rows)
+    for key in ("cf1", "of1"):
+        metrics[f"orderfree_minus_br_{key}"] = metrics[f"orderfree_beam_{key}"] - metrics[f"br_{key}"]
+        metrics[f"orderfree_minus_br_tuned_{key}"] = metrics[f"orderfree_beam_{key}"] - metrics[f"br_tuned_{key}"]
+    ctx.note(
+        "Order-free RNN vs binary relevance (reported whichever way it falls): C-F1 "
+        f"{metrics['orderfree_minus_br_cf1']:+.2f}, O-F1 {metrics['orderfree_minus_br_of1']:+.2f} points; against BR "
+        f"with its layer trained as long as the RNNs: C-F1 {metrics['orderfree_minus_br_tuned_cf1']:+.2f}, "
+        f"O-F1 {metrics['orderfree_minus_br_tuned_of1']:+.2f}."
+    )
+    ctx.note(
+        f"Beam search (width {config.beam_width}) and greedy decoding give different label sets on "
+        f"{metrics['orderfree_beam_greedy_disagree']:.1f}% of test images for the order-free RNN and "
+        f"{metrics['fixed_beam_greedy_disagree']:.1f}% for the fixed-order RNN."
+    )
+    fig, ax = new_figure(size=(7.0, 3.6))
+    width = 0.8 / len(class_f1)
+    labels = {"BR": "BR", "fixed": "fixed order (beam)", "orderfree": "order-free (beam)"}
+    for offset, (name, values) in enumerate(class_f1.items()):
+        positions = [k + (offset - (len(class_f1) - 1) / 2) * width for k in range(len(values))]
+        ax.bar(positions, values.tolist(), width=width, label=labels[name])
+    ax.set_xticks(range(len(next(iter(class_f1.values())))))
+    ax.set_xlabel("digit label (frequent -> rare: 0 ... 9)")
+    ax.set_ylabel("test F1 (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Per-class F1")
+    save_figure(fig, ctx.figure_path("per_class_f1"))
+
+
+def _plot_attention(
+    config: OrderFreeConfig, ctx: RunContext, backbone: ResNetBackbone, decoder: AttentionLSTMDecoder, test: CanvasSplit
+) -> None:
+    count = min(config.attention_images, len(test))
+    if count == 0:
+        return
+    images = test.images[:count]
+    features = _features(backbone, images, ctx.device)
+    result = greedy_decode(decoder, features, max_labels=config.max_labels or None, keep_attention=True)
+    assert result.attention is not None
+    height, width = features.shape[2:]
+    steps = max(1, max(len(s) for s in result.sequences))
+    fig, axes = new_figure(ncols=steps + 1, nrows=count, size=(1.8, 1.8))
+    axes = axes.reshape(count, steps + 1) if hasattr(axes, "reshape") else [[axes]]
+    for row in range(count):
+        truth = sorted(int(k) for k in torch.nonzero(test.targets[row]).squeeze(1).tolist())
+        axes[row][0].imshow(images[row, 0].numpy(), cmap="gray")
+        axes[row][0].set_title(f"truth {truth}", fontsize=7)
+        for step in range(steps):
+            ax = axes[row][step + 1]
+            ax.imshow(images[row, 0].numpy(), cmap="gray")
+            if step < len(result.sequences[row]):
+                weights = result.attention[step][row].reshape(1, 1, height, width)
+                upsampled = F.interpolate(weights, size=images.shape[2:], mode="bilinear", align_corners=False)
+                ax.imshow(upsampled[0, 0].numpy(), cmap="jet", alpha=0.5)
+                ax.set_title(f"step {step + 1}: {result.sequences[row][step]}", fontsize=7)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    save_figure(fig, ctx.figure_path("attention_maps"))

@@ -1,0 +1,187 @@
+"""Registration of the RAS experiment: reverse attention vs the no-reverse-attention ablation on
+generated salient-object scenes (or a real image/mask folder), plus model size and speed.
+
+Kept light to import: the model, data and training code load inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reprolab.core.claims import Claim
+from reprolab.core.data import DatasetInfo
+from reprolab.core.errors import ConfigError
+from reprolab.core.registry import Experiment, Paper, register
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["EXPERIMENT", "PAPER_FPS", "PAPER_SIZE_MB", "RASConfig"]
+
+PAPER = Paper(
+    title="Reverse Attention for Salient Object Detection",
+    authors="Chen, Tan, Wang, Hu",
+    venue="ECCV 2018",
+    year=2018,
+    url="https://arxiv.org/abs/1807.09940",
+)
+
+PAPER_SIZE_MB = 81.0  # abstract: "... 45 FPS ... model size of only 81 MB"
+PAPER_FPS = 45.0  # abstract; GPU (the paper's hardware), not comparable with a CPU number
+SIZE_TOLERANCE = 0.05  # relative; MB vs MiB and rounding of "81 MB"
+
+
+@dataclass
+class RASConfig:
+    """Settings of the RAS experiment (defaults = the quick preset)."""
+
+    width: float = 0.125  # channel multiplier; 1.0 = the paper's VGG-16 network
+    image_size: int = 64  # training/evaluation resolution of the scenes
+    n_train: int = 400
+    n_test: int = 120
+    steps: int = 400
+    batch_size: int = 12
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seeds: int = 1  # training seeds per variant; metrics are averaged over them
+    ablation: bool = True  # also train the network without reverse attention
+    data: str = "generated"  # generated | folder
+    train_images: str = ""  # data=folder: image and mask folders, relative to the data home or absolute
+    train_masks: str = ""
+    test_images: str = ""
+    test_masks: str = ""
+    pretrained_vgg16: str = ""  # optional torchvision-format VGG-16 state dict (needs width=1)
+    fps_size: int = 352
+    fps_repeats: int = 5
+    full_width_fps: bool = False  # also time the width-1 network at fps_size (slow on a CPU)
+    figure_examples: int = 4
+    checkpoint_every: int = 200
+
+    def validate(self) -> None:
+        if self.width <= 0:
+            raise ConfigError(f"width: must be > 0, got {self.width}")
+        if self.image_size < 32:
+            raise ConfigError(f"image_size: must be >= 32 (five poolings), got {self.image_size}")
+        if self.n_train < 1 or self.n_test < 1 or self.batch_size < 1 or self.steps < 0 or self.seeds < 1:
+            raise ConfigError("n_train, n_test, batch_size and seeds must be >= 1 and steps >= 0")
+        if self.data not in ("generated", "folder"):
+            raise ConfigError(f"data: {self.data!r} is not one of generated, folder")
+        if self.data == "folder":
+            for key in ("train_images", "train_masks", "test_images", "test_masks"):
+                if not getattr(self, key):
+                    raise ConfigError(f"{key}: required when data=folder")
+        if self.pretrained_vgg16 and self.width != 1.0:
+            raise ConfigError(f"pretrained_vgg16: VGG-16 weights need width=1, got width={self.width}")
+        if self.fps_size < 32 or self.fps_repeats < 1:
+            raise ConfigError("fps_size must be >= 32 and fps_repeats >= 1")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    # The paper's network (width 1, 352 px as in the PyTorch release) and a longer schedule; on real data
+    # pass data=folder with the four folders and pretrained_vgg16=<torchvision vgg16 .pth>.
+    "paper": {
+        "width": 1.0,
+        "image_size": 352,
+        "n_train": 2000,
+        "n_test": 300,
+        "steps": 10000,
+        "batch_size": 10,
+        "lr": 5e-5,
+        "weight_decay": 5e-4,
+        "seeds": 1,
+        "full_width_fps": True,
+        "checkpoint_every": 500,
+    },
+}
+
+
+def run(config: RASConfig, ctx: RunContext) -> Mapping[str, float]:
+    from reprolab.ras.pipeline import run_ras
+
+    return run_ras(config, ctx)
+
+
+def _size_within_tolerance(metrics: Mapping[str, float]) -> tuple[bool, float | None, str]:
+    size = float(metrics["full_width_size_mb"])
+    relative = abs(size - PAPER_SIZE_MB) / PAPER_SIZE_MB
+    return (
+        relative <= SIZE_TOLERANCE,
+        size,
+        f"full_width_size_mb={size:.2f} vs paper {PAPER_SIZE_MB:g} MB (relative difference {relative:.3f} "
+        f"<= {SIZE_TOLERANCE})",
+    )
+
+
+CLAIMS = (
+    Claim.compare(
+        "reverse_attention_improves_max_f",
+        "Reverse attention gives a higher max F-measure (beta^2=0.3) than the same network without it",
+        "ras_max_f",
+        ">",
+        "no_ra_max_f",
+    ),
+    Claim.compare(
+        "reverse_attention_improves_mae",
+        "Reverse attention gives a lower MAE than the same network without it",
+        "ras_mae",
+        "<",
+        "no_ra_mae",
+    ),
+    Claim.custom(
+        "full_width_model_size",
+        "The full-width (VGG-16) RAS network stores about 81 MB of float32 parameters (within 5%)",
+        _size_within_tolerance,
+        requires=("full_width_size_mb",),
+        paper=PAPER_SIZE_MB,
+    ),
+    Claim.compare(
+        "full_width_fps_at_352",
+        "The full-width network runs at >= 45 frames per second at 352x352 (paper: GPU; here: ctx.device)",
+        "full_width_fps_352",
+        ">=",
+        PAPER_FPS,
+        paper=PAPER_FPS,
+    ),
+)
+
+EXPERIMENT = register(
+    Experiment(
+        name="ras",
+        paper=PAPER,
+        description="Reverse attention with residual side-output refinement vs the same network without RA",
+        config_cls=RASConfig,
+        presets=PRESETS,
+        run=run,
+        claims=CLAIMS,
+        datasets=(
+            DatasetInfo(
+                name="ras-generated-scenes",
+                description="generated scenes: salient objects on cluttered backgrounds with distractors, exact masks",
+                source="generated by reprolab.ras.data.generate_scenes",
+                subdir="",
+                embedded=True,
+            ),
+            DatasetInfo(
+                name="saliency-folder",
+                description="any SOD set as an image folder + a binary-mask folder with matching names",
+                source="DUTS, ECSSD, MSRA-B, HKU-IS or DUT-OMRON as distributed by their authors",
+                subdir="",
+                layout="<images>/<name>.jpg and <masks>/<name>.png; pass the folders with data=folder",
+            ),
+        ),
+        paper_metrics={"full_width_size_mb": PAPER_SIZE_MB, "full_width_fps_352": PAPER_FPS},
+        summary_metrics=(
+            "ras_max_f",
+            "no_ra_max_f",
+            "ras_mae",
+            "no_ra_mae",
+            "ras_s_measure",
+            "no_ra_s_measure",
+            "full_width_size_mb",
+            "fps_352",
+        ),
+    )
+)

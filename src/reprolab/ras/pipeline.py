@@ -1,0 +1,262 @@
+"""The RAS experiment body: data, RAS and ablation training, metrics, size/speed and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from reprolab.core.errors import DatasetMissingError
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+from reprolab.ras.data import SaliencySet, generate_scenes, read_saliency_folder
+from reprolab.ras.experiment import PAPER_FPS, PAPER_SIZE_MB, RASConfig
+from reprolab.ras.metrics import SaliencyScores, evaluate_maps
+from reprolab.ras.model import RAS, load_vgg16_backbone
+from reprolab.ras.train import measure_fps, predict, train_ras
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["parameter_count", "region_errors", "run_ras"]
+
+VARIANTS = (("ras", True), ("no_ra", False))
+METRIC_NAMES = ("mae", "max_f", "mean_f", "s_measure", "max_e", "mean_e")
+
+
+def parameter_count(width: float = 1.0) -> int:
+    """Parameters of RAS at ``width`` (counted on a CPU instance of the network)."""
+    return sum(p.numel() for p in RAS(width=width).parameters())
+
+
+def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
+    sweep = Sweep(ctx)
+    train, test = _load_data(config, ctx)
+    metrics: dict[str, float] = {}
+    scores: dict[str, SaliencyScores] = {}
+    models: dict[str, RAS] = {}
+    variants = VARIANTS if config.ablation else VARIANTS[:1]
+    for prefix, use_ra in variants:
+        per_seed, regions = [], []
+        for seed_index in range(config.seeds):
+            model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index)
+            seed_scores, seed_regions = _evaluate(model, test, ctx)
+            per_seed.append(seed_scores)
+            regions.append(seed_regions)
+            if seed_index == 0:
+                models[prefix] = model
+        scores[prefix] = per_seed[0]
+        for region in ("interior", "boundary", "background"):
+            metrics[f"{prefix}_mae_{region}"] = float(np.mean([r[region] for r in regions]))
+        for name in METRIC_NAMES:
+            values = [getattr(s, name) for s in per_seed]
+            metrics[f"{prefix}_{name}"] = float(np.mean(values))
+            if config.seeds > 1:
+                metrics[f"{prefix}_{name}_std"] = float(np.std(values, ddof=1))
+    metrics.update(_size_and_speed(config, ctx, models["ras"]))
+    _report(config, ctx, metrics, scores, models, test)
+    return metrics
+
+
+def _resolve(path: str, ctx: RunContext) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else ctx.data_home / candidate
+
+
+def _load_data(config: RASConfig, ctx: RunContext) -> tuple[SaliencySet, SaliencySet]:
+    if config.data == "generated":
+        train = generate_scenes(config.n_train, config.image_size, ctx.seed_for("data", "train"))
+        test = generate_scenes(config.n_test, config.image_size, ctx.seed_for("data", "test"))
+        ctx.note(
+            f"Data: {config.n_train} training and {config.n_test} test scenes generated at "
+            f"{config.image_size}x{config.image_size} (salient objects, clutter and distractors; exact masks)."
+        )
+        return train, test
+    folders = [
+        _resolve(getattr(config, key), ctx) for key in ("train_images", "train_masks", "test_images", "test_masks")
+    ]
+    for folder in folders:
+        if not folder.is_dir():
+            raise DatasetMissingError(
+                f"{folder}: saliency folder not found. Expected an image folder and a mask folder with matching "
+                "names (DUTS, ECSSD, MSRA-B, HKU-IS, DUT-OMRON as distributed); set REPROLAB_DATA or absolute paths."
+            )
+    train = read_saliency_folder(folders[0], folders[1], size=config.image_size, limit=config.n_train)
+    test = read_saliency_folder(folders[2], folders[3], size=config.image_size, limit=config.n_test)
+    ctx.note(f"Data: {len(train)} training pairs from {folders[0]}, {len(test)} test pairs from {folders[2]}.")
+    return train, test
+
+
+def _trained_model(
+    config: RASConfig,
+    ctx: RunContext,
+    sweep: Sweep,
+    train: SaliencySet,
+    prefix: str,
+    use_ra: bool,
+    seed_index: int,
+) -> RAS:
+    unit = f"{prefix}/seed{seed_index}"
+    # both variants start from the same initial weights for a given seed (the RA switch adds no parameters)
+    torch.manual_seed(ctx.seed_for("init", seed_index))
+    model = RAS(width=config.width, reverse_attention=use_ra).to(ctx.device)
+    if sweep.is_done(unit):
+        model.load_state_dict(sweep.result(unit)["state"])
+        return model.eval()
+    if config.pretrained_vgg16:
+        load_vgg16_backbone(model, _resolve(config.pretrained_vgg16, ctx))
+    train_ras(
+        sweep,
+        unit,
+        model,
+        train,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        generator=ctx.generator("train", seed_index, device="cpu"),
+        device=ctx.device,
+        checkpoint_every=config.checkpoint_every,
+    )
+    state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    sweep.complete(unit, {"state": state})
+    return model.eval()
+
+
+def _evaluate(model: RAS, data: SaliencySet, ctx: RunContext) -> tuple[SaliencyScores, dict[str, float]]:
+    maps = torch.cat([torch.sigmoid(o.logits) for o in predict(model, data.images, device=ctx.device)])
+    return evaluate_maps(list(maps.numpy()), list(data.masks.numpy())), region_errors(maps, data.masks)
+
+
+def region_errors(maps: torch.Tensor, masks: torch.Tensor, band: int = 2) -> dict[str, float]:
+    """Mean absolute error inside objects (mask eroded by ``band`` px), on the boundary band (within
+    ``band`` px of an edge) and on the background (complement of the dilated mask). Used to locate
+    where reverse attention helps or hurts: it erases side features where the deeper map is salient."""
+    kernel = 2 * band + 1
+    dilated = torch.nn.functional.max_pool2d(masks, kernel, stride=1, padding=band)
+    eroded = 1 - torch.nn.functional.max_pool2d(1 - masks, kernel, stride=1, padding=band)
+    error = (maps - masks).abs()
+    regions = {"interior": eroded > 0.5, "boundary": (dilated - eroded) > 0.5, "background": dilated < 0.5}
+    return {name: float(error[where].mean()) if where.any() else 0.0 for name, where in regions.items()}
+
+
+def _size_and_speed(config: RASConfig, ctx: RunContext, model: RAS) -> dict[str, float]:
+    full = parameter_count(1.0)
+    used = sum(p.numel() for p in model.parameters())
+    metrics = {
+        "full_width_params": float(full),
+        "full_width_size_mb": full * 4 / 1e6,
+        "full_width_size_mib": full * 4 / 2**20,
+        "params": float(used),
+        "size_mb": used * 4 / 1e6,
+        "fps_352": measure_fps(model, size=config.fps_size, repeats=config.fps_repeats, device=ctx.device),
+    }
+    threads = torch.get_num_threads()
+    rows = [
+        ["paper (ECCV 2018)", 1.0, "", f"{PAPER_SIZE_MB:g}", f"{PAPER_FPS:g} (GPU)"],
+        ["ours, full width", 1.0, f"{full:,}", f"{metrics['full_width_size_mb']:.2f}", ""],
+        [
+            "ours, width used",
+            config.width,
+            f"{used:,}",
+            f"{metrics['size_mb']:.3f}",
+            f"{metrics['fps_352']:.1f} ({ctx.device.type}, {threads} thread(s))",
+        ],
+    ]
+    if config.full_width_fps:
+        full_model = RAS(width=1.0).to(ctx.device)
+        metrics["full_width_fps_352"] = measure_fps(
+            full_model, size=config.fps_size, repeats=config.fps_repeats, device=ctx.device
+        )
+        rows[1][4] = f"{metrics['full_width_fps_352']:.2f} ({ctx.device.type}, {threads} thread(s))"
+    ctx.add_table(
+        f"Model size (float32) and speed at {config.fps_size}x{config.fps_size}, batch 1",
+        ["model", "width", "parameters", "MB", "FPS"],
+        rows,
+    )
+    return metrics
+
+
+def _report(
+    config: RASConfig,
+    ctx: RunContext,
+    metrics: dict[str, float],
+    scores: dict[str, SaliencyScores],
+    models: dict[str, RAS],
+    test: SaliencySet,
+) -> None:
+    labels = {"ras": "RAS (reverse attention)", "no_ra": "without reverse attention"}
+    rows = [[labels[p], *[f"{metrics[f'{p}_{n}']:.4f}" for n in METRIC_NAMES]] for p in scores]
+    ctx.add_table(
+        f"Test scores ({len(test)} images, mean over {config.seeds} seed(s))",
+        ["model", "MAE", "max-F", "mean-F", "S-measure", "max-E", "mean-E"],
+        rows,
+    )
+    regions = ("interior", "boundary", "background")
+    ctx.add_table(
+        "Where the errors are: MAE inside objects (eroded 2 px), on the 2-px boundary band, on the background",
+        ["model", *regions],
+        [[labels[p], *[f"{metrics[f'{p}_mae_{r}']:.4f}" for r in regions]] for p in scores],
+    )
+    if "no_ra" in scores and metrics["ras_mae"] >= metrics["no_ra_mae"]:
+        ctx.note(
+            "Reverse attention did not lower the MAE here. It erases side features where the deeper map is "
+            "salient, so object interiors rely on the coarse prediction; compare the interior/boundary/background "
+            "errors above and docs/ras.md (from-scratch backbone, saliency decidable from local colour)."
+        )
+    _plot_pr(ctx, scores, labels)
+    _plot_grid(config, ctx, models, test)
+
+
+def _plot_pr(ctx: RunContext, scores: dict[str, SaliencyScores], labels: dict[str, str]) -> None:
+    fig, axes = new_figure(2, 1, size=(4.5, 3.8))
+    thresholds = np.arange(256)
+    for prefix, score in scores.items():
+        axes[0, 0].plot(score.recall, score.precision, label=labels[prefix])
+        axes[0, 1].plot(thresholds, score.f_curve, label=labels[prefix])
+    axes[0, 0].set_xlabel("recall")
+    axes[0, 0].set_ylabel("precision")
+    axes[0, 0].set_title("precision-recall (256 thresholds)")
+    axes[0, 1].set_xlabel("threshold (0-255)")
+    axes[0, 1].set_ylabel("F-measure (beta^2 = 0.3)")
+    axes[0, 1].set_title("F-measure by threshold")
+    for ax in axes[0]:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    save_figure(fig, ctx.figure_path("pr_curves"))
+
+
+def _plot_grid(config: RASConfig, ctx: RunContext, models: dict[str, RAS], test: SaliencySet) -> None:
+    count = min(config.figure_examples, len(test))
+    if count < 1:
+        return
+    out = predict(models["ras"], test.images[:count], device=ctx.device)[0]
+    ablation = predict(models["no_ra"], test.images[:count], device=ctx.device)[0] if "no_ra" in models else None
+    size = test.images.shape[-2:]
+    up = [torch.sigmoid(u) for u in out.upsampled]  # S_1 .. S_6 at the input size
+    attention = [torch.nn.functional.interpolate(a, size=size, mode="nearest") for a in out.attention]
+    columns = [("input", None), ("ground truth", None)]
+    columns += [(f"S{i} (side)", up[i - 1]) for i in range(6, 1, -1)]
+    columns += [("S1 = final", up[0])]
+    columns += [(f"RA A{i}", attention[i - 1]) for i in (5, 3, 1)]
+    if ablation is not None:
+        columns.append(("final, no RA", torch.sigmoid(ablation.upsampled[0])))
+    fig, axes = new_figure(len(columns), count, size=(1.35, 1.35))
+    axes = np.asarray(axes).reshape(count, len(columns))
+    for row in range(count):
+        for col, (title, maps) in enumerate(columns):
+            ax = axes[row, col]
+            if col == 0:
+                ax.imshow(test.images[row].permute(1, 2, 0).numpy())
+            elif col == 1:
+                ax.imshow(test.masks[row, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                cmap = "magma" if title.startswith("RA") else "gray"
+                ax.imshow(maps[row, 0].numpy(), cmap=cmap, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=7)
+    save_figure(fig, ctx.figure_path("side_outputs_grid"))

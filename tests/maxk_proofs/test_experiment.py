@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import ConfigError, resolve_config
+from reprolab.core.registry import get_experiment
+from reprolab.maxk_proofs import (
+    STRATEGIES,
+    MaxKConfig,
+    MaxKTransformer,
+    brute_force_correct,
+    save_state_dict_file,
+    train_model,
+)
+from reprolab.maxk_proofs.experiment import STRATEGY_NAMES, MaxKProofsConfig
+
+
+def test_strategy_names_match_the_registry():
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
+
+
+def test_quick_run_end_to_end(tmp_path):
+    args = ["run", "maxk_proofs", "--out", str(tmp_path / "run")]
+    for setting in ("d_vocab=8", "d_model=16", "d_head=16", "n_seeds=2", "steps=300", "forward_check_samples=2000"):
+        args += ["--set", setting]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {c["id"] for c in results["claims"]} == {c.id for c in get_experiment("maxk_proofs").claims}
+    verdicts = {c["id"]: c["passed"] for c in results["claims"]}
+    assert verdicts["every_bound_sound"] and verdicts["brute_force_equals_forward"]
+    metrics = results["metrics"]
+    assert metrics["max_bound_excess"] <= 0 and metrics["n_models"] == 2
+    assert metrics["bound_mean_cubic"] <= metrics["bound_mean_brute_force"]
+    rows = list(csv.DictReader((tmp_path / "run" / "proofs.csv").open()))
+    assert len(rows) == 2 * len(STRATEGIES)
+    assert (tmp_path / "run" / "figures" / "flops_vs_bound.png").exists()
+    assert (tmp_path / "run" / "models" / "seed0.pt").exists()
+
+
+def test_run_on_user_supplied_transformer_lens_models(tmp_path):
+    model = MaxKTransformer(MaxKConfig(d_vocab=16, n_ctx=4, d_model=8, d_head=8))
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    path = save_state_dict_file(model, tmp_path / "tl.pt")
+    args = ["run", "maxk_proofs", "--out", str(tmp_path / "run"), "--set", f"model_files=['{path}']"]
+    args += ["--set", "strategies=['brute_force','cubic']", "--set", "forward_check_samples=1000"]
+    args += ["--set", "forward_check_queries=0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "results.json").read_text())["metrics"]
+    assert metrics["bound_mean_brute_force"] == brute_force_correct(model) / 16**4
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match="strategies"):
+        MaxKProofsConfig(strategies=["brute_force", "magic"]).validate()
+    with pytest.raises(ConfigError, match="d_vocab_out"):
+        MaxKProofsConfig(d_vocab_out=3).validate()
+
+
+def test_paper_preset_resolves():
+    experiment = get_experiment("maxk_proofs")
+    config = resolve_config(experiment.config_cls, experiment.presets, "paper")
+    assert config.n_seeds == 151 and config.steps == 3000 and config.batch_size == 128 and config.lr == 1e-3
+
+
+def test_default_training_solves_max_of_4():
+    """The paper's config (d_vocab 64, K=4, AdamW 1e-3, batch 128, 3000 steps) reaches > 99% on all inputs."""
+    model = MaxKTransformer()
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    train_model(model, steps=3000, generator=torch.Generator().manual_seed(0))
+    assert brute_force_correct(model) / 64**4 > 0.99
+
+
+def test_training_is_deterministic_per_seed():
+    runs = []
+    for _ in range(2):
+        model = MaxKTransformer()
+        model.reset_parameters(torch.Generator().manual_seed(5))
+        train_model(model, steps=20, generator=torch.Generator().manual_seed(6))
+        runs.append(model.W_E.detach().clone())
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_long_context_runs_without_brute_force(tmp_path):
+    """Max-of-10: brute force is infeasible (refused with a clear error); the proofs still run."""
+    with pytest.raises(ConfigError, match="infeasible"):
+        MaxKProofsConfig(n_ctx=10).validate()
+    args = ["run", "maxk_proofs", "--out", str(tmp_path / "run"), "--set", "n_ctx=10", "--set", "d_vocab=16"]
+    args += ["--set", "d_model=8", "--set", "d_head=8", "--set", "n_seeds=1", "--set", "steps=50"]
+    args += ["--set", "strategies=['cubic','subcubic','lowrank_qk']", "--set", "forward_check_samples=500"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "bound_mean_cubic" in results["metrics"] and "max_bound_excess" not in results["metrics"]
+    assert any(c["id"] == "every_bound_sound" for c in results["claims_not_evaluated"])

@@ -1,0 +1,80 @@
+"""One short end-to-end run through the CLI, and configuration errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import ConfigError
+from reprolab.orderfree.experiment import PRESETS, OrderFreeConfig
+
+TINY = ["n_train=160", "n_test=40", "widths=[8,8,16]", "cnn_steps=15", "rnn_steps=15", "hidden=16", "embed=4",
+        "attention_dim=8", "cnn_batch_size=16", "rnn_batch_size=16", "attention_images=2"]
+
+
+@pytest.mark.slow
+def test_cli_quick_run_writes_valid_results(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "orderfree", "--seed", "2", "--out", str(out)]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "orderfree" and results["seed"] == 2
+    metrics = results["metrics"]
+    for model in ("br", "fixed_beam", "fixed_greedy", "orderfree_beam", "orderfree_greedy"):
+        for key in ("cp", "cr", "cf1", "op", "or", "of1"):
+            assert 0.0 <= metrics[f"{model}_{key}"] <= 100.0
+    assert 0.0 <= metrics["br_map"] <= 100.0
+    verdicts = {claim["id"] for claim in results["claims"]}
+    assert verdicts == {"orderfree_beats_fixed_order_cf1", "orderfree_beats_fixed_order_of1",
+                        "beam_beats_greedy_cf1", "beam_beats_greedy_of1"}
+    assert (out / "figures" / "attention_maps.png").is_file()
+    assert (out / "figures" / "per_class_f1.png").is_file()
+    assert any("binary relevance" in note for note in results["notes"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("stem", "huge", "stem"), ("widths", [8, 8], "widths"), ("beam_width", 0, "beam_width"),
+     ("threshold", 1.0, "threshold"), ("scale_max", 40, "scale_max"), ("max_digits", 11, "max_digits")],
+)
+def test_config_validation_names_the_field(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        OrderFreeConfig(**{field: value}).validate()
+
+
+def test_cli_rejects_unknown_key(tmp_path):
+    result = CliRunner().invoke(app, ["run", "orderfree", "--set", "nonsense=1", "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "nonsense" in result.output
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_are_valid(preset):
+    OrderFreeConfig(**PRESETS[preset]).validate()
+
+
+def test_missing_pretrained_file_is_a_clear_error(tmp_path):
+    args = ["run", "orderfree", "--out", str(tmp_path / "run"), "--set", f"pretrained_path={tmp_path}/none.pth"]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "none.pth" in result.output
+
+
+@pytest.mark.slow
+def test_cli_run_with_fine_tuned_backbone(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "orderfree", "--out", str(out), "--set", "finetune_backbone=true", "--set", "n_test=20",
+            "--set", "rnn_steps=5"]
+    for item in TINY:
+        if not item.startswith(("n_test", "rnn_steps")):
+            args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert 0.0 <= metrics["orderfree_beam_cf1"] <= 100.0

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reprolab.core.errors import DataError
+from reprolab.ras.data import generate_scenes, normalize, read_saliency_folder
+
+
+def _write_pair(root, name, size=(12, 10), mask_size=None, value=200):
+    (root / "images").mkdir(exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    image = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
+    image[2:5, 3:7] = (250, 20, 20)
+    Image.fromarray(image).save(root / "images" / f"{name}.jpg")
+    mw, mh = mask_size or size
+    mask = np.zeros((mh, mw), dtype=np.uint8)
+    mask[2:5, 3:7] = value
+    Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+
+
+def test_reader_pairs_files_by_name_and_binarises_masks(tmp_path):
+    for name in ("b", "a", "c"):
+        _write_pair(tmp_path, name)
+    data = read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+    assert data.names == ["a", "b", "c"]
+    assert data.images.shape == (3, 3, 10, 12) and data.masks.shape == (3, 1, 10, 12)
+    assert set(torch.unique(data.masks).tolist()) == {0.0, 1.0}
+    assert data.masks[0, 0, 2:5, 3:7].all() and data.masks[0].sum() == 12
+    assert data.images.min() >= 0 and data.images.max() <= 1
+    resized = read_saliency_folder(tmp_path / "images", tmp_path / "masks", size=32, limit=2)
+    assert resized.images.shape == (2, 3, 32, 32) and set(torch.unique(resized.masks).tolist()) == {0.0, 1.0}
+
+
+def test_reader_names_mismatched_files(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    (tmp_path / "masks" / "b.png").rename(tmp_path / "masks" / "b_gt.png")
+    with pytest.raises(DataError, match=r"images without a mask.*b\.jpg.*masks without an image.*b_gt\.png"):
+        read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+
+
+def test_reader_names_unreadable_files(tmp_path):
+    _write_pair(tmp_path, "a")
+    (tmp_path / "masks" / "a.png").write_bytes(b"this is not a png")
+    with pytest.raises(DataError, match=r"masks/a\.png: unreadable"):
+        read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+
+
+def test_reader_names_size_mismatch(tmp_path):
+    _write_pair(tmp_path, "a", size=(12, 10), mask_size=(11, 10))
+    with pytest.raises(DataError, match=r"a\.png: mask is 11x10 but image .*a\.jpg is 12x10"):
+        read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+
+
+def test_reader_reports_missing_or_empty_folders(tmp_path):
+    with pytest.raises(DataError, match="image folder not found"):
+        read_saliency_folder(tmp_path / "nope", tmp_path / "masks")
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match="no image files"):
+        read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+
+
+def test_generated_scenes_are_deterministic_with_exact_binary_masks():
+    a = generate_scenes(6, 48, seed=3)
+    b = generate_scenes(6, 48, seed=3)
+    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
+    assert not torch.equal(a.images, generate_scenes(6, 48, seed=4).images)
+    assert a.images.shape == (6, 3, 48, 48) and a.masks.shape == (6, 1, 48, 48)
+    assert set(torch.unique(a.masks).tolist()) == {0.0, 1.0}
+    coverage = a.masks.mean(dim=(1, 2, 3))
+    assert torch.all(coverage > 0.01) and torch.all(coverage < 0.7)
+
+
+def test_salient_objects_contrast_more_with_the_background_than_the_rest_of_the_scene():
+    data = generate_scenes(20, 64, seed=0)
+    gaps = []
+    for image, mask in zip(data.images, data.masks[:, 0].bool()):
+        background_mean = image[:, ~mask].mean(dim=1, keepdim=True)
+        inside = (image[:, mask] - background_mean).norm(dim=0).mean()
+        outside = (image[:, ~mask] - background_mean).norm(dim=0).mean()
+        gaps.append(float(inside - outside))
+    assert min(gaps) > 0.2
+
+
+def test_normalize_uses_imagenet_statistics():
+    x = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    assert torch.allclose(normalize(x), torch.zeros(1, 3, 2, 2), atol=1e-6)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import resolve_config
+from reprolab.core.errors import ConfigError
+from reprolab.core.registry import get_experiment
+
+
+def test_quick_cli_run_writes_valid_results(tmp_path):
+    out = tmp_path / "run"
+    overrides = [
+        "steps=4", "n_train=8", "n_test=4", "image_size=32", "batch_size=4",
+        "fps_size=64", "fps_repeats=1", "figure_examples=2",
+    ]  # fmt: skip
+    args = ["run", "ras", "--out", str(out)]
+    for item in overrides:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    metrics = results["metrics"]
+    for prefix in ("ras", "no_ra"):
+        for name in ("mae", "max_f", "mean_f", "s_measure", "max_e", "mean_e"):
+            value = metrics[f"{prefix}_{name}"]
+            assert 0.0 <= value <= 1.0, (prefix, name, value)
+    assert metrics["full_width_params"] == 20_228_934
+    assert metrics["fps_352"] > 0
+    evaluated = {c["id"] for c in results["claims"]}
+    skipped = {c["id"] for c in results["claims_not_evaluated"]}
+    assert evaluated | skipped == {c.id for c in get_experiment("ras").claims}
+    assert skipped == {"full_width_fps_at_352"}  # only timed with full_width_fps=true
+    assert (out / "figures" / "pr_curves.png").exists()
+    assert (out / "figures" / "side_outputs_grid.png").exists()
+
+
+def test_presets_resolve_and_bad_configs_name_the_field():
+    experiment = get_experiment("ras")
+    paper = resolve_config(experiment.config_cls, experiment.presets, "paper")
+    assert paper.width == 1.0 and paper.full_width_fps
+    with pytest.raises(ConfigError, match="pretrained_vgg16"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"pretrained_vgg16": "x.pth"})
+    with pytest.raises(ConfigError, match="data"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"data": "imagenet"})
+    with pytest.raises(ConfigError, match="train_images"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"data": "folder"})

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolab.core.errors import DataError
+from reprolab.ras.model import (
+    RAS,
+    VGG16_CONV_INDICES,
+    deep_supervision_loss,
+    load_vgg16_backbone,
+    reverse_attention,
+)
+from reprolab.ras.pipeline import parameter_count
+
+
+def _torchvision_vgg16_state(width: float = 1.0) -> dict[str, torch.Tensor]:
+    """A state dict laid out like torchvision's ``vgg16().state_dict()`` (features + classifier)."""
+    channels = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    state: dict[str, torch.Tensor] = {}
+    in_c = 3
+    for index, out in zip(VGG16_CONV_INDICES, channels):
+        out = max(1, round(out * width))
+        state[f"features.{index}.weight"] = torch.full((out, in_c, 3, 3), index / 100)
+        state[f"features.{index}.bias"] = torch.full((out,), -index / 100)
+        in_c = out
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # classifier keys exist and are ignored
+    state["classifier.0.bias"] = torch.zeros(2)
+    return state
+
+
+def test_full_width_torchvision_vgg16_state_dict_maps_every_key():
+    model = RAS(width=1.0)
+    state = _torchvision_vgg16_state()
+    torchvision_feature_keys = {k for k in state if k.startswith("features.")}
+    assert set(model.backbone.state_dict()) == torchvision_feature_keys
+    assert len(torchvision_feature_keys) == 26
+    loaded = load_vgg16_backbone(model, state)
+    assert set(loaded) == torchvision_feature_keys
+    own = model.backbone.state_dict()
+    assert all(torch.equal(own[key], state[key]) for key in loaded)
+
+
+def test_loading_a_torchvision_state_dict_maps_every_key(tmp_path):
+    model = RAS(width=0.125)
+    state = _torchvision_vgg16_state(width=0.125)
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    loaded = load_vgg16_backbone(model, path)
+    assert len(loaded) == 26
+    own = model.backbone.state_dict()
+    for key in loaded:
+        assert torch.equal(own[key], state[key]), key
+
+
+def test_loading_refuses_wrong_shapes_and_missing_keys(tmp_path):
+    model = RAS(width=0.125)
+    with pytest.raises(DataError, match="width=1"):
+        load_vgg16_backbone(model, _torchvision_vgg16_state(width=0.25))
+    state = _torchvision_vgg16_state(width=0.125)
+    del state["features.28.bias"]
+    with pytest.raises(DataError, match="features.28.bias"):
+        load_vgg16_backbone(model, state)
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="broken.pth"):
+        load_vgg16_backbone(model, bad)
+
+
+def test_side_outputs_have_the_resolution_of_their_vgg_stage():
+    model = RAS(width=0.0625)
+    out = model(torch.randn(2, 3, 64, 80))
+    expected = [(64, 80), (32, 40), (16, 20), (8, 10), (4, 5), (2, 3)]
+    assert [tuple(s.shape[-2:]) for s in out.side_logits] == expected
+    assert all(s.shape[:2] == (2, 1) for s in out.side_logits)
+    assert all(tuple(u.shape) == (2, 1, 64, 80) for u in out.upsampled)
+    assert [tuple(a.shape[-2:]) for a in out.attention] == expected[:5]
+    assert out.logits is out.side_logits[0]
+
+
+def test_reverse_attention_weights_lie_in_unit_interval_and_reverse_the_prediction():
+    logits = torch.tensor([-1e4, -3.0, 0.0, 3.0, 1e4])
+    weight = reverse_attention(logits)
+    assert torch.all((weight >= 0) & (weight <= 1))
+    assert weight[2] == 0.5 and weight[0] == 1.0 and weight[-1] == 0.0
+    assert torch.all(weight[:-1] >= weight[1:])  # more salient -> less attention
+    out = RAS(width=0.0625)(torch.randn(1, 3, 64, 64) * 10)
+    for a in out.attention:
+        assert a.min() >= 0 and a.max() <= 1
+
+
+def test_reverse_attention_weights_are_computed_from_the_deeper_prediction():
+    model = RAS(width=0.0625)
+    out = model(torch.randn(1, 3, 64, 64))
+    for level in range(5):
+        deeper = torch.nn.functional.interpolate(
+            out.side_logits[level + 1], size=out.side_logits[level].shape[-2:], mode="bilinear", align_corners=False
+        )
+        assert torch.allclose(out.attention[level], 1 - torch.sigmoid(deeper), atol=1e-6)
+
+
+def test_ablation_has_the_same_parameters_and_unit_attention():
+    torch.manual_seed(0)
+    ras = RAS(width=0.0625)
+    torch.manual_seed(0)
+    ablation = RAS(width=0.0625, reverse_attention=False)
+    assert ras.state_dict().keys() == ablation.state_dict().keys()
+    x = torch.randn(1, 3, 64, 64)
+    out_a, out_b = ras(x), ablation(x)
+    assert all(torch.all(a == 1) for a in out_b.attention)
+    assert torch.allclose(out_a.side_logits[-1], out_b.side_logits[-1])  # S_6 does not depend on RA
+    assert not torch.allclose(out_a.logits, out_b.logits)
+
+
+def test_deep_supervision_reaches_every_head_and_the_backbone():
+    model = RAS(width=0.0625)
+    x = torch.randn(2, 3, 64, 64)
+    mask = (torch.rand(2, 1, 64, 64) > 0.5).float()
+    out = model(x)
+    loss = deep_supervision_loss(out, mask)
+    manual = sum(torch.nn.functional.binary_cross_entropy_with_logits(u, mask) for u in out.upsampled)
+    assert torch.allclose(loss, manual)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    assert model.global_saliency.predict.weight.grad.abs().sum() > 0
+    assert model.backbone.features[0].weight.grad.abs().sum() > 0
+
+
+def test_full_width_model_is_about_81_megabytes():
+    count = parameter_count(1.0)
+    assert count == 20_228_934  # VGG-16 convolutions 14,714,688 + heads
+    assert abs(count * 4 / 1e6 - 81.0) < 0.5
+    assert parameter_count(0.125) < count / 50
+
+
+def test_wrong_input_shape_is_refused():
+    with pytest.raises(ValueError, match="B x 3 x H x W"):
+        RAS(width=0.0625)(torch.randn(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="width"):
+        RAS(width=0)
+
+
+def test_region_errors_split_interior_boundary_and_background():
+    from reprolab.ras.pipeline import region_errors
+
+    mask = torch.zeros(1, 1, 12, 12)
+    mask[..., 2:10, 2:10] = 1
+    perfect = region_errors(mask.clone(), mask)
+    assert perfect == {"interior": 0.0, "boundary": 0.0, "background": 0.0}
+    hollow = mask.clone()
+    hollow[..., 4:8, 4:8] = 0  # the eroded interior (rows/cols 4..7) predicted empty
+    errors = region_errors(hollow, mask)
+    assert errors["interior"] == 1.0 and errors["boundary"] == 0.0 and errors["background"] == 0.0
