@@ -1,0 +1,391 @@
+"""The IM-NET experiment body: data, IM-AE and CNN-AE training, reconstruction metrics, interpolation,
+IM-GAN generation, coarse-to-fine vs dense extraction, figures and mesh export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from reprolab.core.errors import ConfigError
+from reprolab.core.sweep import Sweep
+from reprolab.imnet.data import (
+    PointValueSet,
+    ShapeSet,
+    cell_centres,
+    downsample_max,
+    make_shape_set,
+    read_imnet_hdf5,
+    write_imnet_hdf5,
+)
+from reprolab.imnet.experiment import IMNetConfig
+from reprolab.imnet.mesh import (
+    Mesh,
+    coarse_to_fine_grid,
+    dense_grid,
+    marching_cubes,
+    render_meshes,
+    sample_mesh,
+    write_obj,
+    write_ply,
+)
+from reprolab.imnet.metrics import (
+    chamfer_and_normals,
+    chamfer_distance,
+    coverage_mmd,
+    largest_component_share,
+    voxel_iou,
+)
+from reprolab.imnet.model import CNNAE, IMAE, LatentCritic, LatentGenerator
+from reprolab.imnet.train import decode_field, encode, train_cnnae, train_imae, train_latent_gan
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["run_imnet"]
+
+
+@dataclass
+class Split:
+    train: ShapeSet
+    test: ShapeSet
+    point_sets: dict[int, PointValueSet]  # training shapes only
+
+
+def run_imnet(config: IMNetConfig, ctx: RunContext) -> dict[str, float]:
+    sweep = Sweep(ctx)
+    split = _load_data(config, ctx)
+    device = ctx.device
+    res = split.train.res
+    train_vox = torch.from_numpy(split.train.voxels).float()[:, None].to(device)
+    test_vox = torch.from_numpy(split.test.voxels).float()[:, None].to(device)
+
+    imae = _train_imae(config, ctx, sweep, split, train_vox)
+    cnnae = _train_cnnae(config, ctx, sweep, train_vox)
+    imae.eval()
+    cnnae.eval()
+    metrics: dict[str, float] = {"n_train": len(split.train), "n_test": len(split.test), "voxel_res": res}
+
+    n_eval = min(config.eval_shapes, len(split.test))
+    eval_idx = _spread(len(split.test), n_eval)
+    gt_grids = split.test.voxels[eval_idx]
+    gt_meshes = [marching_cubes(g, cell_centred=True) for g in gt_grids]
+    gt_samples = [
+        sample_mesh(m, config.cd_points, np.random.default_rng(ctx.seed_for("gt", i))) for i, m in enumerate(gt_meshes)
+    ]
+    z_test = encode(imae.encoder, test_vox[eval_idx])
+    im_grids = [_decode_grid(imae, z, res) for z in z_test]
+    with torch.no_grad():
+        cnn_grids = [cnnae(test_vox[i : i + 1])[0, 0].cpu().numpy() for i in eval_idx]
+    recon = {}
+    for name, grids in (("imae", im_grids), ("cnnae", cnn_grids)):
+        recon[name] = _reconstruction_metrics(ctx, name, grids, gt_grids, gt_samples, config.cd_points)
+        metrics.update({f"{name}_{k}": v for k, v in recon[name]["summary"].items()})
+    ctx.add_table(
+        f"Reconstruction of {n_eval} held-out shapes at {res}^3 (same latent size z={config.z_dim}); CD: squared L2, "
+        f"sum of both directions, x1000, {config.cd_points} points per mesh, unit cube [-0.5, 0.5]^3",
+        ["model", "IoU", "CD x1000", "normal consistency"],
+        [
+            [
+                name,
+                f"{metrics[f'{name}_iou']:.4f}",
+                f"{metrics[f'{name}_cd_x1000']:.3f}",
+                f"{metrics[f'{name}_nc']:.4f}",
+            ]
+            for name in ("imae", "cnnae")
+        ],
+    )
+    _figure_reconstructions(config, ctx, split, eval_idx, gt_meshes, recon)
+    metrics.update(_interpolation(config, ctx, imae, split, test_vox))
+    metrics.update(_generation(config, ctx, sweep, imae, train_vox, split, gt_samples))
+    metrics.update(_coarse_to_fine(config, ctx, imae, z_test))
+    return metrics
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+
+
+def _load_data(config: IMNetConfig, ctx: RunContext) -> Split:
+    """Procedural shapes (written to and read back from IM-NET HDF5), or the user's IM-NET HDF5 file."""
+    if config.data_file:
+        shapes, _ = read_imnet_hdf5(Path(config.data_file).expanduser(), [])
+        if shapes.res % config.voxel_res:
+            raise ConfigError(f"voxel_res: {config.voxel_res} must divide the file's voxel resolution {shapes.res}")
+        if shapes.res != config.voxel_res:
+            shapes = ShapeSet(downsample_max(shapes.voxels, config.voxel_res), shapes.labels, shapes.categories)
+        ctx.note(f"Data: {len(shapes)} shapes read from {config.data_file} (IM-NET HDF5 layout).")
+    else:
+        shapes = make_shape_set(config.categories, config.per_category, config.voxel_res, ctx.seed_for("data"))
+        ctx.note(
+            f"Data: {config.per_category} procedural shapes per category ({', '.join(config.categories)}), "
+            f"voxelised at {config.voxel_res}^3; the first {config.train_fraction:.0%} of each category train."
+        )
+    train_idx, test_idx = [], []
+    for label in np.unique(shapes.labels):
+        members = np.flatnonzero(shapes.labels == label)
+        cut = max(1, int(round(config.train_fraction * len(members))))
+        train_idx.extend(members[:cut])
+        test_idx.extend(members[cut:])
+    train, test = shapes.subset(np.asarray(train_idx)), shapes.subset(np.asarray(test_idx))
+    if len(test) == 0:
+        raise ConfigError("train_fraction: leaves no test shapes; lower it or add shapes (per_category)")
+    path = write_imnet_hdf5(
+        ctx.out_dir / "data" / "train.hdf5", train, sorted(set(config.schedule_res)), ctx.seed_for("points")
+    )
+    _, sets = read_imnet_hdf5(path, sorted(set(config.schedule_res)))
+    return Split(train, test, {s.res: s for s in sets})
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """``k`` indices spread evenly over ``range(n)`` (so every category is represented)."""
+    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+# -- training -----------------------------------------------------------------------------------------------
+
+
+def _train_imae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, split: Split, train_vox: torch.Tensor) -> IMAE:
+    torch.manual_seed(ctx.seed_for("imae", "init"))
+    model = IMAE(split.train.res, config.ef_dim, config.z_dim, config.gf_dim, config.decoder).to(ctx.device)
+    if sweep.is_done("imae"):
+        model.load_state_dict(sweep.result("imae")["state"])
+        return model
+    point_sets = {
+        r: (torch.from_numpy(s.points).to(ctx.device), torch.from_numpy(s.values).to(ctx.device))
+        for r, s in split.point_sets.items()
+    }
+    train_imae(
+        sweep,
+        "imae",
+        model,
+        train_vox,
+        point_sets,
+        schedule=list(zip(config.schedule_res, config.schedule_steps)),
+        batch_shapes=config.batch_shapes,
+        batch_points=config.batch_points,
+        lr=config.lr,
+        beta1=config.beta1,
+        generator=ctx.generator("imae", "train", device="cpu"),
+        checkpoint_every=config.checkpoint_every,
+    )
+    sweep.complete("imae", {"state": model.state_dict()})
+    return model
+
+
+def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: torch.Tensor) -> CNNAE:
+    torch.manual_seed(ctx.seed_for("cnnae", "init"))
+    model = CNNAE(train_vox.shape[-1], config.ef_dim, config.z_dim, config.cnn_gf_dim).to(ctx.device)
+    if sweep.is_done("cnnae"):
+        model.load_state_dict(sweep.result("cnnae")["state"])
+        return model
+    train_cnnae(
+        sweep,
+        "cnnae",
+        model,
+        train_vox,
+        steps=config.cnn_steps,
+        batch_shapes=config.batch_shapes,
+        lr=config.lr,
+        beta1=config.beta1,
+        generator=ctx.generator("cnnae", "train", device="cpu"),
+        checkpoint_every=config.checkpoint_every,
+    )
+    sweep.complete("cnnae", {"state": model.state_dict()})
+    return model
+
+
+# -- evaluation ---------------------------------------------------------------------------------------------
+
+
+def _decode_grid(model: IMAE, z: torch.Tensor, res: int) -> np.ndarray:
+    """Inside probabilities at the cell centres of a ``res``^3 grid."""
+    return decode_field(model.decoder, z)(cell_centres(res)).reshape(res, res, res)
+
+
+def _reconstruction_metrics(
+    ctx: RunContext,
+    name: str,
+    grids: list[np.ndarray],
+    gt_grids: np.ndarray,
+    gt_samples: list[tuple[np.ndarray, np.ndarray]],
+    cd_points: int,
+) -> dict:
+    ious, cds, ncs, meshes = [], [], [], []
+    for i, (grid, gt, (gp, gn)) in enumerate(zip(grids, gt_grids, gt_samples)):
+        ious.append(voxel_iou(grid >= 0.5, gt))
+        mesh = marching_cubes(grid, cell_centred=True)
+        meshes.append(mesh)
+        points, normals = _surface_or_origin(mesh, cd_points, np.random.default_rng(ctx.seed_for(name, "cd", i)))
+        cd, nc = chamfer_and_normals(points, normals, gp, gn)
+        cds.append(cd)
+        ncs.append(nc)
+    summary = {
+        "iou": float(np.mean(ious)),
+        "cd_x1000": 1000.0 * float(np.mean(cds)),
+        "nc": float(np.mean(ncs)),
+        "empty_fraction": float(np.mean([m.empty for m in meshes])),
+    }
+    return {"summary": summary, "meshes": meshes}
+
+
+def _figure_reconstructions(
+    config: IMNetConfig, ctx: RunContext, split: Split, eval_idx: np.ndarray, gt_meshes: list[Mesh], recon: dict
+) -> None:
+    cols = _spread(len(eval_idx), min(config.figure_shapes, len(eval_idx)))
+    rows = [
+        [gt_meshes[c] for c in cols],
+        [recon["imae"]["meshes"][c] for c in cols],
+        [recon["cnnae"]["meshes"][c] for c in cols],
+    ]
+    titles = [split.test.categories[split.test.labels[eval_idx[c]]] for c in cols]
+    render_meshes(ctx.figure_path("reconstructions"), rows, ["ground truth", "IM-AE", "CNN-AE"], titles)
+    mesh_dir = ctx.out_dir / "meshes"
+    mesh_dir.mkdir(exist_ok=True)
+    write_obj(mesh_dir / "imae_test0.obj", recon["imae"]["meshes"][0])
+    write_ply(mesh_dir / "imae_test0.ply", recon["imae"]["meshes"][0])
+    write_obj(mesh_dir / "cnnae_test0.obj", recon["cnnae"]["meshes"][0])
+
+
+def _interpolation(
+    config: IMNetConfig, ctx: RunContext, imae: IMAE, split: Split, test_vox: torch.Tensor
+) -> dict[str, float]:
+    """Decode ``(1 - t) z_a + t z_b`` for evenly spaced ``t`` (paper Fig. 6) and check every frame is valid."""
+    labels = split.test.labels
+    members = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
+    pairs: list[tuple[int, int]] = []
+    for k in range(config.interp_pairs):
+        a_group = members[(k // 2) % len(members)]
+        b_group = a_group if k % 2 == 0 else members[(k // 2 + 1) % len(members)]
+        a = int(a_group[(k // 2) % len(a_group)])
+        b = int(b_group[(k // 2 + 1) % len(b_group)])  # same category: a different shape; else another category
+        pairs.append((a, b))
+    res = split.test.res
+    z = encode(imae.encoder, test_vox)
+    rows, shares, valid = [], [], []
+    for a, b in pairs:
+        row = []
+        for t in np.linspace(0.0, 1.0, config.interp_frames):
+            grid = _decode_grid(imae, (1 - t) * z[a] + t * z[b], res) >= 0.5
+            share = largest_component_share(grid)
+            shares.append(share)
+            valid.append(bool(grid.any()) and share >= config.interp_min_component)
+            row.append(marching_cubes(grid.astype(np.float32), cell_centred=True))
+        rows.append(row)
+    titles = [f"t={t:.2f}" for t in np.linspace(0.0, 1.0, config.interp_frames)]
+    row_titles = [f"{split.test.categories[labels[a]]}->{split.test.categories[labels[b]]}" for a, b in pairs]
+    render_meshes(ctx.figure_path("interpolation"), rows, row_titles, titles)
+    ctx.note(
+        f"Interpolation: {len(pairs)} pairs x {config.interp_frames} frames; a frame is valid when non-empty and its "
+        f"largest 26-connected part holds >= {config.interp_min_component:.0%} of the occupied voxels."
+    )
+    return {"interp_valid_fraction": float(np.mean(valid)), "interp_min_component_share": float(np.min(shares))}
+
+
+def _generation(
+    config: IMNetConfig,
+    ctx: RunContext,
+    sweep: Sweep,
+    imae: IMAE,
+    train_vox: torch.Tensor,
+    split: Split,
+    gt_samples: list[tuple[np.ndarray, np.ndarray]],
+) -> dict[str, float]:
+    """IM-GAN (Sec. 3.3): WGAN-GP on training codes; decode samples; coverage / MMD (CD) against test shapes."""
+    codes = encode(imae.encoder, train_vox)
+    torch.manual_seed(ctx.seed_for("gan", "init"))
+    gen = LatentGenerator(config.gan_noise_dim, config.z_dim, config.gan_hidden).to(ctx.device)
+    critic = LatentCritic(config.z_dim, config.gan_hidden).to(ctx.device)
+    if sweep.is_done("gan"):
+        gen.load_state_dict(sweep.result("gan")["state"])
+    else:
+        train_latent_gan(
+            sweep,
+            "gan",
+            gen,
+            critic,
+            codes,
+            steps=config.gan_steps,
+            batch_size=config.gan_batch,
+            noise_dim=config.gan_noise_dim,
+            n_critic=config.gan_n_critic,
+            gp_weight=config.gan_gp_weight,
+            lr=config.gan_lr,
+            generator=ctx.generator("gan", "train", device="cpu"),
+            checkpoint_every=config.checkpoint_every,
+        )
+        sweep.complete("gan", {"state": gen.state_dict()})
+    gen.eval()
+    noise = torch.randn(
+        config.gan_samples, config.gan_noise_dim, generator=ctx.generator("gan", "sample", device="cpu")
+    )
+    with torch.no_grad():
+        sampled = gen(noise.to(ctx.device))
+    res = split.train.res
+    meshes = [marching_cubes(_decode_grid(imae, z, res), cell_centred=True) for z in sampled]
+    metrics = {}
+    ref_points = [p for p, _ in gt_samples]
+    rng = np.random.default_rng(ctx.seed_for("gan", "cd"))
+    gen_points = [_surface_or_origin(m, config.cd_points, rng)[0] for m in meshes]
+    # reference point: training shapes (ground truth) as "samples" of the same count
+    train_idx = _spread(len(split.train), min(config.gan_samples, len(split.train)))
+    train_meshes = [marching_cubes(split.train.voxels[i], cell_centred=True) for i in train_idx]
+    train_points = [sample_mesh(m, config.cd_points, rng)[0] for m in train_meshes]
+    for name, points in (("gan", gen_points), ("train_set", train_points)):
+        dist = np.array([[chamfer_distance(p, q) for q in ref_points] for p in points])
+        cov, mmd = coverage_mmd(dist)
+        metrics[f"{name}_coverage"] = cov
+        metrics[f"{name}_mmd_x1000"] = 1000.0 * mmd
+    metrics["gan_empty_fraction"] = float(np.mean([m.empty for m in meshes]))
+    ctx.add_table(
+        f"Generation: coverage / MMD (Chamfer x1000) against {len(ref_points)} held-out shapes",
+        ["samples", "coverage", "MMD x1000"],
+        [
+            [
+                f"IM-GAN ({len(gen_points)} samples)",
+                f"{metrics['gan_coverage']:.3f}",
+                f"{metrics['gan_mmd_x1000']:.3f}",
+            ],
+            [
+                f"training shapes ({len(train_points)})",
+                f"{metrics['train_set_coverage']:.3f}",
+                f"{metrics['train_set_mmd_x1000']:.3f}",
+            ],
+        ],
+    )
+    cols = max(1, min(8, len(meshes)))
+    rows = [meshes[i : i + cols] for i in range(0, min(len(meshes), 2 * cols), cols)]
+    render_meshes(ctx.figure_path("gan_samples"), rows, ["IM-GAN"] * len(rows), [])
+    return metrics
+
+
+def _surface_or_origin(mesh: Mesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Surface samples, or for an empty mesh the single point (0, 0, 0) with a zero normal, so that an empty
+    reconstruction gets a finite, large Chamfer distance (the shape collapsed to a point) and NC 0."""
+    if mesh.empty:
+        return np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32)
+    return sample_mesh(mesh, count, rng)
+
+
+def _coarse_to_fine(config: IMNetConfig, ctx: RunContext, imae: IMAE, z_test: torch.Tensor) -> dict[str, float]:
+    """Coarse-to-fine vs dense extraction on ``c2f_shapes`` held-out codes at ``c2f_res``^3 cells."""
+    ious, fractions = [], []
+    n = config.c2f_res
+    for i in range(min(config.c2f_shapes, len(z_test))):
+        field = decode_field(imae.decoder, z_test[i])
+        dense = dense_grid(field, n)
+        c2f = coarse_to_fine_grid(field, n, config.c2f_coarse)
+        ious.append(voxel_iou(c2f.values >= 0.5, dense.values >= 0.5))
+        fractions.append(c2f.evaluations / dense.evaluations)
+        if i == 0:
+            mesh = marching_cubes(c2f.values)
+            write_obj(ctx.out_dir / "meshes" / f"imae_test0_c2f{n}.obj", mesh)
+            write_ply(ctx.out_dir / "meshes" / f"imae_test0_c2f{n}.ply", mesh)
+    ctx.add_table(
+        f"Coarse-to-fine ({config.c2f_coarse}^3 -> {n}^3 cells) vs dense ({(n + 1) ** 3} decoder evaluations)",
+        ["shape", "IoU vs dense", "evaluation fraction"],
+        [[i, f"{iou:.5f}", f"{f:.4f}"] for i, (iou, f) in enumerate(zip(ious, fractions))],
+    )
+    return {"c2f_iou_vs_dense_min": float(np.min(ious)), "c2f_eval_fraction": float(np.mean(fractions))}

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reprolab.cli import app
+from reprolab.core.config import ConfigError, resolve_config
+from reprolab.core.registry import get_experiment
+
+TINY = [
+    "per_category=6",
+    "voxel_res=16",
+    "schedule_res=[8,16]",
+    "schedule_steps=[4,4]",
+    "cnn_steps=4",
+    "gan_steps=2",
+    "gan_hidden=16",
+    "gan_samples=3",
+    "eval_shapes=3",
+    "cd_points=128",
+    "interp_pairs=1",
+    "interp_frames=3",
+    "c2f_res=32",
+    "c2f_coarse=8",
+    "c2f_shapes=1",
+    "figure_shapes=2",
+]
+
+
+def test_quick_cli_run_writes_valid_results(tmp_path):
+    args = ["run", "imnet", "--out", str(tmp_path / "run")]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "run"
+    results = json.loads((out / "results.json").read_text())
+    ids = {c["id"] for c in results["claims"]} | {c["id"] for c in results["claims_not_evaluated"]}
+    assert ids == {c.id for c in get_experiment("imnet").claims}
+    metrics = results["metrics"]
+    for name in (
+        "imae_iou",
+        "cnnae_iou",
+        "imae_cd_x1000",
+        "cnnae_cd_x1000",
+        "interp_valid_fraction",
+        "gan_coverage",
+        "gan_mmd_x1000",
+        "c2f_iou_vs_dense_min",
+        "c2f_eval_fraction",
+    ):
+        assert metrics[name] is not None, name
+    assert 0.0 <= metrics["imae_iou"] <= 1.0 and 0.0 < metrics["c2f_eval_fraction"] <= 1.0
+    for figure in ("reconstructions", "interpolation", "gan_samples"):
+        assert (out / "figures" / f"{figure}.png").exists()
+    assert (out / "meshes" / "imae_test0.obj").exists() and (out / "data" / "train.hdf5").exists()
+
+
+def test_presets_and_config_errors():
+    experiment = get_experiment("imnet")
+    paper = resolve_config(experiment.config_cls, experiment.presets, "paper")
+    assert paper.voxel_res == 64 and paper.schedule_res == [16, 32, 64] and paper.gf_dim == 128
+    cpu = resolve_config(experiment.config_cls, experiment.presets, "cpu")
+    assert sum(cpu.schedule_steps) == cpu.cnn_steps == 6000
+    with pytest.raises(ConfigError, match="categories"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"categories": ["boat"]})
+    with pytest.raises(ConfigError, match="schedule_res"):
+        bad = {"schedule_res": [12], "schedule_steps": [1]}
+        resolve_config(experiment.config_cls, experiment.presets, "quick", bad)
+    with pytest.raises(ConfigError, match="decoder"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"decoder": "big"})
+
+
+def test_run_on_a_user_hdf5_file(tmp_path):
+    from reprolab.imnet.data import make_shape_set, write_imnet_hdf5
+
+    path = write_imnet_hdf5(tmp_path / "mine.hdf5", make_shape_set(["lamp", "airplane"], 5, 32, seed=3), [16], seed=0)
+    args = ["run", "imnet", "--out", str(tmp_path / "run"), "--set", f"data_file={path}"]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["metrics"]["n_train"] == 8 and results["metrics"]["voxel_res"] == 16
+    assert any("mine.hdf5" in note for note in results["notes"])
