@@ -1,0 +1,324 @@
+"""The experiment body: backbone (real ViLT or the cached mini ViLT), missing tables, the four methods, the
+missing-rate sweep, tables and figures."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from reprolab.core.checkpoint import config_fingerprint, load_checkpoint, save_checkpoint
+from reprolab.core.data import cache_home, require_dataset
+from reprolab.core.errors import CheckpointError
+from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.sweep import Sweep
+from reprolab.missing_prompts.data import (
+    GlyphWordWorld,
+    PairData,
+    WordVocab,
+    apply_missing,
+    draw_missing_table,
+    read_food101,
+    read_hateful_memes,
+    read_mmimdb,
+    records_to_tensors,
+    save_missing_table,
+)
+from reprolab.missing_prompts.experiment import EXPERIMENT, TEST_TYPES, MissingPromptsConfig
+from reprolab.missing_prompts.model import PromptedVilt, build_mini_vilt, count_parameters, vilt_b32_trainable_fraction
+from reprolab.missing_prompts.train import (
+    evaluate,
+    make_optimizer,
+    pretrain_backbone,
+    task_loss,
+    warmup_linear_schedule,
+)
+
+if TYPE_CHECKING:
+    from reprolab.core.runs import RunContext
+
+__all__ = ["Task", "load_backbone", "run_missing_prompts", "sweep_key", "train_method"]
+
+LABELS = {
+    "prompt_input": "input-level prompts",
+    "prompt_attention": "attention-level prompts",
+    "head_only": "head only (frozen)",
+    "finetune": "full fine-tuning",
+}
+
+
+@dataclass
+class Task:
+    name: str
+    train: PairData
+    test: PairData
+    n_outputs: int
+    metric: str
+
+
+def run_missing_prompts(config: MissingPromptsConfig, ctx: RunContext) -> dict[str, float]:
+    vilt, world, encode = load_backbone(config, ctx)
+    if config.real_dataset:
+        tasks, vilt = _real_task(config, ctx, encode, vilt)
+    else:
+        tasks = _synthetic_tasks(config, ctx, world)
+    sweep = Sweep(ctx)
+    metrics: dict[str, float] = {}
+    for task in tasks:
+        tables = _missing_tables(config, ctx, task)
+        for method in config.methods:
+            unit = f"{task.name}/{method}"
+            if not sweep.is_done(unit):
+                result = train_method(config, ctx, sweep, vilt, task, method, tables)
+                ctx.log(unit=unit, **result)
+                sweep.complete(unit, result)
+            metrics.update({f"{task.name}_{method}_{k}": v for k, v in sweep.result(unit).items()})
+    metrics.update(vilt_b32_trainable_fraction(n_outputs=23, prompt_layers=6, prompt_length=16))
+    _report(config, ctx, tasks, metrics)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------
+def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, GlyphWordWorld, Any]:
+    """Real ViLT from ``vilt_path`` (``from_pretrained``), else the mini ViLT from the cache or pretrained now
+    on complete generated pairs. Returns the model, the world and a text encoder ``encode(text, max_len)``."""
+    world = GlyphWordWorld(image_size=config.image_size, n_codes=config.n_codes, pixel_noise=config.pixel_noise)
+    if config.vilt_path:
+        from transformers import BertTokenizer, ViltModel
+
+        vilt = ViltModel.from_pretrained(config.vilt_path).to(ctx.device).eval()
+        tok = BertTokenizer.from_pretrained(config.vilt_path)
+        ctx.note(f"Real ViLT weights and tokenizer loaded from {config.vilt_path}.")
+        return vilt, world, lambda text, n: tok(text, truncation=True, max_length=n)["input_ids"]
+    if config.real_dataset:
+        return None, world, None  # built in _real_task once the vocabulary is known
+    keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch"]
+    spec = {k: getattr(config, k) for k in keys}
+    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": config.pretrain_seed, "v": 1}
+    digest = config_fingerprint(spec)
+    name = f"minivilt-{digest}.pt"
+    vilt = _mini_vilt(config, world)
+    for folder in (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints"):
+        if (folder / name).is_file():
+            try:
+                vilt.load_state_dict(load_checkpoint(folder / name, fingerprint=digest))
+            except CheckpointError as err:  # a corrupt or foreign cache file is a cache miss
+                ctx.note(f"Ignored the mini-ViLT cache: {err}")
+                continue
+            ctx.note(f"Mini ViLT loaded from the cache {folder / name}.")
+            return vilt.to(ctx.device).eval(), world, None
+    torch.manual_seed(config.pretrain_seed)
+    vilt = _mini_vilt(config, world).to(ctx.device)
+    losses = pretrain_backbone(
+        vilt,
+        world,
+        steps=config.pretrain_steps,
+        batch_size=config.pretrain_batch,
+        lr=config.pretrain_lr,
+        pool_size=config.pretrain_pool,
+        generator=torch.Generator().manual_seed(config.pretrain_seed),
+        log=lambda step, loss: ctx.log(unit="pretrain", step=step, loss=loss),
+    )
+    tail = losses[-50:] or [float("nan")]
+    ctx.log(unit="pretrain", final_loss=sum(tail) / len(tail))
+    path = _save_cache(vilt, ctx, name, digest)
+    ctx.note(
+        f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
+        f"generated pairs (predict the glyph and word sets); cached at {path}."
+    )
+    return vilt.eval(), world, None
+
+
+def _mini_vilt(config: MissingPromptsConfig, world: GlyphWordWorld) -> Any:
+    return build_mini_vilt(
+        world.vocab_size,
+        image_size=config.image_size,
+        patch_size=4,
+        hidden=config.hidden,
+        layers=config.layers,
+        heads=config.heads,
+        max_text_len=world.max_text_len,
+    )
+
+
+def _save_cache(vilt: Any, ctx: RunContext, name: str, digest: str) -> Path:
+    for folder in (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints"):
+        try:
+            return save_checkpoint(folder / name, vilt.state_dict(), fingerprint=digest)
+        except OSError:
+            continue
+    return Path("(not cached)")
+
+
+def _synthetic_tasks(config: MissingPromptsConfig, ctx: RunContext, world: GlyphWordWorld) -> list[Task]:
+    tasks = []
+    for name in config.tasks:
+        splits = []
+        for split, n in (("train", config.n_train), ("test", config.n_test)):
+            gen = ctx.generator("data", name, split, device="cpu")
+            if name == "single":
+                splits.append(world.single_label(n, config.n_classes, config.label_noise, gen))
+            else:
+                splits.append(world.multi_label(n, config.label_noise, gen))
+        n_out = config.n_classes if name == "single" else 8
+        tasks.append(Task(name, splits[0], splits[1], n_out, "accuracy" if name == "single" else "f1_macro"))
+    return tasks
+
+
+def _real_task(config: MissingPromptsConfig, ctx: RunContext, encode: Any, vilt: Any) -> tuple[list[Task], Any]:
+    info = next(d for d in EXPERIMENT.datasets if d.name == config.real_dataset)
+    root = require_dataset(info, ctx.data_home)
+    if config.real_dataset == "mmimdb":
+        train, test = read_mmimdb(root, "train"), read_mmimdb(root, "test")
+        n_out, multi, metric = 23, True, "f1_macro"
+    elif config.real_dataset == "food101":
+        (train, classes), (test, _) = read_food101(root, "train"), read_food101(root, "test")
+        n_out, multi, metric = len(classes), False, "accuracy"
+    else:
+        train, test = read_hateful_memes(root, "train"), read_hateful_memes(root, "dev_seen")
+        n_out, multi, metric = 2, False, "auroc"
+    if config.real_train_limit:
+        train = train[: config.real_train_limit]
+    image_size = vilt.config.image_size if vilt is not None else config.image_size
+    max_len = vilt.config.max_position_embeddings if vilt is not None else config.real_max_text_len
+    if encode is None:
+        vocab = WordVocab.build([r.text for r in train])
+        encode = vocab.encode
+        ctx.note(
+            f"No vilt_path: a mini ViLT with a {len(vocab)}-word vocabulary is trained from scratch on {info.name}."
+        )
+        vilt = build_mini_vilt(len(vocab), image_size=image_size, hidden=config.hidden, layers=config.layers,
+                               heads=config.heads, max_text_len=max_len).to(ctx.device)  # fmt: skip
+    kwargs = {"image_size": image_size, "max_text_len": max_len, "n_labels": n_out, "multi_label": multi}
+    task = Task(config.real_dataset, records_to_tensors(train, encode, **kwargs),
+                records_to_tensors(test, encode, **kwargs), n_out, metric)  # fmt: skip
+    return [task], vilt
+
+
+def sweep_key(config: MissingPromptsConfig, rate: float) -> str:
+    """Name of the test table for a sweep rate (missing both); rate 0 and the test rate reuse those tables."""
+    if rate == 0.0:
+        return "complete"
+    return "both" if rate == config.test_missing_rate else f"sweep{rate:g}"
+
+
+def _missing_tables(config: MissingPromptsConfig, ctx: RunContext, task: Task) -> dict[str, torch.Tensor]:
+    """All missing tables of a task, each drawn once from its own seed and saved under ``missing_tables/``."""
+    folder = ctx.out_dir / "missing_tables"
+    specs = {"train": ("train", config.train_missing_rate, config.train_missing_type)}
+    specs |= {kind: ("test", config.test_missing_rate, kind) for kind in TEST_TYPES}
+    specs["complete"] = ("test", 0.0, "both")
+    specs |= {sweep_key(config, rate): ("test", rate, "both") for rate in config.sweep_rates}
+    tables = {}
+    for key, (split, rate, kind) in specs.items():
+        n = len(task.train) if split == "train" else len(task.test)
+        seed = ctx.seed_for("missing", task.name, key)
+        table = draw_missing_table(n, rate, kind, torch.Generator().manual_seed(seed))
+        save_missing_table(folder / f"{task.name}_{key}.json", table, rate=rate, missing_type=kind, seed=seed)
+        tables[key] = table
+    return tables
+
+
+def train_method(
+    config: MissingPromptsConfig,
+    ctx: RunContext,
+    sweep: Sweep,
+    vilt: Any,
+    task: Task,
+    method: str,
+    tables: dict[str, torch.Tensor],
+) -> dict[str, float]:
+    """Train one method at the training missing table and evaluate it on every test table."""
+    backbone = copy.deepcopy(vilt)
+    prompt_type = {"prompt_input": "input", "prompt_attention": "attention"}.get(method, "none")
+    init_gen = ctx.generator(task.name, method, "init", device="cpu")
+    model = PromptedVilt(
+        backbone,
+        task.n_outputs,
+        prompt_type=prompt_type,
+        prompt_layers=config.prompt_layers,
+        prompt_length=config.prompt_length,
+        input_mode=config.input_mode,
+        generator=init_gen,
+    ).to(ctx.device)
+    if method != "finetune":
+        model.freeze_backbone()
+    lr = config.finetune_lr if method == "finetune" else config.lr
+    optimizer = make_optimizer(model, lr, config.weight_decay)
+    train = apply_missing(task.train, tables["train"])
+    per_epoch = -(-len(train) // config.batch_size)
+    steps = config.epochs * per_epoch
+    scheduler = warmup_linear_schedule(optimizer, max(steps, 1))
+    gen = ctx.generator(task.name, method, "train", device="cpu")
+    state: dict[str, torch.Tensor] = {}
+
+    def step_fn(step: int) -> dict[str, float]:
+        if step % per_epoch == 0 or "order" not in state:
+            state["order"] = torch.randperm(len(train), generator=gen)
+        idx = state["order"][(step % per_epoch) * config.batch_size : (step % per_epoch + 1) * config.batch_size]
+        dev = ctx.device
+        model.train()
+        logits = model(
+            train.input_ids[idx].to(dev),
+            train.text_mask[idx].to(dev),
+            train.pixel_values[idx].to(dev),
+            tables["train"][idx].to(dev),
+        )
+        loss = task_loss(logits, train.labels[idx].to(dev))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return {"loss": float(loss.detach())}
+
+    sweep.train(f"{task.name}/{method}", steps=steps, step_fn=step_fn, model=model, optimizer=optimizer,
+                generator=gen, scheduler=scheduler, log_every=per_epoch)  # fmt: skip
+    result: dict[str, float] = {}
+    for key, table in tables.items():
+        if key == "train":
+            continue
+        result[key] = evaluate(model, apply_missing(task.test, table), table, task.metric)
+    sweep_keys = [sweep_key(config, rate) for rate in config.sweep_rates]
+    result["sweep_mean"] = sum(result[k] for k in sweep_keys) / len(sweep_keys)
+    result["trainable_params"] = float(model.trainable_parameters())
+    result["trainable_fraction"] = model.trainable_parameters() / count_parameters(model)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _report(config: MissingPromptsConfig, ctx: RunContext, tasks: list[Task], metrics: dict[str, float]) -> None:
+    for task in tasks:
+        rows = []
+        for m in config.methods:
+            key = f"{task.name}_{m}"
+            rows.append([LABELS[m], *(round(metrics[f"{key}_{k}"], 2) for k in ("complete", *TEST_TYPES)),
+                         f"{100 * metrics[f'{key}_trainable_fraction']:.2f}%"])  # fmt: skip
+        ctx.add_table(
+            f"{task.name}: {task.metric} (%) on the test set, trained at eta={config.train_missing_rate:g} "
+            f"({config.train_missing_type}); test eta={config.test_missing_rate:g} per missing type",
+            ["method", "complete", "text missing", "image missing", "both missing", "trainable"],
+            rows,
+        )
+    ctx.note(
+        f"Real ViLT-B/32 (ViltConfig() defaults, {int(metrics['vilt_b32_params'])} parameters): the paper's prompts "
+        f"are {100 * metrics['vilt_b32_prompt_fraction']:.3f}% of all parameters; prompts + pooler + the official "
+        f"MM-IMDb head are {100 * metrics['vilt_b32_trainable_fraction']:.2f}%."
+    )
+    ctx.note(
+        "Missing rate eta = fraction of samples that miss a modality (eta=70%: 30% complete). Missing tables are "
+        "saved in missing_tables/ of the run folder (0 complete, 1 text missing, 2 image missing)."
+    )
+    fig, axes = new_figure(ncols=len(tasks))
+    axes = list(axes.flat) if len(tasks) > 1 else [axes]
+    for ax, task in zip(axes, tasks):
+        for m in config.methods:
+            values = [metrics[f"{task.name}_{m}_{sweep_key(config, r)}"] for r in config.sweep_rates]
+            ax.plot([100 * r for r in config.sweep_rates], values, "-o", label=LABELS[m])
+        ax.set_xlabel("test missing rate eta (%), missing both")
+        ax.set_ylabel(f"{task.metric} (%)")
+        ax.set_title(f"{task.name} (trained at eta={100 * config.train_missing_rate:g}%)")
+        ax.legend(fontsize=7)
+    save_figure(fig, ctx.figure_path("metric_vs_missing_rate"))

@@ -1,0 +1,198 @@
+"""Unit tests of the missing-aware prompts model: prompt selection, masks, freezing, gradients, equivalences."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolab.core.config import ConfigError
+from reprolab.missing_prompts.model import (
+    COMPLETE,
+    IMAGE_MISSING,
+    TEXT_MISSING,
+    MissingAwarePrompts,
+    PromptedVilt,
+    build_mini_vilt,
+    count_parameters,
+    vilt_b32_trainable_fraction,
+)
+
+
+@pytest.fixture(scope="module")
+def vilt():
+    torch.manual_seed(0)
+    return build_mini_vilt(20, image_size=8, patch_size=4, hidden=16, layers=3, heads=2, max_text_len=6).eval()
+
+
+def _inputs(batch: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, 20, (batch, 6), generator=g)
+    ids[:, 0] = 1
+    mask = torch.ones(batch, 6, dtype=torch.long)
+    mask[0, 4:] = 0
+    ids[0, 4:] = 0
+    pixels = torch.randn(batch, 3, 8, 8, generator=g)
+    return ids, mask, pixels
+
+
+def test_prompt_selection_follows_per_sample_missing_type():
+    prompts = MissingAwarePrompts(2, 4, 8, generator=torch.Generator().manual_seed(0))
+    missing = torch.tensor([TEXT_MISSING, COMPLETE, IMAGE_MISSING, TEXT_MISSING])
+    chosen = prompts(missing)
+    assert chosen.shape == (4, 2, 4, 8)
+    for i, m in enumerate(missing.tolist()):
+        assert torch.equal(chosen[i], prompts.prompts[m])
+    assert not torch.equal(prompts.prompts[0], prompts.prompts[1])
+
+
+def test_prompt_selection_rejects_bad_codes():
+    prompts = MissingAwarePrompts(1, 2, 4)
+    with pytest.raises(ValueError, match="0..2"):
+        prompts(torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="long"):
+        prompts(torch.tensor([0.0]))
+
+
+def test_no_prompt_forward_matches_transformers_vilt(vilt):
+    ids, mask, pixels = _inputs()
+    model = PromptedVilt(vilt, 3, prompt_type="none")
+    hidden, cls_pos = model.encode(ids, mask, pixels, torch.zeros(3, dtype=torch.long))
+    reference = vilt(input_ids=ids, attention_mask=mask, pixel_values=pixels).pooler_output
+    assert cls_pos == 0
+    torch.testing.assert_close(vilt.pooler(hidden), reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("prompt_type", ["input", "attention"])
+def test_output_of_sample_depends_only_on_its_own_missing_case(vilt, prompt_type):
+    ids, mask, pixels = _inputs()
+    model = PromptedVilt(vilt, 3, prompt_type=prompt_type, prompt_layers=[0, 1], prompt_length=4,
+                         generator=torch.Generator().manual_seed(1)).eval()  # fmt: skip
+    a = model(ids, mask, pixels, torch.tensor([0, 1, 2]))
+    b = model(ids, mask, pixels, torch.tensor([0, 2, 2]))
+    torch.testing.assert_close(a[[0, 2]], b[[0, 2]])
+    assert not torch.allclose(a[1], b[1])
+    single = model(ids[1:2], mask[1:2], pixels[1:2], torch.tensor([1]))
+    torch.testing.assert_close(single[0], a[1], atol=1e-5, rtol=1e-5)
+
+
+def test_input_prompts_lengthen_sequence_and_mask_covers_them(vilt):
+    ids, mask, pixels = _inputs()
+    seen = []
+
+    def hook(_module, args):
+        seen.append((args[0].shape[1], args[1]))
+
+    handles = [layer.register_forward_pre_hook(hook) for layer in vilt.encoder.layer]
+    try:
+        for mode, lengths in (("replace", [4 + 11, 4 + 11, 4 + 11]), ("accumulate", [4 + 11, 8 + 11, 8 + 11])):
+            seen.clear()
+            model = PromptedVilt(vilt, 3, prompt_type="input", prompt_layers=[0, 1], prompt_length=4, input_mode=mode)
+            model(ids, mask, pixels, torch.zeros(3, dtype=torch.long))
+            assert [s for s, _ in seen] == lengths
+            for length, additive in seen:
+                n_prompt = length - 11
+                assert additive.shape == (3, 1, 1, length)
+                assert torch.all(additive[..., :n_prompt] == 0)  # prompt tokens are attended to by every query
+                assert torch.all(additive[0, ..., n_prompt + 4 : n_prompt + 6] < -1e30)  # padded text stays masked
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_attention_prompts_are_prefix_keys_and_values(vilt):
+    """Eq. 5 on one layer against attention written out by hand: softmax over [prompt keys; token keys], the
+    value prompts weighted by their attention, padded keys masked, prompt keys never masked."""
+    from reprolab.missing_prompts.model import _prefix_attention
+
+    ids, mask, pixels = _inputs()
+    model = PromptedVilt(vilt, 3, prompt_type="none")
+    layer = vilt.encoder.layer[1]
+    hidden, key_mask = model.embed(ids, mask, pixels)
+    prompt = torch.randn(3, 4, 16, generator=torch.Generator().manual_seed(3))
+    out = _prefix_attention(layer, hidden, key_mask.float(), prompt)
+    att = layer.attention.attention
+    x = layer.layernorm_before(hidden)
+    q, k, v = att.query(x), torch.cat([prompt[:, :2], att.key(x)], 1), torch.cat([prompt[:, 2:], att.value(x)], 1)
+    allowed = torch.cat([torch.ones(3, 2), key_mask.float()], 1).bool()
+    heads = []
+    for h in range(2):
+        sl = slice(8 * h, 8 * (h + 1))
+        scores = q[..., sl] @ k[..., sl].transpose(1, 2) / 8**0.5
+        scores = scores.masked_fill(~allowed[:, None, :], float("-inf"))
+        heads.append(scores.softmax(-1) @ v[..., sl])
+    mid = layer.attention.output.dense(torch.cat(heads, -1)) + hidden
+    expected = layer.output(layer.intermediate(layer.layernorm_after(mid)), mid)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert out.shape == hidden.shape  # the sequence length is unchanged
+
+
+def test_freezing_keeps_backbone_unchanged_and_trains_prompts_pooler_head(vilt):
+    import copy
+
+    backbone = copy.deepcopy(vilt)
+    model = PromptedVilt(backbone, 3, prompt_type="input", prompt_layers=[0], prompt_length=4).freeze_backbone()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    ids, mask, pixels = _inputs()
+    for _ in range(2):
+        loss = model(ids, mask, pixels, torch.tensor([0, 1, 2])).logsumexp(-1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = backbone.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("pooler.") for k in changed)
+    assert model.prompts.prompts.grad is not None and model.prompts.prompts.grad.abs().sum() > 0
+    trainable = count_parameters(model, trainable_only=True)
+    expected = model.prompts.prompts.numel() + count_parameters(backbone.pooler) + count_parameters(model.head)
+    assert trainable == expected
+
+
+def test_unused_missing_case_prompts_get_no_gradient(vilt):
+    model = PromptedVilt(vilt, 3, prompt_type="attention", prompt_layers=[0, 2], prompt_length=4).freeze_backbone()
+    ids, mask, pixels = _inputs()
+    model(ids, mask, pixels, torch.tensor([1, 1, 1])).sum().backward()
+    grad = model.prompts.prompts.grad
+    assert grad[TEXT_MISSING].abs().sum() > 0
+    assert grad[COMPLETE].abs().sum() == 0 and grad[IMAGE_MISSING].abs().sum() == 0
+    for p in vilt.parameters():
+        p.grad = None
+
+
+def test_bad_model_settings_are_refused(vilt):
+    with pytest.raises(ConfigError, match="prompt_type"):
+        PromptedVilt(vilt, 2, prompt_type="deep")
+    with pytest.raises(ConfigError, match="prompt_layers"):
+        PromptedVilt(vilt, 2, prompt_layers=[5])
+    with pytest.raises(ConfigError, match="input_mode"):
+        PromptedVilt(vilt, 2, input_mode="stack")
+    with pytest.raises(ConfigError, match="divisible"):
+        build_mini_vilt(10, hidden=10, heads=4)
+
+
+def test_vilt_b32_parameter_counts():
+    counts = vilt_b32_trainable_fraction(23)
+    assert counts["vilt_b32_params"] == 111_595_008  # ViltModel(ViltConfig()) incl. its pooler
+    assert counts["vilt_b32_prompt_params"] == 3 * 6 * 16 * 768
+    assert 0.0019 < counts["vilt_b32_prompt_fraction"] < 0.0020
+    head = 768 * 1536 + 1536 + 2 * 1536 + 1536 * 23 + 23
+    pooler = 768 * 768 + 768
+    total = 111_595_008 + 3 * 6 * 16 * 768 + head
+    assert counts["vilt_b32_trainable_fraction"] == pytest.approx((3 * 6 * 16 * 768 + pooler + head) / total)
+
+
+def test_input_prompts_start_as_vocabulary_embeddings(vilt):
+    model = PromptedVilt(vilt, 3, prompt_type="input", prompt_layers=[0, 1], prompt_length=4,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    words = vilt.embeddings.text_embeddings.word_embeddings.weight[4:]
+    rows = model.prompts.prompts.detach().reshape(-1, words.shape[1])
+    assert all(torch.isclose(words, row).all(1).any() for row in rows)
+
+
+def test_importing_the_experiment_does_not_import_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, reprolab.missing_prompts.experiment; print('transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
