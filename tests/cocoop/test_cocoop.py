@@ -18,7 +18,7 @@ from reprolab.cocoop.model import (
     encode_token_ids,
     freeze,
 )
-from reprolab.cocoop.train import train_prompts
+from reprolab.cocoop.train import contrastive_targets, train_prompts
 from reprolab.core.config import ConfigError
 from reprolab.core.errors import DataError
 
@@ -139,3 +139,16 @@ def test_split_json(tmp_path):
 def test_bad_config():
     with pytest.raises(ConfigError, match="n_ctx"):
         CoOpPromptLearner(build_mini_clip(30, 8, 4, 32, 1), WordTokenizer.for_shapes(), NAMES, n_ctx=0)
+
+
+def test_contrastive_targets_hand_computed():
+    """Positives: identical captions, or the same class and size (pretraining soft targets)."""
+    ids = torch.tensor([[1, 5, 3], [1, 6, 3], [1, 5, 3], [1, 7, 3]])
+    labels = torch.tensor([0, 0, 1, 0])
+    big = torch.tensor([1, 1, 0, 0])
+    target = contrastive_targets(ids, labels, big)
+    expected = torch.tensor(
+        [[1 / 3, 1 / 3, 1 / 3, 0], [1 / 2, 1 / 2, 0, 0], [1 / 2, 0, 1 / 2, 0], [0, 0, 0, 1]]
+    )
+    assert torch.allclose(target, expected)
+    assert torch.allclose(target.sum(1), torch.ones(4))

@@ -42,7 +42,7 @@ class CoCoOpConfig:
     n_shapes: int = 4
     width: int = 64
     layers: int = 2
-    pretrain_steps: int = 800
+    pretrain_steps: int = 700
     pretrain_batch: int = 128
     pretrain_lr: float = 2e-3
     pretrain_seed: int = 0  # fixed, so the cached model is shared by every run seed
