@@ -16,6 +16,7 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
     overrides = [
         "steps=4", "n_train=8", "n_test=4", "image_size=32", "batch_size=4",
         "fps_size=64", "fps_repeats=1", "figure_examples=2",
+        "pretrain_steps=2", "pretrain_images=8", "pretrain_size=32", "pretrain_batch=4",
     ]  # fmt: skip
     args = ["run", "ras", "--out", str(out)]
     for item in overrides:
@@ -30,6 +31,7 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
             assert 0.0 <= value <= 1.0, (prefix, name, value)
     assert metrics["full_width_params"] == 20_228_934
     assert metrics["fps_352"] > 0
+    assert 0.0 <= metrics["pretrain_mean_ap"] <= 1.0  # backbone_init=proxy is the default
     evaluated = {c["id"] for c in results["claims"]}
     skipped = {c["id"] for c in results["claims_not_evaluated"]}
     assert evaluated | skipped == {c.id for c in get_experiment("ras").claims}
@@ -44,6 +46,11 @@ def test_presets_resolve_and_bad_configs_name_the_field():
     assert paper.width == 1.0 and paper.full_width_fps
     with pytest.raises(ConfigError, match="pretrained_vgg16"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"pretrained_vgg16": "x.pth"})
+    assert resolve_config(experiment.config_cls, experiment.presets, "quick").backbone_init == "proxy"
+    with pytest.raises(ConfigError, match="backbone_init"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"backbone_init": "imagenet"})
+    with pytest.raises(ConfigError, match="pretrain_size"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"pretrain_size": 16})
     with pytest.raises(ConfigError, match="data"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"data": "imagenet"})
     with pytest.raises(ConfigError, match="train_images"):

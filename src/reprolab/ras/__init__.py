@@ -23,9 +23,12 @@ from reprolab.ras.model import (
     load_vgg16_backbone,
     reverse_attention,
 )
+from reprolab.ras.pretrain import ProxyBackbone, ProxySpec, generate_proxy_scenes, pretrained_backbone
 
 __all__ = [
     "RAS",
+    "ProxyBackbone",
+    "ProxySpec",
     "RASOutput",
     "SaliencyScores",
     "SaliencySet",
@@ -34,11 +37,13 @@ __all__ = [
     "e_measure_curve",
     "evaluate_maps",
     "f_measure_curve",
+    "generate_proxy_scenes",
     "generate_scenes",
     "load_vgg16_backbone",
     "mae",
     "normalize",
     "precision_recall_curve",
+    "pretrained_backbone",
     "read_saliency_folder",
     "reverse_attention",
     "s_measure",

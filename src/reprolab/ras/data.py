@@ -72,15 +72,20 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
 
 
-def _shape_mask(rng: np.random.Generator, size: int, radius: float, cy: float, cx: float) -> np.ndarray:
-    """A random ellipse, rectangle or star-ish polygon of about ``radius`` pixels at (cy, cx)."""
+def _shape_mask(
+    rng: np.random.Generator, size: int, radius: float, cy: float, cx: float, kind: int | None = None
+) -> np.ndarray:
+    """A random ellipse (kind 0), rectangle (1) or star-ish blob (2) of about ``radius`` pixels at (cy, cx).
+
+    ``kind=None`` draws the kind at random; the random stream is the same either way."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
     angle = rng.uniform(0, math.pi)
     dy, dx = yy - cy, xx - cx
     u = dx * math.cos(angle) + dy * math.sin(angle)
     v = -dx * math.sin(angle) + dy * math.cos(angle)
     aspect = rng.uniform(0.55, 1.0)
-    kind = rng.integers(3)
+    drawn = int(rng.integers(3))
+    kind = drawn if kind is None else kind
     if kind == 0:  # ellipse
         return (u / radius) ** 2 + (v / (radius * aspect)) ** 2 <= 1.0
     if kind == 1:  # rectangle

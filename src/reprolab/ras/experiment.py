@@ -52,7 +52,16 @@ class RASConfig:
     train_masks: str = ""
     test_images: str = ""
     test_masks: str = ""
-    pretrained_vgg16: str = ""  # optional torchvision-format VGG-16 state dict (needs width=1)
+    pretrained_vgg16: str = ""  # optional torchvision-format VGG-16 state dict (needs width=1); overrides backbone_init
+    # backbone initialisation: "proxy" = the VGG convolutions pretrained on a generated multi-label
+    # recognition task (stand-in for the paper's ImageNet init, cached; see ras/pretrain.py), "scratch" = random
+    backbone_init: str = "proxy"
+    pretrain_steps: int = 300
+    pretrain_images: int = 600
+    pretrain_batch: int = 16
+    pretrain_lr: float = 1e-3
+    pretrain_size: int = 64
+    pretrain_seed: int = 0
     fps_size: int = 352
     fps_repeats: int = 5
     full_width_fps: bool = False  # also time the width-1 network at fps_size (slow on a CPU)
@@ -74,6 +83,12 @@ class RASConfig:
                     raise ConfigError(f"{key}: required when data=folder")
         if self.pretrained_vgg16 and self.width != 1.0:
             raise ConfigError(f"pretrained_vgg16: VGG-16 weights need width=1, got width={self.width}")
+        if self.backbone_init not in ("proxy", "scratch"):
+            raise ConfigError(f"backbone_init: {self.backbone_init!r} is not one of proxy, scratch")
+        if self.pretrain_steps < 0 or self.pretrain_images < 1 or self.pretrain_batch < 1 or self.pretrain_lr <= 0:
+            raise ConfigError("pretrain_steps must be >= 0, pretrain_images and pretrain_batch >= 1, pretrain_lr > 0")
+        if self.pretrain_size < 32:
+            raise ConfigError(f"pretrain_size: must be >= 32 (five poolings), got {self.pretrain_size}")
         if self.fps_size < 32 or self.fps_repeats < 1:
             raise ConfigError("fps_size must be >= 32 and fps_repeats >= 1")
 

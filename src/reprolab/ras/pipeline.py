@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from reprolab.core.data import cache_home
 from reprolab.core.errors import DatasetMissingError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
@@ -15,12 +16,13 @@ from reprolab.ras.data import SaliencySet, generate_scenes, read_saliency_folder
 from reprolab.ras.experiment import PAPER_FPS, PAPER_SIZE_MB, RASConfig
 from reprolab.ras.metrics import SaliencyScores, evaluate_maps
 from reprolab.ras.model import RAS, load_vgg16_backbone
+from reprolab.ras.pretrain import ProxySpec, pretrained_backbone
 from reprolab.ras.train import measure_fps, predict, train_ras
 
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["parameter_count", "region_errors", "run_ras"]
+__all__ = ["backbone_init", "initial_model", "parameter_count", "region_errors", "run_ras"]
 
 VARIANTS = (("ras", True), ("no_ra", False))
 METRIC_NAMES = ("mae", "max_f", "mean_f", "s_measure", "max_e", "mean_e")
@@ -37,18 +39,19 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
     metrics: dict[str, float] = {}
     scores: dict[str, SaliencyScores] = {}
     models: dict[str, RAS] = {}
+    backbone = backbone_init(config, ctx, metrics)
     variants = VARIANTS if config.ablation else VARIANTS[:1]
     for prefix, use_ra in variants:
         per_seed, regions = [], []
         for seed_index in range(config.seeds):
-            model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index)
+            model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index, backbone)
             seed_scores, seed_regions = _evaluate(model, test, ctx)
             per_seed.append(seed_scores)
             regions.append(seed_regions)
             if seed_index == 0:
                 models[prefix] = model
         scores[prefix] = per_seed[0]
-        for region in ("interior", "boundary", "background"):
+        for region in regions[0]:
             metrics[f"{prefix}_mae_{region}"] = float(np.mean([r[region] for r in regions]))
         for name in METRIC_NAMES:
             values = [getattr(s, name) for s in per_seed]
@@ -89,6 +92,53 @@ def _load_data(config: RASConfig, ctx: RunContext) -> tuple[SaliencySet, Salienc
     return train, test
 
 
+def backbone_init(config: RASConfig, ctx: RunContext, metrics: dict[str, float]) -> dict[str, torch.Tensor] | None:
+    """The backbone weights both variants start from: a VGG-16 file (``pretrained_vgg16``), the
+    proxy-pretrained backbone (``backbone_init=proxy``, cached) or ``None`` (random, ``scratch``).
+    Proxy scores go into ``metrics`` as ``pretrain_*``."""
+    if config.pretrained_vgg16:
+        path = _resolve(config.pretrained_vgg16, ctx)
+        probe = RAS(width=config.width)
+        load_vgg16_backbone(probe, path)  # validates the file (DataError naming it)
+        ctx.note(f"Backbone: VGG-16 weights from {path} (both variants).")
+        return {k: v.detach().clone() for k, v in probe.backbone.state_dict().items()}
+    if config.backbone_init == "scratch":
+        ctx.note("Backbone: random initialisation (trained from scratch; no pretraining).")
+        return None
+    spec = ProxySpec(
+        width=config.width,
+        size=config.pretrain_size,
+        n_images=config.pretrain_images,
+        steps=config.pretrain_steps,
+        batch_size=config.pretrain_batch,
+        lr=config.pretrain_lr,
+        seed=config.pretrain_seed,
+    )
+    proxy = pretrained_backbone(spec, [cache_home() / "ras", ctx.out_dir / "checkpoints"], note=ctx.note)
+    for key, value in proxy.scores.items():
+        metrics[f"pretrain_{key}"] = value
+    scores = proxy.scores
+    ctx.note(
+        f"Backbone: VGG-16 convolutions (width {config.width:g}) pretrained on the proxy task (which hues, "
+        f"shapes and stripes are present; {spec.steps} steps on {spec.n_images} generated scenes), the stand-in "
+        f"for ImageNet initialisation; source: {proxy.source}. Held-out proxy mAP "
+        f"{scores.get('mean_ap', float('nan')):.3f}, label accuracy {scores.get('label_accuracy', float('nan')):.3f} "
+        f"(majority {scores.get('majority_accuracy', float('nan')):.3f}). Both variants start from it."
+    )
+    return proxy.state
+
+
+def initial_model(width: float, use_ra: bool, seed: int, backbone: dict[str, torch.Tensor] | None) -> RAS:
+    """The network before saliency training: heads drawn from ``seed``, the backbone from ``backbone``
+    (else drawn from ``seed`` too). RAS and the ablation get identical weights for the same seed and
+    backbone (the RA switch adds no parameters), as in the paper's ablation from one ImageNet init."""
+    torch.manual_seed(seed)
+    model = RAS(width=width, reverse_attention=use_ra)
+    if backbone is not None:
+        load_vgg16_backbone(model, backbone)
+    return model
+
+
 def _trained_model(
     config: RASConfig,
     ctx: RunContext,
@@ -97,16 +147,14 @@ def _trained_model(
     prefix: str,
     use_ra: bool,
     seed_index: int,
+    backbone: dict[str, torch.Tensor] | None = None,
 ) -> RAS:
     unit = f"{prefix}/seed{seed_index}"
-    # both variants start from the same initial weights for a given seed (the RA switch adds no parameters)
-    torch.manual_seed(ctx.seed_for("init", seed_index))
-    model = RAS(width=config.width, reverse_attention=use_ra).to(ctx.device)
     if sweep.is_done(unit):
+        model = RAS(width=config.width, reverse_attention=use_ra).to(ctx.device)
         model.load_state_dict(sweep.result(unit)["state"])
         return model.eval()
-    if config.pretrained_vgg16:
-        load_vgg16_backbone(model, _resolve(config.pretrained_vgg16, ctx))
+    model = initial_model(config.width, use_ra, ctx.seed_for("init", seed_index), backbone).to(ctx.device)
     train_ras(
         sweep,
         unit,
@@ -126,8 +174,13 @@ def _trained_model(
 
 
 def _evaluate(model: RAS, data: SaliencySet, ctx: RunContext) -> tuple[SaliencyScores, dict[str, float]]:
-    maps = torch.cat([torch.sigmoid(o.logits) for o in predict(model, data.images, device=ctx.device)])
-    return evaluate_maps(list(maps.numpy()), list(data.masks.numpy())), region_errors(maps, data.masks)
+    outputs = predict(model, data.images, device=ctx.device)
+    maps = torch.cat([torch.sigmoid(o.logits) for o in outputs])
+    coarse = torch.cat([torch.sigmoid(o.upsampled[-1]) for o in outputs])  # S_6, the global prediction
+    regions = region_errors(maps, data.masks)
+    regions |= {f"coarse_{k}": v for k, v in region_errors(coarse, data.masks).items()}
+    regions["coarse"] = float((coarse - data.masks).abs().mean())
+    return evaluate_maps(list(maps.numpy()), list(data.masks.numpy())), regions
 
 
 def region_errors(maps: torch.Tensor, masks: torch.Tensor, band: int = 2) -> dict[str, float]:
@@ -200,11 +253,20 @@ def _report(
         ["model", *regions],
         [[labels[p], *[f"{metrics[f'{p}_mae_{r}']:.4f}" for r in regions]] for p in scores],
     )
+    ctx.add_table(
+        "The coarse (global) prediction S_6, upsampled: MAE overall and by region (what RA conditions on)",
+        ["model", "all", *regions],
+        [
+            [labels[p], *[f"{metrics[f'{p}_mae_{r}']:.4f}" for r in ("coarse", *[f"coarse_{r}" for r in regions])]]
+            for p in scores
+        ],
+    )
     if "no_ra" in scores and metrics["ras_mae"] >= metrics["no_ra_mae"]:
+        init = "VGG-16 file" if config.pretrained_vgg16 else config.backbone_init
         ctx.note(
             "Reverse attention did not lower the MAE here. It erases side features where the deeper map is "
             "salient, so object interiors rely on the coarse prediction; compare the interior/boundary/background "
-            "errors above and docs/ras.md (from-scratch backbone, saliency decidable from local colour)."
+            f"errors above and docs/ras.md (backbone: {init}; saliency decidable from local colour)."
         )
     _plot_pr(ctx, scores, labels)
     _plot_grid(config, ctx, models, test)
