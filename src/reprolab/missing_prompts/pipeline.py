@@ -127,7 +127,7 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     path = _save_cache(vilt, ctx, name, digest)
     ctx.note(
         f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
-        f"generated pairs (predict the glyph and word sets); cached at {path}."
+        f"generated pairs (image-text matching + masked code words); cached at {path}."
     )
     return vilt.eval(), world, None
 
