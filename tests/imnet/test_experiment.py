@@ -71,6 +71,10 @@ def test_presets_and_config_errors():
         resolve_config(experiment.config_cls, experiment.presets, "quick", bad)
     with pytest.raises(ConfigError, match="decoder"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"decoder": "big"})
+    with pytest.raises(ConfigError, match="cnn_lr"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"cnn_lr": -1.0})
+    quick = resolve_config(experiment.config_cls, experiment.presets, "quick")
+    assert quick.cnn_lr == 0.0 and quick.cnn_steps == sum(quick.schedule_steps)  # same lr and budget by default
 
 
 def test_run_on_a_user_hdf5_file(tmp_path):

@@ -51,6 +51,7 @@ class IMNetConfig:
     lr: float = 1e-3  # paper/official: 5e-5 with ~200 epochs per stage; higher here for short runs
     beta1: float = 0.5
     cnn_steps: int = 1200  # CNN-AE steps (= IM-AE's total steps: same budget of shape batches)
+    cnn_lr: float = 0.0  # CNN-AE learning rate; 0 = the same as lr (docs/imnet.md: lr sweep of both models)
     gan_steps: int = 500
     gan_hidden: int = 128  # paper: 2048
     gan_noise_dim: int = 32
@@ -91,6 +92,8 @@ class IMNetConfig:
         ratio = self.c2f_res // max(self.c2f_coarse, 1)
         if self.c2f_coarse < 1 or self.c2f_res % self.c2f_coarse or ratio & (ratio - 1):
             raise ConfigError("c2f_res / c2f_coarse must be a power of two")
+        if self.lr <= 0 or self.cnn_lr < 0:
+            raise ConfigError(f"lr must be > 0 and cnn_lr >= 0 (0 = lr), got lr={self.lr}, cnn_lr={self.cnn_lr}")
         if self.per_category < 3 or self.z_dim < 1 or self.interp_frames < 2:
             raise ConfigError("per_category >= 3, z_dim >= 1 and interp_frames >= 2 are required")
 

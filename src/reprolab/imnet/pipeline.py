@@ -188,7 +188,7 @@ def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: 
         train_vox,
         steps=config.cnn_steps,
         batch_shapes=config.batch_shapes,
-        lr=config.lr,
+        lr=config.cnn_lr or config.lr,
         beta1=config.beta1,
         generator=ctx.generator("cnnae", "train", device="cpu"),
         checkpoint_every=config.checkpoint_every,
