@@ -346,10 +346,9 @@ def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
         claims = method["claims"]
         failing = [c["id"] for c in claims if not c["passed"]]
         passed = len(claims) - len(failing)
-        rows.append(
-            (method["method"], f"{passed}/{len(claims)}", f"{method['runtime_s']:.0f}s", ", ".join(failing) or "-")
-        )
+        shown = ", ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
+        rows.append((method["method"], f"{passed}/{len(claims)}", f"{method['runtime_s']:.0f}s", shown or "-"))
     header = ("method", "claims", "time", "failing claims")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)), file=stream)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
+    for row in [header, *rows]:  # the last column is not padded: a long list must not widen every line
+        print("  ".join([*(str(cell).ljust(w) for cell, w in zip(row, widths)), str(row[3])]), file=stream)
