@@ -86,3 +86,22 @@ def test_rng_state_survives_a_weights_only_checkpoint(tmp_path):
     set_rng_state(load_checkpoint(path, fingerprint="f")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     os.remove(path)
+
+
+def test_cached_artefacts_miss_on_corrupt_foreign_or_unfit_files(tmp_path):
+    from reprolab.core.checkpoint import load_cached, save_cached
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    notes: list[str] = []
+    assert load_cached("m.pt", [first, second], "f1", note=notes.append) is None  # nothing there yet
+    path = save_cached("m.pt", [first, second], {"w": torch.ones(2)}, "f1")
+    assert path == first / "m.pt"
+    state, found = load_cached("m.pt", [first, second], "f1")
+    assert found == path and torch.equal(state["w"], torch.ones(2))
+    assert load_cached("m.pt", [first], "other", note=notes.append) is None  # another configuration's file
+    assert load_cached("m.pt", [first], "f1", note=notes.append, accept=lambda s: "v" in s) is None
+    save_cached("m.pt", [second], {"w": torch.zeros(2)}, "f1")
+    path.write_bytes(b"not a checkpoint")  # corrupt first copy: the next folder's valid one is used
+    state, found = load_cached("m.pt", [first, second], "f1", note=notes.append)
+    assert found == second / "m.pt" and torch.equal(state["w"], torch.zeros(2))
+    assert len(notes) == 3 and all(n.startswith("Ignored a cache file") for n in notes)

@@ -18,9 +18,8 @@ from reprolab.cocoop.model import (
     freeze,
 )
 from reprolab.cocoop.train import accuracy, pretrain_clip, train_prompts, zero_shot_accuracy
-from reprolab.core.checkpoint import config_fingerprint, load_checkpoint, save_checkpoint
+from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
 from reprolab.core.data import cache_home
-from reprolab.core.errors import CheckpointError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 
@@ -76,15 +75,12 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
     spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": config.pretrain_seed, "v": 3}
     digest = config_fingerprint(spec)
     name = f"miniclip-{digest}.pt"
-    for folder in (cache_home() / "cocoop", ctx.out_dir / "checkpoints"):
-        if (folder / name).is_file():
-            try:
-                clip.load_state_dict(load_checkpoint(folder / name, fingerprint=digest))
-            except CheckpointError as err:  # a corrupt or foreign cache file is a cache miss
-                ctx.note(f"Ignored the mini-CLIP cache: {err}")
-                continue
-            ctx.note(f"Mini CLIP loaded from the cache {folder / name}.")
-            return clip, tok, world
+    folders = (cache_home() / "cocoop", ctx.out_dir / "checkpoints")
+    cached = load_cached(name, folders, digest, note=ctx.note)
+    if cached is not None:
+        clip.load_state_dict(cached[0])
+        ctx.note(f"Mini CLIP loaded from the cache {cached[1]}.")
+        return clip, tok, world
     torch.manual_seed(config.pretrain_seed)
     clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
     gen = torch.Generator().manual_seed(config.pretrain_seed)
@@ -98,18 +94,9 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
         generator=gen,
     )
     ctx.log(unit="pretrain", final_loss=sum(losses[-50:]) / max(len(losses[-50:]), 1))
-    path = _save_cache(clip, ctx, name, digest)
+    path = save_cached(name, folders, clip.state_dict(), digest) or "(not cached)"
     ctx.note(f"Mini CLIP pretrained for {config.pretrain_steps} steps on generated captions; cached at {path}.")
     return clip, tok, world
-
-
-def _save_cache(clip: Any, ctx: RunContext, name: str, digest: str) -> Path:
-    for folder in (cache_home() / "cocoop", ctx.out_dir / "checkpoints"):
-        try:
-            return save_checkpoint(folder / name, clip.state_dict(), fingerprint=digest)
-        except OSError:
-            continue
-    return Path("(not cached)")
 
 
 def _sample(world: ShapesWorld, classes: list[int], per_class: int, gen: torch.Generator, bg: str, device: Any):

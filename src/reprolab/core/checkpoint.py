@@ -12,6 +12,7 @@ import hashlib
 import json
 import pickle
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ import torch
 from reprolab.core.errors import CheckpointError
 from reprolab.core.io import atomic_write
 
-__all__ = ["CHECKPOINT_FORMAT", "config_fingerprint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "config_fingerprint",
+    "load_cached",
+    "load_checkpoint",
+    "save_cached",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "reprolab-checkpoint-v1"
 
@@ -58,3 +66,44 @@ def load_checkpoint(
             "resume with the same method, preset, overrides and seed, or use a new --out folder"
         )
     return payload["state"]
+
+
+def load_cached(
+    name: str,
+    folders: Sequence[str | Path],
+    fingerprint: str,
+    *,
+    note: Callable[[str], None] | None = None,
+    accept: Callable[[dict[str, Any]], bool] | None = None,
+) -> tuple[dict[str, Any], Path] | None:
+    """The state of the first valid cached artefact ``name`` among ``folders``, and its path; ``None`` on a miss.
+
+    For derived artefacts such as a pretrained stand-in backbone: a file that is corrupt, belongs to another
+    fingerprint or fails ``accept`` is reported through ``note`` and treated as a miss, never as an error.
+    """
+    for folder in folders:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            state = load_checkpoint(path, fingerprint=fingerprint)
+        except CheckpointError as err:
+            if note is not None:
+                note(f"Ignored a cache file: {err}")
+            continue
+        if accept is not None and not accept(state):
+            if note is not None:
+                note(f"Ignored a cache file: {path}: its contents do not fit this model")
+            continue
+        return state, path
+    return None
+
+
+def save_cached(name: str, folders: Sequence[str | Path], state: dict[str, Any], fingerprint: str) -> Path | None:
+    """Write ``state`` as ``name`` into the first writable folder of ``folders``; ``None`` if none is writable."""
+    for folder in folders:
+        try:
+            return save_checkpoint(Path(folder) / name, state, fingerprint=fingerprint)
+        except OSError:
+            continue
+    return None

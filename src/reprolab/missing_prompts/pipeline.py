@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from reprolab.core.checkpoint import config_fingerprint, load_checkpoint, save_checkpoint
+from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
 from reprolab.core.data import cache_home, require_dataset
-from reprolab.core.errors import CheckpointError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 from reprolab.missing_prompts.data import (
@@ -101,15 +99,12 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     digest = config_fingerprint(spec)
     name = f"minivilt-{digest}.pt"
     vilt = _mini_vilt(config, world)
-    for folder in (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints"):
-        if (folder / name).is_file():
-            try:
-                vilt.load_state_dict(load_checkpoint(folder / name, fingerprint=digest))
-            except CheckpointError as err:  # a corrupt or foreign cache file is a cache miss
-                ctx.note(f"Ignored the mini-ViLT cache: {err}")
-                continue
-            ctx.note(f"Mini ViLT loaded from the cache {folder / name}.")
-            return vilt.to(ctx.device).eval(), world, None
+    folders = (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints")
+    cached = load_cached(name, folders, digest, note=ctx.note)
+    if cached is not None:
+        vilt.load_state_dict(cached[0])
+        ctx.note(f"Mini ViLT loaded from the cache {cached[1]}.")
+        return vilt.to(ctx.device).eval(), world, None
     torch.manual_seed(config.pretrain_seed)
     vilt = _mini_vilt(config, world).to(ctx.device)
     losses = pretrain_backbone(
@@ -124,7 +119,7 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     )
     tail = losses[-50:] or [float("nan")]
     ctx.log(unit="pretrain", final_loss=sum(tail) / len(tail))
-    path = _save_cache(vilt, ctx, name, digest)
+    path = save_cached(name, folders, vilt.state_dict(), digest) or "(not cached)"
     ctx.note(
         f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
         f"generated pairs (image-text matching + masked code words); cached at {path}."
@@ -142,15 +137,6 @@ def _mini_vilt(config: MissingPromptsConfig, world: GlyphWordWorld) -> Any:
         heads=config.heads,
         max_text_len=world.max_text_len,
     )
-
-
-def _save_cache(vilt: Any, ctx: RunContext, name: str, digest: str) -> Path:
-    for folder in (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints"):
-        try:
-            return save_checkpoint(folder / name, vilt.state_dict(), fingerprint=digest)
-        except OSError:
-            continue
-    return Path("(not cached)")
 
 
 def _synthetic_tasks(config: MissingPromptsConfig, ctx: RunContext, world: GlyphWordWorld) -> list[Task]:

@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprolab.core.checkpoint import config_fingerprint, load_checkpoint, save_checkpoint
-from reprolab.core.errors import CheckpointError
+from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
 from reprolab.ras.data import _background, _hsv_to_rgb, _shape_mask, normalize
 from reprolab.ras.model import VGG16_CONV_INDICES, VGG16Backbone
 
@@ -225,19 +224,12 @@ def pretrained_backbone(
     A cache file that cannot be read, belongs to another spec or lacks the backbone tensors is ignored."""
     digest = spec.fingerprint()
     name = f"vgg16-proxy-w{spec.width:g}-{digest}.pt"
-    for folder in cache_dirs:
-        path = Path(folder) / name
-        if not path.is_file():
-            continue
-        try:
-            found = _valid(load_checkpoint(path, fingerprint=digest), spec.width)
-        except CheckpointError as err:
-            note(f"Ignored the pretrained-backbone cache: {err}")
-            continue
-        if found is None:
-            note(f"Ignored the pretrained-backbone cache {path}: missing or mis-shaped backbone tensors")
-            continue
-        found.source = str(path)
+    fits = lambda state: _valid(state, spec.width) is not None  # noqa: E731
+    cached = load_cached(name, cache_dirs, digest, note=note, accept=fits)
+    if cached is not None:
+        found = _valid(cached[0], spec.width)
+        assert found is not None  # accepted above
+        found.source = str(cached[1])
         return found
     torch.manual_seed(spec.seed)
     model = ProxyClassifier(spec.width)
@@ -254,11 +246,7 @@ def pretrained_backbone(
     scores = proxy_scores(model, images[spec.n_images :], labels[spec.n_images :]) if n_eval > 0 else {}
     scores["final_loss"] = float(np.mean(losses[-25:])) if losses else float("nan")
     result = ProxyBackbone(_backbone_state(model), scores, "trained")
-    for folder in cache_dirs:
-        try:
-            save_checkpoint(Path(folder) / name, {"backbone": result.state, "scores": scores}, fingerprint=digest)
-        except OSError:
-            continue
-        result.source = f"trained, cached at {Path(folder) / name}"
-        break
+    path = save_cached(name, cache_dirs, {"backbone": result.state, "scores": scores}, digest)
+    if path is not None:
+        result.source = f"trained, cached at {path}"
     return result
