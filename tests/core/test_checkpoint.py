@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from reprolab.core.checkpoint import config_fingerprint, load_checkpoint, save_checkpoint
-from reprolab.core.errors import CheckpointError
+from reprolab.core.errors import CheckpointError, DataError
 from reprolab.core.io import atomic_write, atomic_write_json
 from reprolab.core.seeding import derive_seed, get_rng_state, seed_everything, set_rng_state
 
@@ -105,3 +105,16 @@ def test_cached_artefacts_miss_on_corrupt_foreign_or_unfit_files(tmp_path):
     state, found = load_cached("m.pt", [first, second], "f1", note=notes.append)
     assert found == second / "m.pt" and torch.equal(state["w"], torch.zeros(2))
     assert len(notes) == 3 and all(n.startswith("Ignored a cache file") for n in notes)
+
+
+def test_read_state_dict_names_the_file_and_the_expected_content(tmp_path):
+    from reprolab.core.checkpoint import read_state_dict
+
+    torch.save({"w": torch.ones(1)}, tmp_path / "ok.pt")
+    assert torch.equal(read_state_dict(tmp_path / "ok.pt")["w"], torch.ones(1))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"junk\.pt: not a readable VGG state dict"):
+        read_state_dict(tmp_path / "junk.pt", what="VGG state dict")
+    torch.save([torch.ones(1)], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match=r"list\.pt: expected a state dict"):
+        read_state_dict(tmp_path / "list.pt", error=CheckpointError)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import struct
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from reprolab.core.errors import CheckpointError
+from reprolab.core.errors import CheckpointError, DataError, ReproError
 from reprolab.core.io import atomic_write
 
 __all__ = [
@@ -26,11 +27,20 @@ __all__ = [
     "config_fingerprint",
     "load_cached",
     "load_checkpoint",
+    "read_state_dict",
     "save_cached",
     "save_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "reprolab-checkpoint-v1"
+
+# What torch.load raises on a truncated, corrupt, foreign or unsafe file (struct.error: a file of a few bytes).
+_UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError, struct.error)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def config_fingerprint(payload: Any) -> str:
@@ -54,8 +64,8 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except _UNREADABLE as err:
+        first_line = _first_line(err)
         raise CheckpointError(f"{path}: corrupt or unsafe checkpoint ({first_line})") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a reprolab checkpoint (expected format {CHECKPOINT_FORMAT})")
@@ -107,3 +117,20 @@ def save_cached(name: str, folders: Sequence[str | Path], state: dict[str, Any],
         except OSError:
             continue
     return None
+
+
+def read_state_dict(path: str | Path, *, what: str = "state dict", error: type[ReproError] = DataError) -> dict:
+    """A plain ``torch.save``d state dict made elsewhere (torchvision, TransformerLens, ...), read safely.
+
+    ``weights_only=True`` and ``map_location="cpu"``; an unreadable file or one that does not hold a mapping
+    raises ``error`` naming the file and ``what`` was expected. Keys and shapes are the caller's to check.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as err:
+        first_line = _first_line(err)
+        raise error(f"{path}: not a readable {what} ({first_line})") from err
+    if not isinstance(state, dict):
+        raise error(f"{path}: expected a {what} (a mapping of tensors), got {type(state).__name__}")
+    return state

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_number", "markdown_table", "render_reproduce_report", "render_run_report"]
+__all__ = ["format_number", "markdown_table", "mean_std", "render_reproduce_report", "render_run_report"]
 
 
 def format_number(value: Any, digits: int = 4) -> str:
@@ -87,7 +87,8 @@ def _yaml_lines(config: Mapping[str, Any]) -> list[str]:
     return yaml.safe_dump(dict(config), sort_keys=False).rstrip().splitlines()
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value) of a non-empty sequence."""
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
@@ -171,6 +172,6 @@ def aggregate_metrics(per_seed: Sequence[Mapping[str, float | None]]) -> dict[st
     for name in names:
         values = [float(m[name]) for m in per_seed if isinstance(m.get(name), (int, float))]
         if values:
-            mean, std = _mean_std(values)
+            mean, std = mean_std(values)
             stats[name] = {"mean": mean, "std": std, "n": len(values)}
     return stats

@@ -18,6 +18,7 @@ import torch
 from reprolab.core.data import require_dataset
 from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
 from reprolab.diffpool.data import (
     DenseGraphs,
@@ -180,18 +181,11 @@ def _assignments(model: DiffPoolNet, test: DenseGraphs, index: torch.Tensor, cou
     return drawn
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def _metrics(tag: str, results: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     """Accuracies in percent: mean and std over folds, and the official-script (test-selected) number."""
     metrics: dict[str, float] = {}
     for name, folds in results.items():
-        mean, std = _mean_std([100.0 * fold["test_acc"] for fold in folds])
+        mean, std = mean_std([100.0 * fold["test_acc"] for fold in folds])
         metrics[f"{tag}_{name}_acc"] = mean
         metrics[f"{tag}_{name}_acc_std"] = std
         if "history" not in folds[0]:  # kernel baselines: no epochs

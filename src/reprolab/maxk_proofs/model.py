@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from reprolab.core.checkpoint import read_state_dict
 from reprolab.core.errors import DataError
 
 __all__ = ["MaxKConfig", "MaxKTransformer", "PathProducts", "load_state_dict_file", "save_state_dict_file"]
@@ -191,10 +192,7 @@ def save_state_dict_file(model: MaxKTransformer, path: str | Path) -> Path:
 def load_state_dict_file(path: str | Path) -> MaxKTransformer:
     """Load a TransformerLens-style state dict saved by us or by ``HookedTransformer.state_dict()``."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file is a data error for the user
-        raise DataError(f"{path}: not a readable torch state dict ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+    state = read_state_dict(path, what="torch state dict")
+    if not all(isinstance(v, Tensor) for v in state.values()):
         raise DataError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}")
     return MaxKTransformer.from_transformer_lens_state_dict(state, source=str(path))

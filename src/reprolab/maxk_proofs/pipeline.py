@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from reprolab.core.plots import new_figure, save_figure
+from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
 from reprolab.maxk_proofs.brute_force import brute_force_correct, correct_mask_forward, forward_count_for_query
 from reprolab.maxk_proofs.experiment import PAPER_TABLE1, MaxKProofsConfig
@@ -133,27 +134,21 @@ def _write_csv(path: Path, results: list[dict[str, Any]]) -> None:
                 writer.writerow({"model": result["model"], **{k: proof[k] for k in fields[1:]}})
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
-    return mean, math.sqrt(var)
-
-
 def _metrics(config: MaxKProofsConfig, results: list[dict[str, Any]]) -> dict[str, float]:
     metrics: dict[str, float] = {"n_models": float(len(results))}
     if all(r["sample_accuracy"] is not None for r in results):
-        metrics["sample_accuracy_mean"] = _mean_std([r["sample_accuracy"] for r in results])[0]
+        metrics["sample_accuracy_mean"] = mean_std([r["sample_accuracy"] for r in results])[0]
     if "brute_force" in config.strategies:
         metrics["true_accuracy_min"] = min(r["true_accuracy"] for r in results)
-        metrics["true_accuracy_mean"] = _mean_std([r["true_accuracy"] for r in results])[0]
+        metrics["true_accuracy_mean"] = mean_std([r["true_accuracy"] for r in results])[0]
         metrics["brute_force_forward_mismatches"] = float(sum(r["forward_mismatches"] for r in results))
         metrics["max_bound_excess"] = max(r["max_bound_excess"] for r in results)
     for name in config.strategies:
         bounds = [r["proofs"][name]["bound"] for r in results]
         flops = [float(r["proofs"][name]["flops"]) for r in results]
-        metrics[f"bound_mean_{name}"], metrics[f"bound_std_{name}"] = _mean_std(bounds)
-        metrics[f"flops_mean_{name}"] = _mean_std(flops)[0]
-        metrics[f"wall_mean_{name}"] = _mean_std([r["proofs"][name]["wall_s"] for r in results])[0]
+        metrics[f"bound_mean_{name}"], metrics[f"bound_std_{name}"] = mean_std(bounds)
+        metrics[f"flops_mean_{name}"] = mean_std(flops)[0]
+        metrics[f"wall_mean_{name}"] = mean_std([r["proofs"][name]["wall_s"] for r in results])[0]
     if "cubic" in config.strategies and "brute_force" in config.strategies:
         metrics["flops_ratio_brute_force_over_cubic"] = metrics["flops_mean_brute_force"] / metrics["flops_mean_cubic"]
     return metrics

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reprolab.core.checkpoint import read_state_dict
 from reprolab.core.errors import CheckpointError
 
 __all__ = [
@@ -103,11 +103,8 @@ def load_torchvision_resnet(backbone: ResNetBackbone, path: str | Path) -> list[
     first missing or mis-shaped key.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as error:
-        raise CheckpointError(f"{path}: not a readable state dict ({error})") from error
-    if isinstance(state, dict) and "state_dict" in state:
+    state = read_state_dict(path, what="ResNet state dict", error=CheckpointError)
+    if "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, got {type(state).__name__}")

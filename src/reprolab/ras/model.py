@@ -24,7 +24,6 @@ with :func:`load_vgg16_backbone` without torchvision.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprolab.core.checkpoint import read_state_dict
 from reprolab.core.errors import DataError
 
 __all__ = [
@@ -241,12 +241,7 @@ def load_vgg16_backbone(model: RAS, state: Mapping[str, torch.Tensor] | str | Pa
     """
     if not isinstance(state, Mapping):
         path = Path(state)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
-            raise DataError(f"{path}: cannot read a VGG-16 state dict ({err})") from err
-        if not isinstance(state, Mapping):
-            raise DataError(f"{path}: expected a state dict (mapping of tensors), got {type(state).__name__}")
+        state = read_state_dict(path, what="VGG-16 state dict")
         where = str(path)
     else:
         where = "state dict"
