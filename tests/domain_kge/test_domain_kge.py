@@ -21,6 +21,7 @@ from reprolab.domain_kge.train import (
     rank_metrics,
     relation_categories,
     train_base_model,
+    type_constraints,
 )
 
 
@@ -151,6 +152,34 @@ def test_filtered_ranks_and_domain_variants(tmp_path):
     np.testing.assert_allclose(ranks["head"]["tail"], ranks["base"]["tail"])  # d_h is constant over tails
 
 
+def test_type_constraints_by_hand_and_constrained_ranks(tmp_path):
+    triples = np.array([[0, 0, 1], [2, 0, 1], [1, 1, 3]])
+    allowed = type_constraints(triples, num_relations=2, num_entities=4)
+    assert allowed[0, 0].tolist() == [True, False, True, False]  # heads of relation 0
+    assert allowed[0, 1].tolist() == [False, True, False, False]
+    assert allowed[1, 0].tolist() == [False, True, False, False]
+    assert allowed[1, 1].tolist() == [False, False, False, True]
+
+    splits = load_splits(_toy_folder(tmp_path))
+    model = build_base_model("TransE", splits, dim=4, seed=0)
+    raw = evaluate(model, splits, None)["base"]
+    everyone = torch.ones(2, 2, splits.training.num_entities, dtype=torch.bool)
+    same = evaluate(model, splits, None, allowed=everyone)["base"]
+    for side in ("head", "tail"):
+        np.testing.assert_allclose(same[side], raw[side])  # no constraint: the raw ranks
+    nobody = torch.zeros_like(everyone)
+    alone = evaluate(model, splits, None, allowed=nobody)["base"]
+    for side in ("head", "tail"):
+        np.testing.assert_allclose(alone[side], 1.0)  # only the true entity is ranked
+
+
+def test_extra_base_models_must_differ():
+    from reprolab.domain_kge.experiment import DomainKGEConfig
+
+    with pytest.raises(ConfigError, match="extra_base_models"):
+        DomainKGEConfig(base_model="TransE", extra_base_models=["transe"]).validate()
+
+
 def test_rank_metrics_and_categories():
     metrics = rank_metrics(np.array([1.0, 2.0, 4.0, 20.0]))
     assert metrics["mr"] == pytest.approx(6.75)
@@ -229,6 +258,8 @@ def test_cli_quick_run(tmp_path):
     for variant in ("base", "head", "both"):
         assert 0.0 <= metrics[f"nations_{variant}_hits10"] <= 1.0
         assert metrics[f"nations_{variant}_mr"] >= 1.0
+        # type-constrained ranks are never worse than the raw ones
+        assert metrics[f"nations_tc_{variant}_mr"] <= metrics[f"nations_{variant}_mr"] + 1e-9
     ids = {claim["id"] for claim in results["claims"]}
     assert {"nations_hits10_improves", "nations_mr_improves", "domain_fit_is_cheap"} <= ids
     assert "umls_hits10_improves" in {claim["id"] for claim in results["claims_not_evaluated"]}

@@ -25,6 +25,7 @@ from reprolab.domain_kge.train import (
     rank_metrics,
     relation_categories,
     train_base_model,
+    type_constraints,
 )
 
 if TYPE_CHECKING:
@@ -58,17 +59,20 @@ def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]
     metrics: dict[str, float] = {}
     timings: list[tuple[int, float, float]] = []
     for name in config.datasets:
-        tag = metric_tag(Path(name).name)
-        unit = f"dataset/{tag}"
-        if not sweep.is_done(unit):
-            result = _run_dataset(config, ctx, name, tag)
-            ctx.log(unit=unit, **result["metrics"])
-            sweep.complete(unit, result)
-        result = sweep.result(unit)
-        metrics.update(result["metrics"])
-        timings.append((result["num_train"], result["base_time_s"], result["domain_time_s"]))
-        ctx.add_table(f"{tag}: filtered link prediction", result["columns"], result["rows"])
-        ctx.add_table(f"{tag}: filtered Hits@10 by relation category", result["cat_columns"], result["cat_rows"])
+        dataset_tag = metric_tag(Path(name).name)
+        for index, base_model in enumerate([config.base_model, *config.extra_base_models]):
+            # the claimed base model keeps the plain names; extra models carry their name in every key
+            tag = dataset_tag if index == 0 else f"{dataset_tag}_{metric_tag(base_model)}"
+            unit = f"dataset/{tag}"
+            if not sweep.is_done(unit):
+                result = _run_dataset(config, ctx, name, tag, base_model)
+                ctx.log(unit=unit, **result["metrics"])
+                sweep.complete(unit, result)
+            result = sweep.result(unit)
+            metrics.update(result["metrics"])
+            if index == 0:
+                timings.append((result["num_train"], result["base_time_s"], result["domain_time_s"]))
+            _report_tables(ctx, f"{dataset_tag}, {base_model}", result)
     _, base_time, domain_time = max(timings)
     metrics["domain_fit_time_ratio"] = domain_time / max(base_time, 1e-9)
     ctx.note(
@@ -78,10 +82,17 @@ def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]
     return metrics
 
 
-def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str) -> dict[str, Any]:
+def _report_tables(ctx: RunContext, title: str, result: dict[str, Any]) -> None:
+    ctx.add_table(f"{title}: filtered link prediction", result["columns"], result["rows"])
+    ctx.add_table(f"{title}: filtered Hits@10 by relation category", result["cat_columns"], result["cat_rows"])
+    if "tc_rows" in result:
+        ctx.add_table(f"{title}: filtered, type-constrained link prediction", result["columns"], result["tc_rows"])
+
+
+def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, base_model: str) -> dict[str, Any]:
     splits = load_splits(resolve_dataset(name, ctx.data_home))
     torch.manual_seed(ctx.seed_for(tag, "init"))
-    model = build_base_model(config.base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"))
+    model = build_base_model(base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"))
     model = model.to(ctx.device)
     start = time.perf_counter()
     losses = train_base_model(
@@ -106,6 +117,19 @@ def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str) 
         domain_loss_last=domain_losses[-1] if domain_losses else None,
     )
     result = _summarise(splits, ranks, tag)
+    if config.type_constrained:
+        allowed = type_constraints(_all_triples(splits), num_relations, splits.training.num_entities)
+        constrained = evaluate(
+            model,
+            splits,
+            distances,
+            weight=config.domain_weight,
+            batch_size=config.eval_batch_size,
+            allowed=allowed.to(distances.device),
+        )
+        summary = _summarise(splits, constrained, f"{tag}_tc")
+        result["metrics"].update(summary["metrics"])
+        result["tc_rows"] = summary["rows"]
     result.update(base_time_s=base_time, domain_time_s=domain_time, num_train=int(splits.training.num_triples))
     result["metrics"][f"{tag}_base_train_s"] = base_time
     result["metrics"][f"{tag}_domain_fit_s"] = domain_time
@@ -114,12 +138,14 @@ def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str) 
     return result
 
 
+def _all_triples(splits: KGSplits) -> np.ndarray:
+    parts = (splits.training, splits.validation, splits.testing)
+    return np.concatenate([part.mapped_triples.numpy() for part in parts])
+
+
 def _summarise(splits: KGSplits, ranks: dict[str, dict[str, np.ndarray]], tag: str) -> dict[str, Any]:
     test = splits.testing.mapped_triples.numpy()
-    everything = np.concatenate(
-        [splits.training.mapped_triples.numpy(), splits.validation.mapped_triples.numpy(), test]
-    )
-    category_of = relation_categories(everything, splits.training.num_relations)
+    category_of = relation_categories(_all_triples(splits), splits.training.num_relations)
     test_categories = np.asarray([category_of[r] for r in test[:, 1]])
     metrics: dict[str, float] = {}
     rows = []

@@ -50,8 +50,9 @@ def _identity_(tensor: torch.Tensor) -> torch.Tensor:
 class STransE(ERModel):
     """STransE over PyKEEN's ERModel: entity vectors, and per relation ``(r, W_{r,1}, W_{r,2})``."""
 
-    def __init__(self, *, embedding_dim: int = 50, scoring_fct_norm: int = 1, power_norm: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, embedding_dim: int = 50, scoring_fct_norm: int = 1, power_norm: bool = False, **kwargs: Any
+    ) -> None:
         ball = dict(maxnorm=1.0, p=2, dim=-1)
         super().__init__(
             interaction=STransEInteraction,
@@ -63,8 +64,12 @@ class STransE(ERModel):
                 constrainer_kwargs=ball,
             ),
             relation_representations_kwargs=[
-                dict(shape=(embedding_dim,), initializer="xavier_uniform_norm_", constrainer=clamp_norm,
-                     constrainer_kwargs=ball),
+                dict(
+                    shape=(embedding_dim,),
+                    initializer="xavier_uniform_norm_",
+                    constrainer=clamp_norm,
+                    constrainer_kwargs=ball,
+                ),
                 dict(shape=(embedding_dim, embedding_dim), initializer=_identity_),
                 dict(shape=(embedding_dim, embedding_dim), initializer=_identity_),
             ],

@@ -27,6 +27,7 @@ __all__ = [
     "fit_domains",
     "relation_categories",
     "train_base_model",
+    "type_constraints",
 ]
 
 CATEGORIES = ("1-1", "1-N", "N-1", "N-N")
@@ -206,6 +207,21 @@ def relation_categories(triples: np.ndarray, num_relations: int) -> list[str]:
     return categories
 
 
+def type_constraints(triples: np.ndarray, num_relations: int, num_entities: int) -> torch.Tensor:
+    """Boolean ``[R, 2, E]``: entity e may be a head (side 0) / tail (side 1) of relation r.
+
+    The type-constrained protocol of the TransX/OpenKE evaluation (``type_constrain.txt``, which
+    the official DRE code reports beside the raw numbers): a relation's candidate heads and tails
+    are the entities seen in that role among ``triples`` (OpenKE builds them from train, valid and
+    test together); other entities are not ranked at all.
+    """
+    allowed = torch.zeros(num_relations, 2, num_entities, dtype=torch.bool)
+    rows = torch.as_tensor(triples, dtype=torch.long)
+    allowed[rows[:, 1], 0, rows[:, 0]] = True
+    allowed[rows[:, 1], 1, rows[:, 2]] = True
+    return allowed
+
+
 def _known_index(all_triples: np.ndarray) -> tuple[dict[tuple[int, int], list[int]], dict[tuple[int, int], list[int]]]:
     tails: dict[tuple[int, int], list[int]] = {}
     heads: dict[tuple[int, int], list[int]] = {}
@@ -230,12 +246,14 @@ def evaluate(
     *,
     weight: float = 1.0,
     batch_size: int = 256,
+    allowed: torch.Tensor | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Filtered ranks of every test triple for each variant: ``{variant: {"head": ranks, "tail": ranks}}``.
 
     ``distances`` is :func:`domain_distances`' ``[R, 2, E]`` tensor (``None``: base model only). The
     combined score of a candidate triple is ``score(h, r, t) - weight (d_h(h, r) + d_t(t, r))``; the
-    "head" variant uses only ``d_h``.
+    "head" variant uses only ``d_h``. ``allowed`` (:func:`type_constraints`) restricts the candidates
+    to the relation's heads / tails (type-constrained protocol); the true entity is always ranked.
     """
     model.eval()
     test = splits.testing.mapped_triples
@@ -250,6 +268,9 @@ def evaluate(
         head_scores = model.score_h(batch[:, 1:]).float()
         _filter(tail_scores, [known_tails[(int(a), int(b))] for a, b in zip(h, r)], t)
         _filter(head_scores, [known_heads[(int(a), int(b))] for a, b in zip(r, t)], h)
+        if allowed is not None:
+            _constrain(head_scores, allowed[r, 0], h)
+            _constrain(tail_scores, allowed[r, 1], t)
         for variant in variants:
             hs, ts = head_scores, tail_scores
             if variant != "base":
@@ -271,6 +292,13 @@ def _filter(scores: torch.Tensor, known: list[list[int]], target: torch.Tensor) 
     rows = [i for i, entities in enumerate(known) for _ in entities]
     cols = [e for entities in known for e in entities]
     scores[rows, cols] = -math.inf
+    scores.scatter_(1, target.unsqueeze(1), keep)
+
+
+def _constrain(scores: torch.Tensor, allowed: torch.Tensor, target: torch.Tensor) -> None:
+    """Drop candidates outside the relation's type constraint (score -inf); the target always stays."""
+    keep = scores.gather(1, target.unsqueeze(1)).clone()
+    scores.masked_fill_(~allowed, -math.inf)
     scores.scatter_(1, target.unsqueeze(1), keep)
 
 
