@@ -40,7 +40,11 @@ def test_quick_run_end_to_end(tmp_path):
     assert metrics["bound_mean_cubic"] <= metrics["bound_mean_brute_force"]
     rows = list(csv.DictReader((tmp_path / "run" / "proofs.csv").open()))
     assert len(rows) == 2 * len(STRATEGIES)
+    dims = {row["strategy"]: int(row["unexplained_dim"]) for row in rows}
+    assert dims["brute_force"] == 8**4 * 8 and dims["cubic"] == 3 * 8**2 + 2 * 4 * 8
+    assert metrics["bound_mean_joint_logit"] >= metrics["bound_mean_cubic"]
     assert (tmp_path / "run" / "figures" / "flops_vs_bound.png").exists()
+    assert (tmp_path / "run" / "figures" / "unexplained_dimension.png").exists()
     assert (tmp_path / "run" / "models" / "seed0.pt").exists()
 
 

@@ -8,7 +8,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reprolab.maxk_proofs import STRATEGIES, MaxKConfig, MaxKTransformer, brute_force_correct, get_strategy
-from reprolab.maxk_proofs.proofs import FlopCounter, _count_bisect, _count_enumerate, _count_tokens, _Tables
+from reprolab.maxk_proofs.proofs import (
+    FlopCounter,
+    _count_bisect,
+    _count_enumerate,
+    _count_joint,
+    _count_tokens,
+    _Tables,
+    unexplained_dimension,
+)
 
 
 def _perturbed(base: MaxKTransformer, seed: int, noise: float, sharpen: float) -> MaxKTransformer:
@@ -140,10 +148,60 @@ def test_groups_partition_every_input_exactly_once(V, n):
     assert _count_tokens(tables, V, n, FlopCounter()) == V**n
     assert _count_bisect(tables, V, n, FlopCounter()) == V**n
     assert _count_bisect(tables, V, n, FlopCounter(), whole=True) == V**n
+    flat = torch.zeros(V, V + 1, dtype=torch.float64)  # d_vocab_out = V + 1; every margin g = pmin = 1
+    assert _count_joint(tables, flat, flat, flat + 1.0, V, n, FlopCounter()) == V**n
 
 
-def test_cost_ordering_brute_force_cubic_subcubic(trained_small):
-    names = ("brute_force", "cubic", "cubic_prefix", "subcubic")
-    flops = {name: STRATEGIES[name].prove(trained_small).flops for name in names}
-    assert flops["brute_force"] > flops["cubic"] > flops["subcubic"]
-    assert flops["cubic_prefix"] > flops["subcubic"]
+def test_unexplained_dimension_matches_official_accounting_and_hand_counts():
+    # the official code's formulas: brute force d_vocab ** (n_ctx + 1), cubic 3 d_vocab^2 + 2 n_ctx d_vocab
+    assert unexplained_dimension("brute_force", 64, 4) == 2**30
+    assert unexplained_dimension("cubic", 64, 4) == 12800 == unexplained_dimension("joint_logit", 64, 4)
+    # V = 5, n = 3, V_out = 7, counted by hand from the component docstrings
+    V, n, Vo = 5, 3, 7
+    ov_rowmax, eu_exact = V * Vo + V, V * Vo
+    assert unexplained_dimension("cubic", V, n, Vo) == (V * V + V * n) + (V * Vo + n * Vo) + eu_exact
+    assert unexplained_dimension("subcubic", V, n, Vo) == (V * V + V * n) + ov_rowmax + eu_exact
+    assert unexplained_dimension("lowrank_qk", V, n, Vo) == (3 * V + 2 * V + V * n) + ov_rowmax + eu_exact
+    assert unexplained_dimension("lowrank_qk_svd_only", V, n, Vo) == (4 * V + 2 * V + V * n) + ov_rowmax + eu_exact
+    assert unexplained_dimension("quadratic_qk_eu", V, n, Vo) == (3 * V + 1 + V * n) + ov_rowmax + (Vo + V + 1) == 84
+    assert unexplained_dimension("no_attention", V, n, Vo) == ov_rowmax + eu_exact == 75
+    for V, n in ((8, 2), (8, 4), (64, 4), (64, 10)):  # V > 5: below that a rank-two QK model saves nothing
+        dims = {name: unexplained_dimension(name, V, n) for name in STRATEGIES}
+        assert max(dims, key=dims.get) == "brute_force"
+        assert dims["cubic"] > dims["subcubic"] > dims["lowrank_qk"] > dims["quadratic_qk"] > dims["quadratic_qk_eu"]
+
+
+def test_proof_results_report_their_unexplained_dimension(trained_small):
+    c = trained_small.config
+    for name in ("brute_force", "cubic", "lowrank_qk_eu"):
+        assert STRATEGIES[name].prove(trained_small).unexplained_dim == unexplained_dimension(name, c.d_vocab, c.n_ctx)
+
+
+def test_joint_wrong_logit_never_looser_than_cubic(trained_small):
+    truth = brute_force_correct(trained_small)
+    for seed in range(3):
+        model = _perturbed(trained_small, seed, 0.2, 1.0) if seed else trained_small
+        cubic = get_strategy("cubic").prove(model).certified
+        joint = get_strategy("joint_logit").prove(model).certified
+        assert cubic <= joint <= (truth if seed == 0 else brute_force_correct(model))
+
+
+def test_joint_wrong_logit_certifies_what_separate_minima_lose():
+    """Hand-built, uniform attention over (key, query): logits = D + (O[key] + O[query]) / 2 with a constant direct
+    row D = (0, 1, 0) and OV rows O. On the input (2, 2) the logits are (1.5, 1, 2): right. The separate minima
+    give min_j (D[2] - D[j]) + min_j (O[2, 2] - O[2, j]) = -1 + 0.5 < 0, but per wrong logit the margins are
+    0 + 0.5 (j = 0) and -1 + 2 (j = 1), both positive. 5 of the 9 inputs are right, all certified jointly."""
+    V, n = 3, 2
+    model = MaxKTransformer(MaxKConfig(d_vocab=V, n_ctx=n, d_model=2 * V, d_head=2 * V))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[:, :V] = torch.eye(V)
+        model.W_V[0, :V, :V] = torch.eye(V)
+        model.W_O[0, :V, V:] = torch.eye(V)  # the OV output lands in residual dims V..2V-1
+        model.W_U[:V] = torch.tensor([0.0, 1.0, 0.0])  # EU[q] = D for every query
+        model.W_U[V:] = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [1.5, 0, 2.0]])  # EVOU = O
+    truth = brute_force_correct(model)
+    assert truth == 5
+    assert get_strategy("joint_logit").prove(model).certified == truth
+    assert get_strategy("cubic").prove(model).certified == truth - 1  # misses (2, 2)

@@ -13,7 +13,7 @@ from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
 from reprolab.maxk_proofs.brute_force import brute_force_correct, correct_mask_forward, forward_count_for_query
-from reprolab.maxk_proofs.experiment import PAPER_TABLE1, MaxKProofsConfig
+from reprolab.maxk_proofs.experiment import PAPER_TABLE1, PAPER_UNEXPLAINED_DIM, MaxKProofsConfig
 from reprolab.maxk_proofs.model import MaxKConfig, MaxKTransformer, load_state_dict_file, save_state_dict_file
 from reprolab.maxk_proofs.proofs import get_strategy
 from reprolab.maxk_proofs.train import random_sequences, train_model
@@ -125,13 +125,14 @@ def _forward_count_all(model: MaxKTransformer, chunk: int = 1 << 18) -> int:
 
 
 def _write_csv(path: Path, results: list[dict[str, Any]]) -> None:
-    fields = ["model", "strategy", "bound", "certified", "total", "flops", "wall_s", "complexity", "assumptions"]
+    fields = ["model", "strategy", "bound", "certified", "total", "flops", "unexplained_dim", "wall_s", "complexity"]
+    fields.append("assumptions")
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for result in results:
             for proof in result["proofs"].values():
-                writer.writerow({"model": result["model"], **{k: proof[k] for k in fields[1:]}})
+                writer.writerow({"model": result["model"], **{k: proof.get(k, "") for k in fields[1:]}})
 
 
 def _metrics(config: MaxKProofsConfig, results: list[dict[str, Any]]) -> dict[str, float]:
@@ -149,13 +150,18 @@ def _metrics(config: MaxKProofsConfig, results: list[dict[str, Any]]) -> dict[st
         metrics[f"bound_mean_{name}"], metrics[f"bound_std_{name}"] = mean_std(bounds)
         metrics[f"flops_mean_{name}"] = mean_std(flops)[0]
         metrics[f"wall_mean_{name}"] = mean_std([r["proofs"][name]["wall_s"] for r in results])[0]
+        metrics[f"unexplained_dim_{name}"] = float(results[0]["proofs"][name].get("unexplained_dim", 0))
     if "cubic" in config.strategies and "brute_force" in config.strategies:
         metrics["flops_ratio_brute_force_over_cubic"] = metrics["flops_mean_brute_force"] / metrics["flops_mean_cubic"]
+        metrics["unexplained_dim_ratio_brute_force_over_cubic"] = (
+            metrics["unexplained_dim_brute_force"] / metrics["unexplained_dim_cubic"]
+        )
     return metrics
 
 
 def _report(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, Any]], metrics: dict[str, float]):
     rows = []
+    official = (config.d_vocab, config.n_ctx, config.d_vocab_out or config.d_vocab) == (64, 4, 64)
     for name in config.strategies:
         proof = results[0]["proofs"][name]
         rows.append(
@@ -165,20 +171,61 @@ def _report(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, A
                 f"{metrics[f'bound_mean_{name}']:.4f} ± {metrics[f'bound_std_{name}']:.4f}",
                 f"{metrics[f'flops_mean_{name}']:.3g} (2^{math.log2(max(1.0, metrics[f'flops_mean_{name}'])):.1f})",
                 f"{metrics[f'wall_mean_{name}']:.3f}",
+                _dim_text(metrics[f"unexplained_dim_{name}"]),
                 PAPER_TABLE1.get(name, ""),
+                _dim_text(PAPER_UNEXPLAINED_DIM[name]) if official and name in PAPER_UNEXPLAINED_DIM else "",
             ]
         )
     ctx.add_table(
         f"Proof strategies over {len(results)} models (mean ± std)",
-        ["strategy", "complexity", "bound", "FLOPs", "wall s", "paper Table 1 bound (recalled)"],
+        [
+            "strategy",
+            "complexity",
+            "bound",
+            "FLOPs",
+            "wall s",
+            "unexplained dim",
+            "paper bound (recalled)",
+            "official unexplained dim (read)",
+        ],
         rows,
     )
     ctx.note(
-        "Paper Table 1 values are recalled from the paper (Max-of-4, 151 seeds) and could not be re-read offline; "
-        "the paper's strategies differ in detail from ours, so compare orderings, not digits."
+        "Paper Table 1 bounds are RECALLED (Max-of-4, 151 seeds): the paper text could not be read here. The "
+        "unexplained dimensions of brute force and cubic are READ from the official code's formulas "
+        "(d_vocab^(n_ctx+1) and 3 d_vocab^2 + 2 n_ctx d_vocab, Max-of-4 d_vocab 64 only). The paper's strategies "
+        "differ in detail from ours, so compare orderings, not digits."
     )
     ctx.note(f"Per model x strategy results: {ctx.out_dir / 'proofs.csv'}; models: {ctx.out_dir / 'models'}")
     _plot_frontier(config, ctx, results)
+    _plot_unexplained(config, ctx, results)
+
+
+def _dim_text(value: float) -> str:
+    return f"{value:.4g} (2^{math.log2(value):.1f})" if value > 0 else "0"
+
+
+def _plot_unexplained(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, Any]]) -> None:
+    """Unexplained dimension against proof FLOPs (the official ``EffectiveDimensionVsFLOP`` plot, log-log) and
+    against the accuracy bound, one point per model and strategy."""
+    fig, axes = new_figure(ncols=2, size=(5.2, 4.2))
+    left, right = axes[0]
+    cmap = __import__("matplotlib").colormaps["tab20"]
+    for i, name in enumerate(config.strategies):
+        dims = [max(1, r["proofs"][name].get("unexplained_dim", 0)) for r in results]
+        left.scatter([r["proofs"][name]["flops"] for r in results], dims, s=14, color=cmap(i % 20), label=name)
+        right.scatter(dims, [r["proofs"][name]["bound"] for r in results], s=14, color=cmap(i % 20))
+    left.set_xscale("log", base=2)
+    left.set_yscale("log", base=2)
+    left.set_xlabel("proof cost (FLOPs)")
+    left.set_ylabel("unexplained dimension")
+    right.set_xscale("log", base=2)
+    right.set_xlabel("unexplained dimension")
+    right.set_ylabel("accuracy lower bound")
+    left.set_title(f"Max-of-{config.n_ctx}: unexplained dimension vs cost")
+    right.set_title("bound vs unexplained dimension")
+    right.legend(*left.get_legend_handles_labels(), fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    save_figure(fig, ctx.figure_path("unexplained_dimension"))
 
 
 def _plot_frontier(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, Any]]) -> None:

@@ -35,6 +35,15 @@ Floating point: everything is float64. A group is certified only when its margin
 operations behind each number is below 1e-13 relative, so this slack makes every certified group truly
 correct for the exact real-valued model. Interval bounds on EQKE get the same relative slack; numerically
 computed norms (spectral, Frobenius, row norms) are inflated by a factor (1 + 1e-9).
+
+Unexplained dimension (paper Appendix A.2; accounting as in the official code, ``EffectiveDimensionApproximation``
+and ``max_of_K_all_models.py``): the number of real numbers, read off the model without a structural claim, on
+which a proof's bound depends. Brute force treats the model as a lookup table from ``V^n`` inputs to ``V_out``
+logits (``V^n V_out``; the paper's ``d_vocab^(n_ctx+1)``). The cubic proof evaluates every path table entrywise
+(``EU``, ``EVOU``, ``PVOU``, ``EQKE``, ``EQKP``: ``3 V^2 + 2 n V`` when ``V_out = V``, the paper's
+``CubicEffectiveDimensionalityEstimate``). A path replaced by a low-rank model plus a norm-bounded error costs only
+the parameters of the low-rank factors and of the error bound. Each component below reports its own count
+(``unexplained_dimension``); a strategy's count is their sum (:func:`unexplained_dimension`).
 """
 
 from __future__ import annotations
@@ -49,7 +58,15 @@ from torch import Tensor
 from reprolab.maxk_proofs.brute_force import brute_force_correct, exhaustive_flops
 from reprolab.maxk_proofs.model import MaxKTransformer
 
-__all__ = ["STRATEGIES", "FlopCounter", "ProofResult", "ProofStrategy", "get_strategy", "strategy_names"]
+__all__ = [
+    "STRATEGIES",
+    "FlopCounter",
+    "ProofResult",
+    "ProofStrategy",
+    "get_strategy",
+    "strategy_names",
+    "unexplained_dimension",
+]
 
 _REL_TOL = 1e-9
 _INFLATE = 1.0 + 1e-9
@@ -85,6 +102,7 @@ class ProofResult:
     wall_s: float
     complexity: str
     assumptions: str
+    unexplained_dim: int = 0  # Appendix A.2; see :func:`unexplained_dimension`
 
     def to_dict(self) -> dict[str, float | int | str]:
         return dict(self.__dict__)
@@ -144,6 +162,18 @@ class QKBound:
 
     def complexity(self) -> str:
         return {"exact": "V^2 d", "lowrank": "V d^2 + V^2", "none": "V d^2 + V^2"}[self.mode]
+
+    def unexplained_dimension(self, V: int, n: int) -> int:
+        """EQKP (``V n``, always exact) plus: ``exact`` the whole EQKE (``V^2``); ``lowrank`` the rank-two centre
+        (``row``, ``Q2 M y`` and ``E y``: ``3V``, plus the query coefficients ``a`` for ``svd``) and the error
+        bound (``e_q``, ``f_k``: ``2V``; one number for ``global``); ``none`` the two norm vectors (``2V``)."""
+        if self.mode == "exact":
+            return V * V + V * n
+        if self.mode == "none":
+            return 2 * V + V * n
+        centre = 3 * V + (V if self.query == "svd" else 0)
+        error = 1 if self.err == "global" else 2 * V
+        return centre + error + V * n
 
     def compute(self, w: _Weights, counter: FlopCounter) -> tuple[Tensor, Tensor, Tensor]:
         V, d = w.E.shape
@@ -248,6 +278,12 @@ class OVBound:
 
     mode: str = "exact"
 
+    def unexplained_dimension(self, V: int, Vo: int, n: int) -> int:
+        """``exact``: EVOU and PVOU entrywise (``V V_out + n V_out``, the official cubic count). ``rowmax``: EVOU
+        entrywise plus one pessimised positional number per max token (``V V_out + V``, the official subcubic
+        count ``EVOU_cost + subcubic_PVOU_cost``)."""
+        return V * Vo + (n * Vo if self.mode == "exact" else V)
+
     def compute(self, w: _Weights, counter: FlopCounter) -> Tensor:
         V, d = w.E.shape
         n = w.P.shape[0]
@@ -285,6 +321,11 @@ class EUBound:
     (mean query row exactly, remainder by ``||Q2[q]|| * 2 max_j ||U[:, j]||``, O(V d))."""
 
     mode: str = "exact"
+
+    def unexplained_dimension(self, V: int, Vo: int) -> int:
+        """``exact``: the EU table (``V V_out``); ``lowrank``: the mean row (``V_out``), the per-query remainder
+        norms (``V``) and the largest unembedding column norm (1)."""
+        return V * Vo if self.mode == "exact" else Vo + V + 1
 
     def compute(self, w: _Weights, counter: FlopCounter) -> Tensor:
         V, d = w.E.shape
@@ -454,6 +495,76 @@ def _count_tokens(T: _Tables, V: int, n: int, counter: FlopCounter) -> int:
     return certified
 
 
+def _joint_paths(w: _Weights, counter: FlopCounter) -> tuple[Tensor, Tensor, Tensor]:
+    """``EU`` [V, V_out], ``EVOU`` [V, V_out] and ``pmin[m, j] = min_i PVOU[i, m] - PVOU[i, j]`` [V, V_out]."""
+    V, d = w.E.shape
+    n, Vo = w.P.shape[0], w.U.shape[1]
+    EU = w.Eq @ w.U
+    EVOU = (w.E @ w.OV) @ w.U
+    PVOU = (w.P @ w.OV) @ w.U
+    counter.matmul(V, d, Vo)
+    counter.matmul(V, d, d)
+    counter.matmul(V, d, Vo)
+    counter.matmul(n, d, d)
+    counter.matmul(n, d, Vo)
+    pmin = (PVOU[:, :V, None] - PVOU[:, None, :]).amin(dim=0)
+    counter.elementwise(n * V * Vo, 2)
+    return EU, EVOU, pmin
+
+
+def _count_joint(T: _Tables, EU: Tensor, EVOU: Tensor, pmin: Tensor, V: int, n: int, counter: FlopCounter) -> int:
+    """The unnormalised token grouping of :func:`_count_tokens`, with the wrong logit kept joint across paths.
+
+    Since the attention weights sum to one, the margin over wrong logit ``j`` is
+    ``sum_i a_i g[q, m, t_i, j]`` with ``g = EU[q,m] - EU[q,j] + EVOU[t,m] - EVOU[t,j] + pmin[m, j]``: one
+    number per (query, max, token, wrong logit), instead of the separate minima over ``j`` of the direct path
+    (``eumin``) and of each attended token (``h``). For each ``j`` the argument of :func:`_count_tokens` applies
+    unchanged, so a token is certified when the placement bound is positive for every ``j``, and certified tokens
+    mix freely. Never looser than ``cubic`` (``min_j (x_j + y_j) >= min_j x_j + min_j y_j``), but
+    O(V^3 V_out n_ctx): one query token at a time, O(V^2 V_out) memory.
+    """
+    idx = torch.arange(V)
+    Vo = EU.shape[1]
+    p_shift = torch.maximum(T.pos_sorted.max(dim=1).values, T.pos_query)[:, None]
+    e_keys = torch.exp(T.pos_sorted - p_shift)  # [q, n-1], ascending, <= 1
+    e_query = torch.exp(T.pos_query[:, None] - p_shift)[:, 0]
+    p_all = e_keys.sum(dim=1)
+    cum = torch.cumsum(e_keys, dim=1)
+    counter.elementwise(V * n, 4)
+    certified = 0
+    for q in range(V):
+        ms = idx[q:]  # the max token is at least the query token
+        mi = torch.arange(ms.numel())
+        g = (EU[q, ms][:, None, None] - EU[q][None, None, :]) + (EVOU[:, ms].T[:, :, None] - EVOU[None, :, :])
+        g = g + pmin[ms][:, None, :] - T.tol  # [m, t, j], shifted down by the tolerance
+        is_right = torch.arange(Vo)[None, None, :] == ms[:, None, None]
+        g = torch.where(is_right, torch.ones_like(g), g)  # j = m is not a wrong logit
+        up = (T.hi[q][None, :] - T.lo[q, ms][:, None])[:, :, None]
+        down = (T.lo[q][None, :] - T.lo[q, ms][:, None])[:, :, None]
+        gam = torch.where(g >= 0, torch.exp(down.clamp_max(700.0)) * g, torch.exp(up.clamp_max(700.0)) * g)
+        bad = up[:, :, 0] > 700.0  # [m, t]: exponent too large to bound, never certified
+        counter.elementwise(g.numel(), 12)
+        vmax = float(g.abs().max()) * 1e-300 * n  # exp() underflow hides at most this much
+        alpha = gam[mi, ms]  # [m, j]: the max token at a key position
+        beta = torch.where((ms == q)[:, None], alpha, gam[:, q]) * e_query[q]  # the query position
+        bad_qm = bad[mi, ms] | bad[:, q]
+        pa = p_all[q]
+        ok0 = (alpha * pa + beta > 1e-9 * (alpha.abs() * pa + beta.abs()) + vmax).all(dim=1) & ~bad_qm
+        certified += int(ok0.sum())
+        a, b = alpha[:, None, :], beta[:, None, :]
+        for c in range(1, n):
+            n_max = n - 1 - c
+            s_low = cum[q, n_max - 1] if n_max else torch.zeros((), dtype=cum.dtype)
+            s_high = pa - cum[q, c - 1]
+            value = torch.minimum(gam * (pa - s_low) + a * s_low, gam * (pa - s_high) + a * s_high) + b
+            noise = 1e-9 * ((a.abs() + gam.abs()) * pa + b.abs()) + vmax
+            counter.elementwise(g.numel(), 14)
+            ok = (value > noise).all(dim=2) & (idx[None, :] < ms[:, None]) & ~bad & ~bad_qm[:, None]
+            fits = (c <= n - 2) | (ms == q)
+            certified += math.comb(n - 1, c) * _sum_of_powers(ok.sum(dim=1)[fits], c)
+    return certified
+
+
 def _count_bisect(T: _Tables, V: int, n: int, counter: FlopCounter, whole: bool = False) -> int:
     """Subcubic grouping: per (q, m, c) the largest certified k by binary search (monotone in k).
 
@@ -499,7 +610,7 @@ class ProofStrategy:
     qk: QKBound | None = None
     ov: OVBound = field(default_factory=OVBound)
     eu: EUBound = field(default_factory=EUBound)
-    grouping: str = "bisect"  # tokens | enumerate | bisect | whole
+    grouping: str = "bisect"  # tokens | joint | enumerate | bisect | whole
     attention: bool = True
     brute_force: bool = False
 
@@ -526,11 +637,29 @@ class ProofStrategy:
             wall_s=time.perf_counter() - start,
             complexity=self.complexity,
             assumptions=self.assumptions,
+            unexplained_dim=self.unexplained_dimension(V, c.vocab_out, n),
         )
+
+    def unexplained_dimension(self, V: int, Vo: int, n: int) -> int:
+        """The proof's unexplained dimension (Appendix A.2): ``V^n V_out`` for brute force (a lookup table of every
+        input's logits), otherwise the sum of its components' counts (QK, OV and direct path)."""
+        if self.brute_force:
+            return V**n * Vo
+        if self.grouping == "joint":  # exact EU, EVOU, PVOU, EQKE and EQKP, as the cubic proof
+            qk, ov = QKBound("exact").unexplained_dimension(V, n), OVBound("exact").unexplained_dimension(V, Vo, n)
+            return qk + ov + EUBound("exact").unexplained_dimension(V, Vo)
+        qk = (self.qk or QKBound()).unexplained_dimension(V, n) if self.attention else 0
+        return qk + self.ov.unexplained_dimension(V, Vo, n) + self.eu.unexplained_dimension(V, Vo)
 
     def _certify(self, model: MaxKTransformer, counter: FlopCounter) -> int:
         w = _Weights.of(model, counter)
         V, n = model.config.d_vocab, model.config.n_ctx
+        if self.grouping == "joint":
+            lo, hi, EQKP = QKBound("exact").compute(w, counter)
+            EU, EVOU, pmin = _joint_paths(w, counter)
+            zeros = torch.zeros(V, V, dtype=torch.float64)
+            T = _make_tables(lo, hi, EQKP, zeros, zeros, True, w.scale)
+            return _count_joint(T, EU, EVOU, pmin, V, n, counter)
         if self.attention:
             lo, hi, EQKP = (self.qk or QKBound()).compute(w, counter)
         else:
@@ -567,6 +696,14 @@ STRATEGIES: dict[str, ProofStrategy] = {
             qk=QKBound("exact"),
             ov=OVBound("exact"),
             grouping="tokens",
+        ),
+        ProofStrategy(
+            "joint_logit",
+            "as cubic, but the wrong logit is kept joint across the direct path, the attended tokens and the"
+            " positions: per (query, max, non-max token, wrong logit) margins (convexity argument unchanged)",
+            "O(V^3 V_out n_ctx)",
+            "three paths; pessimise positional attention per wrong logit; wrong logit shared by all paths",
+            grouping="joint",
         ),
         ProofStrategy(
             "cubic_prefix",
@@ -680,6 +817,11 @@ STRATEGIES: dict[str, ProofStrategy] = {
         ),
     )
 }
+
+
+def unexplained_dimension(name: str, d_vocab: int, n_ctx: int, d_vocab_out: int | None = None) -> int:
+    """The unexplained dimension (paper Appendix A.2) of strategy ``name`` on a Max-of-``n_ctx`` model."""
+    return get_strategy(name).unexplained_dimension(d_vocab, d_vocab_out or d_vocab, n_ctx)
 
 
 def strategy_names() -> list[str]:
