@@ -18,6 +18,7 @@ def test_compare_against_a_number_and_a_metric():
         "passed": True,
         "ours": 1.5,
         "paper": 2.0,
+        "paper_source": None,
         "detail": "a=1.5 > 1",
     }
     assert "b=2" in verdicts[1].detail and not skipped
@@ -43,3 +44,15 @@ def test_nan_never_passes():
 def test_unknown_operator_is_refused():
     with pytest.raises(ValueError, match="op must be one of"):
         Claim.compare("c", "", "a", "==", 0.0)
+
+
+def test_paper_source_is_recorded_and_shown():
+    from reprolab.core.report import paper_cell
+
+    claim = Claim.compare("c", "a > 1", "a", ">", 1.0, paper=62.53, paper_source="recalled")
+    verdict = claim.evaluate({"a": 2.0}).to_dict()
+    assert verdict["paper_source"] == "recalled"
+    assert paper_cell(verdict) == "62.53 (recalled)"
+    assert paper_cell({"paper": 0.5, "paper_source": None}) == 0.5
+    with pytest.raises(ValueError, match="paper_source"):
+        Claim.compare("c", "", "a", ">", 0.0, paper=1.0, paper_source="guessed")

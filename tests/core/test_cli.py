@@ -67,7 +67,7 @@ def test_run_writes_the_results_contract_and_report_rebuilds(tmp_path):
     assert set(results["versions"]) >= {"python", "torch", "reprolab"}
     assert all(isinstance(v, (int, float)) or v is None for v in results["metrics"].values())
     for claim in results["claims"]:
-        assert set(claim) == {"id", "description", "passed", "ours", "paper", "detail"}
+        assert set(claim) == {"id", "description", "passed", "ours", "paper", "paper_source", "detail"}
         assert isinstance(claim["passed"], bool)
     assert yaml.safe_load((out / "config.yaml").read_text())["config"]["steps"] == 15
     assert (out / "metrics.jsonl").read_text().strip()

@@ -40,6 +40,7 @@ class ClaimResult:
     ours: float | None
     paper: float | None
     detail: str
+    paper_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,8 +49,12 @@ class ClaimResult:
             "passed": bool(self.passed),
             "ours": _finite_or_none(self.ours),
             "paper": self.paper,
+            "paper_source": self.paper_source,
             "detail": self.detail,
         }
+
+
+PAPER_SOURCES = ("read", "recalled")  # how a claim's paper number was obtained: read in the paper, or recalled
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,18 @@ class Claim:
     check: Callable[[Metrics], tuple[bool, float | None, str]]
     paper: float | None = None
     requires: tuple[str, ...] = field(default_factory=tuple)
+    paper_source: str | None = None  # "read" or "recalled" (unverified); None: not stated
+
+    def __post_init__(self) -> None:
+        if self.paper_source is not None and self.paper_source not in PAPER_SOURCES:
+            raise ValueError(f"paper_source must be one of {PAPER_SOURCES} or None, got {self.paper_source!r}")
 
     def evaluate(self, metrics: Metrics) -> ClaimResult | None:
         """The verdict, or ``None`` when a required metric is absent (claim not applicable to this run)."""
         if any(name not in metrics for name in self.requires):
             return None
         passed, ours, detail = self.check(metrics)
-        return ClaimResult(self.id, self.description, bool(passed), ours, self.paper, detail)
+        return ClaimResult(self.id, self.description, bool(passed), ours, self.paper, detail, self.paper_source)
 
     @classmethod
     def compare(
@@ -80,6 +90,7 @@ class Claim:
         *,
         margin: float = 0.0,
         paper: float | None = None,
+        paper_source: str | None = None,
     ) -> Claim:
         """``metrics[metric] op reference + margin``, where ``reference`` is a number or a metric name."""
         if op not in _OPERATORS:
@@ -97,7 +108,7 @@ class Claim:
             passed = math.isfinite(ours) and math.isfinite(target) and compare(ours, target)
             return passed, ours, f"{metric}={ours:.4g} {op} {ref_text}"
 
-        return cls(id, description, check, paper, requires)
+        return cls(id, description, check, paper, requires, paper_source)
 
     @classmethod
     def custom(
@@ -108,9 +119,10 @@ class Claim:
         *,
         requires: tuple[str, ...] = (),
         paper: float | None = None,
+        paper_source: str | None = None,
     ) -> Claim:
         """A claim with its own check function (kept small and stated in the description)."""
-        return cls(id, description, check, paper, tuple(requires))
+        return cls(id, description, check, paper, tuple(requires), paper_source)
 
 
 def evaluate_claims(

@@ -80,7 +80,13 @@ class Experiment:
             "presets": {name: dict(values) for name, values in self.presets.items()},
             "defaults": config_to_dict(self.config_cls()),
             "claims": [
-                {"id": claim.id, "description": claim.description, "paper": claim.paper} for claim in self.claims
+                {
+                    "id": claim.id,
+                    "description": claim.description,
+                    "paper": claim.paper,
+                    "paper_source": claim.paper_source,
+                }
+                for claim in self.claims
             ],
             "datasets": [info.to_dict() for info in self.datasets],
         }

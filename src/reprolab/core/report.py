@@ -31,9 +31,17 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join([head, rule, *body])
 
 
+def paper_cell(claim: Mapping[str, Any]) -> Any:
+    """A claim's paper number for a table, with "(recalled)" or "(read)" when its source is stated."""
+    paper, source = claim.get("paper"), claim.get("paper_source")
+    if paper is None or not source:
+        return paper
+    return f"{format_number(paper)} ({source})"
+
+
 def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     rows = [
-        [c["id"], "PASS" if c["passed"] else "FAIL", c.get("ours"), c.get("paper"), c["description"], c["detail"]]
+        [c["id"], "PASS" if c["passed"] else "FAIL", c.get("ours"), paper_cell(c), c["description"], c["detail"]]
         for c in claims
     ]
     return markdown_table(["claim", "verdict", "ours", "paper", "statement", "detail"], rows)
@@ -122,7 +130,7 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
                     c["id"],
                     ("PASS" if c["passed"] else "FAIL") + f" ({c['seed_passes']}/{c['seed_count']})",
                     c.get("ours"),
-                    c.get("paper"),
+                    paper_cell(c),
                     c["description"],
                 ]
                 for c in method["claims"]
