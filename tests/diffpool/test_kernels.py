@@ -1,4 +1,4 @@
-"""WL subtree and WL optimal-assignment kernels: a hand-computed case and the histogram-intersection identity."""
+"""Graph kernels: WL subtree, WL-OA, shortest-path and graphlet, on hand-computed cases; SVM selection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from reprolab.diffpool.kernels import _unary, initial_labels, kernel_matrix, select_and_test, wl_features
+from reprolab.diffpool.kernels import (
+    _unary,
+    graphlet3_features,
+    graphlet4_features,
+    initial_labels,
+    kernel_matrix,
+    linear_kernel,
+    select_and_test,
+    shortest_path_features,
+    wl_features,
+)
 
 
 def _undirected(pairs: list[tuple[int, int]]) -> torch.Tensor:
@@ -28,6 +38,61 @@ def test_path_and_triangle_by_hand():
     np.testing.assert_allclose(kernel_matrix(features, "wl", 0), [[9, 9], [9, 9]])
     with pytest.raises(ValueError, match="kernel"):
         kernel_matrix(features, "graphlet", 1)
+
+
+def test_shortest_path_features_by_hand():
+    # path a-b-a (labels 0,1,0): pairs (0,1) d=1 twice, (0,0) d=2 once; triangle a-a-b: (0,0) d=1, (0,1) d=1 twice.
+    # A fourth isolated node in the triangle graph adds no connected pair.
+    edges = [_undirected([(0, 1), (1, 2)]), _undirected([(0, 1), (1, 2), (0, 2)])]
+    labels = [np.array([0, 1, 0]), np.array([0, 0, 1, 1])]
+    phi = shortest_path_features(edges, labels, [3, 4]).toarray()
+    assert phi.sum(1).tolist() == [3, 3]
+    kernel = linear_kernel(phi)
+    # shared features: ({0,1}, 1) counted 2 and 2 -> 4; ({0,0}, 2) only in the path; ({0,0}, 1) only in the triangle
+    np.testing.assert_allclose(kernel, [[2 * 2 + 1, 4], [4, 1 + 2 * 2]])
+
+
+def test_graphlet3_counts_match_enumeration():
+    from itertools import combinations
+
+    rng = np.random.default_rng(1)
+    n = 9
+    pairs = [(u, v) for u, v in combinations(range(n), 2) if rng.random() < 0.35]
+    edge_set = set(pairs)
+    expected = np.zeros(4)
+    for triple in combinations(range(n), 3):
+        expected[sum((a, b) in edge_set for a, b in combinations(triple, 2))] += 1
+    phi = graphlet3_features([_undirected(pairs)], [n])
+    np.testing.assert_allclose(phi[0], expected / expected.sum())
+    triangle = graphlet3_features([_undirected([(0, 1), (1, 2), (0, 2)])], [3])
+    np.testing.assert_allclose(triangle[0], [0, 0, 0, 1])
+
+
+def test_graphlet4_counts_match_enumeration_and_classes():
+    from itertools import combinations
+
+    from reprolab.diffpool.kernels import _graphlet_classes
+
+    assert _graphlet_classes(3)[1] == 4 and _graphlet_classes(4)[1] == 11  # non-isomorphic graphs on 3 / 4 nodes
+    rng = np.random.default_rng(2)
+    n = 8
+    pairs = [(u, v) for u, v in combinations(range(n), 2) if rng.random() < 0.4]
+    edge_set = set(pairs)
+    # the number of edges is an isomorphism invariant: the class histogram, summed per edge count, must match
+    lookup, _ = _graphlet_classes(4)
+    edges_of_class = {int(lookup[code]): bin(code).count("1") for code in range(64)}
+    expected = np.zeros(7)
+    for quad in combinations(range(n), 4):
+        expected[sum((a, b) in edge_set for a, b in combinations(quad, 2))] += 1
+    phi = graphlet4_features([_undirected(pairs)], [n])[0]
+    by_edges = np.zeros(7)
+    for cls, freq in enumerate(phi):
+        by_edges[edges_of_class[cls]] += freq
+    np.testing.assert_allclose(by_edges, expected / expected.sum())
+    # a 4-cycle and a 4-path differ (same edge count 4 vs 3 aside, the star and path with 3 edges too)
+    star = graphlet4_features([_undirected([(0, 1), (0, 2), (0, 3)])], [4])[0]
+    path = graphlet4_features([_undirected([(0, 1), (1, 2), (2, 3)])], [4])[0]
+    assert star.argmax() != path.argmax()
 
 
 def test_unary_features_give_histogram_intersection():

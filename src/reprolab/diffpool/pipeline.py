@@ -20,6 +20,7 @@ from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
+from reprolab.diffpool.baselines import sortpool_k
 from reprolab.diffpool.data import (
     DenseGraphs,
     GraphSet,
@@ -29,7 +30,19 @@ from reprolab.diffpool.data import (
     to_dense,
 )
 from reprolab.diffpool.experiment import EXPERIMENT, DiffPoolConfig, dataset_tag
-from reprolab.diffpool.kernels import ITERATIONS, KERNELS, initial_labels, kernel_matrix, select_and_test, wl_features
+from reprolab.diffpool.kernels import (
+    ITERATIONS,
+    KERNELS,
+    WL_KERNELS,
+    graphlet3_features,
+    graphlet4_features,
+    initial_labels,
+    kernel_matrix,
+    linear_kernel,
+    select_and_test,
+    shortest_path_features,
+    wl_features,
+)
 from reprolab.diffpool.model import DiffPoolNet
 from reprolab.diffpool.train import TrainSettings, build_model, standardize, train_fold
 
@@ -109,8 +122,19 @@ def _kernel_matrices(
     wanted = [name for name in config.models if name in KERNELS]
     if not wanted:
         return {}
-    features = wl_features(graphs.edges, _kernel_labels(config, ctx, graphs), max(ITERATIONS))
-    return {name: {h: kernel_matrix(features, name, h) for h in ITERATIONS} for name in wanted}
+    labels = _kernel_labels(config, ctx, graphs) if set(wanted) - {"graphlet"} else []
+    sizes = [len(x) for x in graphs.x]
+    matrices: dict[str, dict[int, Any]] = {}
+    if set(wanted) & set(WL_KERNELS):
+        features = wl_features(graphs.edges, labels, max(ITERATIONS))
+        for name in set(wanted) & set(WL_KERNELS):
+            matrices[name] = {h: kernel_matrix(features, name, h) for h in ITERATIONS}
+    if "sp" in wanted:
+        matrices["sp"] = {0: linear_kernel(shortest_path_features(graphs.edges, labels, sizes))}
+    if "graphlet" in wanted:
+        count = graphlet3_features if config.graphlet_size == 3 else graphlet4_features
+        matrices["graphlet"] = {0: linear_kernel(count(graphs.edges, sizes))}
+    return matrices
 
 
 def _run_kernel_unit(kernels: dict[int, Any], graphs: GraphSet, splits: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +176,7 @@ def _run_unit(
         name, graphs.num_features, graphs.num_classes, graphs.max_nodes, hidden=config.hidden, embed=config.embed,
         layers=config.layers, mlp_hidden=config.mlp_hidden, dropout=config.dropout, batch_norm=config.batch_norm,
         num_pool=config.num_pool, assign_ratio=config.assign_ratio, link_loss=config.link_loss,
-        entropy_loss=config.entropy_loss,
+        entropy_loss=config.entropy_loss, sortpool_k=sortpool_k([len(x) for x in graphs.x]),
     ).to(ctx.device)
     settings = TrainSettings(config.epochs, config.batch_size, config.lr, config.clip, config.weight_decay,
                              config.eval_every, config.checkpoint_every)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprolab.diffpool.baselines import Set2SetNet, SortPoolNet
 from reprolab.diffpool.data import DenseGraphs
 from reprolab.diffpool.model import DiffPoolDet, DiffPoolNet, GraphSAGEPool
 
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FoldHistory", "TrainSettings", "build_model", "evaluate", "standardize", "train_fold"]
 
-MODEL_NAMES = ("diffpool", "diffpool_nolp", "diffpool_det", "graphsage_mean", "graphsage_sum", "graphsage_max")
+MODEL_NAMES = (
+    "diffpool", "diffpool_nolp", "diffpool_det", "graphsage_mean", "graphsage_sum", "graphsage_max", "set2set",
+    "sortpool",
+)
 
 
 @dataclass
@@ -61,7 +65,8 @@ class FoldHistory:
 
 def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, **kwargs: object) -> nn.Module:
     """A model by name: ``diffpool``, ``diffpool_nolp`` (no link-prediction loss), ``diffpool_det`` (clustering
-    instead of learned assignments), ``graphsage_{mean,sum,max}``."""
+    instead of learned assignments), ``graphsage_{mean,sum,max}``, ``set2set``, ``sortpool`` (DGCNN; needs
+    ``sortpool_k``)."""
     common = {key: kwargs[key] for key in ("hidden", "embed", "layers", "mlp_hidden", "dropout", "batch_norm")
               if key in kwargs}
     if name in ("diffpool", "diffpool_nolp"):
@@ -76,6 +81,10 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
             in_features, num_classes, max_nodes, num_pool=int(kwargs.get("num_pool", 1)),  # type: ignore[arg-type]
             assign_ratio=float(kwargs.get("assign_ratio", 0.1)), **common,  # type: ignore[arg-type]
         )
+    if name == "set2set":
+        return Set2SetNet(in_features, num_classes, **common)  # type: ignore[arg-type]
+    if name == "sortpool":
+        return SortPoolNet(in_features, num_classes, k=int(kwargs.get("sortpool_k", 10)))  # type: ignore[arg-type]
     if name.startswith("graphsage_"):
         return GraphSAGEPool(in_features, num_classes, readout=name.split("_", 1)[1], **common)  # type: ignore[arg-type]
     raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODEL_NAMES)}")
