@@ -24,7 +24,7 @@ from reprolab.missing_prompts.data import (
     records_to_tensors,
     save_missing_table,
 )
-from reprolab.missing_prompts.train import accuracy, auroc, f1_macro
+from reprolab.missing_prompts.train import _hard_negatives, accuracy, auroc, f1_macro
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -95,6 +95,22 @@ def test_multi_label_world_visibility():
     for row, ids in zip(data.labels, data.input_ids):
         words = sorted(int(t) - 4 for t in ids if world.is_code_word(t))
         assert words == [j - 3 for j in range(3, 8) if row[j] == 1]  # labels 3-7 are written as words
+
+
+def test_hard_negatives_swap_exactly_one_code_word_for_an_absent_code():
+    world = GlyphWordWorld(n_codes=12)
+    data, codes = world.pretraining_pool(40, _gen(1))
+    idx = torch.arange(40)
+    swap = torch.arange(40) % 2 == 0
+    ids, mask = _hard_negatives(world, data, codes, idx, swap, _gen(2))
+    assert torch.equal(mask, data.text_mask) and torch.equal(ids[~swap], data.input_ids[~swap])
+    for i in torch.nonzero(swap).flatten().tolist():
+        changed = torch.nonzero(ids[i] != data.input_ids[i]).flatten()
+        assert len(changed) == 1 and world.is_code_word(data.input_ids[i, changed]).all()
+        new_code = int(ids[i, changed]) - world.code_word(0)
+        assert 0 <= new_code < 12 and codes[i, new_code] == 0  # the new word's glyph is not in the image
+    assert world.filler_ids() == list(range(4 + 12, 4 + 12 + world.n_fillers))
+    assert not world.is_code_word(torch.tensor(world.filler_ids())).any()
 
 
 def test_metrics_hand_computed():

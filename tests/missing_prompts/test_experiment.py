@@ -81,7 +81,8 @@ def test_presets_resolve_and_bad_values_are_refused():
         ["train_missing_type=video"],
         ["prompt_layers=[7]"],
         ["real_dataset=coco"],
-        ["n_classes=12"],
+        ["n_classes=26"],
+        ["pretrain_negatives=easy"],
     ):
         with pytest.raises(ConfigError):
             resolve_config(exp.config_cls, exp.presets, "quick", parse_set_options(bad))

@@ -179,6 +179,9 @@ def test_vilt_b32_parameter_counts():
     pooler = 768 * 768 + 768
     total = 111_595_008 + 3 * 6 * 16 * 768 + head
     assert counts["vilt_b32_trainable_fraction"] == pytest.approx((3 * 6 * 16 * 768 + pooler + head) / total)
+    assert counts["vilt_b32_head_params"] == head == 1_219_607 and counts["vilt_b32_pooler_params"] == pooler
+    assert counts["vilt_b32_prompt_pooler_fraction"] == pytest.approx((3 * 6 * 16 * 768 + pooler) / total)
+    assert 0.0071 < counts["vilt_b32_prompt_pooler_fraction"] < 0.0072 < 0.0179 < counts["vilt_b32_trainable_fraction"]
 
 
 def test_input_prompts_start_as_vocabulary_embeddings(vilt):
@@ -187,6 +190,13 @@ def test_input_prompts_start_as_vocabulary_embeddings(vilt):
     words = vilt.embeddings.text_embeddings.word_embeddings.weight[4:]
     rows = model.prompts.prompts.detach().reshape(-1, words.shape[1])
     assert all(torch.isclose(words, row).all(1).any() for row in rows)
+    chosen = PromptedVilt(vilt, 3, prompt_type="input", prompt_layers=[0], prompt_length=4,
+                          generator=torch.Generator().manual_seed(0), init_token_ids=[5, 6])  # fmt: skip
+    words = vilt.embeddings.text_embeddings.word_embeddings.weight[5:7]
+    rows = chosen.prompts.prompts.detach().reshape(-1, words.shape[1])
+    assert all(torch.isclose(words, row).all(1).any() for row in rows)
+    with pytest.raises(ConfigError, match="init_token_ids"):
+        PromptedVilt(vilt, 3, prompt_type="input", prompt_layers=[0], init_token_ids=[10_000])
 
 
 def test_importing_the_experiment_does_not_import_transformers():
@@ -196,3 +206,23 @@ def test_importing_the_experiment_does_not_import_transformers():
     code = "import sys, reprolab.missing_prompts.experiment; print('transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_probe_fits_separable_features_and_probes_every_case(vilt):
+    from reprolab.missing_prompts.data import GlyphWordWorld
+    from reprolab.missing_prompts.model import MISSING_CASES
+    from reprolab.missing_prompts.probe import cls_features, fit_probe, probe_backbone
+
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
+    assert (fit_probe(x, y, kind="linear", steps=400, lr=0.05)(x).argmax(-1) == y).float().mean() > 0.95
+    with pytest.raises(ValueError, match="kind"):
+        fit_probe(x, y, kind="forest")
+    world = GlyphWordWorld(n_codes=8)
+    tiny = build_mini_vilt(world.vocab_size, hidden=16, layers=1, heads=2, max_text_len=world.max_text_len)
+    train = world.single_label(12, 4, 0.0, torch.Generator().manual_seed(1))
+    test = world.single_label(6, 4, 0.0, torch.Generator().manual_seed(2))
+    assert cls_features(tiny, train, torch.zeros(12, dtype=torch.long)).shape == (12, 16)
+    out = probe_backbone(tiny, train, test, torch.arange(12) % 3, steps=3)
+    assert set(out) == {f"{k}_{c}" for k in ("per_case", "mixture") for c in MISSING_CASES}
+    assert all(0.0 <= v <= 100.0 for v in out.values())

@@ -172,6 +172,10 @@ class GlyphWordWorld:
     def code_word(self, j: int) -> int:
         return 4 + j
 
+    def filler_ids(self) -> list[int]:
+        """Token ids of the filler words (no code, no label information)."""
+        return list(range(4 + self.n_codes, 4 + self.n_codes + self.n_fillers))
+
     @property
     def max_text_len(self) -> int:
         return self.text_len + 2

@@ -168,6 +168,7 @@ class PromptedVilt(nn.Module):
         prompt_length: int = 16,
         input_mode: str = "replace",
         generator: torch.Generator | None = None,
+        init_token_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if prompt_type not in ("input", "attention", "none"):
@@ -193,7 +194,7 @@ class PromptedVilt(nn.Module):
             else None
         )
         if prompt_type == "input":
-            self._init_from_vocabulary(generator)
+            self._init_from_vocabulary(generator, init_token_ids)
         self.head = classifier_head(hidden, n_outputs)
         if generator is not None:
             for p in self.head.parameters():
@@ -203,15 +204,22 @@ class PromptedVilt(nn.Module):
                     p.data.zero_()
             self.head[1].weight.data.fill_(1.0)
 
-    def _init_from_vocabulary(self, generator: torch.Generator | None) -> None:
-        """Input-level prompts start as embeddings of random vocabulary tokens (ids >= 4, i.e. not the special
-        tokens), as soft prompts are initialised in prompt tuning (Lester et al. 2021). Prompt tokens then look
-        like ordinary tokens to the frozen layers; a N(0, 0.02^2) start is normalised by each layer's pre-LN
+    def _init_from_vocabulary(self, generator: torch.Generator | None, token_ids: Sequence[int] | None) -> None:
+        """Input-level prompts start as embeddings of random vocabulary tokens, as soft prompts are initialised in
+        prompt tuning (Lester et al. 2021): drawn from ``token_ids`` when given (the generated world passes its
+        filler words, which carry no label), else from every id >= 4 (not the special tokens). Prompt tokens then
+        look like ordinary tokens to the frozen layers; a N(0, 0.02^2) start is normalised by each layer's pre-LN
         into an arbitrary unit-scale token, which in the mini ViLT often hurt more than the prompts could repair."""
         assert self.prompts is not None
         words = self.vilt.embeddings.text_embeddings.word_embeddings.weight.detach()
         shape = self.prompts.prompts.shape[:-1]
-        ids = torch.randint(min(4, words.shape[0] - 1), words.shape[0], shape, generator=generator)
+        if token_ids:
+            pool = torch.as_tensor(list(token_ids), dtype=torch.long)
+            if int(pool.min()) < 0 or int(pool.max()) >= words.shape[0]:
+                raise ConfigError(f"init_token_ids must lie in 0..{words.shape[0] - 1}")
+            ids = pool[torch.randint(0, len(pool), shape, generator=generator)]
+        else:
+            ids = torch.randint(min(4, words.shape[0] - 1), words.shape[0], shape, generator=generator)
         self.prompts.prompts.data.copy_(words[ids])
 
     # -- freezing ------------------------------------------------------------------------------
@@ -278,7 +286,10 @@ class PromptedVilt(nn.Module):
 
 def vilt_b32_trainable_fraction(n_outputs: int, prompt_layers: int = 6, prompt_length: int = 16) -> dict[str, float]:
     """Parameter counts of the real ViLT-B/32 configuration (``ViltConfig()`` defaults, built on the meta device,
-    so no memory is used) with the paper's prompts (3 cases x 6 layers x 16 tokens x 768) and the official head."""
+    so no memory is used) with the paper's prompts (3 cases x 6 layers x 16 tokens x 768) and the official head.
+
+    Fractions are of the whole model (backbone incl. pooler + prompts + head). For MM-IMDb (23 genres): prompts
+    221,184 (0.196%), pooler 590,592, head 1,219,607; prompts + pooler 0.718%, prompts + pooler + head 1.80%."""
     from transformers import ViltConfig, ViltModel
 
     config = ViltConfig()
@@ -293,6 +304,9 @@ def vilt_b32_trainable_fraction(n_outputs: int, prompt_layers: int = 6, prompt_l
     return {
         "vilt_b32_params": float(backbone),
         "vilt_b32_prompt_params": float(prompts),
+        "vilt_b32_pooler_params": float(pooler),
+        "vilt_b32_head_params": float(head_n),
         "vilt_b32_prompt_fraction": prompts / total,
+        "vilt_b32_prompt_pooler_fraction": (prompts + pooler) / total,
         "vilt_b32_trainable_fraction": (prompts + pooler + head_n) / total,
     }

@@ -55,6 +55,7 @@ class Task:
     test: PairData
     n_outputs: int
     metric: str
+    prompt_init_ids: list[int] | None = None  # tokens whose embeddings start the input-level prompts
 
 
 def run_missing_prompts(config: MissingPromptsConfig, ctx: RunContext) -> dict[str, float]:
@@ -93,7 +94,8 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         return vilt, world, lambda text, n: tok(text, truncation=True, max_length=n)["input_ids"]
     if config.real_dataset:
         return None, world, None  # built in _real_task once the vocabulary is known
-    keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch"]
+    keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch",
+            "pretrain_negatives"]  # fmt: skip
     spec = {k: getattr(config, k) for k in keys}
     spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": config.pretrain_seed, "v": 1}
     digest = config_fingerprint(spec)
@@ -115,6 +117,7 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         lr=config.pretrain_lr,
         pool_size=config.pretrain_pool,
         generator=torch.Generator().manual_seed(config.pretrain_seed),
+        negatives=config.pretrain_negatives,
         log=lambda step, loss: ctx.log(unit="pretrain", step=step, loss=loss),
     )
     tail = losses[-50:] or [float("nan")]
@@ -122,7 +125,8 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     path = save_cached(name, folders, vilt.state_dict(), digest) or "(not cached)"
     ctx.note(
         f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
-        f"generated pairs (image-text matching + masked code words); cached at {path}."
+        f"generated pairs (image-text matching with {config.pretrain_negatives} negatives over {config.n_codes} "
+        f"codes + masked code words; no task labels); cached at {path}."
     )
     return vilt.eval(), world, None
 
@@ -150,7 +154,8 @@ def _synthetic_tasks(config: MissingPromptsConfig, ctx: RunContext, world: Glyph
             else:
                 splits.append(world.multi_label(n, config.label_noise, gen))
         n_out = config.n_classes if name == "single" else 8
-        tasks.append(Task(name, splits[0], splits[1], n_out, "accuracy" if name == "single" else "f1_macro"))
+        metric = "accuracy" if name == "single" else "f1_macro"
+        tasks.append(Task(name, splits[0], splits[1], n_out, metric, world.filler_ids()))
     return tasks
 
 
@@ -229,6 +234,7 @@ def train_method(
         prompt_length=config.prompt_length,
         input_mode=config.input_mode,
         generator=init_gen,
+        init_token_ids=task.prompt_init_ids,
     ).to(ctx.device)
     if method != "finetune":
         model.freeze_backbone()
@@ -290,8 +296,9 @@ def _report(config: MissingPromptsConfig, ctx: RunContext, tasks: list[Task], me
         )
     ctx.note(
         f"Real ViLT-B/32 (ViltConfig() defaults, {int(metrics['vilt_b32_params'])} parameters): the paper's prompts "
-        f"are {100 * metrics['vilt_b32_prompt_fraction']:.3f}% of all parameters; prompts + pooler + the official "
-        f"MM-IMDb head are {100 * metrics['vilt_b32_trainable_fraction']:.2f}%."
+        f"are {100 * metrics['vilt_b32_prompt_fraction']:.3f}% of all parameters, prompts + pooler "
+        f"{100 * metrics['vilt_b32_prompt_pooler_fraction']:.2f}%; prompts + pooler + the official MM-IMDb head "
+        f"(what is trained) {100 * metrics['vilt_b32_trainable_fraction']:.2f}%."
     )
     ctx.note(
         "Missing rate eta = fraction of samples that miss a modality (eta=70%: 30% complete). Missing tables are "
