@@ -2,7 +2,9 @@
 
 Both decode the same feature maps with the same randomly initialised attention-LSTM decoder and must
 return identical label sets; the ratio of their throughputs (images/s) is the result. A second ratio
-compares greedy decoding with batched beam search (the price of the beam).
+compares greedy decoding with batched beam search (the price of the beam); a third, exact best-first
+search (the argmax sequence, :func:`exact_search`) with batched beam search, with how often beam search
+already returns the argmax.
 
     python benchmarks/orderfree.py [--images 256] [--width 3] [--classes 10] [--threads 1] [--repeats 3]
 """
@@ -15,7 +17,7 @@ import time
 
 import torch
 
-from reprolab.orderfree.decode import beam_search, beam_search_per_image, greedy_decode, sequence_loss
+from reprolab.orderfree.decode import beam_search, beam_search_per_image, exact_search, greedy_decode, sequence_loss
 from reprolab.orderfree.model import AttentionLSTMDecoder
 
 
@@ -74,6 +76,9 @@ def main() -> None:
     t_batched = _best_time(lambda: beam_search(decoder, features, **kwargs), args.repeats)
     t_single = _best_time(lambda: beam_search_per_image(decoder, features, **kwargs), args.repeats)
     t_greedy = _best_time(lambda: greedy_decode(decoder, features, max_labels=args.max_labels), args.repeats)
+    exact = exact_search(decoder, features, max_labels=args.max_labels)
+    t_exact = _best_time(lambda: exact_search(decoder, features, max_labels=args.max_labels), 1)
+    beam_is_map = sum(a == b for a, b in zip(batched.sequences, exact.sequences)) / len(exact.sequences)
     result = {
         "images": args.images,
         "beam_width": args.width,
@@ -84,6 +89,9 @@ def main() -> None:
         "greedy_images_per_s": args.images / t_greedy,
         "speedup_batched_vs_per_image": t_single / t_batched,
         "beam_cost_vs_greedy": t_batched / t_greedy,
+        "exact_search_images_per_s": args.images / t_exact,
+        "exact_cost_vs_beam": t_exact / t_batched,
+        "beam_returns_argmax_pct": 100.0 * beam_is_map,
     }
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=2))
 

@@ -26,12 +26,16 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["method"] == "orderfree" and results["seed"] == 2
     metrics = results["metrics"]
-    for model in ("br", "fixed_beam", "fixed_greedy", "orderfree_beam", "orderfree_greedy"):
+    for model in ("br", "fixed_beam", "fixed_greedy", "cnnrnn_beam", "cnnrnn_greedy", "orderfree_beam",
+                  "orderfree_greedy"):
         for key in ("cp", "cr", "cf1", "op", "or", "of1"):
             assert 0.0 <= metrics[f"{model}_{key}"] <= 100.0
     assert 0.0 <= metrics["br_map"] <= 100.0
+    for key in ("beam_is_map", "greedy_is_map", "greedy_p_over_half", "map_cf1", "map_of1"):  # search diagnostics
+        assert 0.0 <= metrics[f"orderfree_{key}"] <= 100.0
     verdicts = {claim["id"] for claim in results["claims"]}
     assert verdicts == {"orderfree_beats_fixed_order_cf1", "orderfree_beats_fixed_order_of1",
+                        "orderfree_beats_cnnrnn_cf1", "orderfree_beats_cnnrnn_of1",
                         "beam_beats_greedy_cf1", "beam_beats_greedy_of1"}
     assert (out / "figures" / "attention_maps.png").is_file()
     assert (out / "figures" / "per_class_f1.png").is_file()

@@ -12,9 +12,13 @@ from typing import Any
 _EXPORTS = {
     "AttentionLSTMDecoder": "model",
     "BinaryRelevanceHead": "model",
+    "CNNRNNDecoder": "model",
     "ResNetBackbone": "model",
     "load_torchvision_resnet": "model",
     "beam_search": "decode",
+    "exact_search": "decode",
+    "set_map_decode": "decode",
+    "sequence_log_prob": "decode",
     "greedy_decode": "decode",
     "sequence_loss": "decode",
     "frequent_first_sequences": "decode",

@@ -8,6 +8,9 @@
 * :class:`AttentionLSTMDecoder` — the feature-mapping layer ``M_map`` (``v_feat`` and the preliminary
   multi-label prediction ``v_prob`` that initialises the LSTM), the attention layer ``M_att`` driven by the
   LSTM state, and the prediction layer ``M_pred`` over the labels plus an end token (Fig. 2).
+* :class:`CNNRNNDecoder` — the CNN-RNN of Wang et al. (CVPR 2016), the paper's main baseline: label
+  embeddings, an LSTM over the previous labels' embeddings, and a joint image-label embedding space in
+  which the next label is scored by a dot product with the (shared) label embeddings; no attention.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from reprolab.core.errors import CheckpointError
 __all__ = [
     "AttentionLSTMDecoder",
     "BinaryRelevanceHead",
+    "CNNRNNDecoder",
     "DecoderState",
     "ResNetBackbone",
     "load_torchvision_resnet",
@@ -243,3 +247,61 @@ class AttentionLSTMDecoder(nn.Module):
         p = torch.softmax(logits[:, : self.num_classes].masked_fill(emitted, -1e9), dim=1)
         p = p.masked_fill(emitted, 0.0)  # all zero once every label is emitted (empty pool)
         return DecoderState(hc[0], hc[1], p, emitted, label)
+
+
+class CNNRNNDecoder(nn.Module):
+    """The CNN-RNN of Wang et al. (CVPR 2016, Sec. 3), with the decoding interface of :class:`AttentionLSTMDecoder`.
+
+    * label embedding ``w_k = U_l e_k`` (Sec. 3.1; rows for the K labels, the end token and a start token);
+    * recurrent layer: an LSTM over the embedding of the previously emitted label, ``o(t) = h_t`` (Sec. 3.2);
+    * projection into the joint embedding space: ``x_t = ReLU(U_o o(t) + U_I I)`` with ``I`` the globally
+      pooled CNN feature (Sec. 3.3, Eq. 3);
+    * label scores ``s(t) = U_l^T x_t``: the dot product with the *same* label embeddings (Eq. 4), softmax
+      over the K labels + end token.
+
+    The LSTM starts from a zero state and is conditioned on the image only through the projection, as in
+    the original. As for our other decoders, labels already emitted are masked (no duplicates).
+    """
+
+    def __init__(self, channels: int, num_classes: int, *, hidden: int = 128, embed: int = 64) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.end = num_classes
+        self.start = num_classes + 1
+        self.label_embed = nn.Embedding(num_classes + 2, embed)  # U_l (labels, end, start)
+        self.cell = nn.LSTMCell(embed, hidden)
+        self.project_rnn = nn.Linear(hidden, embed)  # U_o
+        self.project_image = nn.Linear(channels, embed)  # U_I
+
+    def encode(self, features: Tensor) -> Encoded:
+        """``U_I I`` with ``I`` the mean-pooled feature map, stored as a one-location ``values`` map."""
+        image = self.project_image(features.flatten(2).mean(dim=2))[:, None]  # B x 1 x E
+        return Encoded(image, image, features.new_zeros(features.shape[0], self.num_classes))
+
+    def initial_state(self, encoded: Encoded) -> DecoderState:
+        batch, device = encoded.values.shape[0], encoded.values.device
+        zeros = torch.zeros(batch, self.cell.hidden_size, device=device)
+        return DecoderState(
+            h=zeros, c=zeros.clone(), p=torch.zeros(batch, self.num_classes, device=device),
+            emitted=torch.zeros(batch, self.num_classes, dtype=torch.bool, device=device),
+            last=torch.full((batch,), self.start, dtype=torch.long, device=device),
+        )
+
+    def step(self, encoded: Encoded, state: DecoderState) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """Masked scores ``s(t)`` over labels + end token, (no) attention weights, and the new ``(h, c)``."""
+        h, c = self.cell(self.label_embed(state.last), (state.h, state.c))
+        joint = torch.relu(self.project_rnn(h) + encoded.values[:, 0])
+        logits = joint @ self.label_embed.weight[: self.num_classes + 1].T
+        blocked = F.pad(state.emitted, (0, 1), value=False)
+        weights = torch.ones(h.shape[0], 1, device=h.device)
+        return logits.masked_fill(blocked, float("-inf")), weights, (h, c)
+
+    def advance(self, state: DecoderState, logits: Tensor, hc: tuple[Tensor, Tensor], label: Tensor) -> DecoderState:
+        """State after emitting ``label`` (the end token leaves the emitted set unchanged)."""
+        emitted = state.emitted.clone()
+        rows = torch.nonzero(label < self.num_classes).squeeze(1)
+        emitted[rows, label[rows]] = True
+        return DecoderState(hc[0], hc[1], state.p, emitted, label)
+
+
+SequenceDecoder = AttentionLSTMDecoder | CNNRNNDecoder

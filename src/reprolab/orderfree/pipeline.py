@@ -11,13 +11,23 @@ from torch import Tensor, nn
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 from reprolab.orderfree.data import CanvasSplit, make_digit_canvases
-from reprolab.orderfree.decode import beam_search, frequent_first_sequences, greedy_decode, sequence_loss
+from reprolab.orderfree.decode import (
+    DecodeResult,
+    beam_search,
+    exact_search,
+    frequent_first_sequences,
+    greedy_decode,
+    sequence_loss,
+    set_map_decode,
+)
 from reprolab.orderfree.experiment import OrderFreeConfig
 from reprolab.orderfree.metrics import mean_average_precision, multilabel_scores, per_class_f1
 from reprolab.orderfree.model import (
     AttentionLSTMDecoder,
     BinaryRelevanceHead,
+    CNNRNNDecoder,
     ResNetBackbone,
+    SequenceDecoder,
     load_torchvision_resnet,
 )
 
@@ -27,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["build_backbone", "build_decoder", "run_orderfree"]
 
 SCORE_KEYS = ("cp", "cr", "cf1", "op", "or", "of1")
+# the sequence models: attention LSTM with a fixed frequent-first order, Wang et al.'s CNN-RNN (same order),
+# and the order-free attention LSTM
+RNN_MODELS = ("fixed", "cnnrnn", "orderfree")
 
 
 def build_backbone(config: OrderFreeConfig) -> ResNetBackbone:
@@ -34,7 +47,10 @@ def build_backbone(config: OrderFreeConfig) -> ResNetBackbone:
     return ResNetBackbone(config.widths, config.blocks, in_channels=in_channels, stem=config.stem)
 
 
-def build_decoder(config: OrderFreeConfig, channels: int, num_classes: int) -> AttentionLSTMDecoder:
+def build_decoder(config: OrderFreeConfig, channels: int, num_classes: int, name: str = "orderfree") -> SequenceDecoder:
+    """The attention LSTM of Fig. 2 (``fixed``, ``orderfree``) or Wang et al.'s CNN-RNN (``cnnrnn``)."""
+    if name == "cnnrnn":
+        return CNNRNNDecoder(channels, num_classes, hidden=config.hidden, embed=config.hidden)
     return AttentionLSTMDecoder(
         channels, num_classes, hidden=config.hidden, embed=config.embed, attention_dim=config.attention_dim
     )
@@ -68,12 +84,13 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
     backbone = build_backbone(config).to(ctx.device)
     backbone.load_state_dict(br["backbone"])
     class_f1 = {"BR": torch.tensor(br["class_f1"])}
-    decoders: dict[str, AttentionLSTMDecoder] = {}
-    for name in ("fixed", "orderfree"):
-        result = _train_rnn(config, ctx, sweep, name, backbone, train, test)
+    decoders: dict[str, SequenceDecoder] = {}
+    shared = backbone
+    for name in RNN_MODELS:
+        result = _train_rnn(config, ctx, sweep, name, shared, train, test)
         metrics.update(result["metrics"])
         class_f1[name] = torch.tensor(result["class_f1"])
-        decoder = build_decoder(config, backbone.out_channels, train.targets.shape[1]).to(ctx.device)
+        decoder = build_decoder(config, backbone.out_channels, train.targets.shape[1], name).to(ctx.device)
         decoder.load_state_dict(result["decoder"])
         decoders[name] = decoder
         if "backbone" in result:
@@ -82,7 +99,9 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
             if name == "orderfree":
                 backbone = tuned
     _report(config, ctx, metrics, class_f1)
-    _plot_attention(config, ctx, backbone, decoders["orderfree"], test)
+    orderfree = decoders["orderfree"]
+    assert isinstance(orderfree, AttentionLSTMDecoder)
+    _plot_attention(config, ctx, backbone, orderfree, test)
     return metrics
 
 
@@ -170,7 +189,7 @@ def _train_rnn(
         return sweep.result(unit)
     num_classes = train.targets.shape[1]
     torch.manual_seed(ctx.seed_for(unit, "init"))
-    decoder = build_decoder(config, shared.out_channels, num_classes).to(ctx.device)
+    decoder = build_decoder(config, shared.out_channels, num_classes, name).to(ctx.device)
     backbone = build_backbone(config).to(ctx.device)
     backbone.load_state_dict(shared.state_dict())
     parts: dict[str, nn.Module] = {"decoder": decoder}
@@ -182,8 +201,9 @@ def _train_rnn(
     model = nn.ModuleDict(parts)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr)
     frequency = train.targets.sum(dim=0)
-    sequences = frequent_first_sequences(train.targets, frequency, decoder.end) if name == "fixed" else None
-    order = "fixed" if name == "fixed" else "free"
+    order = "free" if name == "orderfree" else "fixed"
+    sequences = frequent_first_sequences(train.targets, frequency, decoder.end) if order == "fixed" else None
+    prob_weight = 0.0 if name == "cnnrnn" else config.prob_weight  # Wang et al.'s CNN-RNN has no v_prob
     generator = ctx.generator(unit, "train", device="cpu")
 
     def step_fn(step: int) -> dict[str, float]:
@@ -194,7 +214,7 @@ def _train_rnn(
         features = backbone(_prepare(images, backbone)) if cached is None else cached[index]
         batch_sequences = None if sequences is None else sequences[index].to(ctx.device)
         loss, values = sequence_loss(decoder, features, targets, order=order, sequences=batch_sequences,
-                                     prob_weight=config.prob_weight)
+                                     prob_weight=prob_weight)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -206,15 +226,23 @@ def _train_rnn(
     decoder.eval()
     features = _features(backbone, test.images, ctx.device)
     max_labels = config.max_labels or None
-    beam = beam_search(decoder, features, width=config.beam_width, max_labels=max_labels).labels.cpu()
-    greedy = greedy_decode(decoder, features, max_labels=max_labels).labels.cpu()
+    beam_result = beam_search(decoder, features, width=config.beam_width, max_labels=max_labels)
+    greedy_result = greedy_decode(decoder, features, max_labels=max_labels)
+    beam, greedy = beam_result.labels.cpu(), greedy_result.labels.cpu()
     metrics: dict[str, float] = {}
     for decoding, predictions in (("beam", beam), ("greedy", greedy)):
         metrics.update({f"{name}_{decoding}_{k}": v for k, v in multilabel_scores(predictions, test.targets).items()})
     metrics[f"{name}_beam_greedy_disagree"] = 100.0 * float((beam != greedy).any(dim=1).float().mean())
-    with torch.no_grad():
-        v_prob = torch.sigmoid(decoder.encode(features).prob_logits).cpu()
-    metrics[f"{name}_vprob_map"] = mean_average_precision(v_prob, test.targets)
+    metrics.update(_search_diagnostics(name, decoder, features, beam_result, greedy_result, test.targets, max_labels))
+    if config.set_map_eps > 0:
+        set_map, certified = set_map_decode(decoder, features, eps=config.set_map_eps, max_labels=max_labels)
+        scores = multilabel_scores(set_map.labels.cpu(), test.targets)
+        metrics.update({f"{name}_setmap_{key}": scores[key] for key in ("cf1", "of1")})
+        metrics[f"{name}_setmap_certified"] = 100.0 * float(certified.float().mean())
+    if name != "cnnrnn":
+        with torch.no_grad():
+            v_prob = torch.sigmoid(decoder.encode(features).prob_logits).cpu()
+        metrics[f"{name}_vprob_map"] = mean_average_precision(v_prob, test.targets)
     ctx.log(unit=unit, **metrics)
     result: dict[str, Any] = {
         "metrics": metrics,
@@ -226,16 +254,45 @@ def _train_rnn(
     return sweep.complete(unit, result)
 
 
+def _search_diagnostics(
+    name: str, decoder: SequenceDecoder, features: Tensor, beam: DecodeResult, greedy: DecodeResult, targets: Tensor,
+    max_labels: int | None,
+) -> dict[str, float]:
+    """How far greedy decoding and beam search are from the exact most probable sequence.
+
+    ``{name}_beam_is_map`` / ``{name}_greedy_is_map``: % of test images on which the decoding returns the
+    exact argmax sequence (:func:`exact_search`, seeded with beam search's answer); ``{name}_map_*``: the
+    scores of exact MAP decoding, an upper bound on what any search over the paper's sequence objective
+    can give; ``{name}_greedy_p_over_half``: % of images whose greedy sequence has probability > 0.5, for
+    which greedy's answer is provably the argmax.
+    """
+    try:
+        exact = exact_search(decoder, features, max_labels=max_labels, incumbent=beam)
+    except RuntimeError:  # too flat a model to search exhaustively: report nothing rather than fail
+        return {}
+    total = max(len(exact.sequences), 1)
+    metrics = {
+        f"{name}_beam_is_map": 100.0 * sum(a == b for a, b in zip(beam.sequences, exact.sequences)) / total,
+        f"{name}_greedy_is_map": 100.0 * sum(a == b for a, b in zip(greedy.sequences, exact.sequences)) / total,
+    }
+    if greedy.scores is not None:
+        metrics[f"{name}_greedy_p_over_half"] = 100.0 * float((greedy.scores.exp() > 0.5).float().mean())
+    scores = multilabel_scores(exact.labels.cpu(), targets)
+    metrics.update({f"{name}_map_{key}": scores[key] for key in ("cf1", "of1")})
+    return metrics
+
+
 # -- report -----------------------------------------------------------------------------------------
 def _report(config: OrderFreeConfig, ctx: RunContext, metrics: dict[str, float], class_f1: dict[str, Tensor]) -> None:
     rows = [
         ["BR (same CNN, sigmoid > threshold)", *[metrics[f"br_{k}"] for k in SCORE_KEYS], metrics["br_map"]],
     ]
-    for name, label in (("fixed", "CNN-RNN, frequent-first order"), ("orderfree", "order-free RNN")):
+    for name, label in (("cnnrnn", "CNN-RNN of Wang et al., frequent-first"),
+                        ("fixed", "attention LSTM, frequent-first order"), ("orderfree", "order-free RNN")):
         for decoding in ("greedy", "beam"):
             width = f" (width {config.beam_width})" if decoding == "beam" else ""
             rows.append([f"{label}, {decoding}{width}", *[metrics[f"{name}_{decoding}_{k}"] for k in SCORE_KEYS],
-                         metrics[f"{name}_vprob_map"]])
+                         metrics.get(f"{name}_vprob_map", float("nan"))])
     rows.append(["BR, layer trained rnn_steps more on the frozen CNN", *[metrics[f"br_tuned_{k}"] for k in SCORE_KEYS],
                  metrics["br_tuned_map"]])
     rows = [[row[0], *[round(float(v), 2) for v in row[1:]]] for row in rows]
@@ -252,12 +309,30 @@ def _report(config: OrderFreeConfig, ctx: RunContext, metrics: dict[str, float],
     )
     ctx.note(
         f"Beam search (width {config.beam_width}) and greedy decoding give different label sets on "
-        f"{metrics['orderfree_beam_greedy_disagree']:.1f}% of test images for the order-free RNN and "
-        f"{metrics['fixed_beam_greedy_disagree']:.1f}% for the fixed-order RNN."
+        f"{metrics['orderfree_beam_greedy_disagree']:.1f}% of test images for the order-free RNN, "
+        f"{metrics['fixed_beam_greedy_disagree']:.1f}% for the fixed-order attention LSTM and "
+        f"{metrics['cnnrnn_beam_greedy_disagree']:.1f}% for Wang et al.'s CNN-RNN."
     )
+    if "orderfree_beam_is_map" in metrics:
+        ctx.note(
+            "Search diagnostics (order-free RNN): beam search returns the exact most probable label sequence on "
+            f"{metrics['orderfree_beam_is_map']:.1f}% of test images, greedy decoding on "
+            f"{metrics['orderfree_greedy_is_map']:.1f}% ({metrics['orderfree_greedy_p_over_half']:.1f}% of greedy "
+            "sequences have probability > 0.5 and are therefore the argmax); exact MAP decoding gives C-F1 "
+            f"{metrics['orderfree_map_cf1']:.2f} / O-F1 {metrics['orderfree_map_of1']:.2f} vs greedy "
+            f"{metrics['orderfree_greedy_cf1']:.2f} / {metrics['orderfree_greedy_of1']:.2f}: no search over the "
+            "sequence probability can do better than exact MAP."
+        )
+    if "orderfree_setmap_cf1" in metrics:
+        ctx.note(
+            "Most probable label set (orderings summed; certified exact on "
+            f"{metrics['orderfree_setmap_certified']:.1f}% of images): C-F1 {metrics['orderfree_setmap_cf1']:.2f} / "
+            f"O-F1 {metrics['orderfree_setmap_of1']:.2f} for the order-free RNN."
+        )
     fig, ax = new_figure(size=(7.0, 3.6))
     width = 0.8 / len(class_f1)
-    labels = {"BR": "BR", "fixed": "fixed order (beam)", "orderfree": "order-free (beam)"}
+    labels = {"BR": "BR", "fixed": "attention, fixed order (beam)", "cnnrnn": "CNN-RNN, Wang et al. (beam)",
+              "orderfree": "order-free (beam)"}
     for offset, (name, values) in enumerate(class_f1.items()):
         positions = [k + (offset - (len(class_f1) - 1) / 2) * width for k in range(len(values))]
         ax.bar(positions, values.tolist(), width=width, label=labels[name])
