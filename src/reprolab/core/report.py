@@ -31,6 +31,10 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join([head, rule, *body])
 
 
+def _cpu_text(results: Mapping[str, Any]) -> str:
+    return f" ({results['cpu_s']:.1f} s of CPU)" if results.get("cpu_s") is not None else ""
+
+
 def paper_cell(claim: Mapping[str, Any]) -> Any:
     """A claim's paper number for a table, with "(recalled)" or "(read)" when its source is stated."""
     paper, source = claim.get("paper"), claim.get("paper_source")
@@ -56,7 +60,7 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
         "",
         f"Paper: {paper.get('citation', '')}",
         "",
-        f"Runtime: {results['runtime_s']:.1f} s on {results.get('device', 'cpu')}; "
+        f"Runtime: {results['runtime_s']:.1f} s{_cpu_text(results)} on {results.get('device', 'cpu')}; "
         f"reprolab {results['versions'].get('reprolab')}, torch {results['versions'].get('torch')}, "
         f"python {results['versions'].get('python')}.",
         "",
@@ -163,12 +167,20 @@ def _overview_table(summary: Mapping[str, Any]) -> str:
     rows = []
     for method in summary["methods"]:
         if method.get("error"):
-            rows.append([method["method"], "ERROR", "—", "—"])
+            rows.append([method["method"], "ERROR", "—", "—", "—"])
             continue
         claims = method["claims"]
         passed = sum(bool(c["passed"]) for c in claims)
-        rows.append([method["method"], f"{passed}/{len(claims)}", f"{method['runtime_s']:.1f}", method["run_dirs"][0]])
-    return markdown_table(["method", "claims passed", "runtime (s)", "first run folder"], rows)
+        rows.append(
+            [
+                method["method"],
+                f"{passed}/{len(claims)}",
+                f"{method['runtime_s']:.1f}",
+                f"{method.get('cpu_s', 0.0):.1f}",
+                method["run_dirs"][0],
+            ]
+        )
+    return markdown_table(["method", "claims passed", "wall (s)", "CPU (s)", "first run folder"], rows)
 
 
 def aggregate_metrics(per_seed: Sequence[Mapping[str, float | None]]) -> dict[str, dict[str, float]]:

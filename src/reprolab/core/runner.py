@@ -3,7 +3,7 @@
 ``results.json`` contract (other tools depend on it)::
 
     method, preset, seed, config, metrics {name: number|null}, claims [{id, description, passed, ours,
-    paper, detail}], runtime_s, versions {python, torch, reprolab, numpy}
+    paper, paper_source, detail}], runtime_s, cpu_s, versions {python, torch, reprolab, numpy}
     # also: device, paper {citation,...}, paper_metrics, claims_not_evaluated, tables, notes, fingerprint
 """
 
@@ -192,6 +192,7 @@ def _assemble_results(
         "claims": [v.to_dict() for v in verdicts],
         "claims_not_evaluated": skipped,
         "runtime_s": round(ctx.elapsed_s(), 3),
+        "cpu_s": round(ctx.cpu_s(), 3),
         "versions": versions(),
         "device": str(ctx.device),
         "fingerprint": ctx.fingerprint,
@@ -328,6 +329,7 @@ def _reproduce_one(
             "claims": claims,
             "claims_not_evaluated": skipped,
             "runtime_s": sum(r["runtime_s"] for r in per_seed),
+            "cpu_s": sum(r.get("cpu_s") or 0.0 for r in per_seed),
             "run_dirs": run_dirs,
             "figures": figures,
             "summary_metrics": list(experiment.summary_metrics),
@@ -347,8 +349,9 @@ def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
         failing = [c["id"] for c in claims if not c["passed"]]
         passed = len(claims) - len(failing)
         shown = ", ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
-        rows.append((method["method"], f"{passed}/{len(claims)}", f"{method['runtime_s']:.0f}s", shown or "-"))
-    header = ("method", "claims", "time", "failing claims")
+        timing = f"{method['runtime_s']:.0f}s / {method.get('cpu_s', 0.0):.0f}s"
+        rows.append((method["method"], f"{passed}/{len(claims)}", timing, shown or "-"))
+    header = ("method", "claims", "wall / CPU", "failing claims")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:  # the last column is not padded: a long list must not widen every line
         print("  ".join([*(str(cell).ljust(w) for cell, w in zip(row, widths)), str(row[3])]), file=stream)

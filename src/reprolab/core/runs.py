@@ -52,9 +52,11 @@ class RunContext:
     tables: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     elapsed_before_s: float = 0.0
+    cpu_before_s: float = 0.0
 
     def __post_init__(self) -> None:
         self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
         self.out_dir = Path(self.out_dir)
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,13 @@ class RunContext:
         """Seconds spent on this run, including segments before a resume."""
         return self.elapsed_before_s + time.perf_counter() - self._started
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system, all threads of this process) spent on this run, across resumes.
+
+        On a shared machine this is the fairer measure of a run's cost than the wall time.
+        """
+        return self.cpu_before_s + time.process_time() - self._cpu_started
+
     def save_checkpoint(self, state: Mapping[str, Any]) -> Path:
         """Atomically save ``state`` with the RNG state, the metrics-log position and report extras."""
         payload = {
@@ -134,6 +143,7 @@ class RunContext:
             "tables": json.dumps(self.tables),
             "notes": list(self.notes),
             "elapsed_s": self.elapsed_s(),
+            "cpu_s": self.cpu_s(),
         }
         return save_checkpoint(self.checkpoint_path, payload, fingerprint=self.fingerprint)
 
@@ -147,7 +157,9 @@ class RunContext:
         self.tables = json.loads(payload["tables"])
         self.notes = list(payload["notes"])
         self.elapsed_before_s = float(payload["elapsed_s"])
+        self.cpu_before_s = float(payload.get("cpu_s", 0.0))  # absent in checkpoints written before it existed
         self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
         return payload["user"]
 
 
