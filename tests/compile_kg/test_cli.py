@@ -27,6 +27,7 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
             value = metrics[f"{key}_{model}"]
             assert 0.0 <= value <= 1.0
         assert metrics[f"hits10_sampled_{model}_min"] <= metrics[f"hits10_sampled_{model}"]
+        assert 0.0 <= metrics[f"auc_pr_direction_blind_{model}"] <= 1.0
     claim_ids = {c["id"] for c in results["claims"]} | {c["id"] for c in results["claims_not_evaluated"]}
     assert "compile_beats_grail_auc_pr" in claim_ids and "compile_separates_inverse" in claim_ids
     assert (out / "figures" / "training_curves.png").is_file()
@@ -50,6 +51,27 @@ def test_every_preset_resolves_to_a_valid_config():
         config.validate()
     paper = resolve_config(EXPERIMENT.config_cls, EXPERIMENT.presets, "paper")
     assert (paper.hops, paper.emb_dim, paper.num_bases, paper.batch_size, paper.margin) == (3, 32, 4, 16, 10.0)
+
+
+def test_compile_subgraph_selects_compiles_extractor_and_grail_stays_undirected():
+    from reprolab.compile_kg.data import family_inductive_split
+    from reprolab.compile_kg.experiment import COMPILE_SUBGRAPHS, CompileConfig
+    from reprolab.compile_kg.pipeline import make_extractor
+
+    split = family_inductive_split(train_families=2, ind_families=2)
+    assert CompileConfig().compile_subgraph == "directed_fallback"
+    for kind in COMPILE_SUBGRAPHS:
+        config = CompileConfig(compile_subgraph=kind)
+        assert make_extractor(config, "compile", split, inductive=True).kind == kind
+        assert make_extractor(config, "grail", split, inductive=False).kind == "undirected"
+
+
+def test_unknown_compile_subgraph_is_refused_with_the_field_name(tmp_path):
+    result = CliRunner().invoke(
+        app, ["run", "compile_kg", "--set", "compile_subgraph=sideways", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code != 0
+    assert "compile_subgraph" in result.output and "sideways" in result.output
 
 
 def test_missing_real_dataset_names_the_expected_layout(tmp_path):

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from reprolab.compile_kg.data import family_inductive_split
-from reprolab.compile_kg.evaluate import full_ranking, realistic_rank, reversal_auc, sample_protocol
+from reprolab.compile_kg.evaluate import (
+    SampledProtocol,
+    direction_blind_auc_pr,
+    full_ranking,
+    realistic_rank,
+    reversal_auc,
+    sample_protocol,
+)
 from reprolab.compile_kg.model import CoMPILE, GraIL, RGCNBasisLayer, label_features
 from reprolab.compile_kg.subgraph import SubgraphExtractor
 from reprolab.compile_kg.train import corrupt, margin_ranking_loss
@@ -163,3 +170,25 @@ def test_reversal_auc_is_one_for_a_direction_aware_scorer():
         return (t[:, 2] - t[:, 0]).astype(float)
 
     assert reversal_auc(triples, score) == 1.0
+
+
+def test_direction_blind_auc_pr_removes_exactly_the_direction_signal():
+    test = np.array([[0, 0, 1], [2, 0, 3]])
+    protocol = SampledProtocol(
+        test=test, auc_negatives=test[:, [2, 1, 0]], head_candidates=np.zeros((2, 0), dtype=np.int64),
+        tail_candidates=np.zeros((2, 0), dtype=np.int64),
+    )
+
+    def direction_only(t):  # separates every triple from its reversal, and nothing else
+        return (t[:, 2] - t[:, 0]).astype(float)
+
+    def symmetric(t):  # blind to direction already: symmetrising changes nothing
+        return (t[:, 0] * t[:, 2] + t[:, 0] + t[:, 2]).astype(float)
+
+    assert direction_blind_auc_pr(protocol, direction_only) == pytest.approx(0.5)  # all scores tie
+    protocol.auc_negatives = np.array([[0, 0, 3], [2, 0, 1]])
+    from sklearn.metrics import average_precision_score
+
+    triples = np.concatenate([protocol.test, protocol.auc_negatives])
+    raw = average_precision_score([1, 1, 0, 0], symmetric(triples))
+    assert raw == pytest.approx(0.75) and direction_blind_auc_pr(protocol, symmetric) == pytest.approx(raw)

@@ -66,6 +66,26 @@ def test_directed_subgraph_follows_edge_directions():
     assert counts[0] == counts[1]  # undirected subgraphs cannot tell a triple from its reversal
 
 
+def test_directed_fallback_replaces_an_edgeless_directed_subgraph_by_the_undirected_one():
+    graph = hand_graph()
+    triples = np.array([[0, 0, 1], [4, 0, 3]])
+    fallback = SubgraphExtractor(graph, hops=2, directed=True, fallback=True, add_query_edge=False)
+    directed = SubgraphExtractor(graph, hops=2, directed=True, add_query_edge=False)
+    undirected = SubgraphExtractor(graph, hops=2, directed=False, add_query_edge=False)
+    assert (fallback.kind, directed.kind, undirected.kind) == ("directed_fallback", "directed", "undirected")
+    got, strict, loose = fallback(triples), directed(triples), undirected(triples)
+    # (0, r, 1) has the directed path 0 -> 2 -> 1: its directed subgraph stays.
+    assert got.nodes_per_graph()[0] == strict.nodes_per_graph()[0] == 3
+    # (4, r, 3): 4 has no out-edge, so the directed subgraph is the bare roots without an edge. The
+    # fallback cuts the undirected one: 0, 1, 2 lie within 2 hops of both roots, and all five edges
+    # among 0..4 come with them. Labels (d(4, u), d(u, 3)): 0 (2, 1), 1 (1, 2), 2 (2, 2).
+    assert strict.nodes_per_graph()[1] == 2 and int((strict.edge_graph == 1).sum()) == 0
+    assert got.nodes_per_graph()[1] == loose.nodes_per_graph()[1] == 5
+    assert int((got.edge_graph == 1).sum()) == int((loose.edge_graph == 1).sum()) == 5
+    labels = sorted(map(tuple, got.node_label[got.node_graph == 1].tolist()))
+    assert labels == sorted([(0, 1), (1, 0), (2, 1), (1, 2), (2, 2)])
+
+
 def test_union_mode_keeps_nodes_near_either_root_with_far_bucket_label():
     extractor = SubgraphExtractor(hand_graph(), hops=1, directed=False, mode="union", add_query_edge=False)
     batch = extractor(np.array([[0, 0, 1]]))
@@ -74,14 +94,17 @@ def test_union_mode_keeps_nodes_near_either_root_with_far_bucket_label():
     assert (1, 2) in labels and (2, 1) in labels  # 3 is 1 hop from 0 only; 4 is 1 hop from 1 only
 
 
-@pytest.mark.parametrize("directed", [False, True])
+@pytest.mark.parametrize(("directed", "fallback"), [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("mode", ["intersection", "union"])
-def test_batched_extraction_matches_per_triple_bfs(directed, mode):
+def test_batched_extraction_matches_per_triple_bfs(directed, fallback, mode):
     split = family_inductive_split(train_families=6, ind_families=2, seed=3)
     graph = split.train_graph
-    triples = np.concatenate([split.valid_targets[:20], graph.triples[:20]])
-    batch = SubgraphExtractor(graph, hops=2, directed=directed, mode=mode, add_query_edge=False)(triples)
-    reference = PerTripleExtractor(graph, hops=2, directed=directed, mode=mode)
+    # reversed triples too, so that some directed subgraphs are edgeless and the fallback is exercised
+    triples = np.concatenate([split.valid_targets[:20], graph.triples[:20], graph.triples[:20, ::-1]])
+    batch = SubgraphExtractor(
+        graph, hops=2, directed=directed, mode=mode, add_query_edge=False, fallback=fallback
+    )(triples)
+    reference = PerTripleExtractor(graph, hops=2, directed=directed, mode=mode, fallback=fallback)
     labels = batch.node_label.numpy()
     node_graph = batch.node_graph.numpy()
     edge_graph = batch.edge_graph.numpy()

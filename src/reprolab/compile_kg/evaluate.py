@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "FullRankingResult",
     "SampledProtocol",
+    "direction_blind_auc_pr",
     "full_ranking",
     "realistic_rank",
     "reversal_auc",
@@ -123,6 +124,21 @@ def sampled_metrics(protocol: SampledProtocol, score: Scorer) -> tuple[dict[str,
         "hits10": float(np.mean(ranks_arr <= 10)),
     }
     return metrics, pos, neg
+
+
+def direction_blind_auc_pr(protocol: SampledProtocol, score: Scorer) -> float:
+    """AUC-PR of the reversal-symmetrised score ``(s(h, r, t) + s(t, r, h)) / 2`` on one protocol draw.
+
+    A control, not a paper metric: the symmetrised score cannot tell a triple from its reversal, so when it
+    does as well as the raw score, GraIL's protocol (random head/tail corruptions) gives no reward for
+    knowing the direction of a relation.
+    """
+    from sklearn.metrics import average_precision_score
+
+    triples = np.concatenate([protocol.test, protocol.auc_negatives])
+    labels = np.concatenate([np.ones(len(protocol.test)), np.zeros(len(protocol.auc_negatives))])
+    blind = (score(triples) + score(triples[:, [2, 1, 0]])) / 2.0
+    return float(average_precision_score(labels, blind))
 
 
 @dataclass

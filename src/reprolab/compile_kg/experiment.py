@@ -29,6 +29,7 @@ PAPER = Paper(
 
 GRAIL_DATASETS = ("WN18RR_v1", "fb237_v1", "nell_v1")
 MODELS = ("grail", "compile")
+COMPILE_SUBGRAPHS = ("directed_fallback", "directed", "undirected")
 
 
 def dataset_tag(name: str) -> str:
@@ -49,7 +50,10 @@ class CompileConfig:
     models: list[str] = field(default_factory=lambda: list(MODELS))
     hops: int = 3
     grail_mode: str = "intersection"  # intersection | union (GraIL's enclosing_sub_graph)
-    compile_directed: bool = True  # CoMPILE's directed enclosing subgraph
+    # CoMPILE's subgraph: directed_fallback (directed enclosing subgraph, the undirected one where it has no
+    # edge; the authors' directed extraction) | directed (no fallback) | undirected (GraIL's sampler, as the
+    # official code that produced the paper's GraIL-split numbers uses)
+    compile_subgraph: str = "directed_fallback"
     add_query_edge: bool = True
     max_nodes: int = 0  # cap per subgraph (0 = none)
     emb_dim: int = 32
@@ -88,6 +92,10 @@ class CompileConfig:
             raise ConfigError(f"grail_mode: {self.grail_mode!r} is not one of intersection, union")
         if self.hops < 1 or self.num_layers < 2 or self.num_bases < 1:
             raise ConfigError("hops >= 1, num_layers >= 2 and num_bases >= 1 are required")
+        if self.compile_subgraph not in COMPILE_SUBGRAPHS:
+            raise ConfigError(
+                f"compile_subgraph: {self.compile_subgraph!r} is not one of {', '.join(COMPILE_SUBGRAPHS)}"
+            )
         if self.compile_readout not in ("order_free", "bigru"):
             raise ConfigError(f"compile_readout: {self.compile_readout!r} is not one of order_free, bigru")
         if self.emb_dim != self.rel_emb_dim:

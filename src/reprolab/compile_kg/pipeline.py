@@ -10,7 +10,13 @@ import numpy as np
 import torch
 
 from reprolab.compile_kg.data import FAMILY_INVERSE_PAIRS, InductiveSplit, family_inductive_split, load_grail_split
-from reprolab.compile_kg.evaluate import full_ranking, reversal_auc, sample_protocol, sampled_metrics
+from reprolab.compile_kg.evaluate import (
+    direction_blind_auc_pr,
+    full_ranking,
+    reversal_auc,
+    sample_protocol,
+    sampled_metrics,
+)
 from reprolab.compile_kg.experiment import CompileConfig, _grail_info, dataset_tag
 from reprolab.compile_kg.model import build_model
 from reprolab.compile_kg.subgraph import SubgraphExtractor
@@ -39,12 +45,12 @@ def load_split(config: CompileConfig, ctx: RunContext | None = None) -> Inductiv
 
 
 def make_extractor(config: CompileConfig, model: str, split: InductiveSplit, *, inductive: bool) -> SubgraphExtractor:
-    """GraIL cuts undirected enclosing subgraphs; CoMPILE directed ones (when ``compile_directed``)."""
+    """GraIL cuts undirected enclosing subgraphs; CoMPILE the kind ``compile_subgraph`` names."""
     graph = split.ind_graph if inductive else split.train_graph
-    directed = model == "compile" and config.compile_directed
+    kind = config.compile_subgraph if model == "compile" else "undirected"
     return SubgraphExtractor(
-        graph, hops=config.hops, directed=directed, mode=config.grail_mode,
-        add_query_edge=config.add_query_edge, max_nodes=config.max_nodes,
+        graph, hops=config.hops, directed=kind != "undirected", mode=config.grail_mode,
+        add_query_edge=config.add_query_edge, max_nodes=config.max_nodes, fallback=kind == "directed_fallback",
     )
 
 
@@ -82,6 +88,15 @@ def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
                 )
             results[name].append(sweep.result(unit))
     metrics = _metrics(config, split, results)
+    blind = [
+        f"{LABELS[n]} {metrics[f'auc_pr_{n}']:.3f} raw vs {metrics[f'auc_pr_direction_blind_{n}']:.3f} blind"
+        for n in results if f"auc_pr_direction_blind_{n}" in metrics
+    ]
+    if blind:
+        ctx.note(
+            "Direction-blind control (AUC-PR of (s(h,r,t) + s(t,r,h)) / 2, which cannot tell a triple from its "
+            "reversal): " + "; ".join(blind) + ". When blind matches raw, the protocol does not reward direction."
+        )
     if config.targeted_steps > 0 and len(reversal_triples):
         metrics.update(_targeted_asymmetry_test(config, ctx, sweep, split, reversal_triples))
     _report(config, ctx, results)
@@ -176,7 +191,7 @@ def _evaluate(
     reversal_triples: np.ndarray, device: torch.device, extraction_cache: ExtractionCache | None = None,
 ) -> dict[str, Any]:
     extractor = make_extractor(config, name, split, inductive=True)
-    cache_key = "directed" if extractor.directed else "undirected"
+    cache_key = extractor.kind
     cache: dict[tuple[int, int, int], float] = {}
 
     def score(triples: np.ndarray) -> np.ndarray:
@@ -203,6 +218,7 @@ def _evaluate(
     neg_scores: list[float] = []
     for index, protocol in enumerate(protocols):
         values, pos, neg = sampled_metrics(protocol, score)
+        values["auc_pr_direction_blind"] = direction_blind_auc_pr(protocol, score)
         per_sampling.append(values)
         if index == 0:
             pos_scores, neg_scores = pos.tolist(), neg.tolist()
@@ -227,6 +243,9 @@ def _metrics(
             if key == "hits10":
                 metrics[f"{base}_{name}_min"] = float(values.min())
                 metrics[f"{base}_{name}_max"] = float(values.max())
+        if all("auc_pr_direction_blind" in s for r in repeats for s in r["per_sampling"]):
+            blind = np.array([[s["auc_pr_direction_blind"] for s in r["per_sampling"]] for r in repeats])
+            metrics[f"auc_pr_direction_blind_{name}"] = float(blind.mean())
         if all("reversal_auc" in r for r in repeats):
             values = np.array([r["reversal_auc"] for r in repeats])
             metrics[f"reversal_auc_{name}"] = float(values.mean())

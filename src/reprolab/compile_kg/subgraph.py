@@ -8,7 +8,13 @@ For a target triple ``(h, r, t)`` (GraIL, Teru et al. 2020, Sec. 3.1; CoMPILE, M
   either);
 * **directed enclosing subgraph** (CoMPILE): the nodes ``u`` reachable from ``h`` by a directed path of
   at most ``k`` edges that also reach ``t`` by a directed path of at most ``k`` edges, i.e.
-  ``d(h -> u) <= k`` and ``d(u -> t) <= k``; the subgraph then holds the directed edges among them;
+  ``d(h -> u) <= k`` and ``d(u -> t) <= k`` (the k-hop out-neighbourhood of ``h`` intersected with the
+  k-hop in-neighbourhood of ``t``); the subgraph then holds the directed edges among them;
+* **fallback** (``fallback=True``; the authors' directed extraction, ``CoMPILE_v2/train/
+  inductive_subgraph8.py``): a directed subgraph with no edge at all (no directed path from ``h`` to
+  ``t`` within reach, once the target edge is removed) is replaced by the undirected one, nodes and
+  labels. Without it, such triples get the bare roots, and their scores tie with those of every other
+  edgeless subgraph;
 * **double-radius node labels** (GraIL Sec. 3.2): node ``u`` is labelled ``(d(h, u), d(u, t))``, each
   distance measured with the other root removed; the roots are labelled ``(0, 1)`` and ``(1, 0)``.
   Distances beyond ``k`` (possible in union mode) are put in a bucket ``k + 1``;
@@ -98,6 +104,7 @@ class SubgraphExtractor:
         graph: the graph the subgraphs are cut from (the training graph, or the inductive support graph).
         hops: ``k``, the radius.
         directed: CoMPILE's directed enclosing subgraph when true, GraIL's undirected one otherwise.
+        fallback: with ``directed``, a subgraph left without edges is replaced by the undirected one.
         mode: ``"intersection"`` (enclosing subgraph) or ``"union"``.
         add_query_edge: add the ``h -> t`` edge of relation ``r`` to every subgraph (as both codes do).
         max_nodes: optional cap on nodes per subgraph (closest nodes by ``d_h + d_t`` kept); 0 = none.
@@ -112,6 +119,7 @@ class SubgraphExtractor:
         mode: str = "intersection",
         add_query_edge: bool = True,
         max_nodes: int = 0,
+        fallback: bool = False,
     ) -> None:
         if not 1 <= hops <= 100:
             raise ValueError(f"hops must lie in 1..100, got {hops}")
@@ -123,17 +131,26 @@ class SubgraphExtractor:
         self.mode = mode
         self.add_query_edge = add_query_edge
         self.max_nodes = max_nodes
+        self.fallback = bool(fallback and directed)
         n = graph.num_entities
         ones = np.ones(len(graph.triples), dtype=np.float32)
         forward = sp.csr_matrix((ones, (graph.heads, graph.tails)), shape=(n, n))
         forward.sum_duplicates()
+        both = (forward + forward.T).tocsr()
+        both.data[:] = 1.0
+        self._adj_undirected = both
         if directed:
             self._adj_from_head = forward.tocsr()  # h -> u
             self._adj_from_tail = forward.T.tocsr()  # u -> t, searched backwards from t
         else:
-            both = (forward + forward.T).tocsr()
-            both.data[:] = 1.0
             self._adj_from_head = self._adj_from_tail = both
+
+    @property
+    def kind(self) -> str:
+        """``"undirected"``, ``"directed"`` or ``"directed_fallback"`` (also a cache key)."""
+        if not self.directed:
+            return "undirected"
+        return "directed_fallback" if self.fallback else "directed"
 
     @property
     def num_labels(self) -> int:
@@ -170,15 +187,13 @@ class SubgraphExtractor:
             )
         return dist
 
-    def __call__(self, triples: np.ndarray | Tensor) -> SubgraphBatch:
-        """Subgraphs of ``triples`` (``B x 3`` ids of this graph's entities), stacked into one batch."""
-        triples = np.asarray(triples.cpu() if isinstance(triples, Tensor) else triples, dtype=np.int64)
-        triples = triples.reshape(-1, 3)
-        heads, relations, tails = triples[:, 0], triples[:, 1], triples[:, 2]
-        batch, n = len(triples), self.graph.num_entities
-        rows = np.arange(batch, dtype=np.int64)
-        d_head = self.distances(self._adj_from_head, heads, tails)
-        d_tail = self.distances(self._adj_from_tail, tails, heads)
+    def _node_sets(
+        self, heads: np.ndarray, tails: np.ndarray, adj_head: sp.csr_matrix, adj_tail: sp.csr_matrix
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``B x N`` kept-node mask and double-radius label parts ``d_head``, ``d_tail`` (roots fixed)."""
+        rows = np.arange(len(heads), dtype=np.int64)
+        d_head = self.distances(adj_head, heads, tails)
+        d_tail = self.distances(adj_tail, tails, heads)
         near_head, near_tail = d_head <= self.hops, d_tail <= self.hops
         keep = near_head & near_tail if self.mode == "intersection" else near_head | near_tail
         keep[rows, heads] = True
@@ -189,12 +204,32 @@ class SubgraphExtractor:
         d_head[rows, heads] = 0
         if self.max_nodes:
             keep = self._cap_nodes(keep, d_head, d_tail)
+        return keep, d_head, d_tail
+
+    def __call__(self, triples: np.ndarray | Tensor) -> SubgraphBatch:
+        """Subgraphs of ``triples`` (``B x 3`` ids of this graph's entities), stacked into one batch."""
+        triples = np.asarray(triples.cpu() if isinstance(triples, Tensor) else triples, dtype=np.int64)
+        triples = triples.reshape(-1, 3)
+        heads, relations, tails = triples[:, 0], triples[:, 1], triples[:, 2]
+        batch, n = len(triples), self.graph.num_entities
+        rows = np.arange(batch, dtype=np.int64)
+        keep, d_head, d_tail = self._node_sets(heads, tails, self._adj_from_head, self._adj_from_tail)
         flat_keep = keep.ravel()
         keys = np.flatnonzero(flat_keep)
         graph_of_node, entity = np.divmod(keys, n)
+        src, rel, dst, edge_graph = self._edges(flat_keep, graph_of_node, entity, triples)
+        if self.fallback:
+            empty = np.flatnonzero(np.bincount(edge_graph, minlength=batch) == 0)
+            if len(empty):  # no directed path: cut the undirected subgraph instead (CoMPILE v2 code)
+                keep[empty], d_head[empty], d_tail[empty] = self._node_sets(
+                    heads[empty], tails[empty], self._adj_undirected, self._adj_undirected
+                )
+                flat_keep = keep.ravel()
+                keys = np.flatnonzero(flat_keep)
+                graph_of_node, entity = np.divmod(keys, n)
+                src, rel, dst, edge_graph = self._edges(flat_keep, graph_of_node, entity, triples)
         labels = np.stack([d_head.ravel()[keys], d_tail.ravel()[keys]], 1).astype(np.int64)
         position = np.cumsum(flat_keep) - 1  # position of key b * N + u among the kept nodes
-        src, rel, dst, edge_graph = self._edges(flat_keep, graph_of_node, entity, triples)
         query = np.zeros(len(src), dtype=bool)
         if self.add_query_edge:
             src = np.concatenate([src, heads])
@@ -274,8 +309,11 @@ class PerTripleExtractor:
     the target edge and without a query edge). Used by the benchmark and the tests.
     """
 
-    def __init__(self, graph: KnowledgeGraph, *, hops: int, directed: bool, mode: str = "intersection") -> None:
+    def __init__(
+        self, graph: KnowledgeGraph, *, hops: int, directed: bool, mode: str = "intersection", fallback: bool = False
+    ) -> None:
         self.hops, self.directed, self.mode = hops, directed, mode
+        self.fallback = fallback and directed
         n = graph.num_entities
         self.out_edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
         out_nb: list[list[int]] = [[] for _ in range(n)]
@@ -284,18 +322,26 @@ class PerTripleExtractor:
             self.out_edges[u].append((rel, v))
             out_nb[u].append(v)
             in_nb[v].append(u)
+        self.both = [a + b for a, b in zip(out_nb, in_nb)]
         if directed:
             self.from_head, self.from_tail = out_nb, in_nb
         else:
-            both = [a + b for a, b in zip(out_nb, in_nb)]
-            self.from_head = self.from_tail = both
+            self.from_head = self.from_tail = self.both
 
     def __call__(
         self, triple: tuple[int, int, int]
     ) -> tuple[dict[int, tuple[int, int]], list[tuple[int, int, int]]]:
+        labels, edges = self._extract(triple, self.from_head, self.from_tail)
+        if self.fallback and not edges:
+            labels, edges = self._extract(triple, self.both, self.both)
+        return labels, edges
+
+    def _extract(
+        self, triple: tuple[int, int, int], from_head: list[list[int]], from_tail: list[list[int]]
+    ) -> tuple[dict[int, tuple[int, int]], list[tuple[int, int, int]]]:
         h, r, t = (int(v) for v in triple)
-        dh = _bfs(self.from_head, h, t, self.hops)
-        dt = _bfs(self.from_tail, t, h, self.hops)
+        dh = _bfs(from_head, h, t, self.hops)
+        dt = _bfs(from_tail, t, h, self.hops)
         nodes = set(dh) & set(dt) if self.mode == "intersection" else set(dh) | set(dt)
         nodes |= {h, t}
         far = self.hops + 1
