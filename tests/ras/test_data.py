@@ -74,6 +74,23 @@ def test_generated_scenes_are_deterministic_with_exact_binary_masks():
     assert torch.all(coverage > 0.01) and torch.all(coverage < 0.7)
 
 
+def test_fine_style_adds_thin_parts_and_holes_to_the_masks():
+    blobs = generate_scenes(12, 96, seed=5)
+    fine = generate_scenes(12, 96, seed=5, style="fine")
+    again = generate_scenes(12, 96, seed=5, style="fine")
+    assert torch.equal(fine.masks, again.masks) and torch.equal(fine.images, again.images)
+    assert set(torch.unique(fine.masks).tolist()) == {0.0, 1.0}
+
+    # thin parts: a larger share of the mask lies within 1 px of its edge than for compact blobs
+    def edge_share(masks: torch.Tensor) -> float:
+        eroded = 1 - torch.nn.functional.max_pool2d(1 - masks, 3, stride=1, padding=1)
+        return float((masks - eroded).sum() / masks.sum())
+
+    assert edge_share(fine.masks) > 1.3 * edge_share(blobs.masks)
+    with pytest.raises(ValueError, match="style"):
+        generate_scenes(2, 32, seed=0, style="holes")
+
+
 def test_salient_objects_contrast_more_with_the_background_than_the_rest_of_the_scene():
     data = generate_scenes(20, 64, seed=0)
     gaps = []

@@ -51,6 +51,10 @@ def test_presets_resolve_and_bad_configs_name_the_field():
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"backbone_init": "imagenet"})
     with pytest.raises(ConfigError, match="pretrain_size"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"pretrain_size": 16})
+    with pytest.raises(ConfigError, match="coarse_oracle"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"coarse_oracle": -1})
+    with pytest.raises(ConfigError, match="scene_style"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"scene_style": "holes"})
     with pytest.raises(ConfigError, match="data"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"data": "imagenet"})
     with pytest.raises(ConfigError, match="train_images"):

@@ -9,6 +9,7 @@ from reprolab.ras.model import (
     VGG16_CONV_INDICES,
     deep_supervision_loss,
     load_vgg16_backbone,
+    oracle_coarse_logits,
     reverse_attention,
 )
 from reprolab.ras.pipeline import parameter_count
@@ -97,6 +98,24 @@ def test_reverse_attention_weights_are_computed_from_the_deeper_prediction():
             out.side_logits[level + 1], size=out.side_logits[level].shape[-2:], mode="bilinear", align_corners=False
         )
         assert torch.allclose(out.attention[level], 1 - torch.sigmoid(deeper), atol=1e-6)
+
+
+def test_oracle_coarse_map_replaces_s6_and_drives_the_first_attention():
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:48, 16:48] = 1
+    coarse = oracle_coarse_logits(mask, 4.0)  # default blur: 64 // 7 = 9 px, odd
+    assert coarse.shape == mask.shape
+    assert coarse[0, 0, 32, 32] == pytest.approx(4.0) and coarse[0, 0, 2, 2] == pytest.approx(-4.0)
+    assert coarse[0, 0, 32, 16] == pytest.approx(4.0 * (2 * 5 / 9 - 1), abs=1e-5)  # 5 of 9 columns inside
+    model = RAS(width=0.0625)
+    out = model(torch.randn(2, 3, 64, 64), coarse)
+    assert torch.equal(out.side_logits[-1], coarse)
+    up = torch.nn.functional.interpolate(coarse, size=(4, 4), mode="bilinear", align_corners=False)
+    assert torch.allclose(out.attention[4], 1 - torch.sigmoid(up), atol=1e-6)
+    with pytest.raises(ValueError, match="coarse_logits"):
+        model(torch.randn(2, 3, 64, 64), coarse[:1])
+    with pytest.raises(ValueError, match="magnitude"):
+        oracle_coarse_logits(mask, 0.0)
 
 
 def test_ablation_has_the_same_parameters_and_unit_attention():

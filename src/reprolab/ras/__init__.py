@@ -21,6 +21,7 @@ from reprolab.ras.model import (
     VGG16Backbone,
     deep_supervision_loss,
     load_vgg16_backbone,
+    oracle_coarse_logits,
     reverse_attention,
 )
 from reprolab.ras.pretrain import ProxyBackbone, ProxySpec, generate_proxy_scenes, pretrained_backbone
@@ -42,6 +43,7 @@ __all__ = [
     "load_vgg16_backbone",
     "mae",
     "normalize",
+    "oracle_coarse_logits",
     "precision_recall_curve",
     "pretrained_backbone",
     "read_saliency_folder",

@@ -48,6 +48,7 @@ class RASConfig:
     seeds: int = 1  # training seeds per variant; metrics are averaged over them
     ablation: bool = True  # also train the network without reverse attention
     data: str = "generated"  # generated | folder
+    scene_style: str = "blobs"  # generated scenes: blobs (compact objects) | fine (thin legs and holes added)
     train_images: str = ""  # data=folder: image and mask folders, relative to the data home or absolute
     train_masks: str = ""
     test_images: str = ""
@@ -62,6 +63,9 @@ class RASConfig:
     pretrain_lr: float = 1e-3
     pretrain_size: int = 64
     pretrain_seed: int = 0
+    # diagnostic (uses the ground truth; not a saliency detector): > 0 replaces the learned global map S_6
+    # by the blurred mask at +-coarse_oracle logits, in training and test, for both variants
+    coarse_oracle: float = 0.0
     fps_size: int = 352
     fps_repeats: int = 5
     full_width_fps: bool = False  # also time the width-1 network at fps_size (slow on a CPU)
@@ -77,6 +81,8 @@ class RASConfig:
             raise ConfigError("n_train, n_test, batch_size and seeds must be >= 1 and steps >= 0")
         if self.data not in ("generated", "folder"):
             raise ConfigError(f"data: {self.data!r} is not one of generated, folder")
+        if self.scene_style not in ("blobs", "fine"):
+            raise ConfigError(f"scene_style: {self.scene_style!r} is not one of blobs, fine")
         if self.data == "folder":
             for key in ("train_images", "train_masks", "test_images", "test_masks"):
                 if not getattr(self, key):
@@ -89,6 +95,8 @@ class RASConfig:
             raise ConfigError("pretrain_steps must be >= 0, pretrain_images and pretrain_batch >= 1, pretrain_lr > 0")
         if self.pretrain_size < 32:
             raise ConfigError(f"pretrain_size: must be >= 32 (five poolings), got {self.pretrain_size}")
+        if self.coarse_oracle < 0:
+            raise ConfigError(f"coarse_oracle: must be >= 0 (0 = off), got {self.coarse_oracle}")
         if self.fps_size < 32 or self.fps_repeats < 1:
             raise ConfigError("fps_size must be >= 32 and fps_repeats >= 1")
 

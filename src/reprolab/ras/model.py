@@ -42,6 +42,7 @@ __all__ = [
     "VGG16Backbone",
     "deep_supervision_loss",
     "load_vgg16_backbone",
+    "oracle_coarse_logits",
     "reverse_attention",
     "scaled",
 ]
@@ -201,12 +202,21 @@ class RAS(nn.Module):
                 nn.init.normal_(module.weight, std=0.01)  # the official Gaussian(0.01) filler
                 nn.init.zeros_(module.bias)
 
-    def forward(self, image: torch.Tensor) -> RASOutput:
-        """``image``: B x 3 x H x W (normalised) -> :class:`RASOutput` (logits, not probabilities)."""
+    def forward(self, image: torch.Tensor, coarse_logits: torch.Tensor | None = None) -> RASOutput:
+        """``image``: B x 3 x H x W (normalised) -> :class:`RASOutput` (logits, not probabilities).
+
+        ``coarse_logits`` (B x 1 x h x w, any resolution; diagnostic only) replaces the global
+        prediction S_6, e.g. :func:`oracle_coarse_logits`, to test the refinement given a known coarse map.
+        """
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected images of shape B x 3 x H x W, got {tuple(image.shape)}")
         features, pool5 = self.backbone(image)
-        deeper = self.global_saliency(pool5)
+        if coarse_logits is None:
+            deeper = self.global_saliency(pool5)
+        else:
+            if coarse_logits.dim() != 4 or coarse_logits.shape[:2] != (image.shape[0], 1):
+                raise ValueError(f"coarse_logits must be B x 1 x h x w, got {tuple(coarse_logits.shape)}")
+            deeper = coarse_logits
         side_logits = [deeper]
         attention: list[torch.Tensor] = []
         for level in range(len(features) - 1, -1, -1):  # side 5 down to side 1
@@ -222,6 +232,21 @@ class RAS(nn.Module):
             attention.insert(0, weight)
         size = image.shape[-2:]
         return RASOutput(side_logits, attention, [_resize(s, size) for s in side_logits])
+
+
+def oracle_coarse_logits(mask: torch.Tensor, magnitude: float, blur: int | None = None) -> torch.Tensor:
+    """A confident, correct coarse map built from the ground truth (diagnostic, not part of RAS).
+
+    The mask (B x 1 x H x W) is box-blurred over ``blur`` pixels (odd; default a seventh of the width)
+    and mapped to logits in [-magnitude, +magnitude]: object interiors get ``+magnitude``, far background
+    ``-magnitude``, edges in between. It stands in for the paper's premise (Sec. 3.3) that the global
+    prediction from ImageNet features already covers the object interiors confidently.
+    """
+    if magnitude <= 0:
+        raise ValueError(f"magnitude must be > 0, got {magnitude}")
+    kernel = (blur if blur is not None else max(3, mask.shape[-1] // 7)) | 1
+    soft = F.avg_pool2d(mask, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    return magnitude * (2.0 * soft - 1.0)
 
 
 def deep_supervision_loss(output: RASOutput, mask: torch.Tensor) -> torch.Tensor:

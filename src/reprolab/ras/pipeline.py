@@ -45,7 +45,7 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
         per_seed, regions = [], []
         for seed_index in range(config.seeds):
             model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index, backbone)
-            seed_scores, seed_regions = _evaluate(model, test, ctx)
+            seed_scores, seed_regions = _evaluate(model, test, ctx, config.coarse_oracle)
             per_seed.append(seed_scores)
             regions.append(seed_regions)
             if seed_index == 0:
@@ -70,11 +70,12 @@ def _resolve(path: str, ctx: RunContext) -> Path:
 
 def _load_data(config: RASConfig, ctx: RunContext) -> tuple[SaliencySet, SaliencySet]:
     if config.data == "generated":
-        train = generate_scenes(config.n_train, config.image_size, ctx.seed_for("data", "train"))
-        test = generate_scenes(config.n_test, config.image_size, ctx.seed_for("data", "test"))
+        train = generate_scenes(config.n_train, config.image_size, ctx.seed_for("data", "train"), config.scene_style)
+        test = generate_scenes(config.n_test, config.image_size, ctx.seed_for("data", "test"), config.scene_style)
         ctx.note(
             f"Data: {config.n_train} training and {config.n_test} test scenes generated at "
-            f"{config.image_size}x{config.image_size} (salient objects, clutter and distractors; exact masks)."
+            f"{config.image_size}x{config.image_size} (salient objects, clutter and distractors; exact masks; "
+            f"style {config.scene_style})."
         )
         return train, test
     folders = [
@@ -167,14 +168,17 @@ def _trained_model(
         generator=ctx.generator("train", seed_index, device="cpu"),
         device=ctx.device,
         checkpoint_every=config.checkpoint_every,
+        coarse_oracle=config.coarse_oracle,
     )
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     sweep.complete(unit, {"state": state})
     return model.eval()
 
 
-def _evaluate(model: RAS, data: SaliencySet, ctx: RunContext) -> tuple[SaliencyScores, dict[str, float]]:
-    outputs = predict(model, data.images, device=ctx.device)
+def _evaluate(
+    model: RAS, data: SaliencySet, ctx: RunContext, coarse_oracle: float = 0.0
+) -> tuple[SaliencyScores, dict[str, float]]:
+    outputs = predict(model, data.images, device=ctx.device, masks=data.masks, coarse_oracle=coarse_oracle)
     maps = torch.cat([torch.sigmoid(o.logits) for o in outputs])
     coarse = torch.cat([torch.sigmoid(o.upsampled[-1]) for o in outputs])  # S_6, the global prediction
     regions = region_errors(maps, data.masks)
@@ -261,6 +265,12 @@ def _report(
             for p in scores
         ],
     )
+    if config.coarse_oracle > 0:
+        ctx.note(
+            f"DIAGNOSTIC RUN (coarse_oracle={config.coarse_oracle:g}): S_6 is the blurred ground-truth mask at "
+            f"+-{config.coarse_oracle:g} logits in training and test, for both variants; the scores measure the "
+            "top-down refinement given a confident coarse map, not saliency detection."
+        )
     if "no_ra" in scores and metrics["ras_mae"] >= metrics["no_ra_mae"]:
         init = "VGG-16 file" if config.pretrained_vgg16 else config.backbone_init
         ctx.note(
@@ -294,8 +304,11 @@ def _plot_grid(config: RASConfig, ctx: RunContext, models: dict[str, RAS], test:
     count = min(config.figure_examples, len(test))
     if count < 1:
         return
-    out = predict(models["ras"], test.images[:count], device=ctx.device)[0]
-    ablation = predict(models["no_ra"], test.images[:count], device=ctx.device)[0] if "no_ra" in models else None
+    images, masks, oracle = test.images[:count], test.masks[:count], config.coarse_oracle
+    out = predict(models["ras"], images, device=ctx.device, masks=masks, coarse_oracle=oracle)[0]
+    ablation = None
+    if "no_ra" in models:
+        ablation = predict(models["no_ra"], images, device=ctx.device, masks=masks, coarse_oracle=oracle)[0]
     size = test.images.shape[-2:]
     up = [torch.sigmoid(u) for u in out.upsampled]  # S_1 .. S_6 at the input size
     attention = [torch.nn.functional.interpolate(a, size=size, mode="nearest") for a in out.attention]

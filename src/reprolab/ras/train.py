@@ -11,7 +11,7 @@ import torch
 from reprolab.core.sweep import Sweep
 from reprolab.ras.data import SaliencySet, normalize
 from reprolab.ras.metrics import SaliencyScores, evaluate_maps
-from reprolab.ras.model import RAS, RASOutput, deep_supervision_loss
+from reprolab.ras.model import RAS, RASOutput, deep_supervision_loss, oracle_coarse_logits
 
 __all__ = ["evaluate", "measure_fps", "predict", "train_ras"]
 
@@ -30,10 +30,12 @@ def train_ras(
     device: torch.device,
     checkpoint_every: int = 0,
     log_every: int = 25,
+    coarse_oracle: float = 0.0,
 ) -> None:
     """Train ``model`` for ``steps`` Adam steps on random mini-batches of ``data`` (resumable via ``sweep``).
 
     The learning rate decays by 10x for the last 20% of the steps (the paper's step schedule in miniature).
+    ``coarse_oracle > 0`` (diagnostic) replaces S_6 by :func:`oracle_coarse_logits` of the batch's masks.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[max(1, int(0.8 * steps))], gamma=0.1)
@@ -46,7 +48,7 @@ def train_ras(
         x, y = images[index].clone(), masks[index].clone()
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
         x, y = normalize(x.to(device)), y.to(device)
-        output = model(x)
+        output = model(x, oracle_coarse_logits(y, coarse_oracle) if coarse_oracle > 0 else None)
         loss = deep_supervision_loss(output, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -72,12 +74,27 @@ def train_ras(
 
 
 @torch.no_grad()
-def predict(model: RAS, images: torch.Tensor, *, device: torch.device, batch_size: int = 32) -> list[RASOutput]:
-    """Run ``model`` on ``images`` (N x 3 x H x W in [0, 1]) in batches; outputs stay on the CPU."""
+def predict(
+    model: RAS,
+    images: torch.Tensor,
+    *,
+    device: torch.device,
+    batch_size: int = 32,
+    masks: torch.Tensor | None = None,
+    coarse_oracle: float = 0.0,
+) -> list[RASOutput]:
+    """Run ``model`` on ``images`` (N x 3 x H x W in [0, 1]) in batches; outputs stay on the CPU.
+
+    ``coarse_oracle > 0`` (diagnostic) feeds :func:`oracle_coarse_logits` of ``masks`` as S_6."""
+    if coarse_oracle > 0 and masks is None:
+        raise ValueError("coarse_oracle needs the masks")
     model.eval()
     outputs = []
     for start in range(0, images.shape[0], batch_size):
-        out = model(normalize(images[start : start + batch_size].to(device)))
+        coarse = None
+        if coarse_oracle > 0 and masks is not None:
+            coarse = oracle_coarse_logits(masks[start : start + batch_size].to(device), coarse_oracle)
+        out = model(normalize(images[start : start + batch_size].to(device)), coarse)
         outputs.append(
             RASOutput(
                 [s.cpu() for s in out.side_logits], [a.cpu() for a in out.attention], [u.cpu() for u in out.upsampled]
