@@ -142,13 +142,40 @@ def test_bad_config():
 
 
 def test_contrastive_targets_hand_computed():
-    """Positives: identical captions, or the same class and size (pretraining soft targets)."""
-    ids = torch.tensor([[1, 5, 3], [1, 6, 3], [1, 5, 3], [1, 7, 3]])
+    """Positives: the same class and size, or an identical caption of the same class (pretraining soft
+    targets); an identical caption of another class (a mis-captioned image) is not a positive."""
+    ids = torch.tensor([[1, 5, 3], [1, 6, 3], [1, 5, 3], [1, 5, 3]])
     labels = torch.tensor([0, 0, 1, 0])
     big = torch.tensor([1, 1, 0, 0])
     target = contrastive_targets(ids, labels, big)
-    expected = torch.tensor(
-        [[1 / 3, 1 / 3, 1 / 3, 0], [1 / 2, 1 / 2, 0, 0], [1 / 2, 0, 1 / 2, 0], [0, 0, 0, 1]]
-    )
+    expected = torch.tensor([[1 / 3, 1 / 3, 0, 1 / 3], [1 / 2, 1 / 2, 0, 0], [0, 0, 1, 0], [1 / 2, 0, 0, 1 / 2]])
     assert torch.allclose(target, expected)
     assert torch.allclose(target.sum(1), torch.ones(4))
+
+
+def test_miscaption_partners_are_class_specific_and_in_both_halves():
+    world = ShapesWorld(miscaption=1.0)  # 6 colours x 4 shapes
+    partners = world.miscaption_partners()
+    base, new = base_new_split(world)
+    assert ShapesWorld().miscaption_partners() == {}
+    assert all(partners[partners[a]] == a and partners[a] != a for a in partners)  # symmetric swaps
+    for a, b in partners.items():
+        assert world.class_attributes(a)[0] == world.class_attributes(b)[0]  # same colour
+        assert (a in base) == (b in base)  # within one half
+    base_colours = {world.class_attributes(a)[0] for a in partners if a in base}
+    new_colours = {world.class_attributes(a)[0] for a in partners if a in new}
+    assert base_colours == {0, 1, 2} and new_colours == {3, 4, 5}
+    assert len(partners) == 12
+    names = world.classnames
+    assert names[partners[names.index("red square")]] == "red triangle"
+    # with probability 1 every caption of a swapped class names its partner; other classes keep their names
+    labels = torch.tensor([names.index("red square"), names.index("red circle")] * 20)
+    caps = world.captions(labels, torch.zeros(40, dtype=torch.long), "dark", torch.Generator().manual_seed(0))
+    assert all("red triangle" in c for c in caps[0::2]) and all("red circle" in c for c in caps[1::2])
+
+
+def test_miscaption_refused_outside_unit_interval():
+    from reprolab.cocoop.experiment import CoCoOpConfig
+
+    with pytest.raises(ConfigError, match="miscaption"):
+        CoCoOpConfig(miscaption=1.5).validate()

@@ -36,7 +36,7 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert {c["id"] for c in results["claims"]} == {c.id for c in get_experiment("cocoop").claims}
-    for name in ("zs_base", "coop_new", "cocoop_h", "cocoop_shift", "coop_trainable_params"):
+    for name in ("zs_base", "coop_new", "cocoop_h", "cocoop_shift", "coop_trainable_params", "lp_base", "lp_new"):
         assert name in results["metrics"]
         assert results["metrics"][name] >= 0
     assert (tmp_path / "run" / "figures" / "base_new_h.png").exists()

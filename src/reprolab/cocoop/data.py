@@ -4,6 +4,8 @@ The embedded default replaces CLIP's web data and the 11 benchmark datasets (pap
 coloured shape on a background, captions naming colour, shape, size and background. A *class* is a
 (colour, shape) pair; base-to-new generalisation (paper Sec. 4.1) splits these pairs into two halves.
 A second domain (striped backgrounds) gives the shifted distribution of the domain-generalisation setting.
+``ShapesWorld.miscaption`` makes the pretraining captions of some classes name another class (systematic,
+class-specific caption errors, as for the poorly grounded class names of real CLIP on EuroSAT or DTD).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class ShapesWorld:
     n_colours: int = 6
     n_shapes: int = 4
     noise: float = 0.08
+    miscaption: float = 0.0  # probability that a mis-captioned class's caption names its partner class
 
     @property
     def colours(self) -> list[str]:
@@ -106,6 +109,29 @@ class ShapesWorld:
 
     def class_attributes(self, label: int) -> tuple[int, int]:
         return divmod(label, self.n_shapes)
+
+    def miscaption_partners(self) -> dict[int, int]:
+        """Class-specific caption errors of the pretraining data: label -> the class its captions name instead.
+
+        Within one colour, the shapes of one half of the checkerboard split (:func:`base_new_split`) are paired
+        (1st with 2nd, 3rd with 4th, ...) and the pair's names are swapped. The base half has swapped pairs
+        for the first ``n_colours // 2`` colours, the new half for the last ``n_colours // 2``, so both halves
+        hold mis-captioned classes but no colour has them in both halves (a correction learned on base classes
+        does not carry over to new ones). Empty when ``miscaption`` is 0.
+        """
+        if self.miscaption <= 0:
+            return {}
+        k = self.n_colours // 2
+        partners: dict[int, int] = {}
+        for c in range(self.n_colours):
+            for parity, swapped in ((0, c < k), (1, c >= self.n_colours - k)):  # 0 = base half, 1 = new half
+                if not swapped:
+                    continue
+                shapes = [s for s in range(self.n_shapes) if (c + s) % 2 == parity]
+                for a, b in zip(shapes[0::2], shapes[1::2]):
+                    partners[c * self.n_shapes + a] = c * self.n_shapes + b
+                    partners[c * self.n_shapes + b] = c * self.n_shapes + a
+        return partners
 
     def render(
         self, labels: torch.Tensor, generator: torch.Generator, background: str = "dark"
@@ -131,10 +157,17 @@ class ShapesWorld:
     def captions(
         self, labels: torch.Tensor, big: torch.Tensor, background: str, generator: torch.Generator
     ) -> list[str]:
-        """One caption per image from a random template (the pretraining text of the mini CLIP)."""
+        """One caption per image from a random template (the pretraining text of the mini CLIP). With
+        ``miscaption`` > 0, a mis-captioned class (:meth:`miscaption_partners`) is named as its partner class
+        with that probability: a systematic, class-specific error of the captions, not of the images."""
         picks = torch.randint(0, len(TEMPLATES), (labels.shape[0],), generator=generator).tolist()
+        named = labels.tolist()
+        partners = self.miscaption_partners()
+        if partners:
+            flip = (torch.rand(labels.shape[0], generator=generator) < self.miscaption).tolist()
+            named = [partners.get(lab, lab) if f else lab for lab, f in zip(named, flip)]
         out = []
-        for label, b, t in zip(labels.tolist(), big.tolist(), picks):
+        for label, b, t in zip(named, big.tolist(), picks):
             c, sh = self.class_attributes(label)
             out.append(TEMPLATES[t].format(size=SIZES[b], colour=self.colours[c], shape=self.shapes[sh], bg=background))
         return out

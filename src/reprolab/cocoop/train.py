@@ -65,11 +65,16 @@ def pretrain_clip(
 
 
 def contrastive_targets(ids: torch.Tensor, labels: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
-    """Soft InfoNCE targets (B, B): uniform over the positives of each row, a positive being an identical
-    caption (token ids) or the same content (class label and size) in a one-background batch."""
+    """Soft InfoNCE targets (B, B): uniform over the positives of each row, a positive being the same content
+    (class label and size) in a one-background batch, or an identical caption (token ids) of the same class.
+
+    In a correctly captioned world an identical caption implies the same class; with mis-captioned classes
+    (``ShapesWorld.miscaption``) the class condition keeps a red square captioned "red triangle" from becoming
+    a positive of the red-triangle images, so the caption errors reach the text side only."""
     same_caption = (ids[:, None, :] == ids[None, :, :]).all(-1)
-    same_content = (labels[:, None] == labels[None, :]) & (big[:, None] == big[None, :])
-    same = (same_caption | same_content).float()
+    same_label = labels[:, None] == labels[None, :]
+    same_content = same_label & (big[:, None] == big[None, :])
+    same = (same_content | (same_caption & same_label)).float()
     return same / same.sum(1, keepdim=True)
 
 
