@@ -98,6 +98,8 @@ def test_reproduce_api_writes_summary_with_mean_and_std(tmp_path):
     assert "error" not in method, method.get("error")
     assert method["metrics"]["log_n"]["n"] == 2 and method["metrics"]["log_n"]["std"] == 0.0
     assert all(c["seed_count"] == 2 for c in method["claims"])
+    assert all(c["ours_std"] is None or c["ours_std"] >= 0.0 for c in method["claims"])
+    assert any(c["ours_std"] is not None for c in method["claims"])  # the spread of the per-seed values
     report = (tmp_path / "report.md").read_text()
     assert "## demi" in report and "±" in report
     assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == 2

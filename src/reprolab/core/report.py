@@ -31,6 +31,13 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join([head, rule, *body])
 
 
+def _ours_cell(claim: Mapping[str, Any]) -> Any:
+    """The claim's value on the seed mean, with the spread of the per-seed values when there are several."""
+    if claim.get("ours_std") is None or claim.get("ours") is None:
+        return claim.get("ours")
+    return f"{format_number(claim['ours'])} ± {format_number(claim['ours_std'], 2)}"
+
+
 def _cpu_text(results: Mapping[str, Any]) -> str:
     return f" ({results['cpu_s']:.1f} s of CPU)" if results.get("cpu_s") is not None else ""
 
@@ -128,12 +135,16 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
         if len(shown) < len(method["metrics"]):
             lines += [f"Headline metrics only; all {len(method['metrics'])} are in each run's report.md.", ""]
         if method["claims"]:
-            lines += ["Claims (evaluated on the mean over seeds; per-seed passes in brackets):", ""]
+            lines += [
+                "Claims (evaluated on the mean over seeds, ± the standard deviation of the per-seed values; "
+                "per-seed passes in brackets):",
+                "",
+            ]
             claim_rows = [
                 [
                     c["id"],
                     ("PASS" if c["passed"] else "FAIL") + f" ({c['seed_passes']}/{c['seed_count']})",
-                    c.get("ours"),
+                    _ours_cell(c),
                     paper_cell(c),
                     c["description"],
                 ]

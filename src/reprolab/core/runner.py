@@ -13,6 +13,7 @@ import datetime as _dt
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -320,7 +321,14 @@ def _reproduce_one(
     claims = []
     for verdict in verdicts:
         seed_passes = sum(any(c["id"] == verdict.id and c["passed"] for c in result["claims"]) for result in per_seed)
-        claims.append({**verdict.to_dict(), "seed_passes": seed_passes, "seed_count": len(per_seed)})
+        claims.append(
+            {
+                **verdict.to_dict(),
+                "seed_passes": seed_passes,
+                "seed_count": len(per_seed),
+                "ours_std": _seed_std(verdict.id, per_seed),
+            }
+        )
     figures = sorted(str(p) for p in (Path(run_dirs[0]) / "figures").glob("*.png"))
     entry.update(
         {
@@ -336,6 +344,13 @@ def _reproduce_one(
         }
     )
     return entry
+
+
+def _seed_std(claim_id: str, per_seed: Sequence[Mapping[str, Any]]) -> float | None:
+    """Sample standard deviation over seeds of a claim's ``ours`` value (None with fewer than two values)."""
+    claims = [c for result in per_seed for c in result["claims"] if c["id"] == claim_id]
+    finite = [float(c["ours"]) for c in claims if c["ours"] is not None and math.isfinite(float(c["ours"]))]
+    return statistics.stdev(finite) if len(finite) >= 2 else None
 
 
 def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
