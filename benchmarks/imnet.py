@@ -8,6 +8,7 @@ folder, else trained here for ``--steps`` steps on procedural chairs and tables)
 coarse-to-fine grid differs from the dense one (IoU < 0.99) or saves less than half the evaluations.
 
     python benchmarks/imnet.py [--res 128] [--coarse 32] [--shapes 2] [--run runs/imnet] [--steps 600]
+    python benchmarks/imnet.py --diagnose runs/imnet     # where a quick run's Chamfer distance comes from
 """
 
 from __future__ import annotations
@@ -86,6 +87,75 @@ def measure(name: str, field, res: int, coarse: int) -> dict[str, float | str]:
     }
 
 
+def diagnose(run: str) -> None:
+    """Where the Chamfer distance of a finished quick run comes from (docs/imnet.md, "Why IM-AE still loses on
+    Chamfer distance"): both CD directions, the share of ground-truth surface points farther than 0.05 from the
+    reconstruction and their share of the GT -> reconstruction term, and voxel recall of thin vs thick parts."""
+    import yaml
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    from reprolab.core.checkpoint import load_checkpoint
+    from reprolab.core.seeding import derive_seed
+    from reprolab.imnet.data import cell_centres
+    from reprolab.imnet.mesh import marching_cubes, sample_mesh
+    from reprolab.imnet.model import CNNAE
+
+    meta = yaml.safe_load((Path(run) / "config.yaml").read_text())
+    cfg, res = meta["config"], meta["config"]["voxel_res"]
+    done = load_checkpoint(Path(run) / "checkpoints" / "last.pt", map_location="cpu")["user"]["done"]
+    shapes = make_shape_set(cfg["categories"], cfg["per_category"], res, derive_seed(meta["seed"], "data"))
+    test = []
+    for label in np.unique(shapes.labels):
+        members = np.flatnonzero(shapes.labels == label)
+        test.extend(members[max(1, int(round(cfg["train_fraction"] * len(members)))) :])
+    vox = shapes.voxels[np.asarray(test)]
+    vox = vox[np.unique(np.linspace(0, len(vox) - 1, min(cfg["eval_shapes"], len(vox))).round().astype(int))]
+    imae = IMAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"])
+    imae.load_state_dict(done["imae"]["state"])
+    cnn = CNNAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["cnn_gf_dim"])
+    cnn.load_state_dict(done["cnnae"]["state"])
+    imae.eval()
+    cnn.eval()
+    x = torch.from_numpy(vox).float()[:, None]
+    with torch.no_grad():
+        grids = {
+            "IM-AE": [
+                decode_field(imae.decoder, z)(cell_centres(res)).reshape((res,) * 3) >= 0.5 for z in imae.encoder(x)
+            ],
+            "CNN-AE": [g[0].numpy() >= 0.5 for g in cnn(x)],
+        }
+    rng = np.random.default_rng(0)
+    print(
+        f"{'model':<8}{'CD gt->rec':>11}{'CD rec->gt':>11}{'far pts':>9}{'far CD':>8}"
+        f"{'lower':>7}{'thin':>7}{'thick':>7}"
+    )
+    for name, recs in grids.items():
+        rows = []
+        for rec, gt in zip(recs, vox.astype(bool)):
+            thick = ndimage.binary_opening(gt, structure=np.ones((3, 3, 3)))
+            thin = gt & ~thick
+            a, _ = sample_mesh(marching_cubes(gt.astype(np.float32), cell_centred=True), 2048, rng)
+            mesh = marching_cubes(rec.astype(np.float32), cell_centred=True)
+            b = np.zeros((1, 3)) if mesh.empty else sample_mesh(mesh, 2048, rng)[0]
+            d = cKDTree(b).query(a)[0]
+            far = d > 0.05
+            middle = (a[:, 1].min() + a[:, 1].max()) / 2
+            rows.append(
+                [
+                    1000 * np.mean(d**2),
+                    1000 * np.mean(cKDTree(a).query(b)[0] ** 2),
+                    far.mean(),
+                    (d[far] ** 2).sum() / max((d**2).sum(), 1e-12),
+                    np.mean(a[far, 1] < middle) if far.any() else np.nan,
+                    rec[thin].mean() if thin.any() else np.nan,
+                    rec[thick].mean() if thick.any() else np.nan,
+                ]
+            )
+        m = np.nanmean(np.asarray(rows, dtype=float), axis=0)
+        print(f"{name:<8}{m[0]:>11.2f}{m[1]:>11.2f}{m[2]:>9.2f}{m[3]:>8.2f}{m[4]:>7.2f}{m[5]:>7.2f}{m[6]:>7.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--res", type=int, default=128)
@@ -94,8 +164,12 @@ def main() -> int:
     parser.add_argument("--run", default=None)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--diagnose", default=None, help="a finished run folder: CD breakdown instead of the benchmark")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.diagnose:
+        diagnose(args.diagnose)
+        return 0
     rows = [measure("sphere (analytic)", sphere, args.res, args.coarse)]
     model, vox = load_or_train(args.run, args.steps)
     model.eval()

@@ -26,6 +26,11 @@ TINY = [
     "c2f_coarse=8",
     "c2f_shapes=1",
     "figure_shapes=2",
+    "lfd_size=32",
+    "cnn_gan=true",
+    "svr_steps=3",
+    "svr_image=16",
+    "svr_width=4",
 ]
 
 
@@ -50,6 +55,12 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
         "gan_mmd_x1000",
         "c2f_iou_vs_dense_min",
         "c2f_eval_fraction",
+        "imae_lfd",
+        "cnnae_lfd",
+        "gan_mmd_lfd",
+        "cnngan_mmd_lfd",
+        "svr_iou",
+        "svr_cd_x1000",
     ):
         assert metrics[name] is not None, name
     assert 0.0 <= metrics["imae_iou"] <= 1.0 and 0.0 < metrics["c2f_eval_fraction"] <= 1.0

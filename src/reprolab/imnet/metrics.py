@@ -16,6 +16,7 @@ from scipy.spatial import cKDTree
 __all__ = [
     "chamfer_and_normals",
     "chamfer_distance",
+    "chamfer_matrix",
     "coverage_mmd",
     "largest_component_share",
     "voxel_iou",
@@ -38,6 +39,19 @@ def chamfer_distance(a: np.ndarray, b: np.ndarray) -> float:
     d_ab, _ = cKDTree(b).query(a)
     d_ba, _ = cKDTree(a).query(b)
     return float(np.mean(d_ab**2) + np.mean(d_ba**2))
+
+
+def chamfer_matrix(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarray:
+    """:func:`chamfer_distance` between every pair of point sets (len(first), len(second)), building one k-d
+    tree per point set instead of two per pair."""
+    trees_a = [cKDTree(a) if len(a) else None for a in first]
+    trees_b = [cKDTree(b) if len(b) else None for b in second]
+    out = np.full((len(first), len(second)), np.inf)
+    for i, (a, ta) in enumerate(zip(first, trees_a)):
+        for j, (b, tb) in enumerate(zip(second, trees_b)):
+            if ta is not None and tb is not None:
+                out[i, j] = np.mean(tb.query(a)[0] ** 2) + np.mean(ta.query(b)[0] ** 2)
+    return out
 
 
 def chamfer_and_normals(a: np.ndarray, na: np.ndarray, b: np.ndarray, nb: np.ndarray) -> tuple[float, float]:

@@ -1,5 +1,6 @@
-"""The IM-NET experiment body: data, IM-AE and CNN-AE training, reconstruction metrics, interpolation,
-IM-GAN generation, coarse-to-fine vs dense extraction, figures and mesh export."""
+"""The IM-NET experiment body: data, IM-AE and CNN-AE training, reconstruction metrics (IoU, CD, NC, simplified
+LFD), optional IM-SVR, interpolation, IM-GAN (and optional CNN-GAN) generation, coarse-to-fine vs dense
+extraction, figures and mesh export."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from reprolab.imnet.data import (
     write_imnet_hdf5,
 )
 from reprolab.imnet.experiment import IMNetConfig
+from reprolab.imnet.lfd import lfd_descriptors, lfd_matrix
 from reprolab.imnet.mesh import (
     Mesh,
     coarse_to_fine_grid,
@@ -34,12 +36,13 @@ from reprolab.imnet.mesh import (
 )
 from reprolab.imnet.metrics import (
     chamfer_and_normals,
-    chamfer_distance,
+    chamfer_matrix,
     coverage_mmd,
     largest_component_share,
     voxel_iou,
 )
 from reprolab.imnet.model import CNNAE, IMAE, LatentCritic, LatentGenerator
+from reprolab.imnet.svr import ImageEncoder, predict_codes, render_views, svr_directions, train_svr
 from reprolab.imnet.train import decode_field, encode, train_cnnae, train_imae, train_latent_gan
 
 if TYPE_CHECKING:
@@ -56,6 +59,8 @@ class Split:
 
 
 def run_imnet(config: IMNetConfig, ctx: RunContext) -> dict[str, float]:
+    """The whole experiment. The runner limits numpy's BLAS to ``--threads`` as well as torch: multi-threaded
+    BLAS on small matrices mostly spins on a shared machine (the Zernike moments of lfd.py ran 100x slower)."""
     sweep = Sweep(ctx)
     split = _load_data(config, ctx)
     device = ctx.device
@@ -76,33 +81,50 @@ def run_imnet(config: IMNetConfig, ctx: RunContext) -> dict[str, float]:
     gt_samples = [
         sample_mesh(m, config.cd_points, np.random.default_rng(ctx.seed_for("gt", i))) for i, m in enumerate(gt_meshes)
     ]
+    gt_desc = [lfd_descriptors(g, config.lfd_size) for g in gt_grids] if config.lfd_size else None
     z_test = encode(imae.encoder, test_vox[eval_idx])
     im_grids = [_decode_grid(imae, z, res) for z in z_test]
     with torch.no_grad():
         cnn_grids = [cnnae(test_vox[i : i + 1])[0, 0].cpu().numpy() for i in eval_idx]
     recon = {}
     for name, grids in (("imae", im_grids), ("cnnae", cnn_grids)):
-        recon[name] = _reconstruction_metrics(ctx, name, grids, gt_grids, gt_samples, config.cd_points)
+        recon[name] = _reconstruction_metrics(ctx, config, name, grids, gt_grids, gt_samples, gt_desc)
         metrics.update({f"{name}_{k}": v for k, v in recon[name]["summary"].items()})
-    ctx.add_table(
-        f"Reconstruction of {n_eval} held-out shapes at {res}^3 (same latent size z={config.z_dim}); CD: squared L2, "
-        f"sum of both directions, x1000, {config.cd_points} points per mesh, unit cube [-0.5, 0.5]^3",
-        ["model", "IoU", "CD x1000", "normal consistency"],
-        [
-            [
-                name,
-                f"{metrics[f'{name}_iou']:.4f}",
-                f"{metrics[f'{name}_cd_x1000']:.3f}",
-                f"{metrics[f'{name}_nc']:.4f}",
-            ]
-            for name in ("imae", "cnnae")
-        ],
-    )
+    names = ["imae", "cnnae"]
+    if config.svr_steps:
+        svr_grids = _single_view(config, ctx, sweep, imae, split, train_vox, eval_idx)
+        recon["svr"] = _reconstruction_metrics(ctx, config, "svr", svr_grids, gt_grids, gt_samples, gt_desc)
+        metrics.update({f"svr_{k}": v for k, v in recon["svr"]["summary"].items()})
+        names.append("svr")
+    _reconstruction_table(config, ctx, metrics, names, n_eval, res)
     _figure_reconstructions(config, ctx, split, eval_idx, gt_meshes, recon)
     metrics.update(_interpolation(config, ctx, imae, split, test_vox))
-    metrics.update(_generation(config, ctx, sweep, imae, train_vox, split, gt_samples))
+    metrics.update(_generation(config, ctx, sweep, imae, cnnae, train_vox, split, gt_samples, gt_desc))
     metrics.update(_coarse_to_fine(config, ctx, imae, z_test))
     return metrics
+
+
+def _reconstruction_table(
+    config: IMNetConfig, ctx: RunContext, metrics: dict[str, float], names: list[str], n_eval: int, res: int
+) -> None:
+    labels = {"imae": "IM-AE", "cnnae": "CNN-AE", "svr": "IM-SVR (one rendered view)"}
+    columns = ["model", "IoU", "CD x1000", "normal consistency"] + (["LFD (simplified)"] if config.lfd_size else [])
+    rows = []
+    for name in names:
+        row = [
+            labels[name],
+            f"{metrics[f'{name}_iou']:.4f}",
+            f"{metrics[f'{name}_cd_x1000']:.3f}",
+            f"{metrics[f'{name}_nc']:.4f}",
+        ]
+        rows.append(row + ([f"{metrics[f'{name}_lfd']:.3f}"] if config.lfd_size else []))
+    ctx.add_table(
+        f"Reconstruction of {n_eval} held-out shapes at {res}^3 (same latent size z={config.z_dim}); CD: squared L2, "
+        f"sum of both directions, x1000, {config.cd_points} points per mesh, unit cube [-0.5, 0.5]^3; LFD: "
+        "simplified light-field distance (lfd.py; not on the paper's scale)",
+        columns,
+        rows,
+    )
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -207,27 +229,33 @@ def _decode_grid(model: IMAE, z: torch.Tensor, res: int) -> np.ndarray:
 
 def _reconstruction_metrics(
     ctx: RunContext,
+    config: IMNetConfig,
     name: str,
     grids: list[np.ndarray],
     gt_grids: np.ndarray,
     gt_samples: list[tuple[np.ndarray, np.ndarray]],
-    cd_points: int,
+    gt_desc: list[np.ndarray] | None,
 ) -> dict:
-    ious, cds, ncs, meshes = [], [], [], []
+    ious, cds, ncs, meshes, lfds = [], [], [], [], []
     for i, (grid, gt, (gp, gn)) in enumerate(zip(grids, gt_grids, gt_samples)):
         ious.append(voxel_iou(grid >= 0.5, gt))
         mesh = marching_cubes(grid, cell_centred=True)
         meshes.append(mesh)
-        points, normals = _surface_or_origin(mesh, cd_points, np.random.default_rng(ctx.seed_for(name, "cd", i)))
+        rng = np.random.default_rng(ctx.seed_for(name, "cd", i))
+        points, normals = _surface_or_origin(mesh, config.cd_points, rng)
         cd, nc = chamfer_and_normals(points, normals, gp, gn)
         cds.append(cd)
         ncs.append(nc)
+        if gt_desc is not None:
+            lfds.append(lfd_matrix([lfd_descriptors(grid >= 0.5, config.lfd_size)], [gt_desc[i]])[0, 0])
     summary = {
         "iou": float(np.mean(ious)),
         "cd_x1000": 1000.0 * float(np.mean(cds)),
         "nc": float(np.mean(ncs)),
         "empty_fraction": float(np.mean([m.empty for m in meshes])),
     }
+    if lfds:
+        summary["lfd"] = float(np.mean(lfds))
     return {"summary": summary, "meshes": meshes}
 
 
@@ -240,8 +268,12 @@ def _figure_reconstructions(
         [recon["imae"]["meshes"][c] for c in cols],
         [recon["cnnae"]["meshes"][c] for c in cols],
     ]
+    row_titles = ["ground truth", "IM-AE", "CNN-AE"]
+    if "svr" in recon:
+        rows.append([recon["svr"]["meshes"][c] for c in cols])
+        row_titles.append("IM-SVR")
     titles = [split.test.categories[split.test.labels[eval_idx[c]]] for c in cols]
-    render_meshes(ctx.figure_path("reconstructions"), rows, ["ground truth", "IM-AE", "CNN-AE"], titles)
+    render_meshes(ctx.figure_path("reconstructions"), rows, row_titles, titles)
     mesh_dir = ctx.out_dir / "meshes"
     mesh_dir.mkdir(exist_ok=True)
     write_obj(mesh_dir / "imae_test0.obj", recon["imae"]["meshes"][0])
@@ -289,21 +321,69 @@ def _generation(
     ctx: RunContext,
     sweep: Sweep,
     imae: IMAE,
+    cnnae: CNNAE,
     train_vox: torch.Tensor,
     split: Split,
     gt_samples: list[tuple[np.ndarray, np.ndarray]],
+    gt_desc: list[np.ndarray] | None,
 ) -> dict[str, float]:
-    """IM-GAN (Sec. 3.3): WGAN-GP on training codes; decode samples; coverage / MMD (CD) against test shapes."""
-    codes = encode(imae.encoder, train_vox)
-    torch.manual_seed(ctx.seed_for("gan", "init"))
+    """IM-GAN (Sec. 3.3): WGAN-GP on training codes, samples decoded by the implicit decoder; coverage / MMD
+    against the held-out shapes with the Chamfer distance and (if ``lfd_size``) the simplified LFD. CNN-GAN
+    (the paper's Sec. 4.3 baseline, ``cnn_gan``): the same latent GAN on the CNN-AE's codes, decoded by the
+    CNN decoder. Reference: as many ground-truth training shapes as samples."""
+    res = split.train.res
+    sampled = {"gan": _latent_gan_samples(config, ctx, sweep, "gan", encode(imae.encoder, train_vox))}
+    grids = {"gan": [_decode_grid(imae, z, res) for z in sampled["gan"]]}
+    if config.cnn_gan:
+        sampled["cnngan"] = _latent_gan_samples(config, ctx, sweep, "cnngan", encode(cnnae.encoder, train_vox))
+        with torch.no_grad():
+            grids["cnngan"] = [cnnae.decoder(z[None])[0, 0].cpu().numpy() for z in sampled["cnngan"]]
+    train_idx = _spread(len(split.train), min(config.gan_samples, len(split.train)))
+    grids["train_set"] = [split.train.voxels[i].astype(np.float32) for i in train_idx]
+    meshes = {name: [marching_cubes(g, cell_centred=True) for g in gs] for name, gs in grids.items()}
+    ref_points = [p for p, _ in gt_samples]
+    metrics: dict[str, float] = {}
+    rows = []
+    labels = {"gan": "IM-GAN", "cnngan": "CNN-GAN (baseline)", "train_set": "training shapes (reference)"}
+    for name, mesh_list in meshes.items():
+        rng = np.random.default_rng(ctx.seed_for(name, "cd"))
+        points = [_surface_or_origin(m, config.cd_points, rng)[0] for m in mesh_list]
+        cov, mmd = coverage_mmd(chamfer_matrix(points, ref_points))
+        metrics[f"{name}_coverage"], metrics[f"{name}_mmd_x1000"] = cov, 1000.0 * mmd
+        row = [f"{labels[name]} ({len(mesh_list)})", f"{cov:.3f}", f"{1000.0 * mmd:.3f}"]
+        if gt_desc is not None:
+            desc = [lfd_descriptors(g >= 0.5, config.lfd_size) for g in grids[name]]
+            cov_l, mmd_l = coverage_mmd(lfd_matrix(desc, gt_desc))
+            metrics[f"{name}_coverage_lfd"], metrics[f"{name}_mmd_lfd"] = cov_l, mmd_l
+            row += [f"{cov_l:.3f}", f"{mmd_l:.3f}"]
+        if name != "train_set":
+            metrics[f"{name}_empty_fraction"] = float(np.mean([m.empty for m in mesh_list]))
+        rows.append(row)
+    ctx.add_table(
+        f"Generation: coverage / MMD against {len(ref_points)} held-out shapes (Chamfer x1000"
+        + ("; simplified LFD)" if gt_desc is not None else ")"),
+        ["samples", "COV (CD)", "MMD-CD x1000"] + (["COV (LFD)", "MMD-LFD"] if gt_desc is not None else []),
+        rows,
+    )
+    cols = max(1, min(8, len(meshes["gan"])))
+    rows_m = [meshes["gan"][:cols]] + ([meshes["cnngan"][:cols]] if "cnngan" in meshes else [])
+    render_meshes(ctx.figure_path("gan_samples"), rows_m, ["IM-GAN", "CNN-GAN"][: len(rows_m)], [])
+    return metrics
+
+
+def _latent_gan_samples(
+    config: IMNetConfig, ctx: RunContext, sweep: Sweep, unit: str, codes: torch.Tensor
+) -> torch.Tensor:
+    """Train (or reload) a latent WGAN-GP on ``codes`` and return ``gan_samples`` generated codes."""
+    torch.manual_seed(ctx.seed_for(unit, "init"))
     gen = LatentGenerator(config.gan_noise_dim, config.z_dim, config.gan_hidden).to(ctx.device)
     critic = LatentCritic(config.z_dim, config.gan_hidden).to(ctx.device)
-    if sweep.is_done("gan"):
-        gen.load_state_dict(sweep.result("gan")["state"])
+    if sweep.is_done(unit):
+        gen.load_state_dict(sweep.result(unit)["state"])
     else:
         train_latent_gan(
             sweep,
-            "gan",
+            unit,
             gen,
             critic,
             codes,
@@ -313,52 +393,56 @@ def _generation(
             n_critic=config.gan_n_critic,
             gp_weight=config.gan_gp_weight,
             lr=config.gan_lr,
-            generator=ctx.generator("gan", "train", device="cpu"),
+            generator=ctx.generator(unit, "train", device="cpu"),
             checkpoint_every=config.checkpoint_every,
         )
-        sweep.complete("gan", {"state": gen.state_dict()})
+        sweep.complete(unit, {"state": gen.state_dict()})
     gen.eval()
-    noise = torch.randn(
-        config.gan_samples, config.gan_noise_dim, generator=ctx.generator("gan", "sample", device="cpu")
-    )
+    noise = torch.randn(config.gan_samples, config.gan_noise_dim, generator=ctx.generator(unit, "sample", device="cpu"))
     with torch.no_grad():
-        sampled = gen(noise.to(ctx.device))
-    res = split.train.res
-    meshes = [marching_cubes(_decode_grid(imae, z, res), cell_centred=True) for z in sampled]
-    metrics = {}
-    ref_points = [p for p, _ in gt_samples]
-    rng = np.random.default_rng(ctx.seed_for("gan", "cd"))
-    gen_points = [_surface_or_origin(m, config.cd_points, rng)[0] for m in meshes]
-    # reference point: training shapes (ground truth) as "samples" of the same count
-    train_idx = _spread(len(split.train), min(config.gan_samples, len(split.train)))
-    train_meshes = [marching_cubes(split.train.voxels[i], cell_centred=True) for i in train_idx]
-    train_points = [sample_mesh(m, config.cd_points, rng)[0] for m in train_meshes]
-    for name, points in (("gan", gen_points), ("train_set", train_points)):
-        dist = np.array([[chamfer_distance(p, q) for q in ref_points] for p in points])
-        cov, mmd = coverage_mmd(dist)
-        metrics[f"{name}_coverage"] = cov
-        metrics[f"{name}_mmd_x1000"] = 1000.0 * mmd
-    metrics["gan_empty_fraction"] = float(np.mean([m.empty for m in meshes]))
-    ctx.add_table(
-        f"Generation: coverage / MMD (Chamfer x1000) against {len(ref_points)} held-out shapes",
-        ["samples", "coverage", "MMD x1000"],
-        [
-            [
-                f"IM-GAN ({len(gen_points)} samples)",
-                f"{metrics['gan_coverage']:.3f}",
-                f"{metrics['gan_mmd_x1000']:.3f}",
-            ],
-            [
-                f"training shapes ({len(train_points)})",
-                f"{metrics['train_set_coverage']:.3f}",
-                f"{metrics['train_set_mmd_x1000']:.3f}",
-            ],
-        ],
+        return gen(noise.to(ctx.device))
+
+
+def _single_view(
+    config: IMNetConfig,
+    ctx: RunContext,
+    sweep: Sweep,
+    imae: IMAE,
+    split: Split,
+    train_vox: torch.Tensor,
+    eval_idx: np.ndarray,
+) -> list[np.ndarray]:
+    """IM-SVR (Sec. 3.4): an image encoder regresses the frozen IM-AE codes of the training shapes from
+    rendered views (MSE); held-out shapes are reconstructed from one unseen view by the frozen decoder."""
+    directions = svr_directions(config.svr_views + 1)  # the last direction is only used for test images
+    train_images = torch.from_numpy(render_views(split.train.voxels, directions[:-1], config.svr_image))
+    test_images = torch.from_numpy(render_views(split.test.voxels[eval_idx], directions[-1:], config.svr_image))
+    codes = encode(imae.encoder, train_vox)
+    torch.manual_seed(ctx.seed_for("svr", "init"))
+    model = ImageEncoder(config.svr_image, config.z_dim, config.svr_width).to(ctx.device)
+    if sweep.is_done("svr"):
+        model.load_state_dict(sweep.result("svr")["state"])
+    else:
+        train_svr(
+            sweep,
+            "svr",
+            model,
+            train_images.to(ctx.device),
+            codes,
+            steps=config.svr_steps,
+            batch_size=config.svr_batch,
+            lr=config.svr_lr,
+            generator=ctx.generator("svr", "train", device="cpu"),
+            checkpoint_every=config.checkpoint_every,
+        )
+        sweep.complete("svr", {"state": model.state_dict()})
+    z = predict_codes(model, test_images[:, 0].to(ctx.device))
+    ctx.note(
+        f"IM-SVR: a 2D CNN (width {config.svr_width}) regresses the frozen IM-AE codes from {config.svr_image}^2 "
+        f"depth-shaded renderings ({config.svr_views} views per training shape, {config.svr_steps} steps); held-out "
+        "shapes are decoded from one further, unseen view."
     )
-    cols = max(1, min(8, len(meshes)))
-    rows = [meshes[i : i + cols] for i in range(0, min(len(meshes), 2 * cols), cols)]
-    render_meshes(ctx.figure_path("gan_samples"), rows, ["IM-GAN"] * len(rows), [])
-    return metrics
+    return [_decode_grid(imae, zi, split.train.res) for zi in z]
 
 
 def _surface_or_origin(mesh: Mesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

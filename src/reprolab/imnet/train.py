@@ -175,9 +175,11 @@ def train_latent_gan(
     def step_fn(step: int) -> dict[str, float]:
         for _ in range(n_critic):
             real = codes[torch.randint(0, len(codes), (batch_size,), generator=generator).to(device)]
-            fake = gen(noise(batch_size)).detach()
+            with torch.no_grad():  # the critic step needs no generator graph
+                fake = gen(noise(batch_size))
             gp = gradient_penalty(critic, real, fake, generator=generator)
-            wasserstein = critic(real).mean() - critic(fake).mean()
+            scores = critic(torch.cat([real, fake]))  # one forward pass for both halves
+            wasserstein = scores[:batch_size].mean() - scores[batch_size:].mean()
             loss_d = -wasserstein + gp_weight * gp
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
