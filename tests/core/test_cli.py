@@ -127,3 +127,16 @@ def test_threads_option_is_validated_and_restored(tmp_path):
     ok = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--threads", "1", "--out", str(tmp_path / "u")])
     assert ok.exit_code == 0, ok.output
     assert torch.get_num_threads() == before
+
+
+def test_cpu_threads_limits_torch_and_blas_then_restores():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from reprolab.core.runner import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    assert torch.get_num_threads() == before

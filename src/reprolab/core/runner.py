@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
 import platform
 import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,24 @@ def resolve_threads(threads: int | None = None) -> int:
     if threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     return threads
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """Limit torch and the BLAS/OpenMP pools numpy and scikit-learn use to ``count`` threads, then restore them.
+
+    Multi-threaded BLAS on small matrices mostly spins on a shared machine, and the thread count also changes
+    reduction order; ``--threads`` therefore governs both libraries.
+    """
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def default_run_dir(method: str, preset: str, seed: int) -> Path:
@@ -162,12 +181,8 @@ def run_experiment(
     )
     if not resume:
         ctx.metrics_path.write_text("")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(thread_count)
-    try:
+    with cpu_threads(thread_count):
         metrics = _clean_metrics(experiment.run(config, ctx), method)
-    finally:
-        torch.set_num_threads(previous_threads)
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
     atomic_write_json(finished, results)
     atomic_write_text(out_dir / "report.md", render_run_report(results, out_dir))
