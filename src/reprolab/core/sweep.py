@@ -19,6 +19,8 @@ from reprolab.core.runs import RunContext
 __all__ = ["Sweep"]
 
 StepFn = Callable[[int], Mapping[str, float]]
+# A loss function for :meth:`Sweep.minimise`: the step's loss, or the loss and extra scalars to log.
+LossFn = Callable[[int], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
 
 class Sweep:
@@ -91,3 +93,42 @@ class Sweep:
                 if generator is not None:
                     self._partial["generator"] = generator.get_state()
                 self._save()
+
+    def minimise(
+        self,
+        unit: str,
+        *,
+        steps: int,
+        loss_fn: LossFn,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator | None = None,
+        checkpoint_every: int = 0,
+        log_every: int = 0,
+        scheduler: Any = None,
+    ) -> None:
+        """:meth:`train` for the common loop: ``loss_fn(step)`` builds the loss (optionally with extra scalars);
+        the gradient step (zero_grad, backward, optimiser step, then ``scheduler.step()``) is taken here and
+        ``loss`` is logged with the extras."""
+
+        def step_fn(step: int) -> Mapping[str, float]:
+            out = loss_fn(step)
+            loss, extras = out if isinstance(out, tuple) else (out, {})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            return {"loss": float(loss.detach()), **extras}
+
+        self.train(
+            unit,
+            steps=steps,
+            step_fn=step_fn,
+            model=model,
+            optimizer=optimizer,
+            generator=generator,
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            scheduler=scheduler,
+        )

@@ -121,19 +121,15 @@ def train_svr(
     n, views = images.shape[:2]
     device = images.device
 
-    def step_fn(step: int) -> dict[str, float]:
+    def loss_fn(step: int) -> Tensor:
         shapes = torch.randint(0, n, (batch_size,), generator=generator).to(device)
         view = torch.randint(0, views, (batch_size,), generator=generator).to(device)
-        loss = torch.mean((model(images[shapes, view]) - codes[shapes]) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item()}
+        return torch.mean((model(images[shapes, view]) - codes[shapes]) ** 2)
 
-    sweep.train(
+    sweep.minimise(
         unit,
         steps=steps,
-        step_fn=step_fn,
+        loss_fn=loss_fn,
         model=model,
         optimizer=optimizer,
         generator=generator,

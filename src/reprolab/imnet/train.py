@@ -70,7 +70,7 @@ def train_imae(
     n_shapes = voxels.shape[0]
     total = sum(steps for _, steps in schedule)
 
-    def step_fn(step: int) -> dict[str, float]:
+    def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:
         res = resolution_at(step, schedule)
         points, values = point_sets[res]
         shapes = torch.randint(0, n_shapes, (batch_shapes,), generator=generator).to(device)
@@ -78,16 +78,12 @@ def train_imae(
         chosen = torch.randint(0, m, (batch_shapes, min(batch_points, m)), generator=generator).to(device)
         p = torch.gather(points[shapes], 1, chosen[..., None].expand(-1, -1, 3))
         v = torch.gather(values[shapes], 1, chosen[..., None])
-        loss = torch.mean((model(voxels[shapes], p) - v) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), "res": float(res)}
+        return torch.mean((model(voxels[shapes], p) - v) ** 2), {"res": float(res)}
 
-    sweep.train(
+    sweep.minimise(
         unit,
         steps=total,
-        step_fn=step_fn,
+        loss_fn=loss_fn,
         model=model,
         optimizer=optimizer,
         generator=generator,
@@ -114,19 +110,15 @@ def train_cnnae(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999))
     n_shapes = voxels.shape[0]
 
-    def step_fn(step: int) -> dict[str, float]:
+    def loss_fn(step: int) -> Tensor:
         shapes = torch.randint(0, n_shapes, (batch_shapes,), generator=generator).to(voxels.device)
         target = voxels[shapes]
-        loss = torch.mean((model(target) - target) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item()}
+        return torch.mean((model(target) - target) ** 2)
 
-    sweep.train(
+    sweep.minimise(
         unit,
         steps=steps,
-        step_fn=step_fn,
+        loss_fn=loss_fn,
         model=model,
         optimizer=optimizer,
         generator=generator,

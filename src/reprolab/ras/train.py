@@ -42,27 +42,20 @@ def train_ras(
     images, masks = data.images, data.masks
     model.train()
 
-    def step_fn(step: int) -> Mapping[str, float]:
+    def loss_fn(step: int) -> tuple[torch.Tensor, Mapping[str, float]]:
         index = torch.randint(len(data), (batch_size,), generator=generator)
         flip = torch.rand(batch_size, generator=generator) < 0.5
         x, y = images[index].clone(), masks[index].clone()
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
         x, y = normalize(x.to(device)), y.to(device)
         output = model(x, oracle_coarse_logits(y, coarse_oracle) if coarse_oracle > 0 else None)
-        loss = deep_supervision_loss(output, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        return {
-            "loss": loss.item(),
-            "final_bce": torch.nn.functional.binary_cross_entropy_with_logits(output.logits, y).item(),
-        }
+        final_bce = torch.nn.functional.binary_cross_entropy_with_logits(output.logits, y).item()
+        return deep_supervision_loss(output, y), {"final_bce": final_bce}
 
-    sweep.train(
+    sweep.minimise(
         unit,
         steps=steps,
-        step_fn=step_fn,
+        loss_fn=loss_fn,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,

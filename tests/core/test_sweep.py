@@ -1,0 +1,48 @@
+"""Sweep.minimise: the shared gradient-step loop logs the loss and extras and steps the scheduler."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from reprolab.core.runs import RunContext
+from reprolab.core.sweep import Sweep
+
+
+def _context(tmp_path) -> RunContext:
+    ctx = RunContext(tmp_path, "demo", "quick", 0, torch.device("cpu"), tmp_path, "fp")
+    ctx.metrics_path.write_text("")
+    return ctx
+
+
+def test_minimise_descends_logs_extras_and_steps_scheduler(tmp_path):
+    ctx = _context(tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.constant_(weight.weight, 3.0)
+    optimizer = torch.optim.SGD(weight.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
+
+    def loss_fn(step: int):
+        loss = (weight.weight**2).sum()  # minimum at 0
+        return loss, {"w": float(weight.weight.detach())}
+
+    Sweep(ctx).minimise("fit", steps=10, loss_fn=loss_fn, model=weight, optimizer=optimizer, log_every=5,
+                        scheduler=scheduler)
+    assert abs(float(weight.weight)) < 3.0 * 0.9**5  # ten descent steps, lr halved after five
+    assert optimizer.param_groups[0]["lr"] == 0.05 * 0.5
+    rows = [json.loads(line) for line in ctx.metrics_path.read_text().splitlines()]
+    assert [row["step"] for row in rows] == [5, 10]
+    assert rows[1]["loss"] < rows[0]["loss"] and "w" in rows[0]
+
+
+def test_minimise_accepts_a_bare_loss(tmp_path):
+    ctx = _context(tmp_path)
+    weight = torch.nn.Parameter(torch.tensor([2.0]))
+    model = torch.nn.Module()
+    model.weight = weight
+    optimizer = torch.optim.SGD([weight], lr=0.25)
+    Sweep(ctx).minimise("fit", steps=1, loss_fn=lambda step: (weight**2).sum(), model=model, optimizer=optimizer,
+                        log_every=1)
+    assert float(weight) == 1.0  # 2 - 0.25 * 2 * 2
+    assert json.loads(ctx.metrics_path.read_text())["loss"] == 4.0
