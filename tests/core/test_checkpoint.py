@@ -115,6 +115,10 @@ def test_read_state_dict_names_the_file_and_the_expected_content(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(DataError, match=r"junk\.pt: not a readable VGG state dict"):
         read_state_dict(tmp_path / "junk.pt", what="VGG state dict")
+    for name, content in (("text.pt", b"junk\n"), ("words.pt", b"not a checkpoint at all\n" * 3)):
+        (tmp_path / name).write_bytes(content)  # the legacy reader raises KeyError and friends on these
+        with pytest.raises(DataError, match="not a readable"):
+            read_state_dict(tmp_path / name)
     torch.save([torch.ones(1)], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match=r"list\.pt: expected a state dict"):
         read_state_dict(tmp_path / "list.pt", error=CheckpointError)

@@ -34,8 +34,12 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "reprolab-checkpoint-v1"
 
-# What torch.load raises on a truncated, corrupt, foreign or unsafe file (struct.error: a file of a few bytes).
-_UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError, struct.error)
+# What torch.load raises on a truncated, corrupt, foreign or unsafe file (struct.error: a file of a few bytes;
+# KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError: the legacy reader on short text files).
+_UNREADABLE = (
+    RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError, struct.error,
+    KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError,
+)
 
 
 def _first_line(err: BaseException) -> str:
