@@ -45,11 +45,21 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [("stem", "huge", "stem"), ("widths", [8, 8], "widths"), ("beam_width", 0, "beam_width"),
-     ("threshold", 1.0, "threshold"), ("scale_max", 40, "scale_max"), ("max_digits", 11, "max_digits")],
+     ("threshold", 1.0, "threshold"), ("scale_max", 40, "scale_max"), ("max_digits", 11, "max_digits"),
+     ("hidden", 0, "hidden"), ("embed", 0, "embed"), ("attention_dim", 0, "attention_dim"),
+     ("cnn_lr", -1.0, "cnn_lr"), ("rnn_lr", 0.0, "rnn_lr"), ("prob_weight", -1.0, "prob_weight"),
+     ("attention_images", -1, "attention_images"), ("checkpoint_every", -5, "checkpoint_every")],
 )
 def test_config_validation_names_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message):
         OrderFreeConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("item", ["attention_images=-1", "cnn_lr=-1", "hidden=0"])
+def test_cli_bad_value_is_one_line_error_naming_the_field(tmp_path, item):
+    result = CliRunner().invoke(app, ["run", "orderfree", "--set", item, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert item.split("=")[0] in result.output
 
 
 def test_cli_rejects_unknown_key(tmp_path):
@@ -82,3 +92,24 @@ def test_cli_run_with_fine_tuned_backbone(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "results.json").read_text())["metrics"]
     assert 0.0 <= metrics["orderfree_beam_cf1"] <= 100.0
+
+
+@pytest.mark.slow
+def test_cli_run_initialises_the_cnn_from_a_torchvision_format_file(tmp_path):
+    import torch
+
+    from reprolab.orderfree.model import ResNetBackbone
+
+    state = ResNetBackbone((8, 8, 16), (1, 1, 1), in_channels=3).state_dict()
+    state["fc.weight"], state["fc.bias"] = torch.randn(1000, 16), torch.randn(1000)
+    weights = tmp_path / "resnet.pth"
+    torch.save(state, weights)
+    out = tmp_path / "run"
+    args = ["run", "orderfree", "--out", str(out), "--set", f"pretrained_path={weights}"]
+    for item in [*TINY, "n_train=40", "n_test=10", "cnn_steps=2", "rnn_steps=2", "cnn_batch_size=8",
+                 "rnn_batch_size=8"]:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    notes = json.loads((out / "results.json").read_text())["notes"]
+    assert any(str(weights) in note and "fc.bias, fc.weight" in note for note in notes)

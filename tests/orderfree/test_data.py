@@ -102,6 +102,33 @@ def test_coco_reader_errors_name_the_entry(tmp_path):
         read_coco_instances(tmp_path / "absent.json")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(lambda d: d.update(categories=5), "'categories' must be a list"),
+     (lambda d: d["categories"].append({"id": 1, "name": "again"}), r"categories\[3\]: duplicate category id 1"),
+     (lambda d: d["categories"][0].update(id="dog"), r"categories\[0\]: id must be an integer"),
+     (lambda d: d["images"].append({"id": 7}), r"images\[3\]: duplicate image id 7"),
+     (lambda d: d["images"][0].update(id=[7]), r"images\[0\]: id must be an integer or a string"),
+     (lambda d: d["annotations"][0].update(category_id="x"), r"annotations\[0\]: category_id must be an integer")],
+)
+def test_coco_reader_refuses_malformed_entries(tmp_path, change, message):
+    path = _coco(tmp_path, [{"image_id": 7, "category_id": 1}])
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=message):
+        read_coco_instances(path)
+
+
+def test_readers_refuse_non_utf8_files(tmp_path):
+    (tmp_path / "bad.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(DataError, match="bad.json: not UTF-8"):
+        read_coco_instances(tmp_path / "bad.json")
+    (tmp_path / "bad.txt").write_bytes(b"\xff 0.5 0.5 0.5 0.5\n")
+    with pytest.raises(DataError, match="bad.txt: not UTF-8"):
+        read_yolo_labels(tmp_path, num_classes=4)
+
+
 def test_yolo_reader_turns_boxes_into_label_sets(tmp_path):
     (tmp_path / "x.txt").write_text("3 0.5 0.5 0.2 0.2\n3 0.1 0.1 0.1 0.1\n0 0.5 0.5 1 1\n")
     (tmp_path / "y.txt").write_text("\n")

@@ -105,3 +105,13 @@ def test_salient_objects_contrast_more_with_the_background_than_the_rest_of_the_
 def test_normalize_uses_imagenet_statistics():
     x = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
     assert torch.allclose(normalize(x), torch.zeros(1, 3, 2, 2), atol=1e-6)
+
+
+def test_reader_accepts_masks_coded_zero_one(tmp_path):
+    _write_pair(tmp_path, "a", value=1)  # a class-index mask (0/1), not 0/255
+    _write_pair(tmp_path, "b", value=255)
+    data = read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+    assert data.masks[0].sum() == 12 and data.masks[1].sum() == 12
+    assert torch.equal(data.masks[0], data.masks[1])
+    _write_pair(tmp_path, "c", value=100)  # grey levels below the threshold stay background
+    assert read_saliency_folder(tmp_path / "images", tmp_path / "masks").masks[2].sum() == 0

@@ -59,3 +59,25 @@ def test_presets_resolve_and_bad_configs_name_the_field():
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"data": "imagenet"})
     with pytest.raises(ConfigError, match="train_images"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"data": "folder"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr", -1, "lr: must be > 0"),
+        ("weight_decay", -0.1, "weight_decay: must be >= 0"),
+        ("checkpoint_every", -3, "checkpoint_every: must be >= 0"),
+        ("figure_examples", -1, "figure_examples: must be >= 0"),
+        ("n_test", 0, "n_test: must be >= 1"),
+        ("batch_size", 0, "batch_size: must be >= 1"),
+        ("steps", -5, "steps: must be >= 0"),
+        ("width", float("nan"), "width: must be > 0"),
+        ("pretrain_lr", 0, "pretrain_lr: must be > 0"),
+        ("pretrain_batch", 0, "pretrain_batch: must be >= 1"),
+        ("fps_repeats", 0, "fps_repeats: must be >= 1"),
+    ],
+)
+def test_each_bad_value_names_its_field(key, value, message):
+    experiment = get_experiment("ras")
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {key: value})

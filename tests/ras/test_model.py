@@ -63,9 +63,14 @@ def test_loading_refuses_wrong_shapes_and_missing_keys(tmp_path):
     with pytest.raises(DataError, match="features.28.bias"):
         load_vgg16_backbone(model, state)
     bad = tmp_path / "broken.pth"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="broken.pth"):
-        load_vgg16_backbone(model, bad)
+    for junk in (b"not a checkpoint", b"junk\n", b"x", b"PK\x03\x04garbage"):
+        bad.write_bytes(junk)
+        with pytest.raises(DataError, match="broken.pth"):
+            load_vgg16_backbone(model, bad)
+    state = _torchvision_vgg16_state(width=0.125)
+    state["features.0.weight"] = [[1.0]]
+    with pytest.raises(DataError, match=r"features\.0\.weight is a list, not a tensor"):
+        load_vgg16_backbone(model, state)
 
 
 def test_side_outputs_have_the_resolution_of_their_vgg_stage():

@@ -190,43 +190,88 @@ def _require_keys(item: object, keys: tuple[str, ...], where: str) -> dict:
     return item
 
 
+def _require_list(data: dict, key: str, path: Path) -> list:
+    value = data[key]
+    if not isinstance(value, list):
+        raise DataError(f"{path}: {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _integer_id(value: object, where: str, field: str) -> int:
+    """An integer id (COCO ids are integers); a string of digits is accepted, anything else is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"{where}: {field} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError as error:
+        raise DataError(f"{where}: {field} must be an integer, got {value!r}") from error
+
+
+def _image_id(value: object, where: str, field: str) -> int | str:
+    """An image id: an integer (COCO) or a string (some COCO-style exports); nothing else."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"{where}: {field} must be an integer or a string, got {value!r}")
+    return value
+
+
 def read_coco_instances(path: str | Path) -> MultiLabelSet:
     """Image-level label sets from a COCO ``instances_*.json``: an image's labels = its boxes' categories.
 
     Category ids (sparse in COCO: 1..90) are mapped to contiguous labels in increasing id order.
-    Images without annotations get an empty label set. Errors name the file and the offending entry.
+    Images without annotations get an empty label set. Errors name the file and the offending entry
+    (missing fields, non-integer or duplicated ids, annotations pointing at unknown images or categories).
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetMissingError(f"{path}: COCO instances JSON not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from error
     data = _require_keys(data, ("images", "annotations", "categories"), str(path))
-    categories = sorted(
-        (_require_keys(c, ("id", "name"), f"{path}: categories[{i}]") for i, c in enumerate(data["categories"])),
-        key=lambda c: c["id"],
-    )
-    label_of = {int(c["id"]): index for index, c in enumerate(categories)}
-    images = [_require_keys(im, ("id",), f"{path}: images[{i}]") for i, im in enumerate(data["images"])]
-    position = {im["id"]: row for row, im in enumerate(images)}
-    labels: list[set[int]] = [set() for _ in images]
-    for i, ann in enumerate(data["annotations"]):
-        ann = _require_keys(ann, ("image_id", "category_id"), f"{path}: annotations[{i}]")
-        if ann["image_id"] not in position:
-            raise DataError(f"{path}: annotations[{i}]: image_id {ann['image_id']} is not in images")
-        if int(ann["category_id"]) not in label_of:
-            raise DataError(f"{path}: annotations[{i}]: category_id {ann['category_id']} is not in categories")
-        labels[position[ann["image_id"]]].add(label_of[int(ann["category_id"])])
-    ids = [str(im.get("file_name", im["id"])) for im in images]
-    return MultiLabelSet(ids, labels, [str(c["name"]) for c in categories])
+    category_ids: dict[int, str] = {}
+    for i, category in enumerate(_require_list(data, "categories", path)):
+        where = f"{path}: categories[{i}]"
+        category = _require_keys(category, ("id", "name"), where)
+        key = _integer_id(category["id"], where, "id")
+        if key in category_ids:
+            raise DataError(f"{where}: duplicate category id {key}")
+        category_ids[key] = str(category["name"])
+    label_of = {key: index for index, key in enumerate(sorted(category_ids))}
+    position: dict[int | str, int] = {}
+    ids: list[str] = []
+    for i, image in enumerate(_require_list(data, "images", path)):
+        where = f"{path}: images[{i}]"
+        image = _require_keys(image, ("id",), where)
+        key = _image_id(image["id"], where, "id")
+        if key in position:
+            raise DataError(f"{where}: duplicate image id {key}")
+        position[key] = len(ids)
+        ids.append(str(image.get("file_name", image["id"])))
+    labels: list[set[int]] = [set() for _ in ids]
+    for i, ann in enumerate(_require_list(data, "annotations", path)):
+        where = f"{path}: annotations[{i}]"
+        ann = _require_keys(ann, ("image_id", "category_id"), where)
+        image_id = _image_id(ann["image_id"], where, "image_id")
+        category_id = _integer_id(ann["category_id"], where, "category_id")
+        if image_id not in position:
+            raise DataError(f"{where}: image_id {ann['image_id']} is not in images")
+        if category_id not in label_of:
+            raise DataError(f"{where}: category_id {ann['category_id']} is not in categories")
+        labels[position[image_id]].add(label_of[category_id])
+    return MultiLabelSet(ids, labels, [category_ids[key] for key in sorted(category_ids)])
 
 
 # -- YOLO label folders -------------------------------------------------------------------------
 def _parse_yolo_file(path: Path, num_classes: int) -> set[int]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     labels: set[int] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -250,6 +295,8 @@ def read_yolo_labels(
 ) -> MultiLabelSet:
     """Image-level label sets from a folder of YOLO ``*.txt`` files (one per image, one box per line)."""
     folder = Path(folder)
+    if num_classes < 1:
+        raise DataError(f"{folder}: num_classes must be >= 1, got {num_classes}")
     if not folder.is_dir():
         raise DatasetMissingError(f"{folder}: YOLO label folder not found")
     files = sorted(folder.glob("*.txt"))

@@ -91,6 +91,19 @@ class OrderFreeConfig:
             raise ConfigError(f"set_map_eps must be in [0, 1), got {self.set_map_eps}")
         if min(self.cnn_batch_size, self.rnn_batch_size) < 2:
             raise ConfigError("batch sizes must be >= 2 (batch norm)")
+        for name in ("hidden", "embed", "attention_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("cnn_lr", "rnn_lr"):
+            if not getattr(self, name) > 0.0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.prob_weight < 0.0:
+            raise ConfigError(f"prob_weight must be >= 0, got {self.prob_weight}")
+        if self.attention_images < 0 or self.checkpoint_every < 0:
+            raise ConfigError(
+                f"attention_images and checkpoint_every must be >= 0, got {self.attention_images}, "
+                f"{self.checkpoint_every}"
+            )
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -98,7 +98,7 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
             tuned.load_state_dict(result["backbone"])
             if name == "orderfree":
                 backbone = tuned
-    _report(config, ctx, metrics, class_f1)
+    _report(config, ctx, metrics, class_f1, train.targets.sum(dim=0))
     orderfree = decoders["orderfree"]
     assert isinstance(orderfree, AttentionLSTMDecoder)
     _plot_attention(config, ctx, backbone, orderfree, test)
@@ -283,7 +283,10 @@ def _search_diagnostics(
 
 
 # -- report -----------------------------------------------------------------------------------------
-def _report(config: OrderFreeConfig, ctx: RunContext, metrics: dict[str, float], class_f1: dict[str, Tensor]) -> None:
+def _report(
+    config: OrderFreeConfig, ctx: RunContext, metrics: dict[str, float], class_f1: dict[str, Tensor],
+    frequency: Tensor,
+) -> None:
     rows = [
         ["BR (same CNN, sigmoid > threshold)", *[metrics[f"br_{k}"] for k in SCORE_KEYS], metrics["br_map"]],
     ]
@@ -333,14 +336,16 @@ def _report(config: OrderFreeConfig, ctx: RunContext, metrics: dict[str, float],
     width = 0.8 / len(class_f1)
     labels = {"BR": "BR", "fixed": "attention, fixed order (beam)", "cnnrnn": "CNN-RNN, Wang et al. (beam)",
               "orderfree": "order-free (beam)"}
+    order = torch.argsort(-frequency, stable=True)  # bars from the most to the least frequent training label
     for offset, (name, values) in enumerate(class_f1.items()):
         positions = [k + (offset - (len(class_f1) - 1) / 2) * width for k in range(len(values))]
-        ax.bar(positions, values.tolist(), width=width, label=labels[name])
-    ax.set_xticks(range(len(next(iter(class_f1.values())))))
-    ax.set_xlabel("digit label (frequent -> rare: 0 ... 9)")
+        ax.bar(positions, values[order].tolist(), width=width, label=labels[name])
+    ax.set_xticks(range(len(order)), [str(int(k)) for k in order])
+    ax.set_xlabel("digit label, from the most to the least frequent in training")
     ax.set_ylabel("test F1 (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.set_ylim(0, 128)  # headroom above 100 % for the legend, so it hides no bar
+    ax.set_yticks(range(0, 101, 20))
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     ax.set_title("Per-class F1")
     save_figure(fig, ctx.figure_path("per_class_f1"))
 

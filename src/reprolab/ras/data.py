@@ -259,7 +259,8 @@ def read_saliency_folder(
 ) -> SaliencySet:
     """Read an image folder and a mask folder whose files match by name (stem).
 
-    Masks are grey-level images binarised at ``threshold`` (>=). With ``size``, images are resized
+    Masks are grey-level images binarised at ``threshold`` (>=); a mask whose only values are 0 and 1
+    (masks saved as class indices rather than 0/255) is read as 0/1. With ``size``, images are resized
     bilinearly and masks by nearest neighbour to ``size`` x ``size``; without it all pairs must share one
     size. Raises :class:`DataError` naming the files when names do not match, a file cannot be decoded, or
     an image and its mask differ in size.
@@ -287,7 +288,8 @@ def read_saliency_folder(
                 f"{image.shape[1]}x{image.shape[0]} (width x height)"
             )
         image_t = torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255.0
-        mask_t = torch.from_numpy((mask >= threshold).astype(np.float32))[None]
+        cut = 1 if mask.max() == 1 else threshold  # 0/1-coded mask: every 1 is salient
+        mask_t = torch.from_numpy((mask >= cut).astype(np.float32))[None]
         image_list.append(_resize(image_t, size, "bilinear").clamp(0, 1))
         mask_list.append(_resize(mask_t, size, "nearest"))
     shapes = {tuple(t.shape) for t in image_list}

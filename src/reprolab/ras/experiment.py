@@ -73,12 +73,18 @@ class RASConfig:
     checkpoint_every: int = 200
 
     def validate(self) -> None:
-        if self.width <= 0:
+        if not self.width > 0:  # also refuses nan
             raise ConfigError(f"width: must be > 0, got {self.width}")
         if self.image_size < 32:
             raise ConfigError(f"image_size: must be >= 32 (five poolings), got {self.image_size}")
-        if self.n_train < 1 or self.n_test < 1 or self.batch_size < 1 or self.steps < 0 or self.seeds < 1:
-            raise ConfigError("n_train, n_test, batch_size and seeds must be >= 1 and steps >= 0")
+        for key in ("n_train", "n_test", "batch_size", "seeds", "fps_repeats"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("steps", "checkpoint_every", "figure_examples", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
         if self.data not in ("generated", "folder"):
             raise ConfigError(f"data: {self.data!r} is not one of generated, folder")
         if self.scene_style not in ("blobs", "fine"):
@@ -91,14 +97,19 @@ class RASConfig:
             raise ConfigError(f"pretrained_vgg16: VGG-16 weights need width=1, got width={self.width}")
         if self.backbone_init not in ("proxy", "scratch"):
             raise ConfigError(f"backbone_init: {self.backbone_init!r} is not one of proxy, scratch")
-        if self.pretrain_steps < 0 or self.pretrain_images < 1 or self.pretrain_batch < 1 or self.pretrain_lr <= 0:
-            raise ConfigError("pretrain_steps must be >= 0, pretrain_images and pretrain_batch >= 1, pretrain_lr > 0")
+        if self.pretrain_steps < 0:
+            raise ConfigError(f"pretrain_steps: must be >= 0, got {self.pretrain_steps}")
+        for key in ("pretrain_images", "pretrain_batch"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if not self.pretrain_lr > 0:
+            raise ConfigError(f"pretrain_lr: must be > 0, got {self.pretrain_lr}")
         if self.pretrain_size < 32:
             raise ConfigError(f"pretrain_size: must be >= 32 (five poolings), got {self.pretrain_size}")
         if self.coarse_oracle < 0:
             raise ConfigError(f"coarse_oracle: must be >= 0 (0 = off), got {self.coarse_oracle}")
-        if self.fps_size < 32 or self.fps_repeats < 1:
-            raise ConfigError("fps_size must be >= 32 and fps_repeats >= 1")
+        if self.fps_size < 32:
+            raise ConfigError(f"fps_size: must be >= 32 (five poolings), got {self.fps_size}")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -276,6 +276,8 @@ def load_vgg16_backbone(model: RAS, state: Mapping[str, torch.Tensor] | str | Pa
     if missing:
         raise DataError(f"{where}: not a torchvision VGG-16 state dict; missing {', '.join(missing[:4])}")
     for key in wanted:
+        if not isinstance(state[key], torch.Tensor):
+            raise DataError(f"{where}: {key} is a {type(state[key]).__name__}, not a tensor")
         if tuple(state[key].shape) != tuple(own[key].shape):
             raise DataError(
                 f"{where}: {key} has shape {tuple(state[key].shape)}, the backbone (width={model.width}) "
