@@ -1,8 +1,9 @@
 """Benchmark: cost of missing-aware prompt learning vs full fine-tuning, measured in the same run.
 
 Reports, for one training step (forward + backward + AdamW) on the same mini ViLT and batch:
-* time per step of input-level and attention-level prompts relative to full fine-tuning (the paper's motivation:
-  only prompts, pooler and head receive gradients), and relative to the head-only baseline;
+* time per step of input-level (``replace`` and ``accumulate`` modes) and attention-level prompts relative to full
+  fine-tuning (the paper's motivation: only prompts, pooler and head receive gradients), and relative to the
+  head-only baseline;
 * optimizer-state size (AdamW keeps two tensors per trainable parameter) relative to full fine-tuning;
 * inference time overhead of the prompts relative to the plain backbone.
 
@@ -58,14 +59,15 @@ def main() -> None:
     vilt = build_mini_vilt(world.vocab_size, hidden=args.hidden, layers=args.layers, max_text_len=world.max_text_len)
     layers = list(range(max(1, args.layers // 2)))
     rows = {}
-    for name, prompt_type, frozen in (
-        ("finetune", "none", False),
-        ("head_only", "none", True),
-        ("prompt_input", "input", True),
-        ("prompt_attention", "attention", True),
+    for name, prompt_type, frozen, mode in (
+        ("finetune", "none", False, "replace"),
+        ("head_only", "none", True, "replace"),
+        ("prompt_input", "input", True, "replace"),
+        ("prompt_input_accum", "input", True, "accumulate"),  # the experiment's default (official code)
+        ("prompt_attention", "attention", True, "replace"),
     ):
         model = PromptedVilt(copy.deepcopy(vilt), 8, prompt_type=prompt_type, prompt_layers=layers,
-                             prompt_length=args.prompt_length)  # fmt: skip
+                             prompt_length=args.prompt_length, input_mode=mode)  # fmt: skip
         if frozen:
             model.freeze_backbone()
         train_s = _time_steps(model, batch, missing, data.labels, args.steps, train=True)

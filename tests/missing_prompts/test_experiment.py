@@ -83,6 +83,13 @@ def test_presets_resolve_and_bad_values_are_refused():
         ["real_dataset=coco"],
         ["n_classes=26"],
         ["pretrain_negatives=easy"],
+        ["sweep_rates=[]"],
+        ["heads=3"],
+        ["layers=0"],
+        ["image_size=0"],
+        ["pretrain_pool=0"],
+        ["pretrain_batch=0"],
+        ["real_train_limit=-1"],
     ):
         with pytest.raises(ConfigError):
             resolve_config(exp.config_cls, exp.presets, "quick", parse_set_options(bad))
@@ -112,3 +119,57 @@ def test_real_format_run_on_fabricated_hateful_memes(tmp_path, monkeypatch):
     assert 0.0 <= metrics["hateful_memes_prompt_input_both"] <= 100.0  # AUROC in percent
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert "single_input_prompts_beat_head_only_both" in {c["id"] for c in results["claims_not_evaluated"]}
+
+
+def test_bad_vilt_path_and_empty_real_split_give_clear_errors(tmp_path, monkeypatch):
+    """A vilt_path without a saved model and a real split with no samples stop the run with a message naming the
+    folder / file, not a traceback from transformers or the training loop."""
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "cache"))
+    missing = tmp_path / "no_vilt_here"
+    result = CliRunner().invoke(app, ["run", "missing_prompts", "--out", str(tmp_path / "a"), "--set",
+                                      f"vilt_path={missing}"])  # fmt: skip
+    assert result.exit_code != 0 and "no_vilt_here" in result.output and "config.json" in result.output
+    root = tmp_path / "data" / "hateful_memes"
+    root.mkdir(parents=True)
+    (root / "train.jsonl").write_text("")
+    (root / "dev_seen.jsonl").write_text(json.dumps({"id": 1, "img": "img/1.png", "label": 0, "text": "x"}) + "\n")
+    args = ["run", "missing_prompts", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b")]
+    for item in ("real_dataset=hateful_memes", "hidden=16", "layers=1", "heads=2", "prompt_layers=[0]"):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "train.jsonl" in result.output and "no samples" in result.output
+
+
+def test_vilt_path_loads_a_saved_vilt_and_tokenizer(tmp_path, monkeypatch):
+    """``vilt_path`` = a folder written by ``save_pretrained`` (a tiny ViltModel + a BERT vocabulary): the run loads
+    both with ``from_pretrained`` and uses the model's image size and text length on a real-format dataset."""
+    from PIL import Image
+    from transformers import BertTokenizer
+
+    from reprolab.missing_prompts.model import build_mini_vilt
+
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "cache"))
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "meme", "number", "0", "1"]
+    folder = tmp_path / "vilt"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    build_mini_vilt(len(words), image_size=8, hidden=16, layers=2, heads=2, max_text_len=6).save_pretrained(folder)
+    root = tmp_path / "data" / "hateful_memes"
+    (root / "img").mkdir(parents=True)
+    for split, n in (("train", 8), ("dev_seen", 6)):
+        lines = []
+        for i in range(n):
+            name = f"img/{split}{i}.png"
+            Image.new("RGB", (11, 9), (200 * (i % 2), 0, 90)).save(root / name)
+            lines.append(json.dumps({"id": i, "img": name, "label": i % 2, "text": f"meme number {i % 2}"}))
+        (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    args = ["run", "missing_prompts", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    for item in (f"vilt_path={folder}", "real_dataset=hateful_memes", "epochs=1", "batch_size=4",
+                 "prompt_layers=[0,1]", "sweep_rates=[0.0,1.0]", "methods=[prompt_input,head_only]"):  # fmt: skip
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert any("loaded from" in n and "vilt" in n for n in results["notes"])
+    assert 0.0 <= results["metrics"]["hateful_memes_prompt_input_both"] <= 100.0

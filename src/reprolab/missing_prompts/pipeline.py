@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
+from reprolab.core.config import ConfigError
 from reprolab.core.data import cache_home, require_dataset
+from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 from reprolab.missing_prompts.data import (
@@ -88,8 +91,14 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     if config.vilt_path:
         from transformers import BertTokenizer, ViltModel
 
-        vilt = ViltModel.from_pretrained(config.vilt_path).to(ctx.device).eval()
-        tok = BertTokenizer.from_pretrained(config.vilt_path)
+        folder = Path(config.vilt_path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"vilt_path: {folder} is not a folder with a saved ViltModel (no config.json there)")
+        try:
+            vilt = ViltModel.from_pretrained(folder).to(ctx.device).eval()
+            tok = BertTokenizer.from_pretrained(folder)
+        except (OSError, ValueError, TypeError) as err:
+            raise ConfigError(f"vilt_path: cannot load a ViltModel and a BERT tokenizer from {folder} ({err})") from err
         ctx.note(f"Real ViLT weights and tokenizer loaded from {config.vilt_path}.")
         return vilt, world, lambda text, n: tok(text, truncation=True, max_length=n)["input_ids"]
     if config.real_dataset:
@@ -173,6 +182,11 @@ def _real_task(config: MissingPromptsConfig, ctx: RunContext, encode: Any, vilt:
         n_out, multi, metric = 2, False, "auroc"
     if config.real_train_limit:
         train = train[: config.real_train_limit]
+    files = {"mmimdb": ("split.json", "split.json"), "food101": ("texts/train_titles.csv", "texts/test_titles.csv"),
+             "hateful_memes": ("train.jsonl", "dev_seen.jsonl")}[config.real_dataset]  # fmt: skip
+    for records, file in zip((train, test), files):
+        if not records:
+            raise DataError(f"{root / file}: no samples in this split")
     image_size = vilt.config.image_size if vilt is not None else config.image_size
     max_len = vilt.config.max_position_embeddings if vilt is not None else config.real_max_text_len
     if encode is None:
