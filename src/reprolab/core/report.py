@@ -187,7 +187,7 @@ def _overview_table(summary: Mapping[str, Any]) -> str:
                 method["method"],
                 f"{passed}/{len(claims)}",
                 f"{method['runtime_s']:.1f}",
-                f"{method.get('cpu_s', 0.0):.1f}",
+                "—" if method.get("cpu_s") is None else f"{method['cpu_s']:.1f}",
                 method["run_dirs"][0],
             ]
         )

@@ -352,7 +352,8 @@ def _reproduce_one(
             "claims": claims,
             "claims_not_evaluated": skipped,
             "runtime_s": sum(r["runtime_s"] for r in per_seed),
-            "cpu_s": sum(r.get("cpu_s") or 0.0 for r in per_seed),
+            # None when a reused run predates cpu_s (its CPU time is unknown, not zero)
+            "cpu_s": None if any(r.get("cpu_s") is None for r in per_seed) else sum(r["cpu_s"] for r in per_seed),
             "run_dirs": run_dirs,
             "figures": figures,
             "summary_metrics": list(experiment.summary_metrics),
@@ -379,7 +380,8 @@ def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
         failing = [c["id"] for c in claims if not c["passed"]]
         passed = len(claims) - len(failing)
         shown = ", ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
-        timing = f"{method['runtime_s']:.0f}s / {method.get('cpu_s', 0.0):.0f}s"
+        cpu = method.get("cpu_s")
+        timing = f"{method['runtime_s']:.0f}s / " + ("?" if cpu is None else f"{cpu:.0f}s")
         rows.append((method["method"], f"{passed}/{len(claims)}", timing, shown or "-"))
     header = ("method", "claims", "wall / CPU", "failing claims")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
