@@ -179,3 +179,16 @@ def test_miscaption_refused_outside_unit_interval():
 
     with pytest.raises(ConfigError, match="miscaption"):
         CoCoOpConfig(miscaption=1.5).validate()
+
+
+def test_sixteen_context_vectors(setup):
+    """M = 16 random context vectors: the class name and [EOS] follow the 16 vectors."""
+    clip, tok = setup
+    learner = CoOpPromptLearner(clip, tok, NAMES, n_ctx=16, generator=torch.Generator().manual_seed(0))
+    assert learner.ctx.shape == (16, 32)
+    prompts = learner.prompts()
+    emb = clip.text_model.embeddings.token_embedding
+    assert torch.allclose(prompts[:, 1:17], learner.ctx[None].expand(3, -1, -1))
+    names = tok.batch(NAMES)  # [bos] name [eos]
+    assert torch.allclose(prompts[:, 17:20], emb(names[:, 1:4]), atol=1e-6)
+    assert learner.eos_pos.tolist() == [19, 19, 19]

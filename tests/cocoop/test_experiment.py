@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reprolab.cli import app
+from reprolab.cocoop.experiment import CoCoOpConfig
 from reprolab.core.config import ConfigError, resolve_config
 from reprolab.core.registry import get_experiment
 
@@ -52,3 +53,44 @@ def test_paper_preset_resolves_and_bad_values_refused():
     config.template = "a photo of a"
     with pytest.raises(ConfigError, match="template"):
         config.validate()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("template", "{} and {}", "exactly one"),
+        ("lr", -1.0, "lr and pretrain_lr"),
+        ("pretrain_lr", 0.0, "lr and pretrain_lr"),
+        ("width", 30, "width"),
+        ("layers", 0, "layers"),
+        ("image_size", 0, "image_size"),
+        ("pretrain_batch", 0, "pretrain_batch"),
+        ("n_ctx", 40, "32 text positions"),
+        ("clip_path", "/nonexistent/clip", "clip_path"),
+        ("ctx_init", "a zebra of a", "ctx_init: words \\['zebra'\\]"),
+        ("template", "a sketch of a {}", "template: words \\['sketch'\\]"),
+    ],
+)
+def test_bad_values_name_the_field(field, value, match):
+    config = CoCoOpConfig()
+    if field == "n_ctx":
+        config.ctx_init = ""
+    setattr(config, field, value)
+    with pytest.raises(ConfigError, match=match):
+        config.validate()
+
+
+def test_m16_context_fits_and_is_accepted():
+    config = CoCoOpConfig(ctx_init="", n_ctx=16)
+    config.validate()  # M = 16 (the paper's other context length) with a random init
+
+
+def test_missing_dataset_fails_before_pretraining(tmp_path, monkeypatch):
+    """A wrong ``dataset`` is reported at once, not after minutes of mini-CLIP pretraining."""
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
+    args = ["run", "cocoop", "--out", str(tmp_path / "run"), "--set", f"dataset={tmp_path / 'nope'}"]
+    args += ["--set", "pretrain_steps=100000", "--set", "test_per_class=0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "dataset folder not found" in result.output
+    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*.pt"))

@@ -86,3 +86,21 @@ def test_cli_run_on_a_coop_layout_folder(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert "cocoop_new" in results["metrics"] and "cocoop_shift" not in results["metrics"]
+
+
+def test_unknown_class_words_are_reported(tmp_path, monkeypatch):
+    """Class names the mini CLIP's word tokenizer does not know become <unk>: the report warns."""
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
+    _fabricate(tmp_path / "Toy")
+    split_file = tmp_path / "Toy" / "split_zhou_Toy.json"
+    split_file.write_text(split_file.read_text().replace('"red circle"', '"zebra circle"'))
+    sets = ["pretrain_steps=2", "pretrain_batch=8", "image_size=8", "width=32", "layers=1", "seeds=[1]"]
+    sets += ["shots=1", "epochs=1", "test_per_class=1", "shot_curve=[]", f"dataset={tmp_path / 'Toy'}"]
+    args = ["run", "cocoop", "--out", str(tmp_path / "run")]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "['zebra'] are not in the mini CLIP's vocabulary" in report
+    assert report.count("are not in the mini CLIP's vocabulary") == 1

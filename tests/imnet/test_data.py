@@ -83,9 +83,46 @@ def test_hdf5_errors_name_the_file_and_dataset(tmp_path):
         handle.create_dataset("points_8", data=np.zeros((2, 10, 3), np.uint8))
     with pytest.raises(DataError, match=r"bad\.hdf5.*values_8"):
         read_imnet_hdf5(path)
+    with h5py.File(tmp_path / "empty.hdf5", "w") as handle:
+        handle.create_dataset("voxels", data=np.zeros((0, 8, 8, 8, 1), np.uint8))
+    with pytest.raises(DataError, match=r"empty\.hdf5: 'voxels' holds no shapes"):
+        read_imnet_hdf5(tmp_path / "empty.hdf5")
     (tmp_path / "junk.hdf5").write_text("not hdf5")
     with pytest.raises(DataError, match="junk.hdf5"):
         read_imnet_hdf5(tmp_path / "junk.hdf5")
+
+
+@pytest.mark.parametrize(
+    ("labels", "categories", "message"),
+    [
+        (np.zeros(3, np.int64), None, r"'labels' must have shape \(6,\)"),
+        (np.array([0, 0, 0, 1, 1, 1.5]), None, "must hold integers"),
+        (np.array([0, 0, 0, 1, 1, -1]), None, "must be >= 0"),
+        (np.array([0, 0, 0, 1, 1, 1]), "chair", "names only 1"),
+    ],
+)
+def test_hdf5_label_errors_name_the_file(tmp_path, labels, categories, message):
+    import h5py
+
+    path = tmp_path / "labels.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("voxels", data=np.zeros((6, 8, 8, 8, 1), np.uint8))
+        handle.create_dataset("labels", data=labels)
+        if categories is not None:
+            handle.attrs["categories"] = categories
+    with pytest.raises(DataError, match=r"labels\.hdf5.*" + message):
+        read_imnet_hdf5(path)
+
+
+def test_hdf5_without_category_names(tmp_path):
+    import h5py
+
+    path = tmp_path / "plain.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("voxels", data=np.zeros((4, 8, 8, 8, 1), np.uint8))
+        handle.create_dataset("labels", data=np.array([0, 0, 1, 2]))
+    shapes, _ = read_imnet_hdf5(path)
+    assert shapes.categories == ("class0", "class1", "class2") and list(shapes.labels) == [0, 0, 1, 2]
 
 
 def test_binvox_round_trip(tmp_path):
@@ -122,6 +159,11 @@ def test_binvox_errors_name_file_and_line(tmp_path):
     path.write_bytes(b"#binvox 1\ndim 2 2 2\ndata\n\x00\x07")
     with pytest.raises(DataError, match="run lengths cover 7"):
         read_binvox(path)
+    path.write_bytes(b"#binvox 1\ndim 2 2 2\n")
+    with pytest.raises(DataError, match=r"bad\.binvox:3: header ended"):
+        read_binvox(path)
+    with pytest.raises(DataError, match=r"missing\.binvox: no such"):
+        read_binvox(tmp_path / "missing.binvox")
 
 
 @pytest.mark.realdata

@@ -36,8 +36,9 @@ TINY = [
 
 def test_quick_cli_run_writes_valid_results(tmp_path):
     args = ["run", "imnet", "--out", str(tmp_path / "run")]
+    # 50 steps at 8^3 so that the first stage reaches a log point (every 50 steps): the switch shows in the log
     for item in TINY:
-        args += ["--set", item]
+        args += ["--set", "schedule_steps=[50,3]" if item.startswith("schedule_steps") else item]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     out = tmp_path / "run"
@@ -67,6 +68,10 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
     for figure in ("reconstructions", "interpolation", "gan_samples"):
         assert (out / "figures" / f"{figure}.png").exists()
     assert (out / "meshes" / "imae_test0.obj").exists() and (out / "data" / "train.hdf5").exists()
+    # progressive training switched resolution as configured: 8^3 for steps 1-50, then 16^3 up to step 53
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    imae = [(entry["step"], entry["res"]) for entry in logs if entry.get("unit") == "imae"]
+    assert imae == [(50, 8.0), (53, 16.0)]
 
 
 def test_presets_and_config_errors():
@@ -84,6 +89,23 @@ def test_presets_and_config_errors():
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"decoder": "big"})
     with pytest.raises(ConfigError, match="cnn_lr"):
         resolve_config(experiment.config_cls, experiment.presets, "quick", {"cnn_lr": -1.0})
+    for override, field in (
+        ({"schedule_steps": [-5, 2]}, r"schedule_steps\[0\]"),
+        ({"batch_shapes": 0}, "batch_shapes"),
+        ({"batch_points": 0}, "batch_points"),
+        ({"eval_shapes": 0}, "eval_shapes"),
+        ({"gan_samples": 0}, "gan_samples"),
+        ({"gan_n_critic": 0}, "gan_n_critic"),
+        ({"interp_pairs": 0}, "interp_pairs"),
+        ({"figure_shapes": 0}, "figure_shapes"),
+        ({"cnn_steps": -1}, "cnn_steps"),
+        ({"gan_lr": 0.0}, "gan_lr"),
+        ({"beta1": 1.0}, "beta1"),
+        ({"interp_min_component": 0.0}, "interp_min_component"),
+        ({"c2f_res": 16, "c2f_coarse": 16}, "c2f_res"),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            resolve_config(experiment.config_cls, experiment.presets, "quick", override)
     quick = resolve_config(experiment.config_cls, experiment.presets, "quick")
     assert quick.cnn_lr == 0.0 and quick.cnn_steps == sum(quick.schedule_steps)  # same lr and budget by default
 

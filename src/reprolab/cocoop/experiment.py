@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
@@ -72,18 +73,61 @@ class CoCoOpConfig:
             raise ConfigError("seeds: at least one seed is required")
         if not (2 <= self.n_colours <= 8 and 2 <= self.n_shapes <= 6):
             raise ConfigError("n_colours must be in 2..8 and n_shapes in 2..6")
-        if self.image_size % 4:
-            raise ConfigError(f"image_size must be a multiple of the patch size 4, got {self.image_size}")
-        if "{}" not in self.template:
-            raise ConfigError(f"template must contain '{{}}' for the class name, got {self.template!r}")
-        if not self.ctx_init and self.n_ctx < 1:
-            raise ConfigError("n_ctx must be >= 1 when ctx_init is empty")
+        if self.image_size < 4 or self.image_size % 4:
+            raise ConfigError(f"image_size must be a positive multiple of the patch size 4, got {self.image_size}")
+        if self.width < 4 or self.width % 4 or self.layers < 1:
+            raise ConfigError(
+                f"width must be a positive multiple of the 4 attention heads and layers >= 1, "
+                f"got width={self.width}, layers={self.layers}"
+            )
+        if self.lr <= 0 or self.pretrain_lr <= 0:
+            raise ConfigError(f"lr and pretrain_lr must be > 0, got lr={self.lr}, pretrain_lr={self.pretrain_lr}")
+        if self.pretrain_steps < 0 or self.pretrain_batch < 1:
+            raise ConfigError(
+                f"pretrain_steps >= 0 and pretrain_batch >= 1 are required, "
+                f"got {self.pretrain_steps} and {self.pretrain_batch}"
+            )
+        self._validate_prompts()
+        if self.clip_path and not Path(self.clip_path).expanduser().is_dir():
+            raise ConfigError(f"clip_path: {self.clip_path}: not a folder (a local save_pretrained CLIP is required)")
         if self.class_specific:
             raise ConfigError("class_specific: class-specific context cannot be applied to new classes in base-to-new")
         if not 0.0 <= self.miscaption <= 1.0:
             raise ConfigError(f"miscaption must be a probability in [0, 1], got {self.miscaption}")
         if any(s < 1 for s in self.shot_curve):
             raise ConfigError("shot_curve: every shot count must be >= 1")
+
+    def _validate_prompts(self) -> None:
+        """The zero-shot template must take exactly one class name; with the mini CLIP (32 text positions,
+        class names of two words) the learned and the hand-written prompts must fit the text encoder."""
+        try:
+            filled = self.template.format("x")
+        except (IndexError, KeyError, ValueError) as exc:
+            msg = f"template must have exactly one '{{}}' for the class name, got {self.template!r}"
+            raise ConfigError(msg) from exc
+        if "{}" not in self.template:
+            raise ConfigError(f"template must contain '{{}}' for the class name, got {self.template!r}")
+        if not self.ctx_init and self.n_ctx < 1:
+            raise ConfigError("n_ctx must be >= 1 when ctx_init is empty")
+        if self.clip_path:
+            return  # a real CLIP's tokenizer and positions are known only once it is loaded
+        from reprolab.cocoop.data import WordTokenizer
+
+        vocab = set(WordTokenizer.for_shapes().vocab)
+        for name, text in (("ctx_init", self.ctx_init), ("template", self.template.format(""))):
+            unknown = [w for w in text.lower().replace(".", " ").split() if w not in vocab]
+            if unknown:
+                msg = f"{name}: words {unknown} are not in the mini CLIP's vocabulary (they would be <unk>)"
+                raise ConfigError(msg)
+        if self.dataset:
+            return  # class names are known only once the dataset is loaded
+        n_ctx = len(self.ctx_init.split()) if self.ctx_init else self.n_ctx
+        longest = 1 + max(n_ctx, len(filled.split()) - 1) + 2 + 1  # [SOS] context class-name [EOS]
+        if longest > MINI_CLIP_POSITIONS:
+            raise ConfigError(
+                f"n_ctx / ctx_init / template: a prompt of {longest} tokens exceeds the mini CLIP's "
+                f"{MINI_CLIP_POSITIONS} text positions"
+            )
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -104,6 +148,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 METHODS = ("zs", "coop", "cocoop")
+MINI_CLIP_POSITIONS = 32  # max_position_embeddings of model.build_mini_clip
 
 
 def harmonic_mean(base: float, new: float) -> float:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reprolab.cocoop.experiment import MINI_CLIP_POSITIONS
 from reprolab.core.config import ConfigError
 
 __all__ = [
@@ -62,7 +63,7 @@ def build_mini_clip(vocab_size: int, image_size: int = 16, patch: int = 4, width
         "intermediate_size": 4 * width,
         "num_hidden_layers": layers,
         "num_attention_heads": 4,
-        "max_position_embeddings": 32,
+        "max_position_embeddings": MINI_CLIP_POSITIONS,
         "pad_token_id": 0,
         "bos_token_id": 1,
         "eos_token_id": 3,

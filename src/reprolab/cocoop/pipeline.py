@@ -20,6 +20,7 @@ from reprolab.cocoop.model import (
 )
 from reprolab.cocoop.train import accuracy, pretrain_clip, train_prompts, zero_shot_accuracy
 from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
+from reprolab.core.config import ConfigError
 from reprolab.core.data import cache_home
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
@@ -34,6 +35,10 @@ LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
 
 
 def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
+    if config.dataset:  # fail before pretraining the mini CLIP, not minutes later
+        from reprolab.cocoop.realdata import check_dataset_folder
+
+        check_dataset_folder(dataset_folder(config, ctx))
     clip, tokenizer, world = load_clip(config, ctx)
     clip = freeze(clip.to(ctx.device))
     sweep = Sweep(ctx)
@@ -65,8 +70,11 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
     if config.clip_path:
         from transformers import CLIPModel, CLIPTokenizer
 
-        clip = CLIPModel.from_pretrained(config.clip_path, attn_implementation="eager")
-        tok = HFTokenizer(CLIPTokenizer.from_pretrained(config.clip_path))
+        try:
+            clip = CLIPModel.from_pretrained(config.clip_path, attn_implementation="eager")
+            tok = HFTokenizer(CLIPTokenizer.from_pretrained(config.clip_path))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"clip_path: {config.clip_path}: cannot load a CLIP model and tokenizer ({exc})") from exc
         world = ShapesWorld(clip.config.vision_config.image_size, config.n_colours, config.n_shapes)
         ctx.note(f"Real CLIP weights loaded from {config.clip_path}.")
         return clip, tok, world
@@ -127,6 +135,7 @@ def base_to_new(
         base_names, train_x, train_y, sets = _real_sets(config, ctx, clip, seed, shots)
     else:
         base_names, train_x, train_y, sets = _generated_sets(config, ctx, world, seed, shots, shift)
+    _note_unknown_words(ctx, tok, [*base_names, *sets["new"][2]])
     out: dict[str, float] = {}
     if shift:  # the linear-probe ceiling, for the main units only (the shot-curve units skip it)
         out["lp_base"] = linear_probe_accuracy(clip, train_x, train_y, *sets["base"][:2])
@@ -155,6 +164,19 @@ def base_to_new(
         if f"{m}_shift_base" in out:
             out[f"{m}_shift"] = (out.pop(f"{m}_shift_base") + out.pop(f"{m}_shift_new")) / 2
     return out
+
+
+def _note_unknown_words(ctx: RunContext, tok: Any, names: list[str]) -> None:
+    """With the mini CLIP's word tokenizer, class-name words outside its vocabulary all become ``<unk>``."""
+    if not isinstance(tok, WordTokenizer):
+        return
+    unknown = sorted({w for n in names for w in n.lower().split() if w not in tok.index})
+    text = (
+        f"Warning: class-name words {unknown[:10]} are not in the mini CLIP's vocabulary and map to <unk>; "
+        "use a real CLIP (clip_path) for this dataset."
+    )
+    if unknown and text not in ctx.notes:
+        ctx.note(text)
 
 
 Sets = dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]]

@@ -19,7 +19,7 @@ import torch
 from reprolab.cocoop.data import load_image_folder, read_split_json
 from reprolab.core.errors import DataError
 
-__all__ = ["RealTask", "find_split_file", "load_real_task"]
+__all__ = ["RealTask", "check_dataset_folder", "find_split_file", "load_real_task"]
 
 
 @dataclass
@@ -63,14 +63,21 @@ def _pick(items: list[tuple[str, int, str]], labels: list[int], per_class: int, 
     return chosen, torch.tensor(local, dtype=torch.long)
 
 
+def check_dataset_folder(folder: Path) -> Path:
+    """The dataset folder's split file, read and checked (raises :class:`DataError` naming the file)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: dataset folder not found")
+    split_path = find_split_file(folder)
+    read_split_json(split_path)
+    return split_path
+
+
 def load_real_task(
     folder: str | Path, image_size: int, shots: int, test_per_class: int, generator: torch.Generator
 ) -> RealTask:
     """Read a CoOp-layout dataset and build one seed's base-to-new task (images resized to the CLIP input)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: dataset folder not found")
-    split_path = find_split_file(folder)
+    split_path = check_dataset_folder(folder)
     split = read_split_json(split_path)
     names = _class_names(split["train"] + split["test"], split_path)
     labels = sorted(names)

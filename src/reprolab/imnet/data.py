@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -325,6 +326,8 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
         if voxels.ndim != 4 or not (voxels.shape[1] == voxels.shape[2] == voxels.shape[3]):
             raise DataError(f"{path}: 'voxels' must have shape (N, R, R, R[, 1]), got {voxels.shape}")
         n = len(voxels)
+        if n == 0:
+            raise DataError(f"{path}: 'voxels' holds no shapes")
         if resolutions is None:
             resolutions = sorted(int(k.split("_")[1]) for k in handle if k.startswith("points_"))
         sets = []
@@ -339,14 +342,44 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
             if values.shape != points.shape[:2] + (1,):
                 raise DataError(f"{path}: {vk!r} must have shape {points.shape[:2] + (1,)}, got {values.shape}")
             sets.append(PointValueSet(res, points_from_grid256(points), values.astype(np.float32)))
-        labels = np.asarray(handle["labels"]) if "labels" in handle else np.zeros(n, dtype=np.int64)
-        categories = tuple(str(handle.attrs.get("categories", "shape")).split(","))
+        labels, categories = _read_labels(path, handle, n)
     return ShapeSet((voxels > 0).astype(np.uint8), labels, categories), sets
+
+
+def _read_labels(path: Path, handle: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The optional ``labels`` dataset (N,) of non-negative integers and the ``categories`` attribute naming them.
+
+    Without ``labels`` every shape is label 0; without ``categories`` the labels are named ``class0, class1, ...``.
+    """
+    if "labels" not in handle:
+        labels = np.zeros(n, dtype=np.int64)
+    else:
+        raw = np.asarray(handle["labels"])
+        if raw.shape != (n,):
+            raise DataError(f"{path}: 'labels' must have shape ({n},) like 'voxels', got {raw.shape}")
+        if raw.dtype.kind not in "iub":
+            raise DataError(f"{path}: 'labels' must hold integers, got dtype {raw.dtype}")
+        if n and raw.min() < 0:
+            raise DataError(f"{path}: 'labels' must be >= 0, got {int(raw.min())}")
+        labels = raw.astype(np.int64)
+    n_labels = int(labels.max()) + 1 if n else 1
+    if "categories" in handle.attrs:
+        categories = tuple(str(handle.attrs["categories"]).split(","))
+        if n_labels > len(categories):
+            raise DataError(
+                f"{path}: 'labels' go up to {n_labels - 1} but the 'categories' attribute names only "
+                f"{len(categories)}: {','.join(categories)}"
+            )
+    else:
+        categories = ("shape",) if n_labels == 1 else tuple(f"class{i}" for i in range(n_labels))
+    return labels, categories
 
 
 def read_binvox(path: str | Path) -> np.ndarray:
     """Read a ``.binvox`` file into a (X, Y, Z) uint8 grid (binvox stores x-z-y order, y fastest)."""
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such .binvox file")
     data = path.read_bytes()
     lines: list[bytes] = []
     pos = 0

@@ -29,6 +29,27 @@ PAPER = Paper(
 
 _CATEGORIES = ("chair", "table", "lamp", "airplane")
 
+# config fields that must be >= 1 (IMNetConfig.validate)
+_POSITIVE = (
+    "ef_dim",
+    "gf_dim",
+    "cnn_gf_dim",
+    "batch_shapes",
+    "batch_points",
+    "gan_hidden",
+    "gan_noise_dim",
+    "gan_n_critic",
+    "gan_batch",
+    "gan_samples",
+    "eval_shapes",
+    "cd_points",
+    "interp_pairs",
+    "c2f_shapes",
+    "figure_shapes",
+    "svr_width",
+    "svr_batch",
+)
+
 
 @dataclass
 class IMNetConfig:
@@ -100,6 +121,8 @@ class IMNetConfig:
         ratio = self.c2f_res // max(self.c2f_coarse, 1)
         if self.c2f_coarse < 1 or self.c2f_res % self.c2f_coarse or ratio & (ratio - 1):
             raise ConfigError("c2f_res / c2f_coarse must be a power of two")
+        if self.c2f_res <= self.c2f_coarse:
+            raise ConfigError(f"c2f_res: must exceed c2f_coarse={self.c2f_coarse}, got {self.c2f_res}")
         if self.lr <= 0 or self.cnn_lr < 0:
             raise ConfigError(f"lr must be > 0 and cnn_lr >= 0 (0 = lr), got lr={self.lr}, cnn_lr={self.cnn_lr}")
         if self.lfd_size and (self.lfd_size < 16):
@@ -109,6 +132,31 @@ class IMNetConfig:
             raise ConfigError("svr_steps >= 0, svr_views >= 1 and svr_image a power of two >= 8 are required")
         if self.per_category < 3 or self.z_dim < 1 or self.interp_frames < 2:
             raise ConfigError("per_category >= 3, z_dim >= 1 and interp_frames >= 2 are required")
+        self._validate_counts()
+
+    def _validate_counts(self) -> None:
+        """Sizes, counts and rates that must be positive (or non-negative), each named in the error."""
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {value}")
+        for name in ("cnn_steps", "gan_steps", "checkpoint_every", "gan_gp_weight"):
+            value = getattr(self, name)
+            if value < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {value}")
+        for index, steps in enumerate(self.schedule_steps):
+            if steps < 1:
+                raise ConfigError(
+                    f"schedule_steps[{index}]: every progressive stage needs >= 1 step, got {steps} "
+                    f"(drop the stage from schedule_res instead)"
+                )
+        for name in ("gan_lr", "svr_lr"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.beta1 < 1.0:
+            raise ConfigError(f"beta1: must be in [0, 1), got {self.beta1}")
+        if not 0.0 < self.interp_min_component <= 1.0:
+            raise ConfigError(f"interp_min_component: must be in (0, 1], got {self.interp_min_component}")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
