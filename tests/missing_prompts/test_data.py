@@ -88,13 +88,35 @@ def test_single_label_world_codes():
     assert any(torch.allclose(cell, glyph) for cell in cells)
 
 
-def test_multi_label_world_visibility():
+@pytest.mark.parametrize("shift", [1, 0])
+def test_multi_label_world_visibility(shift):
+    """Label 0 image only, label 7 text only, labels 1-6 in both: glyph j for j <= 6, word j - shift for j >= 1."""
     world = GlyphWordWorld(pixel_noise=0.0, n_distractors=0)
-    data = world.multi_label(50, 0.0, _gen(2))
+    data = world.multi_label(50, 0.0, _gen(2), word_shift=shift)
     assert data.multi_label and data.labels.sum(1).min() >= 1
-    for row, ids in zip(data.labels, data.input_ids):
+    cells = [(r, c) for r in range(0, 16, 4) for c in range(0, 16, 4)]
+    for row, ids, img in zip(data.labels, data.input_ids, data.pixel_values):
         words = sorted(int(t) - 4 for t in ids if world.is_code_word(t))
-        assert words == [j - 3 for j in range(3, 8) if row[j] == 1]  # labels 3-7 are written as words
+        assert words == [j - shift for j in range(1, 8) if row[j] == 1]  # labels 1-7 are written as words
+        shown = set()
+        for r, c in cells:
+            for code in range(world.n_codes):
+                glyph = world.colours[code][:, None, None] * world.patterns[code][None]
+                if torch.allclose(img[:, r : r + 4, c : c + 4], glyph):
+                    shown.add(code)
+        assert shown == {j for j in range(7) if row[j] == 1}  # labels 0-6 are drawn as glyph j
+    assert data.labels[:, 0].sum() > 0 and data.labels[:, 7].sum() > 0 and data.labels[:, 1:7].sum() > 0
+
+
+def test_multi_label_noise_stays_in_each_modality_code_range():
+    world = GlyphWordWorld(pixel_noise=0.0, n_distractors=0, n_codes=24)
+    data = world.multi_label(200, 1.0, _gen(3))
+    words = [int(t) - 4 for ids in data.input_ids for t in ids if world.is_code_word(t)]
+    assert words and min(words) >= 0 and max(words) <= 6
+    with pytest.raises(ValueError, match="n_codes >= 8"):
+        GlyphWordWorld(n_codes=5).multi_label(4, 0.0, _gen())
+    with pytest.raises(ValueError, match="word_shift"):
+        world.multi_label(4, 0.0, _gen(), word_shift=2)
 
 
 def test_hard_negatives_swap_exactly_one_code_word_for_an_absent_code():

@@ -90,6 +90,8 @@ def test_presets_resolve_and_bad_values_are_refused():
         ["pretrain_pool=0"],
         ["pretrain_batch=0"],
         ["real_train_limit=-1"],
+        ["multi_word_shift=2"],
+        ["n_codes=7"],
     ):
         with pytest.raises(ConfigError):
             resolve_config(exp.config_cls, exp.presets, "quick", parse_set_options(bad))

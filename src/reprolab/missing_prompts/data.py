@@ -9,8 +9,10 @@ functions of the glyphs and code words present, so that each modality carries pa
 * single-label (accuracy, as Food-101): class y shows glyph ``max(y - 1, 0)`` and word ``min(y, C - 2)``.
   Classes 0 and 1 share a glyph (separable only by the text), classes C-2 and C-1 share a word (separable only by
   the image), every other pair differs in both modalities.
-* multi-label (F1-macro, as MM-IMDb): labels 0-2 are drawn only as glyphs, labels 5-7 only as words and labels
-  3-4 as both.
+* multi-label (F1-macro, as MM-IMDb, 8 labels): label j is drawn as glyph j for j <= 6 and as word
+  ``j - word_shift`` for j >= 1, so label 0 is visible only in the image, label 7 only in the text and labels 1-6
+  in both. Default ``word_shift = 1`` (as the single task: the glyph and the word of one label are different
+  codes); with ``word_shift = 0`` they are the pair glyph j <-> word j that the backbone's pretraining matches.
 Each modality is also noisy: with probability ``noise`` a sample's code glyph/word is replaced by a random one.
 
 Missing protocol (paper Sec. 4.1, official ``missing_table``): a missing rate eta is the fraction of samples with a
@@ -251,19 +253,25 @@ class GlyphWordWorld:
         ids, mask = self.write(word_sets, generator)
         return PairData(ids, mask, self.render(glyph_sets, generator), labels)
 
-    def multi_label(self, n: int, noise: float, generator: torch.Generator, p_label: float = 0.3) -> PairData:
-        """Multi-label task with 8 labels: 0-2 image only (glyph j), 3-4 both, 5-7 text only (word j - 3)."""
+    def multi_label(
+        self, n: int, noise: float, generator: torch.Generator, p_label: float = 0.3, word_shift: int = 1
+    ) -> PairData:
+        """Multi-label task with 8 labels: label j shows glyph j (j <= 6) and word ``j - word_shift`` (j >= 1), so
+        label 0 is image only, label 7 text only and labels 1-6 are in both modalities. Label noise replaces a shown
+        glyph by a random one of glyphs 0-6 and a shown word by a random one of the 7 task words."""
         n_labels = 8
-        if self.n_codes < 5:
-            raise ValueError("the multi-label task needs n_codes >= 5")
+        if word_shift not in (0, 1):
+            raise ValueError(f"word_shift must be 0 or 1, got {word_shift}")
+        if self.n_codes < n_labels:
+            raise ValueError(f"the multi-label task needs n_codes >= {n_labels}, got {self.n_codes}")
         labels = (torch.rand(n, n_labels, generator=generator) < p_label).float()
         empty = labels.sum(1) == 0
         labels[empty, torch.randint(0, n_labels, (int(empty.sum()),), generator=generator)] = 1.0
         glyph_sets, word_sets = [], []
         for row in labels:
             present = torch.nonzero(row).flatten().tolist()
-            glyphs = [self._noisy(j, 5, noise, generator) for j in present if j <= 4]
-            words = [self._noisy(j - 3, 5, noise, generator) for j in present if j >= 3]
+            glyphs = [self._noisy(j, n_labels - 1, noise, generator) for j in present if j <= n_labels - 2]
+            words = [1 - word_shift + self._noisy(j - 1, n_labels - 1, noise, generator) for j in present if j >= 1]
             glyph_sets.append(sorted(set(glyphs))[: self.n_cells] + self._distractor(generator))
             word_sets.append(sorted(set(words)))
         ids, mask = self.write(word_sets, generator)

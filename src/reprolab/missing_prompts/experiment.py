@@ -57,6 +57,7 @@ class MissingPromptsConfig:
     pretrain_negatives: str = "hard"  # ITM negatives: "random" (another pair's text) or "hard" (one word swapped)
     tasks: list[str] = field(default_factory=lambda: list(SYNTHETIC_TASKS))
     n_classes: int = 8
+    multi_word_shift: int = 1  # multi task: label j shows glyph j (j <= 6) and word j - shift (j >= 1), see docs
     n_train: int = 4000
     n_test: int = 600
     # missing-modality protocol (eta = fraction of samples that miss a modality)
@@ -126,6 +127,10 @@ class MissingPromptsConfig:
             raise ConfigError(
                 f"n_classes must be in 3..n_codes+1 and n_codes >= 5, got {self.n_classes}, {self.n_codes}"
             )
+        if self.multi_word_shift not in (0, 1):
+            raise ConfigError(f"multi_word_shift must be 0 or 1, got {self.multi_word_shift}")
+        if "multi" in self.tasks and self.n_codes < 8:
+            raise ConfigError(f"the multi task uses 8 codes (labels 0-7): n_codes must be >= 8, got {self.n_codes}")
         if min(self.n_train, self.n_test, self.batch_size) < 1 or self.epochs < 0 or self.pretrain_steps < 0:
             raise ConfigError("n_train, n_test, batch_size >= 1 and epochs, pretrain_steps >= 0 are required")
 

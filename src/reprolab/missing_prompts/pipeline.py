@@ -161,7 +161,7 @@ def _synthetic_tasks(config: MissingPromptsConfig, ctx: RunContext, world: Glyph
             if name == "single":
                 splits.append(world.single_label(n, config.n_classes, config.label_noise, gen))
             else:
-                splits.append(world.multi_label(n, config.label_noise, gen))
+                splits.append(world.multi_label(n, config.label_noise, gen, word_shift=config.multi_word_shift))
         n_out = config.n_classes if name == "single" else 8
         metric = "accuracy" if name == "single" else "f1_macro"
         tasks.append(Task(name, splits[0], splits[1], n_out, metric, world.filler_ids()))
