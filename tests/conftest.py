@@ -36,3 +36,17 @@ def real_data():
         return path
 
     return locate
+
+
+@pytest.fixture
+def run_context(tmp_path):
+    """Return a function ``run_context(method="demo")`` -> a CPU :class:`RunContext` writing under ``tmp_path``,
+    for tests that drive a ``Sweep`` without going through the runner."""
+    from reprolab.core.runs import RunContext
+
+    def make(method: str = "demo") -> RunContext:
+        ctx = RunContext(tmp_path / "run", method, "quick", 0, torch.device("cpu"), tmp_path, "test")
+        ctx.metrics_path.write_text("")
+        return ctx
+
+    return make

@@ -13,26 +13,9 @@ from reprolab.core.config import ConfigError, resolve_config
 from reprolab.core.registry import get_experiment
 
 
-def test_quick_run_end_to_end(tmp_path, monkeypatch):
+def test_quick_run_end_to_end(tmp_path, monkeypatch, tiny_cli_args):
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
-    sets = [
-        "pretrain_steps=5",
-        "pretrain_batch=16",
-        "image_size=8",
-        "width=32",
-        "layers=1",
-        "n_colours=2",
-        "n_shapes=2",
-        "seeds=[1]",
-        "shots=2",
-        "epochs=1",
-        "batch_size=4",
-        "test_per_class=3",
-        "shot_curve=[1]",
-    ]
-    args = ["run", "cocoop", "--out", str(tmp_path / "run")]
-    for item in sets:
-        args += ["--set", item]
+    args = tiny_cli_args(tmp_path / "run", "test_per_class=3", "shot_curve=[1]")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -60,28 +60,10 @@ def test_errors_name_the_file(tmp_path):
         load_real_task(tmp_path, 8, 1, 1, torch.Generator())
 
 
-def test_cli_run_on_a_coop_layout_folder(tmp_path, monkeypatch):
+def test_cli_run_on_a_coop_layout_folder(tmp_path, monkeypatch, tiny_cli_args):
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
     _fabricate(tmp_path / "Toy")
-    sets = [
-        "pretrain_steps=5",
-        "pretrain_batch=16",
-        "image_size=8",
-        "width=32",
-        "layers=1",
-        "n_colours=2",
-        "n_shapes=2",
-        "seeds=[1]",
-        "shots=2",
-        "epochs=1",
-        "batch_size=4",
-        "test_per_class=0",
-        "shot_curve=[]",
-        f"dataset={tmp_path / 'Toy'}",
-    ]
-    args = ["run", "cocoop", "--out", str(tmp_path / "run")]
-    for item in sets:
-        args += ["--set", item]
+    args = tiny_cli_args(tmp_path / "run", "test_per_class=0", "shot_curve=[]", f"dataset={tmp_path / 'Toy'}")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -6,18 +6,11 @@ import json
 
 import torch
 
-from reprolab.core.runs import RunContext
 from reprolab.core.sweep import Sweep
 
 
-def _context(tmp_path) -> RunContext:
-    ctx = RunContext(tmp_path, "demo", "quick", 0, torch.device("cpu"), tmp_path, "fp")
-    ctx.metrics_path.write_text("")
-    return ctx
-
-
-def test_minimise_descends_logs_extras_and_steps_scheduler(tmp_path):
-    ctx = _context(tmp_path)
+def test_minimise_descends_logs_extras_and_steps_scheduler(run_context):
+    ctx = run_context()
     weight = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.constant_(weight.weight, 3.0)
     optimizer = torch.optim.SGD(weight.parameters(), lr=0.1)
@@ -36,8 +29,8 @@ def test_minimise_descends_logs_extras_and_steps_scheduler(tmp_path):
     assert rows[1]["loss"] < rows[0]["loss"] and "w" in rows[0]
 
 
-def test_minimise_accepts_a_bare_loss(tmp_path):
-    ctx = _context(tmp_path)
+def test_minimise_accepts_a_bare_loss(run_context):
+    ctx = run_context()
     weight = torch.nn.Parameter(torch.tensor([2.0]))
     model = torch.nn.Module()
     model.weight = weight

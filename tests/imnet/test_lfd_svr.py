@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from reprolab.core.runs import RunContext
 from reprolab.core.sweep import Sweep
 from reprolab.imnet import lfd
 from reprolab.imnet.data import make_shape_set
@@ -114,7 +113,7 @@ def test_render_depth_and_views(shapes):
     assert views.shape == (2, 3, 1, 32, 32) and views.max() <= 1.0
 
 
-def test_image_encoder_and_svr_training_reduce_loss(tmp_path, shapes):
+def test_image_encoder_and_svr_training_reduce_loss(run_context, shapes):
     with pytest.raises(ValueError):
         ImageEncoder(size=24)
     torch.manual_seed(0)
@@ -123,15 +122,7 @@ def test_image_encoder_and_svr_training_reduce_loss(tmp_path, shapes):
     codes = torch.rand(len(shapes), 8)
     before = torch.mean((predict_codes(model, images[:, 0]) - codes) ** 2).item()
     model.train()
-    ctx = RunContext(
-        out_dir=tmp_path / "run",
-        method="imnet",
-        preset="quick",
-        seed=0,
-        device=torch.device("cpu"),
-        data_home=tmp_path,
-        fingerprint="test",
-    )
+    ctx = run_context("imnet")
     train_svr(Sweep(ctx), "svr", model, images, codes, steps=60, batch_size=8, lr=1e-2, generator=torch.Generator())
     after = torch.mean((predict_codes(model, images[:, 0]) - codes) ** 2).item()
     assert after < 0.5 * before

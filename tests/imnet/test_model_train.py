@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from reprolab.core.runs import RunContext
 from reprolab.core.sweep import Sweep
 from reprolab.imnet.model import (
     CNNAE,
@@ -19,18 +18,6 @@ from reprolab.imnet.model import (
     leaky_clip,
 )
 from reprolab.imnet.train import resolution_at, train_cnnae, train_imae, train_latent_gan
-
-
-def _ctx(tmp_path) -> RunContext:
-    return RunContext(
-        out_dir=tmp_path / "run",
-        method="imnet",
-        preset="quick",
-        seed=0,
-        device=torch.device("cpu"),
-        data_home=tmp_path,
-        fingerprint="test",
-    )
 
 
 def test_paper_and_official_decoder_widths():
@@ -97,9 +84,9 @@ def test_resolution_schedule():
         resolution_at(6, schedule)
 
 
-def test_progressive_training_switches_resolution_and_learns(tmp_path):
+def test_progressive_training_switches_resolution_and_learns(run_context):
     torch.manual_seed(0)
-    ctx = _ctx(tmp_path)
+    ctx = run_context("imnet")
     model = IMAE(res=8, ef_dim=2, z_dim=4, gf_dim=2)
     vox = torch.zeros(2, 1, 8, 8, 8)
     vox[:, :, 2:6, 2:6, 2:6] = 1
@@ -136,9 +123,9 @@ def test_progressive_training_switches_resolution_and_learns(tmp_path):
         )
 
 
-def test_cnnae_and_gan_steps_reduce_their_losses(tmp_path):
+def test_cnnae_and_gan_steps_reduce_their_losses(run_context):
     torch.manual_seed(0)
-    ctx = _ctx(tmp_path)
+    ctx = run_context("imnet")
     vox = torch.zeros(4, 1, 8, 8, 8)
     vox[:, :, 2:6, 2:6, 2:6] = 1
     cnn = CNNAE(res=8, ef_dim=2, z_dim=4, gf_dim=2)
