@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -97,20 +98,29 @@ def test_presets_resolve_and_bad_values_are_refused():
             resolve_config(exp.config_cls, exp.presets, "quick", parse_set_options(bad))
 
 
-def test_real_format_run_on_fabricated_hateful_memes(tmp_path, monkeypatch):
-    """The real-data path end to end on a fabricated Hateful Memes folder (mini ViLT trained from scratch)."""
+def _fabricate_hateful_memes(
+    data: Path, counts: dict[str, int], size: tuple[int, int], colour: tuple[int, int]
+) -> None:
+    """A Hateful Memes folder (``<split>.jsonl`` + ``img/``) under ``data``: label i % 2, whose image's red channel
+    is ``colour[0] * label`` and blue channel ``colour[1]``, and whose text names the label."""
     from PIL import Image
 
-    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "data" / "hateful_memes"
+    root = data / "hateful_memes"
     (root / "img").mkdir(parents=True)
-    for split, n in (("train", 12), ("dev_seen", 8)):
+    for split, n in counts.items():
         lines = []
         for i in range(n):
             name = f"img/{split}{i}.png"
-            Image.new("RGB", (9, 9), (40 * (i % 2), 0, 200)).save(root / name)
+            Image.new("RGB", size, (colour[0] * (i % 2), 0, colour[1])).save(root / name)
             lines.append(json.dumps({"id": i, "img": name, "label": i % 2, "text": f"meme number {i % 2}"}))
         (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_real_format_run_on_fabricated_hateful_memes(tmp_path, monkeypatch):
+    """The real-data path end to end on a fabricated Hateful Memes folder (mini ViLT trained from scratch)."""
+
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "cache"))
+    _fabricate_hateful_memes(tmp_path / "data", {"train": 12, "dev_seen": 8}, size=(9, 9), colour=(40, 200))
     args = ["run", "missing_prompts", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
     for item in ("real_dataset=hateful_memes", "hidden=16", "layers=1", "heads=2", "epochs=1", "batch_size=6",
                  "prompt_layers=[0]", "real_max_text_len=6", "sweep_rates=[0.0]"):  # fmt: skip
@@ -145,7 +155,6 @@ def test_bad_vilt_path_and_empty_real_split_give_clear_errors(tmp_path, monkeypa
 def test_vilt_path_loads_a_saved_vilt_and_tokenizer(tmp_path, monkeypatch):
     """``vilt_path`` = a folder written by ``save_pretrained`` (a tiny ViltModel + a BERT vocabulary): the run loads
     both with ``from_pretrained`` and uses the model's image size and text length on a real-format dataset."""
-    from PIL import Image
     from transformers import BertTokenizer
 
     from reprolab.missing_prompts.model import build_mini_vilt
@@ -157,15 +166,7 @@ def test_vilt_path_loads_a_saved_vilt_and_tokenizer(tmp_path, monkeypatch):
     (folder / "vocab.txt").write_text("\n".join(words) + "\n")
     BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
     build_mini_vilt(len(words), image_size=8, hidden=16, layers=2, heads=2, max_text_len=6).save_pretrained(folder)
-    root = tmp_path / "data" / "hateful_memes"
-    (root / "img").mkdir(parents=True)
-    for split, n in (("train", 8), ("dev_seen", 6)):
-        lines = []
-        for i in range(n):
-            name = f"img/{split}{i}.png"
-            Image.new("RGB", (11, 9), (200 * (i % 2), 0, 90)).save(root / name)
-            lines.append(json.dumps({"id": i, "img": name, "label": i % 2, "text": f"meme number {i % 2}"}))
-        (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    _fabricate_hateful_memes(tmp_path / "data", {"train": 8, "dev_seen": 6}, size=(11, 9), colour=(200, 90))
     args = ["run", "missing_prompts", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
     for item in (f"vilt_path={folder}", "real_dataset=hateful_memes", "epochs=1", "batch_size=4",
                  "prompt_layers=[0,1]", "sweep_rates=[0.0,1.0]", "methods=[prompt_input,head_only]"):  # fmt: skip
