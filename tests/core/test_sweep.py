@@ -39,3 +39,19 @@ def test_minimise_accepts_a_bare_loss(run_context):
                         log_every=1)
     assert float(weight) == 1.0  # 2 - 0.25 * 2 * 2
     assert json.loads(ctx.metrics_path.read_text())["loss"] == 4.0
+
+
+def test_fit_once_trains_then_reloads_the_recorded_weights(run_context):
+    ctx = run_context()
+    sweep = Sweep(ctx)
+    model = torch.nn.Linear(2, 1)
+    calls = []
+
+    def fit() -> None:
+        calls.append(1)
+        torch.nn.init.constant_(model.weight, 7.0)
+
+    sweep.fit_once("unit", model, fit)
+    fresh = torch.nn.Linear(2, 1)
+    assert sweep.fit_once("unit", fresh, fit) is fresh  # done: the weights come back, fit is not called again
+    assert calls == [1] and torch.equal(fresh.weight, torch.full((1, 2), 7.0))

@@ -94,6 +94,16 @@ class Sweep:
                     self._partial["generator"] = generator.get_state()
                 self._save()
 
+    def fit_once(self, unit: str, model: torch.nn.Module, fit: Callable[[], None]) -> torch.nn.Module:
+        """Load ``model``'s trained weights when ``unit`` is done; otherwise run ``fit()`` (which trains ``model``,
+        resumably through this sweep) and record the weights as the unit's result. Returns ``model``."""
+        if self.is_done(unit):
+            model.load_state_dict(self.result(unit)["state"])
+        else:
+            fit()
+            self.complete(unit, {"state": model.state_dict()})
+        return model
+
     def minimise(
         self,
         unit: str,

@@ -5,6 +5,7 @@ extraction, figures and mesh export."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -172,38 +173,36 @@ def _spread(n: int, k: int) -> np.ndarray:
 def _train_imae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, split: Split, train_vox: torch.Tensor) -> IMAE:
     torch.manual_seed(ctx.seed_for("imae", "init"))
     model = IMAE(split.train.res, config.ef_dim, config.z_dim, config.gf_dim, config.decoder).to(ctx.device)
-    if sweep.is_done("imae"):
-        model.load_state_dict(sweep.result("imae")["state"])
-        return model
-    point_sets = {
-        r: (torch.from_numpy(s.points).to(ctx.device), torch.from_numpy(s.values).to(ctx.device))
-        for r, s in split.point_sets.items()
-    }
-    train_imae(
-        sweep,
-        "imae",
-        model,
-        train_vox,
-        point_sets,
-        schedule=list(zip(config.schedule_res, config.schedule_steps)),
-        batch_shapes=config.batch_shapes,
-        batch_points=config.batch_points,
-        lr=config.lr,
-        beta1=config.beta1,
-        generator=ctx.generator("imae", "train", device="cpu"),
-        checkpoint_every=config.checkpoint_every,
-    )
-    sweep.complete("imae", {"state": model.state_dict()})
+
+    def fit() -> None:
+        point_sets = {
+            r: (torch.from_numpy(s.points).to(ctx.device), torch.from_numpy(s.values).to(ctx.device))
+            for r, s in split.point_sets.items()
+        }
+        train_imae(
+            sweep,
+            "imae",
+            model,
+            train_vox,
+            point_sets,
+            schedule=list(zip(config.schedule_res, config.schedule_steps)),
+            batch_shapes=config.batch_shapes,
+            batch_points=config.batch_points,
+            lr=config.lr,
+            beta1=config.beta1,
+            generator=ctx.generator("imae", "train", device="cpu"),
+            checkpoint_every=config.checkpoint_every,
+        )
+
+    sweep.fit_once("imae", model, fit)
     return model
 
 
 def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: torch.Tensor) -> CNNAE:
     torch.manual_seed(ctx.seed_for("cnnae", "init"))
     model = CNNAE(train_vox.shape[-1], config.ef_dim, config.z_dim, config.cnn_gf_dim).to(ctx.device)
-    if sweep.is_done("cnnae"):
-        model.load_state_dict(sweep.result("cnnae")["state"])
-        return model
-    train_cnnae(
+    fit = partial(
+        train_cnnae,
         sweep,
         "cnnae",
         model,
@@ -215,7 +214,7 @@ def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: 
         generator=ctx.generator("cnnae", "train", device="cpu"),
         checkpoint_every=config.checkpoint_every,
     )
-    sweep.complete("cnnae", {"state": model.state_dict()})
+    sweep.fit_once("cnnae", model, fit)
     return model
 
 
@@ -378,25 +377,23 @@ def _latent_gan_samples(
     torch.manual_seed(ctx.seed_for(unit, "init"))
     gen = LatentGenerator(config.gan_noise_dim, config.z_dim, config.gan_hidden).to(ctx.device)
     critic = LatentCritic(config.z_dim, config.gan_hidden).to(ctx.device)
-    if sweep.is_done(unit):
-        gen.load_state_dict(sweep.result(unit)["state"])
-    else:
-        train_latent_gan(
-            sweep,
-            unit,
-            gen,
-            critic,
-            codes,
-            steps=config.gan_steps,
-            batch_size=config.gan_batch,
-            noise_dim=config.gan_noise_dim,
-            n_critic=config.gan_n_critic,
-            gp_weight=config.gan_gp_weight,
-            lr=config.gan_lr,
-            generator=ctx.generator(unit, "train", device="cpu"),
-            checkpoint_every=config.checkpoint_every,
-        )
-        sweep.complete(unit, {"state": gen.state_dict()})
+    fit = partial(
+        train_latent_gan,
+        sweep,
+        unit,
+        gen,
+        critic,
+        codes,
+        steps=config.gan_steps,
+        batch_size=config.gan_batch,
+        noise_dim=config.gan_noise_dim,
+        n_critic=config.gan_n_critic,
+        gp_weight=config.gan_gp_weight,
+        lr=config.gan_lr,
+        generator=ctx.generator(unit, "train", device="cpu"),
+        checkpoint_every=config.checkpoint_every,
+    )
+    sweep.fit_once(unit, gen, fit)
     gen.eval()
     noise = torch.randn(config.gan_samples, config.gan_noise_dim, generator=ctx.generator(unit, "sample", device="cpu"))
     with torch.no_grad():
@@ -420,22 +417,20 @@ def _single_view(
     codes = encode(imae.encoder, train_vox)
     torch.manual_seed(ctx.seed_for("svr", "init"))
     model = ImageEncoder(config.svr_image, config.z_dim, config.svr_width).to(ctx.device)
-    if sweep.is_done("svr"):
-        model.load_state_dict(sweep.result("svr")["state"])
-    else:
-        train_svr(
-            sweep,
-            "svr",
-            model,
-            train_images.to(ctx.device),
-            codes,
-            steps=config.svr_steps,
-            batch_size=config.svr_batch,
-            lr=config.svr_lr,
-            generator=ctx.generator("svr", "train", device="cpu"),
-            checkpoint_every=config.checkpoint_every,
-        )
-        sweep.complete("svr", {"state": model.state_dict()})
+    fit = partial(
+        train_svr,
+        sweep,
+        "svr",
+        model,
+        train_images.to(ctx.device),
+        codes,
+        steps=config.svr_steps,
+        batch_size=config.svr_batch,
+        lr=config.svr_lr,
+        generator=ctx.generator("svr", "train", device="cpu"),
+        checkpoint_every=config.checkpoint_every,
+    )
+    sweep.fit_once("svr", model, fit)
     z = predict_codes(model, test_images[:, 0].to(ctx.device))
     ctx.note(
         f"IM-SVR: a 2D CNN (width {config.svr_width}) regresses the frozen IM-AE codes from {config.svr_image}^2 "
