@@ -18,11 +18,11 @@ def test_minimise_descends_logs_extras_and_steps_scheduler(run_context):
 
     def loss_fn(step: int):
         loss = (weight.weight**2).sum()  # minimum at 0
-        return loss, {"w": float(weight.weight.detach())}
+        return loss, {"w": weight.weight.item()}
 
     Sweep(ctx).minimise("fit", steps=10, loss_fn=loss_fn, model=weight, optimizer=optimizer, log_every=5,
                         scheduler=scheduler)
-    assert abs(float(weight.weight)) < 3.0 * 0.9**5  # ten descent steps, lr halved after five
+    assert abs(weight.weight.item()) < 3.0 * 0.9**5  # ten descent steps, lr halved after five
     assert optimizer.param_groups[0]["lr"] == 0.05 * 0.5
     rows = [json.loads(line) for line in ctx.metrics_path.read_text().splitlines()]
     assert [row["step"] for row in rows] == [5, 10]
