@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from reprolab.core.config import resolve_config
 from reprolab.core.data import dataset_info
 from reprolab.core.errors import ConfigError
 from reprolab.core.registry import Experiment, Paper, get_experiment, list_experiments
@@ -30,6 +31,13 @@ def test_every_method_has_quick_and_paper_presets_and_claims():
         assert {"quick", "paper"} <= set(experiment.presets)
         assert experiment.claims, f"{experiment.name} states no claims"
         experiment.describe()  # JSON-friendly
+
+
+@pytest.mark.parametrize("experiment", list_experiments(), ids=lambda e: e.name)
+def test_every_preset_resolves_to_a_valid_config(experiment: Experiment):
+    # A preset that fails its own validation would only surface when a user starts a long run.
+    for preset in experiment.presets:
+        resolve_config(experiment.config_cls, experiment.presets, preset)
 
 
 def test_experiment_datasets_join_the_dataset_registry():
