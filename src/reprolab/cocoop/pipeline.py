@@ -35,12 +35,25 @@ LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
 
 
 def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
+    """Base-to-new (paper Sec. 4.1) on the generated world or ``dataset``; with ``target_datasets``, the
+    cross-dataset transfer (Sec. 4.2, Table 2) from ``dataset`` instead (``crossdata.py``)."""
+    targets = None
     if config.dataset:  # fail before pretraining the mini CLIP, not minutes later
         from reprolab.cocoop.realdata import check_dataset_folder
 
         check_dataset_folder(dataset_folder(config, ctx))
+    if config.target_datasets:
+        from reprolab.cocoop.crossdata import check_targets
+
+        targets = check_targets(config, ctx)
     clip, tokenizer, world = load_clip(config, ctx)
     clip = freeze(clip.to(ctx.device))
+    if targets is not None:
+        from reprolab.cocoop.crossdata import run_cross_dataset
+
+        if config.shot_curve:
+            ctx.note("shot_curve is a base-to-new figure; it is skipped in the cross-dataset transfer.")
+        return run_cross_dataset(config, ctx, clip, tokenizer, dataset_folder(config, ctx), targets)
     sweep = Sweep(ctx)
     results = []
     for seed in config.seeds:
