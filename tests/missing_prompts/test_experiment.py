@@ -41,13 +41,16 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
     metrics = results["metrics"]
     for task in ("single", "multi"):
         for method in ("prompt_input", "prompt_attention", "head_only", "finetune"):
-            for kind in ("complete", "text", "image", "both", "sweep1", "sweep_mean"):
+            for kind in ("complete", "text", "image", "both", "sweep1", "sweep_mean", "text_saved", "both_saved"):
                 assert metrics[f"{task}_{method}_{kind}"] is not None
         assert metrics[f"{task}_finetune_trainable_fraction"] == 1.0
         assert metrics[f"{task}_head_only_trainable_fraction"] < metrics[f"{task}_prompt_input_trainable_fraction"] < 1
     assert (run / "figures" / "metric_vs_missing_rate.png").is_file()
     table = json.loads((run / "missing_tables" / "single_train.json").read_text())
     assert len(table["table"]) == 24 and table["rate"] == 0.7 and table["missing_type"] == "both"
+    assert "extra_draw_seeds" not in table  # the training table is drawn once
+    test_table = json.loads((run / "missing_tables" / "single_image.json").read_text())
+    assert len(test_table["extra_draw_seeds"]) == 31  # test_table_draws = 32, draw 0 is the saved table
     assert list((tmp_path / "cache" / "missing_prompts").glob("minivilt-*.pt"))  # pretrained backbone cached
 
 

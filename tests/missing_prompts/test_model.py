@@ -182,6 +182,8 @@ def test_vilt_b32_parameter_counts():
     assert counts["vilt_b32_head_params"] == head == 1_219_607 and counts["vilt_b32_pooler_params"] == pooler
     assert counts["vilt_b32_prompt_pooler_fraction"] == pytest.approx((3 * 6 * 16 * 768 + pooler) / total)
     assert 0.0071 < counts["vilt_b32_prompt_pooler_fraction"] < 0.0072 < 0.0179 < counts["vilt_b32_trainable_fraction"]
+    assert counts["vilt_b32_trainable_params"] == 3 * 6 * 16 * 768 + pooler + head == 2_031_383
+    assert counts["vilt_b32_prompt_backbone_fraction"] == pytest.approx(3 * 6 * 16 * 768 / 111_595_008)
 
 
 def test_input_prompts_start_as_vocabulary_embeddings(vilt):
@@ -226,3 +228,26 @@ def test_probe_fits_separable_features_and_probes_every_case(vilt):
     out = probe_backbone(tiny, train, test, torch.arange(12) % 3, steps=3)
     assert set(out) == {f"{k}_{c}" for k in ("per_case", "mixture") for c in MISSING_CASES}
     assert all(0.0 <= v <= 100.0 for v in out.values())
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1_macro"])
+def test_per_case_logits_give_the_metric_of_any_missing_table(vilt, metric):
+    """Evaluating once per missing case and picking each sample's case equals evaluating under the table."""
+    from reprolab.missing_prompts.data import PairData, apply_missing, draw_missing_table
+    from reprolab.missing_prompts.train import evaluate, predict_per_case, table_logits, table_metric
+
+    ids, mask, pixels = _inputs(batch=6, seed=3)
+    g = torch.Generator().manual_seed(4)
+    labels = torch.randint(0, 3, (6,), generator=g) if metric == "accuracy" else (torch.rand(6, 3, generator=g) < 0.5)
+    data = PairData(ids, mask, pixels, labels.float() if metric == "f1_macro" else labels)
+    model = PromptedVilt(vilt, 3, prompt_type="input", prompt_layers=[0, 1], prompt_length=2).eval()
+    case_logits = predict_per_case(model, data, batch_size=4)
+    assert case_logits.shape == (3, 6, 3)
+    table = draw_missing_table(6, 0.7, "both", torch.Generator().manual_seed(2))
+    assert table_metric(case_logits, table, data.labels, metric) == pytest.approx(
+        evaluate(model, apply_missing(data, table), table, metric)
+    )
+    for case in (COMPLETE, TEXT_MISSING, IMAGE_MISSING):
+        assert torch.equal(table_logits(case_logits, torch.full((6,), case)), case_logits[case])
+    with pytest.raises(ValueError, match="does not fit"):
+        table_logits(case_logits, torch.zeros(5, dtype=torch.long))

@@ -116,14 +116,26 @@ def draw_missing_table(n: int, rate: float, missing_type: str, generator: torch.
     return table
 
 
-def save_missing_table(path: Path, table: torch.Tensor, *, rate: float, missing_type: str, seed: int) -> Path:
+def save_missing_table(
+    path: Path,
+    table: torch.Tensor,
+    *,
+    rate: float,
+    missing_type: str,
+    seed: int,
+    extra_draw_seeds: Sequence[int] = (),
+) -> Path:
+    """Write ``table`` as json with its rate, type and seed; ``extra_draw_seeds`` are the seeds of the further
+    draws the test metric is averaged over (each reproduced by ``draw_missing_table`` with that seed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    payload: dict[str, object] = {
         "rate": rate,
         "missing_type": missing_type,
         "seed": seed,
         "codes": "0 complete, 1 text missing, 2 image missing",
     }
+    if extra_draw_seeds:
+        payload["extra_draw_seeds"] = [int(s) for s in extra_draw_seeds]
     payload["table"] = [int(v) for v in table]
     path.write_text(json.dumps(payload))
     return path

@@ -59,11 +59,12 @@ class MissingPromptsConfig:
     n_classes: int = 8
     multi_word_shift: int = 1  # multi task: label j shows glyph j (j <= 6) and word j - shift (j >= 1), see docs
     n_train: int = 4000
-    n_test: int = 600
+    n_test: int = 2000  # 600 left about +-1 point of test-sample noise on paired differences (docs, "Test noise")
     # missing-modality protocol (eta = fraction of samples that miss a modality)
     train_missing_rate: float = 0.7
     train_missing_type: str = "both"
     test_missing_rate: float = 0.7
+    test_table_draws: int = 32  # a test metric is averaged over this many draws of its missing table (docs)
     sweep_rates: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.7, 1.0])
     # prompts and training (paper: 16 tokens on layers 0-5 of 12; AdamW lr 1e-2, wd 2e-2, 10% warm-up)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -131,6 +132,8 @@ class MissingPromptsConfig:
             raise ConfigError(f"multi_word_shift must be 0 or 1, got {self.multi_word_shift}")
         if "multi" in self.tasks and self.n_codes < 8:
             raise ConfigError(f"the multi task uses 8 codes (labels 0-7): n_codes must be >= 8, got {self.n_codes}")
+        if self.test_table_draws < 1:
+            raise ConfigError(f"test_table_draws must be >= 1, got {self.test_table_draws}")
         if min(self.n_train, self.n_test, self.batch_size) < 1 or self.epochs < 0 or self.pretrain_steps < 0:
             raise ConfigError("n_train, n_test, batch_size >= 1 and epochs, pretrain_steps >= 0 are required")
 

@@ -288,8 +288,10 @@ def vilt_b32_trainable_fraction(n_outputs: int, prompt_layers: int = 6, prompt_l
     """Parameter counts of the real ViLT-B/32 configuration (``ViltConfig()`` defaults, built on the meta device,
     so no memory is used) with the paper's prompts (3 cases x 6 layers x 16 tokens x 768) and the official head.
 
-    Fractions are of the whole model (backbone incl. pooler + prompts + head). For MM-IMDb (23 genres): prompts
-    221,184 (0.196%), pooler 590,592, head 1,219,607; prompts + pooler 0.718%, prompts + pooler + head 1.80%."""
+    Fractions are of the whole model (backbone incl. pooler + prompts + head), except
+    ``vilt_b32_prompt_backbone_fraction`` = prompts / ViLT-B/32 alone. For MM-IMDb (23 genres): ViLT-B/32
+    111,595,008, prompts 221,184 (0.196%; 0.198% of ViLT-B/32), pooler 590,592, head 1,219,607; prompts + pooler
+    0.718%, prompts + pooler + head 2,031,383 = 1.80%."""
     from transformers import ViltConfig, ViltModel
 
     config = ViltConfig()
@@ -306,7 +308,9 @@ def vilt_b32_trainable_fraction(n_outputs: int, prompt_layers: int = 6, prompt_l
         "vilt_b32_prompt_params": float(prompts),
         "vilt_b32_pooler_params": float(pooler),
         "vilt_b32_head_params": float(head_n),
+        "vilt_b32_trainable_params": float(prompts + pooler + head_n),
         "vilt_b32_prompt_fraction": prompts / total,
+        "vilt_b32_prompt_backbone_fraction": prompts / backbone,
         "vilt_b32_prompt_pooler_fraction": (prompts + pooler) / total,
         "vilt_b32_trainable_fraction": (prompts + pooler + head_n) / total,
     }

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reprolab.missing_prompts.data import MASK, GlyphWordWorld, PairData
-from reprolab.missing_prompts.model import COMPLETE, PromptedVilt
+from reprolab.missing_prompts.data import MASK, GlyphWordWorld, PairData, apply_missing
+from reprolab.missing_prompts.model import COMPLETE, IMAGE_MISSING, TEXT_MISSING, PromptedVilt
 
 __all__ = [
     "accuracy",
@@ -27,7 +27,10 @@ __all__ = [
     "f1_macro",
     "make_optimizer",
     "predict",
+    "predict_per_case",
     "pretrain_backbone",
+    "table_logits",
+    "table_metric",
     "task_loss",
     "warmup_linear_schedule",
 ]
@@ -198,11 +201,36 @@ def auroc(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
 
 
+def predict_per_case(model: PromptedVilt, data: PairData, batch_size: int = 256) -> torch.Tensor:
+    """Logits (3, N, C) of every sample under each missing case (complete, text missing, image missing), with
+    the case's dummy inputs applied; any missing table's predictions are then ``table_logits(...)``."""
+    n = len(data)
+    out = []
+    for case in (COMPLETE, TEXT_MISSING, IMAGE_MISSING):
+        table = torch.full((n,), case, dtype=torch.long)
+        out.append(predict(model, apply_missing(data, table), table, batch_size))
+    return torch.stack(out)
+
+
+def table_logits(case_logits: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Pick each sample's logits for its missing case: ``case_logits[table[i], i]``."""
+    if case_logits.dim() < 2 or table.shape != case_logits.shape[1:2]:
+        raise ValueError(f"table of shape {tuple(table.shape)} does not fit logits {tuple(case_logits.shape)}")
+    return case_logits[table, torch.arange(len(table))]
+
+
+def table_metric(case_logits: torch.Tensor, table: torch.Tensor, labels: torch.Tensor, metric: str) -> float:
+    """The ``metric`` of the test set under one missing ``table``, from per-case logits."""
+    return METRICS[metric](table_logits(case_logits, table), labels)
+
+
 def evaluate(model: PromptedVilt, data: PairData, missing_type: torch.Tensor, metric: str) -> float:
-    logits = predict(model, data, missing_type)
-    fns: Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
-        "accuracy": accuracy,
-        "f1_macro": f1_macro,
-        "auroc": auroc,
-    }
-    return fns[metric](logits, data.labels)
+    """The ``metric`` of ``model`` on ``data`` (dummy inputs already applied) with per-sample ``missing_type``."""
+    return METRICS[metric](predict(model, data, missing_type), data.labels)
+
+
+METRICS: Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
+    "accuracy": accuracy,
+    "f1_macro": f1_macro,
+    "auroc": auroc,
+}
