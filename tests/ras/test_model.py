@@ -176,3 +176,25 @@ def test_region_errors_split_interior_boundary_and_background():
     hollow[..., 4:8, 4:8] = 0  # the eroded interior (rows/cols 4..7) predicted empty
     errors = region_errors(hollow, mask)
     assert errors["interior"] == 1.0 and errors["boundary"] == 0.0 and errors["background"] == 0.0
+
+
+def test_map_confidence_is_the_mean_probability_inside_and_outside_the_mask():
+    from reprolab.ras.pipeline import map_confidence
+
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1  # 8 object pixels, 8 background pixels
+    probs = torch.full((1, 1, 4, 4), 0.1)
+    probs[..., 0, :] = 0.9  # half the object confident, half at 0.1
+    confidence = map_confidence(probs, mask)
+    assert confidence["p_in"] == pytest.approx(0.5) and confidence["p_out"] == pytest.approx(0.1)
+
+
+def test_best_coarse_confidence_of_a_1x1_grid_is_the_object_fraction():
+    from reprolab.ras.pipeline import best_coarse_confidence
+
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :2] = 1  # 8 of 64 pixels: the best constant map is p = 1/8 everywhere (BCE optimum)
+    single = best_coarse_confidence(mask, 1)
+    assert single["p_in"] == pytest.approx(0.125, abs=1e-3) and single["p_out"] == pytest.approx(0.125, abs=1e-3)
+    full = best_coarse_confidence(torch.ones(1, 1, 8, 8), 2)
+    assert full["p_in"] > 0.99

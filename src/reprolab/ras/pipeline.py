@@ -22,7 +22,15 @@ from reprolab.ras.train import measure_fps, predict, train_ras
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["backbone_init", "initial_model", "parameter_count", "region_errors", "run_ras"]
+__all__ = [
+    "best_coarse_confidence",
+    "backbone_init",
+    "initial_model",
+    "map_confidence",
+    "parameter_count",
+    "region_errors",
+    "run_ras",
+]
 
 VARIANTS = (("ras", True), ("no_ra", False))
 METRIC_NAMES = ("mae", "max_f", "mean_f", "s_measure", "max_e", "mean_e")
@@ -52,7 +60,8 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
                 models[prefix] = model
         scores[prefix] = per_seed[0]
         for region in regions[0]:
-            metrics[f"{prefix}_mae_{region}"] = float(np.mean([r[region] for r in regions]))
+            key = f"{prefix}_{region}" if region.endswith(("p_in", "p_out")) else f"{prefix}_mae_{region}"
+            metrics[key] = float(np.mean([r[region] for r in regions]))
         for name in METRIC_NAMES:
             values = [getattr(s, name) for s in per_seed]
             metrics[f"{prefix}_{name}"] = float(np.mean(values))
@@ -184,7 +193,41 @@ def _evaluate(
     regions = region_errors(maps, data.masks)
     regions |= {f"coarse_{k}": v for k, v in region_errors(coarse, data.masks).items()}
     regions["coarse"] = float((coarse - data.masks).abs().mean())
+    side5 = torch.cat([torch.sigmoid(o.upsampled[-2]) for o in outputs])  # S_5, the first refined map
+    for name, probs in (("coarse", coarse), ("s5", side5)):
+        regions |= {f"{name}_{k}": v for k, v in map_confidence(probs, data.masks).items()}
     return evaluate_maps(list(maps.numpy()), list(data.masks.numpy())), regions
+
+
+def map_confidence(maps: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+    """Mean predicted probability inside the objects (``p_in``, over every mask pixel) and outside them
+    (``p_out``). For the global map S_6 this is the confidence that reverse attention (Eq. 1) turns into
+    side-feature weights ``1 - p``: the paper's premise is ``p_in`` near 1 (issue 9 diagnosis)."""
+    inside = masks > 0.5
+    p_in = float(maps[inside].mean()) if inside.any() else float("nan")
+    p_out = float(maps[~inside].mean()) if (~inside).any() else float("nan")
+    return {"p_in": p_in, "p_out": p_out}
+
+
+def best_coarse_confidence(masks: torch.Tensor, grid: int, *, steps: int = 400, lr: float = 0.2) -> dict[str, float]:
+    """The most confident coarse map any backbone could give at a ``grid`` x ``grid`` resolution (issue 9
+    diagnostic): per image, the grid of logits whose bilinear upsampling to the mask size minimises the
+    BCE against the mask (what deep supervision, Eq. 3, asks of S_6), fitted by Adam. Returns its
+    :func:`map_confidence`. With ``grid`` = the S_6 size (input / 32) this bounds the learned S_6."""
+    logits = torch.zeros(masks.shape[0], 1, grid, grid, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=lr)
+    size = tuple(masks.shape[-2:])
+
+    def upsample() -> torch.Tensor:
+        return torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+    for _ in range(steps):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(upsample(), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return map_confidence(torch.sigmoid(upsample()), masks)
 
 
 def region_errors(maps: torch.Tensor, masks: torch.Tensor, band: int = 2) -> dict[str, float]:
@@ -265,6 +308,15 @@ def _report(
             for p in scores
         ],
     )
+    ctx.add_table(
+        "Confidence of the deep maps: mean probability inside / outside the objects (RA weights the next "
+        "side by 1 - p; the paper's premise is a coarse map confident inside objects)",
+        ["model", "S_6 p_in", "S_6 p_out", "S_5 p_in", "S_5 p_out"],
+        [
+            [labels[p], *[f"{metrics[f'{p}_{m}_{k}']:.3f}" for m in ("coarse", "s5") for k in ("p_in", "p_out")]]
+            for p in scores
+        ],
+    )
     if config.coarse_oracle > 0:
         ctx.note(
             f"DIAGNOSTIC RUN (coarse_oracle={config.coarse_oracle:g}): S_6 is the blurred ground-truth mask at "
@@ -276,7 +328,9 @@ def _report(
         ctx.note(
             "Reverse attention did not lower the MAE here. It erases side features where the deeper map is "
             "salient, so object interiors rely on the coarse prediction; compare the interior/boundary/background "
-            f"errors above and docs/ras.md (backbone: {init}; saliency decidable from local colour)."
+            f"errors and the deep maps' confidence above (S_6 mean probability inside objects: "
+            f"{metrics['ras_coarse_p_in']:.2f}) and docs/ras.md (backbone: {init}; saliency decidable from local "
+            "colour)."
         )
     _plot_pr(ctx, scores, labels)
     _plot_grid(config, ctx, models, test)
