@@ -9,12 +9,16 @@ coarse-to-fine grid differs from the dense one (IoU < 0.99) or saves less than h
 
     python benchmarks/imnet.py [--res 128] [--coarse 32] [--shapes 2] [--run runs/imnet] [--steps 600]
     python benchmarks/imnet.py --diagnose runs/imnet     # where a quick run's Chamfer distance comes from
+    python benchmarks/imnet.py --curve imae --gf 16 --schedule 16:400,32:2600 --evals 1200,1800,2400,3000
+                                                         # IoU / CD along training (docs/imnet.md, "What the quick
+                                                         # run lacks"); --curve cnnae for the baseline
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -156,6 +160,88 @@ def diagnose(run: str) -> None:
         print(f"{name:<8}{m[0]:>11.2f}{m[1]:>11.2f}{m[2]:>9.2f}{m[3]:>8.2f}{m[4]:>7.2f}{m[5]:>7.2f}{m[6]:>7.2f}")
 
 
+def curve(args: argparse.Namespace) -> None:
+    """IoU / CD of the 16 held-out shapes along training, with the quick pipeline's data, seeds, training loop and
+    CD protocol (at the quick settings it reproduces the pipeline's numbers). ``--uniform`` samples the training
+    points uniformly from all cells instead of near the surface first."""
+    import reprolab.imnet.data as imdata
+    from reprolab.core.seeding import derive_seed
+    from reprolab.imnet.data import cell_centres, read_imnet_hdf5, write_imnet_hdf5
+    from reprolab.imnet.mesh import marching_cubes, sample_mesh
+    from reprolab.imnet.metrics import chamfer_and_normals
+    from reprolab.imnet.model import CNNAE
+    from reprolab.imnet.train import resolution_at
+
+    seed, res, name = args.seed, 32, args.curve
+    shapes = make_shape_set(["chair", "table"], 100, res, derive_seed(seed, "data"))
+    train_idx, test_idx = [], []
+    for label in np.unique(shapes.labels):
+        members = np.flatnonzero(shapes.labels == label)
+        train_idx += list(members[:80])
+        test_idx += list(members[80:])
+    train, test = shapes.subset(np.asarray(train_idx)), shapes.subset(np.asarray(test_idx))
+    schedule = [tuple(int(v) for v in item.split(":")) for item in args.schedule.split(",")]
+    train_vox = torch.from_numpy(train.voxels).float()[:, None]
+    test_vox = torch.from_numpy(test.voxels).float()[:, None]
+    eval_idx = np.unique(np.linspace(0, len(test) - 1, 16).round().astype(int))
+    gt = [
+        sample_mesh(marching_cubes(g, cell_centred=True), 2048, np.random.default_rng(derive_seed(seed, "gt", i)))
+        for i, g in enumerate(test.voxels[eval_idx])
+    ]
+    if name == "imae":
+        resolutions = sorted({r for r, _ in schedule})
+        if args.uniform:  # every cell is a candidate point: a random subset per step is uniform sampling
+            imdata.point_counts = lambda r: r**3
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_imnet_hdf5(Path(folder) / "train.hdf5", train, resolutions, derive_seed(seed, "points"))
+            sets = {s.res: (torch.from_numpy(s.points), torch.from_numpy(s.values)) for s in read_imnet_hdf5(path)[1]}
+        torch.manual_seed(derive_seed(seed, name, "init"))
+        model: torch.nn.Module = IMAE(res, 4, 32, args.gf, "paper")
+        total = sum(steps for _, steps in schedule)
+    else:
+        torch.manual_seed(derive_seed(seed, name, "init"))
+        model, total = CNNAE(res, 4, 32, 4), max(int(v) for v in args.evals.split(","))
+    gen = torch.Generator().manual_seed(derive_seed(seed, name, "train"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    evals = {int(v) for v in args.evals.split(",")}
+    for step in range(total):
+        shapes_b = torch.randint(0, len(train_vox), (8,), generator=gen)
+        if name == "imae":
+            points, values = sets[resolution_at(step, schedule)]
+            chosen = torch.randint(0, points.shape[1], (8, min(256, points.shape[1])), generator=gen)
+            p = torch.gather(points[shapes_b], 1, chosen[..., None].expand(-1, -1, 3))
+            v = torch.gather(values[shapes_b], 1, chosen[..., None])
+            loss = torch.mean((model(train_vox[shapes_b], p) - v) ** 2)
+        else:
+            target = train_vox[shapes_b]
+            loss = torch.mean((model(target) - target) ** 2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step + 1 not in evals:
+            continue
+        with torch.no_grad():
+            if name == "imae":
+                grids = [
+                    decode_field(model.decoder, z)(cell_centres(res)).reshape((res,) * 3)
+                    for z in model.encoder(test_vox[eval_idx])
+                ]
+            else:
+                grids = [g[0].numpy() for g in model(test_vox[eval_idx])]
+        ious, cds = [], []
+        for i, (grid, truth, (gp, gn)) in enumerate(zip(grids, test.voxels[eval_idx], gt)):
+            ious.append(voxel_iou(grid >= 0.5, truth))
+            mesh = marching_cubes(grid, cell_centred=True)
+            rng = np.random.default_rng(derive_seed(seed, name, "cd", i))
+            pts, nrm = (np.zeros((1, 3)), np.zeros((1, 3))) if mesh.empty else sample_mesh(mesh, 2048, rng)
+            cds.append(1000 * chamfer_and_normals(pts, nrm, gp, gn)[0])
+        print(
+            f"{name} step {step + 1}: IoU {np.mean(ious):.4f}, CD x1000 mean {np.mean(cds):.2f} median "
+            f"{np.median(cds):.2f}",
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--res", type=int, default=128)
@@ -165,10 +251,19 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--diagnose", default=None, help="a finished run folder: CD breakdown instead of the benchmark")
+    parser.add_argument("--curve", choices=("imae", "cnnae"), default=None, help="IoU / CD along training")
+    parser.add_argument("--gf", type=int, default=16, help="--curve: implicit decoder width")
+    parser.add_argument("--schedule", default="16:600,32:1200", help="--curve: res:steps,... of the IM-AE")
+    parser.add_argument("--evals", default="1200,1800", help="--curve: steps at which to evaluate")
+    parser.add_argument("--uniform", action="store_true", help="--curve: uniform instead of near-surface points")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.diagnose:
         diagnose(args.diagnose)
+        return 0
+    if args.curve:
+        curve(args)
         return 0
     rows = [measure("sphere (analytic)", sphere, args.res, args.coarse)]
     model, vox = load_or_train(args.run, args.steps)

@@ -167,10 +167,15 @@ def test_binvox_errors_name_file_and_line(tmp_path):
 
 
 @pytest.mark.realdata
-def test_shared_binvox_samples(real_data):
+def test_shared_binvox_samples(real_data, tmp_path):
     folder = real_data("binvox_samples")
     chair = read_binvox(folder / "chair.binvox")
     other = read_binvox(folder / "8a85.binvox")
     assert chair.shape == (32, 32, 32) and chair.sum() == 1002 and other.sum() == 14382
     points, values = sample_point_values(chair, 16, 4096, np.random.default_rng(0))
     assert values.sum() == downsample_max(chair, 16).sum()
+    for name, grid in (("chair", chair), ("8a85", other)):  # round trip: same grid, same run-length bytes
+        copy = write_binvox(tmp_path / f"{name}.binvox", grid)
+        assert np.array_equal(read_binvox(copy), grid)
+        original = (folder / f"{name}.binvox").read_bytes()
+        assert copy.read_bytes().split(b"data\n", 1)[1] == original.split(b"data\n", 1)[1]

@@ -68,6 +68,7 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
     for figure in ("reconstructions", "interpolation", "gan_samples"):
         assert (out / "figures" / f"{figure}.png").exists()
     assert (out / "meshes" / "imae_test0.obj").exists() and (out / "data" / "train.hdf5").exists()
+    assert (out / "meshes" / "imgan_sample0.obj").exists() and (out / "meshes" / "imgan_sample0.ply").exists()
     # progressive training switched resolution as configured: 8^3 for steps 1-50, then 16^3 up to step 53
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     imae = [(entry["step"], entry["res"]) for entry in logs if entry.get("unit") == "imae"]

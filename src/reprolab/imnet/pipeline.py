@@ -340,6 +340,11 @@ def _generation(
     train_idx = _spread(len(split.train), min(config.gan_samples, len(split.train)))
     grids["train_set"] = [split.train.voxels[i].astype(np.float32) for i in train_idx]
     meshes = {name: [marching_cubes(g, cell_centred=True) for g in gs] for name, gs in grids.items()}
+    mesh_dir = ctx.out_dir / "meshes"
+    mesh_dir.mkdir(exist_ok=True)
+    for i, mesh in enumerate(meshes["gan"][:2]):  # generated shapes as meshes, like the reconstructions
+        write_obj(mesh_dir / f"imgan_sample{i}.obj", mesh)
+        write_ply(mesh_dir / f"imgan_sample{i}.ply", mesh)
     ref_points = [p for p, _ in gt_samples]
     metrics: dict[str, float] = {}
     rows = []
