@@ -10,6 +10,7 @@ from reprolab.compile_kg.data import family_inductive_split
 from reprolab.compile_kg.evaluate import (
     SampledProtocol,
     direction_blind_auc_pr,
+    distance_scorer,
     full_ranking,
     realistic_rank,
     reversal_auc,
@@ -86,11 +87,21 @@ def test_label_features_are_two_one_hots(split):
     assert torch.equal(x[batch.head, :4].argmax(1), torch.zeros(3, dtype=torch.long))
 
 
-def test_basis_decomposition_equals_explicit_relation_matrices(split):
+@pytest.mark.parametrize(
+    ("in_dim", "out_dim", "num_bases"),
+    [(8, 5, 1), (3, 8, 1), (8, 5, 3)],  # 12 relations x 68 nodes vs bases x 366 edges picks the order
+    ids=["basis-per-node", "inputs-summed-first", "relation-per-node"],
+)
+def test_basis_decomposition_equals_explicit_relation_matrices(split, in_dim, out_dim, num_bases):
+    """Each of the layer's three summation orders gives the explicit ``sum alpha W_r h_j``."""
     torch.manual_seed(0)
-    layer = RGCNBasisLayer(8, 5, split.num_relations, num_bases=3, attn_rel_dim=4, edge_dropout=0.0).eval()
+    per_relation = split.num_relations * 68 <= num_bases * 366
+    layer = RGCNBasisLayer(
+        in_dim, out_dim, split.num_relations, num_bases=num_bases, attn_rel_dim=4, edge_dropout=0.0
+    ).eval()
     batch = SubgraphExtractor(split.train_graph, hops=2, directed=False)(split.train_targets[:4])
-    h = torch.randn(batch.num_nodes, 8)
+    assert (batch.num_nodes, batch.num_edges) == (68, 366) and per_relation == (num_bases == 3)
+    h = torch.randn(batch.num_nodes, in_dim)
     out = layer(h, batch)
     # by hand: W_r = sum_b a_rb V_b, alpha from the concatenated attention input
     W = torch.einsum("rb,bio->rio", layer.a, layer.V)
@@ -99,7 +110,7 @@ def test_basis_decomposition_equals_explicit_relation_matrices(split):
     rt = batch.relation[batch.edge_graph]
     attn_in = torch.cat([h[dst], h[src], layer.attn_rel(batch.edge_type), layer.attn_rel(rt)], 1)
     alpha = torch.sigmoid(layer.A_2(torch.relu(layer.A_1(attn_in))))
-    expected = torch.zeros(batch.num_nodes, 5).index_add_(0, dst, alpha * msg) + layer.W_self(h)
+    expected = torch.zeros(batch.num_nodes, out_dim).index_add_(0, dst, alpha * msg) + layer.W_self(h)
     assert torch.allclose(out, torch.relu(expected), atol=1e-5)
 
 
@@ -192,3 +203,10 @@ def test_direction_blind_auc_pr_removes_exactly_the_direction_signal():
     triples = np.concatenate([protocol.test, protocol.auc_negatives])
     raw = average_precision_score([1, 1, 0, 0], symmetric(triples))
     assert raw == pytest.approx(0.75) and direction_blind_auc_pr(protocol, symmetric) == pytest.approx(raw)
+
+
+def test_distance_control_scores_minus_the_undirected_hop_distance():
+    # path 0 -> 1 -> 2 <- 3, and 4 isolated (5 entities)
+    score = distance_scorer(np.array([0, 1, 3]), np.array([1, 2, 2]), 5)
+    triples = np.array([[0, 7, 1], [0, 0, 2], [2, 0, 0], [0, 1, 3], [0, 0, 4], [3, 0, 3]])
+    assert score(triples).tolist() == [-1, -2, -2, -3, -5, 0]

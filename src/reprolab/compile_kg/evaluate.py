@@ -28,6 +28,7 @@ __all__ = [
     "FullRankingResult",
     "SampledProtocol",
     "direction_blind_auc_pr",
+    "distance_scorer",
     "full_ranking",
     "realistic_rank",
     "reversal_auc",
@@ -176,6 +177,29 @@ def full_ranking(
         hits10=float(np.mean(ranks_arr <= 10)),
         ranks=ranks_arr,
     )
+
+
+def distance_scorer(heads: np.ndarray, tails: np.ndarray, num_entities: int) -> Scorer:
+    """A model-free control: ``score(h, r, t) = -d(h, t)``, the undirected hop distance in the given graph.
+
+    It ignores the relation and learns nothing; unreachable pairs get ``-num_entities``. Whatever a metric
+    gives this score is what proximity alone earns under that protocol (its ceiling for telling models
+    apart, not a paper metric).
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    adjacency = sp.csr_matrix(
+        (np.ones(len(heads)), (np.asarray(heads), np.asarray(tails))), shape=(num_entities, num_entities)
+    )
+    dist = shortest_path(adjacency, directed=False, unweighted=True)
+    dist[np.isinf(dist)] = num_entities
+
+    def score(triples: np.ndarray) -> np.ndarray:
+        triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
+        return -dist[triples[:, 0], triples[:, 2]]
+
+    return score
 
 
 def reversal_auc(triples: np.ndarray, score: Scorer) -> float:

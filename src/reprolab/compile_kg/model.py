@@ -62,29 +62,50 @@ class RGCNBasisLayer(nn.Module):
         nn.init.xavier_uniform_(self.a)
 
     def forward(self, h: Tensor, batch: SubgraphBatch) -> Tensor:
+        alpha = self._attention(h, batch)
+        if self.training and self.edge_dropout > 0:
+            keep = torch.rand(alpha.shape, device=alpha.device) >= self.edge_dropout
+            alpha = alpha * keep / (1.0 - self.edge_dropout)  # nn.Dropout on per-edge weights, as in the code
+        return torch.relu(self._aggregate(h, batch, alpha) + self.W_self(h))
+
+    def _attention(self, h: Tensor, batch: SubgraphBatch) -> Tensor:
+        """Eq. 4, with ``A_1`` split into its four blocks, each applied before the gather."""
         src, dst = batch.edge_index
-        num_relations, num_bases = self.a.shape
-        in_dim, out_dim = self.V.shape[1], self.V.shape[2]
-        if num_relations * h.shape[0] <= num_bases * len(src):  # few relations: W_r h_j for every node
-            W = torch.einsum("rb,bio->iro", self.a, self.V).reshape(in_dim, num_relations * out_dim)
-            per_relation = (h @ W).view(-1, out_dim)  # row j * R + r holds W_r h_j
-            message = per_relation[src * num_relations + batch.edge_type]
-        else:  # many relations: V_b h_j for every node, combined per edge
-            V = self.V.permute(1, 0, 2).reshape(in_dim, num_bases * out_dim)
-            per_basis = (h @ V).view(-1, num_bases, out_dim)[src]
-            message = (per_basis * self.a[batch.edge_type].unsqueeze(2)).sum(1)
-        # A_1 [h_i (+) h_j (+) e_r (+) e_rt] split into its four blocks, each applied before the gather
         d, k = h.shape[1], self.attn_rel.embedding_dim
         A_i, A_j, A_r, A_t = self.A_1.weight.split([d, d, k, k], dim=1)
         rel = self.attn_rel.weight
         pre = (h @ A_i.T)[dst] + (h @ A_j.T)[src] + (rel @ A_r.T)[batch.edge_type]
         pre = pre + (rel @ A_t.T + self.A_1.bias)[batch.relation][batch.edge_graph]
-        alpha = torch.sigmoid(self.A_2(torch.relu(pre)))
-        if self.training and self.edge_dropout > 0:
-            keep = torch.rand(alpha.shape, device=alpha.device) >= self.edge_dropout
-            alpha = alpha * keep / (1.0 - self.edge_dropout)  # nn.Dropout on per-edge weights, as in the code
-        aggregated = _scatter_sum(alpha * message, dst, h.shape[0])
-        return torch.relu(aggregated + self.W_self(h))
+        return torch.sigmoid(self.A_2(torch.relu(pre)))
+
+    def _aggregate(self, h: Tensor, batch: SubgraphBatch, alpha: Tensor) -> Tensor:
+        """``sum_{j -r-> i} alpha_ijr W_r h_j`` for every node ``i`` (Eq. 2-3), in the cheapest of three orders.
+
+        * few relations: ``W_r h_j`` for every node and relation, gathered per edge;
+        * many relations, ``in_dim >= out_dim``: ``V_b h_j`` for every node, combined per edge with ``a_rb``;
+        * many relations, ``in_dim < out_dim`` (the first layer, whose input is the one-hot labels): the
+          inputs are summed per basis first, ``z_ib = sum_e alpha_e a_{r_e b} h_j``, then transformed once,
+          ``sum_b V_b^T z_ib``; the per-edge tensor is ``B x in_dim`` instead of ``B x out_dim`` wide.
+
+        The three are the same sum, reassociated (equal up to float rounding).
+        """
+        src, dst = batch.edge_index
+        num_relations, num_bases = self.a.shape
+        in_dim, out_dim = self.V.shape[1], self.V.shape[2]
+        n = h.shape[0]
+        if num_relations * n <= num_bases * len(src):
+            W = torch.einsum("rb,bio->iro", self.a, self.V).reshape(in_dim, num_relations * out_dim)
+            per_relation = (h @ W).view(-1, out_dim)  # row j * R + r holds W_r h_j
+            return _scatter_sum(alpha * per_relation[src * num_relations + batch.edge_type], dst, n)
+        coef = self.a[batch.edge_type]  # m x B
+        if in_dim < out_dim:
+            weighted = ((alpha * coef).unsqueeze(2) * h[src].unsqueeze(1)).reshape(len(src), num_bases * in_dim)
+            summed = _scatter_sum(weighted, dst, n)  # n x (B in_dim), block b = z_ib
+            return summed @ self.V.reshape(num_bases * in_dim, out_dim)
+        V = self.V.permute(1, 0, 2).reshape(in_dim, num_bases * out_dim)
+        per_basis = (h @ V).view(-1, num_bases, out_dim)[src]
+        message = (per_basis * coef.unsqueeze(2)).sum(1)
+        return _scatter_sum(alpha * message, dst, n)
 
 
 class GraIL(nn.Module):
@@ -182,32 +203,37 @@ class CoMPILE(nn.Module):
         self.score_2 = nn.Linear(16, 1)
         self.dropout_rate = dropout
 
-    def _attention(self, level: int, h: Tensor, batch: SubgraphBatch, r_edge: Tensor, r_target: Tensor) -> Tensor:
-        src, dst = batch.edge_index
-        graph = batch.edge_graph
-        target_translation = h[batch.head][graph] + r_target - h[batch.tail][graph]
-        edge_translation = h[src] + r_edge - h[dst]
-        hidden = torch.relu(self.attn_1[level](torch.cat([target_translation, edge_translation], 1)))
+    def _attention(self, level: int, h: Tensor, batch: SubgraphBatch, edge_translation: Tensor) -> Tensor:
+        """``sigmoid(W_2 ReLU(W_1 [h_h + r_t - h_t (+) h_u + r_e - h_v]))`` per edge.
+
+        ``W_1`` is split into its two blocks; the target block is applied once per subgraph, then gathered.
+        """
+        emb = self.relation_emb.shape[1]
+        W_target, W_edge = self.attn_1[level].weight.split([emb, emb], dim=1)
+        target = h[batch.head] + self.relation_emb[batch.relation] - h[batch.tail]  # B x emb
+        hidden = torch.relu((target @ W_target.T)[batch.edge_graph] + edge_translation @ W_edge.T)
         return torch.sigmoid(self.attn_2[level](hidden))
 
     def node_states(self, batch: SubgraphBatch) -> Tensor:
         """The final node states ``h^*`` (``n x emb_dim``) after the communicative kernel."""
         x = label_features(batch, self.num_labels)
         src, dst = batch.edge_index
-        n = x.shape[0]
+        n, emb = x.shape[0], self.relation_emb.shape[1]
         r_edge = self.relation_emb[batch.edge_type]
-        r_target = self.relation_emb[batch.relation][batch.edge_graph]
         h0 = torch.relu(self.W_in_node(x))
-        m0 = torch.relu(self.W_in_edge(torch.cat([x[src], r_edge, x[dst]], 1)))
+        # W_in_edge [x_u (+) r_e (+) x_v], its three blocks applied before the gathers
+        W_u, W_r, W_v = self.W_in_edge.weight.split([x.shape[1], emb, x.shape[1]], dim=1)
+        m0 = torch.relu((x @ W_u.T)[src] + (self.relation_emb @ W_r.T)[batch.edge_type] + (x @ W_v.T)[dst])
         h, m = h0, m0
-        alpha = self._attention(0, h, batch, r_edge, r_target)
+        translation = h[src] + r_edge - h[dst]  # h_u + r_e - h_v, shared by the attention and the edge update
+        alpha = self._attention(0, h, batch, translation)
         for level in range(self.depth - 1):
             incoming = _scatter_sum(alpha * m, dst, n)
             h = torch.relu(self.W_node[level](h + incoming))
-            translation = torch.tanh(h[src] + r_edge - h[dst])
-            m = torch.relu(m0 + self.W_edge[level](torch.relu(m + translation)))
+            translation = h[src] + r_edge - h[dst]
+            m = torch.relu(m0 + self.W_edge[level](torch.relu(m + torch.tanh(translation))))
             m = self._dropout(m)
-            alpha = self._attention(level + 1, h, batch, r_edge, r_target)
+            alpha = self._attention(level + 1, h, batch, translation)
         incoming = _scatter_sum(alpha * m, dst, n)
         z = self.W_communicate(torch.cat([incoming, h, h0], 1))
         read = self._bigru(z, batch) if self.readout == "bigru" else torch.relu(z)
