@@ -37,7 +37,7 @@ def test_minimise_accepts_a_bare_loss(run_context):
     optimizer = torch.optim.SGD([weight], lr=0.25)
     Sweep(ctx).minimise("fit", steps=1, loss_fn=lambda step: (weight**2).sum(), model=model, optimizer=optimizer,
                         log_every=1)
-    assert float(weight) == 1.0  # 2 - 0.25 * 2 * 2
+    assert weight.item() == 1.0  # 2 - 0.25 * 2 * 2
     assert json.loads(ctx.metrics_path.read_text())["loss"] == 4.0
 
 
