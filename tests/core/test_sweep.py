@@ -55,3 +55,18 @@ def test_fit_once_trains_then_reloads_the_recorded_weights(run_context):
     fresh = torch.nn.Linear(2, 1)
     assert sweep.fit_once("unit", fresh, fit) is fresh  # done: the weights come back, fit is not called again
     assert calls == [1] and torch.equal(fresh.weight, torch.full((1, 2), 7.0))
+
+
+def test_once_computes_logs_and_records_then_skips(run_context):
+    ctx = run_context()
+    calls = []
+
+    def compute(x: float, *, scale: float) -> dict[str, float]:
+        calls.append(x)
+        return {"value": x * scale}
+
+    sweep = Sweep(ctx)
+    assert sweep.once("u", compute, 2.0, scale=3.0, log=True) == {"value": 6.0}
+    assert sweep.once("u", compute, 5.0, scale=1.0, log=True) == {"value": 6.0}  # done: recorded result, no call
+    assert calls == [2.0]
+    assert [json.loads(line) for line in ctx.metrics_path.read_text().splitlines()] == [{"unit": "u", "value": 6.0}]

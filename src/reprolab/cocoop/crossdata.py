@@ -137,11 +137,7 @@ def run_cross_dataset(
     results = []
     for seed in config.seeds:
         unit = f"xd/seed{seed}/shots{config.shots}"
-        if not sweep.is_done(unit):
-            res = cross_dataset(config, ctx, clip, tok, source, targets, seed)
-            ctx.log(unit=unit, **res)
-            sweep.complete(unit, res)
-        results.append(sweep.result(unit))
+        results.append(sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     _report(config, ctx, metrics, dataset_name(source), targets, results)
     return metrics

@@ -58,11 +58,9 @@ def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
     results = []
     for seed in config.seeds:
         unit = f"b2n/seed{seed}/shots{config.shots}"
-        if not sweep.is_done(unit):
-            res = base_to_new(config, ctx, clip, tokenizer, world, seed, config.shots)
-            ctx.log(unit=unit, **res)
-            sweep.complete(unit, res)
-        results.append(sweep.result(unit))
+        results.append(
+            sweep.once(unit, base_to_new, config, ctx, clip, tokenizer, world, seed, config.shots, log=True)
+        )
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     for m in METHODS:
         metrics[f"{m}_h"] = harmonic_mean(metrics[f"{m}_base"], metrics[f"{m}_new"])
@@ -70,10 +68,9 @@ def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
     curve = {config.shots: results[0]}
     for shots in config.shot_curve:
         unit = f"b2n/seed{config.seeds[0]}/shots{shots}"
-        if not sweep.is_done(unit):
-            res = base_to_new(config, ctx, clip, tokenizer, world, config.seeds[0], shots, shift=False)
-            sweep.complete(unit, res)
-        curve[shots] = sweep.result(unit)
+        curve[shots] = sweep.once(
+            unit, base_to_new, config, ctx, clip, tokenizer, world, config.seeds[0], shots, shift=False
+        )
     _report(config, ctx, metrics, curve)
     return metrics
 

@@ -83,11 +83,9 @@ def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
         for repeat in range(config.repeats):
             model = _trained_model(config, ctx, sweep, split, name, repeat, steps)
             unit = f"eval/{name}/{repeat}"
-            if not sweep.is_done(unit):
-                sweep.complete(
-                    unit, _evaluate(config, split, name, model, protocols, reversal_triples, ctx.device, cache)
-                )
-            results[name].append(sweep.result(unit))
+            results[name].append(
+                sweep.once(unit, _evaluate, config, split, name, model, protocols, reversal_triples, ctx.device, cache)
+            )
     metrics = _metrics(config, split, results)
     metrics.update(_distance_control(config, ctx, split, protocols))
     blind = [

@@ -45,6 +45,16 @@ class Sweep:
         self._save()
         return result
 
+    def once(self, unit: str, compute: Callable[..., Any], *args: Any, log: bool = False, **kwargs: Any) -> Any:
+        """The recorded result of ``unit``; the first time, ``compute(*args, **kwargs)`` it (logging its scalars
+        with ``log``, before the checkpoint that records it) and record it. A resumed run skips the work."""
+        if not self.is_done(unit):
+            result = compute(*args, **kwargs)
+            if log:
+                self.ctx.log(unit=unit, **result)
+            self.complete(unit, result)
+        return self.result(unit)
+
     def _save(self) -> None:
         self.ctx.save_checkpoint({"done": self.done, "partial": self._partial})
 

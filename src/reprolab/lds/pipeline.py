@@ -269,16 +269,18 @@ def _run_cora(config: LDSConfig, ctx: RunContext, sweep: Sweep) -> dict[str, flo
             graph = remove_edges(full, fraction, _split_seed(ctx, "cora", tag, index)).to(ctx.device)
             on_device = data.with_adjacency(None).to(ctx.device)
             unit = f"cora/{tag}/s{index}/gcn"
-            if not sweep.is_done(unit):
-                _, test = train_gcn(on_device, graph, _gcn_settings(config), ctx.generator(unit))
-                sweep.complete(unit, {"acc": 100 * test})
-            accuracy["gcn"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
+            gcn = sweep.once(unit, _cora_gcn, config, ctx, on_device, graph, unit)
+            accuracy["gcn"].setdefault(fraction, []).append(gcn["acc"])
             unit = f"cora/{tag}/s{index}/lds"
-            if not sweep.is_done(unit):
-                sweep.complete(unit, _cora_lds(config, ctx, on_device, graph, unit))
-            accuracy["lds"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
+            lds = sweep.once(unit, _cora_lds, config, ctx, on_device, graph, unit)
+            accuracy["lds"].setdefault(fraction, []).append(lds["acc"])
             ctx.log(unit=f"cora/{tag}/s{index}", gcn=accuracy["gcn"][fraction][-1], lds=accuracy["lds"][fraction][-1])
     return _cora_metrics(config, ctx, accuracy)
+
+
+def _cora_gcn(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, float]:
+    _, test = train_gcn(data, graph, _gcn_settings(config), ctx.generator(unit))
+    return {"acc": 100 * test}
 
 
 def _cora_lds(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, Any]:

@@ -74,11 +74,8 @@ def run_missing_prompts(config: MissingPromptsConfig, ctx: RunContext) -> dict[s
         tables = _missing_tables(config, ctx, task)
         for method in config.methods:
             unit = f"{task.name}/{method}"
-            if not sweep.is_done(unit):
-                result = train_method(config, ctx, sweep, vilt, task, method, tables)
-                ctx.log(unit=unit, **result)
-                sweep.complete(unit, result)
-            metrics.update({f"{task.name}_{method}_{k}": v for k, v in sweep.result(unit).items()})
+            result = sweep.once(unit, train_method, config, ctx, sweep, vilt, task, method, tables, log=True)
+            metrics.update({f"{task.name}_{method}_{k}": v for k, v in result.items()})
     metrics.update(vilt_b32_trainable_fraction(n_outputs=23, prompt_layers=6, prompt_length=16))
     _report(config, ctx, tasks, metrics)
     return metrics
