@@ -88,13 +88,11 @@ def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
         splits = _fold_splits(dense, folds, k, config.val_fraction, ctx.generator("fold", k, "val", device="cpu"))
         for name in config.models:
             unit = f"fold{k}/{name}"
-            if not sweep.is_done(unit):
-                if name in KERNELS:
-                    result = _run_kernel_unit(kernels[name], graphs, splits)
-                else:
-                    result = _run_unit(config, ctx, sweep, unit, name, graphs, splits, k == 0)
-                sweep.complete(unit, result)
-            results[name].append(sweep.result(unit))
+            if name in KERNELS:
+                result = sweep.once(unit, _run_kernel_unit, kernels[name], graphs, splits)
+            else:
+                result = sweep.once(unit, _run_unit, config, ctx, sweep, unit, name, graphs, splits, k == 0)
+            results[name].append(result)
     tag = dataset_tag(config)
     metrics = _metrics(tag, results)
     _report(config, ctx, tag, results, metrics)
