@@ -50,18 +50,17 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
     backbone = backbone_init(config, ctx, metrics)
     variants = VARIANTS if config.ablation else VARIANTS[:1]
     for prefix, use_ra in variants:
-        per_seed, regions = [], []
+        per_seed, diagnostics = [], []
         for seed_index in range(config.seeds):
             model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index, backbone)
-            seed_scores, seed_regions = _evaluate(model, test, ctx, config.coarse_oracle)
+            seed_scores, seed_diagnostics = _evaluate(model, test, ctx, config.coarse_oracle)
             per_seed.append(seed_scores)
-            regions.append(seed_regions)
+            diagnostics.append(seed_diagnostics)
             if seed_index == 0:
                 models[prefix] = model
         scores[prefix] = per_seed[0]
-        for region in regions[0]:
-            key = f"{prefix}_{region}" if region.endswith(("p_in", "p_out")) else f"{prefix}_mae_{region}"
-            metrics[key] = float(np.mean([r[region] for r in regions]))
+        for key in diagnostics[0]:
+            metrics[f"{prefix}_{key}"] = float(np.mean([d[key] for d in diagnostics]))
         for name in METRIC_NAMES:
             values = [getattr(s, name) for s in per_seed]
             metrics[f"{prefix}_{name}"] = float(np.mean(values))
@@ -190,13 +189,14 @@ def _evaluate(
     outputs = predict(model, data.images, device=ctx.device, masks=data.masks, coarse_oracle=coarse_oracle)
     maps = torch.cat([torch.sigmoid(o.logits) for o in outputs])
     coarse = torch.cat([torch.sigmoid(o.upsampled[-1]) for o in outputs])  # S_6, the global prediction
-    regions = region_errors(maps, data.masks)
-    regions |= {f"coarse_{k}": v for k, v in region_errors(coarse, data.masks).items()}
-    regions["coarse"] = float((coarse - data.masks).abs().mean())
+    # diagnostics, named as metrics: region MAEs (final and global map) and the deep maps' confidence
+    diagnostics = {f"mae_{k}": v for k, v in region_errors(maps, data.masks).items()}
+    diagnostics |= {f"mae_coarse_{k}": v for k, v in region_errors(coarse, data.masks).items()}
+    diagnostics["mae_coarse"] = float((coarse - data.masks).abs().mean())
     side5 = torch.cat([torch.sigmoid(o.upsampled[-2]) for o in outputs])  # S_5, the first refined map
     for name, probs in (("coarse", coarse), ("s5", side5)):
-        regions |= {f"{name}_{k}": v for k, v in map_confidence(probs, data.masks).items()}
-    return evaluate_maps(list(maps.numpy()), list(data.masks.numpy())), regions
+        diagnostics |= {f"{name}_{k}": v for k, v in map_confidence(probs, data.masks).items()}
+    return evaluate_maps(list(maps.numpy()), list(data.masks.numpy())), diagnostics
 
 
 def map_confidence(maps: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
