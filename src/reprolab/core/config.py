@@ -18,7 +18,7 @@ import yaml
 
 from reprolab.core.errors import ConfigError
 
-__all__ = ["apply_overrides", "config_from_dict", "config_to_dict", "parse_set_options", "resolve_config"]
+__all__ = ["apply_overrides", "check_seed", "config_from_dict", "config_to_dict", "parse_set_options", "resolve_config"]
 
 C = TypeVar("C")
 
@@ -155,6 +155,16 @@ def apply_overrides(config: C, overrides: Mapping[str, Any], *, source: str = "-
 def config_from_dict(config_cls: type[C], values: Mapping[str, Any], *, source: str = "config") -> C:
     """Build a config from a plain dict (for example a run folder's ``config.yaml``)."""
     return apply_overrides(config_cls(), values, source=source)
+
+
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding takes 32 bits; torch and random take more
+
+
+def check_seed(seed: Any) -> int:
+    """A run seed: an integer in [0, 2**32 - 1] (refused by name otherwise, before any RNG sees it)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed: must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    return seed
 
 
 def resolve_config(
