@@ -223,3 +223,25 @@ def test_lock_file_is_not_mistaken_for_run_files(tmp_path):
     assert not again.created
     again.release()
     assert Path(folder).is_dir()
+
+
+@pytest.mark.parametrize("broken", ["rng", "metrics_lines", "tables", "rng.torch"])
+def test_run_checkpoint_with_a_missing_entry_is_one_line(tmp_path, locktest, broken):
+    import torch
+
+    from reprolab.core.errors import CheckpointError
+
+    out = tmp_path / "run"
+    run_experiment("locktest", "quick", {}, seed=0, out=out)
+    (out / "results.json").unlink()
+    path = out / "checkpoints" / "last.pt"
+    payload = torch.load(path, weights_only=True)
+    key, _, sub = broken.partition(".")
+    if sub:
+        del payload["state"][key][sub]
+    else:
+        del payload["state"][key]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"last.pt: not a complete run checkpoint .*'{key}'") as info:
+        run_experiment("locktest", "quick", {}, seed=0, out=out, resume=True)
+    assert "\n" not in str(info.value)
