@@ -245,3 +245,18 @@ def test_run_checkpoint_with_a_missing_entry_is_one_line(tmp_path, locktest, bro
     with pytest.raises(CheckpointError, match=f"last.pt: not a complete run checkpoint .*'{key}'") as info:
         run_experiment("locktest", "quick", {}, seed=0, out=out, resume=True)
     assert "\n" not in str(info.value)
+
+
+def test_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch_geometric'] = None; from reprolab.cli import main; "
+        f"sys.argv = ['reprolab', 'run', 'diffpool', '--out', {str(tmp_path / 'run')!r}]; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "torch_geometric" in lines[0] and "reprolab[graph]" in lines[0], done.stderr
+    assert not (tmp_path / "run").exists()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import MAX_SEED, ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -42,43 +42,44 @@ class CompileConfig:
     """Settings of the CoMPILE experiment (defaults = the quick preset on the synthetic family KG)."""
 
     dataset: str = "family"  # family | a GraIL split name under grail_inductive/ (WN18RR_v1, fb237_v1, ...)
-    train_families: int = 24
-    ind_families: int = 12
-    held_out: float = 0.1
-    missing_facts: float = 0.25  # family KG: share of facts deleted from the observed graphs
-    data_seed: int = 0
+    train_families: int = bounded(24, ge=1)
+    ind_families: int = bounded(12, ge=1)
+    held_out: float = bounded(0.1, ge=0, lt=1)
+    missing_facts: float = bounded(0.25, ge=0, lt=1)  # family KG: share of facts deleted from the observed graphs
+    data_seed: int = bounded(0, ge=0, le=MAX_SEED)
     models: list[str] = field(default_factory=lambda: list(MODELS))
-    hops: int = 3
+    hops: int = bounded(3, ge=1)
     grail_mode: str = "intersection"  # intersection | union (GraIL's enclosing_sub_graph)
     # CoMPILE's subgraph: directed_fallback (directed enclosing subgraph, the undirected one where it has no
     # edge; the authors' directed extraction) | directed (no fallback) | undirected (GraIL's sampler, as the
     # official code that produced the paper's GraIL-split numbers uses)
     compile_subgraph: str = "directed_fallback"
     add_query_edge: bool = True
-    max_nodes: int = 0  # cap per subgraph (0 = none)
-    emb_dim: int = 32
-    rel_emb_dim: int = 32
-    attn_rel_emb_dim: int = 32
-    num_layers: int = 3  # GraIL R-GCN layers and CoMPILE depth
-    num_bases: int = 4
-    edge_dropout: float = 0.5  # GraIL
-    compile_dropout: float = 0.5  # CoMPILE
+    max_nodes: int = bounded(0, ge=0)  # cap per subgraph (0 = none)
+    emb_dim: int = bounded(32, ge=1)
+    rel_emb_dim: int = bounded(32, ge=1)
+    attn_rel_emb_dim: int = bounded(32, ge=1)
+    num_layers: int = bounded(3, ge=2)  # GraIL R-GCN layers and CoMPILE depth
+    num_bases: int = bounded(4, ge=1)
+    edge_dropout: float = bounded(0.5, ge=0, lt=1)  # GraIL
+    compile_dropout: float = bounded(0.5, ge=0, lt=1)  # CoMPILE
     compile_readout: str = "order_free"  # "bigru": the official code's node-order BiGRU readout (see model.py)
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    margin: float = 10.0
-    batch_size: int = 32  # paper: 16 (the paper presets use it)
-    steps: int = 300
-    repeats: int = 3  # models trained per method (different initialisations and batches); metrics average them
-    epochs: float = 0.0  # when > 0, steps = epochs * ceil(train triples / batch_size)
-    checkpoint_every: int = 200
-    eval_batch_size: int = 1024
-    num_negatives: int = 50
-    samplings: int = 3
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(5e-4, ge=0)
+    margin: float = bounded(10.0, ge=0)
+    batch_size: int = bounded(32, ge=1)  # paper: 16 (the paper presets use it)
+    steps: int = bounded(300, ge=0)
+    # models trained per method (different initialisations and batches); metrics average them
+    repeats: int = bounded(3, ge=1)
+    epochs: float = bounded(0.0, ge=0)  # when > 0, steps = epochs * ceil(train triples / batch_size)
+    checkpoint_every: int = bounded(200, ge=0)
+    eval_batch_size: int = bounded(1024, ge=1)
+    num_negatives: int = bounded(50, ge=1)
+    samplings: int = bounded(3, ge=1)
     full_ranking: bool = True
-    full_ranking_max_triples: int = 0  # 0 = every test triple
-    targeted_steps: int = 300  # targeted asymmetry test: steps of the extra training (0 = skip the test)
-    targeted_reversal_rate: float = 0.5  # share of its negatives that are reversed triples
+    full_ranking_max_triples: int = bounded(0, ge=0)  # 0 = every test triple
+    targeted_steps: int = bounded(300, ge=0)  # targeted asymmetry test: steps of the extra training (0 = skip the test)
+    targeted_reversal_rate: float = bounded(0.5, ge=0, le=1)  # share of its negatives that are reversed triples
 
     def validate(self) -> None:
         if self.dataset != "family" and not self.dataset.replace("_", "").isalnum():

@@ -31,7 +31,7 @@ from reprolab.core.claims import evaluate_claims
 from reprolab.core.config import check_seed, config_from_dict, config_to_dict, resolve_config
 from reprolab.core.data import data_home
 from reprolab.core.device import resolve_device
-from reprolab.core.errors import ConfigError, ReproError
+from reprolab.core.errors import ConfigError, ReproError, missing_dependency
 from reprolab.core.io import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
 from reprolab.core.registry import Experiment, get_experiment, list_experiments
 from reprolab.core.report import aggregate_metrics, render_reproduce_report, render_run_report
@@ -262,7 +262,13 @@ def _run_locked(
     if not resume or not ctx.checkpoint_path.exists():
         ctx.metrics_path.write_text("")  # a resume without a checkpoint starts over: drop the killed run's lines
     with cpu_threads(thread_count):
-        metrics = _clean_metrics(experiment.run(config, ctx), method)
+        try:
+            metrics = _clean_metrics(experiment.run(config, ctx), method)
+        except ImportError as err:  # an optional field library: one line naming the extra, not 85
+            friendly = missing_dependency(err, method)
+            if friendly is None:
+                raise
+            raise friendly from err
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
     atomic_write_json(finished, results)
     atomic_write_text(out_dir / "report.md", render_run_report(results, out_dir))
