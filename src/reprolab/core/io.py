@@ -55,8 +55,10 @@ def atomic_write_yaml(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """A JSON file written by reprolab (or edited by a user): UTF-8, depth-capped; a bad file is one DataError."""
+    from reprolab.core.readers import load_json_capped
+
+    return load_json_capped(path)
 
 
 def _json_default(value: Any) -> Any:

@@ -118,6 +118,8 @@ def _read_run_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: unreadable run config (not UTF-8 text at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: unreadable run config ({' '.join(str(err).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: unreadable run config (nested too deeply)") from None
     if not isinstance(saved, dict):
         raise ConfigError(f"{path}: unreadable run config (expected a mapping, got {type(saved).__name__})")
     return saved
@@ -317,11 +319,16 @@ def rebuild_report(run_dir: str | Path) -> Path:
         raise ReproError(f"{run_dir}: no {RESULTS_FILE} here; is this a finished run folder?")
     try:
         results = read_json(results_path)
+    except ReproError:
+        raise
     except ValueError as err:
         raise ReproError(f"{results_path}: not valid JSON ({err})") from err
+    if not isinstance(results, dict):
+        raise ReproError(f"{results_path}: expected a JSON object, got {type(results).__name__}")
     missing = [key for key in ("method", "preset", "seed", "metrics", "claims", "runtime_s") if key not in results]
     if missing:
         raise ReproError(f"{results_path}: missing field(s) {', '.join(missing)}")
+    _check_results_types(results, results_path)
     try:
         experiment = get_experiment(results["method"])
     except ConfigError:
@@ -337,6 +344,14 @@ def rebuild_report(run_dir: str | Path) -> Path:
     report_path = run_dir / "report.md"
     atomic_write_text(report_path, render_run_report(results, run_dir))
     return report_path
+
+
+def _check_results_types(results: Mapping[str, Any], path: Path) -> None:
+    """The fields ``report`` reads have the contract's types (a hand-edited results.json is one line)."""
+    expected = {"method": str, "preset": str, "seed": int, "metrics": dict, "claims": list, "runtime_s": (int, float)}
+    for key, kind in expected.items():
+        if not isinstance(results[key], kind) or isinstance(results[key], bool):
+            raise ReproError(f"{path}: field {key!r} has the wrong type ({type(results[key]).__name__})")
 
 
 def reproduce(
