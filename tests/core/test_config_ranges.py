@@ -73,3 +73,15 @@ def test_cli_refuses_the_issue_examples_in_one_line(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert re.search(message, lines[0])
     assert not out.exists()
+
+
+def test_maxk_sizes_beyond_the_work_limit_are_refused_unless_raised():
+    from reprolab.core.registry import get_experiment
+
+    experiment = get_experiment("maxk_proofs")
+    with pytest.raises(ConfigError, match="d_vocab\\^2\\*d_vocab_out = 27000000000 entries, beyond max_inputs"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"d_vocab": 3000, "n_ctx": 2})
+    with pytest.raises(ConfigError, match="brute force over d_vocab\\*\\*n_ctx = 16\\*\\*12"):
+        resolve_config(experiment.config_cls, experiment.presets, "quick", {"d_vocab": 16, "n_ctx": 12})
+    raised = {"d_vocab": 16, "n_ctx": 12, "max_inputs": 2**50}
+    assert resolve_config(experiment.config_cls, experiment.presets, "quick", raised).n_ctx == 12

@@ -526,6 +526,17 @@ def _make_maxk(root: Path) -> None:
     save_state_dict_file(MaxKTransformer(MaxKConfig(d_vocab=6, n_ctx=2, d_model=8, d_head=8)), root / "model.pth")
 
 
+def _maxk_sized(d_vocab: int, n_ctx: int) -> Callable[[Path], None]:
+    """Replace the model file by a valid model of other sizes (the file's shapes, not the config, set them)."""
+
+    def apply(path: Path) -> None:
+        from reprolab.maxk_proofs.model import MaxKConfig, MaxKTransformer, save_state_dict_file
+
+        save_state_dict_file(MaxKTransformer(MaxKConfig(d_vocab=d_vocab, n_ctx=n_ctx, d_model=4, d_head=4)), path)
+
+    return apply
+
+
 def _call_maxk(root: Path) -> Any:
     from reprolab.maxk_proofs.model import load_state_dict_file
 
@@ -751,7 +762,8 @@ READERS: list[Reader] = [
         text_dims=(_binvox_header((rb"dim \d+ \d+ \d+", b"dim a b c")), False))}),
     Reader("maxk_state_dict", _make_maxk, _call_maxk, {"model.pth": TORCH}),
     Reader("maxk_state_dict_cli", _make_maxk_cli, _call_maxk_cli, {"model.pth": _pick(
-        TORCH, "nan_weight", "inf_weight", "truncated", "missing_key", "evil_pickle")},
+        TORCH, "nan_weight", "inf_weight", "truncated", "missing_key", "evil_pickle",
+        positions_12=(_maxk_sized(16, 12), False), vocab_3000=(_maxk_sized(3000, 2), False))},
         cli=True, run_dir="run", fresh_run=True),
     Reader("resnet_state_dict", _make_resnet, _call_resnet, {"resnet.pth": TORCH}),
     Reader("run_config", _make_run, _call_resume, {"run/config.yaml": {

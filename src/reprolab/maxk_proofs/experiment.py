@@ -91,6 +91,9 @@ class MaxKProofsConfig:
     exhaustive_forward_check: bool = False  # also run the forward pass on every input (slow for d_vocab=64)
     model_files: list[str] = field(default_factory=list)  # TransformerLens state dicts to prove instead of training
     checkpoint_every: int = bounded(1000, ge=0)
+    # most inputs brute force may enumerate (d_vocab^n_ctx) and table entries a proof may allocate
+    # (d_vocab^2 d_vocab_out, 8 bytes each); a model file's own shapes are checked against it before any work
+    max_inputs: int = bounded(2**31, ge=1)
 
     def validate(self) -> None:
         if self.d_vocab < 2 or self.n_ctx < 2 or self.d_model < 1 or self.d_head < 1:
@@ -106,11 +109,25 @@ class MaxKProofsConfig:
         unknown = [s for s in self.strategies if s not in STRATEGY_NAMES]
         if unknown:
             raise ConfigError(f"strategies: unknown {unknown}; valid: {', '.join(STRATEGY_NAMES)}")
-        if "brute_force" in self.strategies and self.d_vocab**self.n_ctx > 2**31:
-            raise ConfigError(
-                f"strategies: brute force over d_vocab**n_ctx = {self.d_vocab**self.n_ctx} inputs is infeasible; "
-                "drop 'brute_force' from strategies (soundness claims are then not evaluated)"
-            )
+        if not self.model_files:  # a model file's shapes set d_vocab/n_ctx; they are checked when it is read
+            problem = work_beyond_limit(self, self.d_vocab, self.n_ctx, self.d_vocab_out or self.d_vocab)
+            if problem:
+                raise ConfigError(f"d_vocab, n_ctx: {problem}")
+
+
+def work_beyond_limit(config: MaxKProofsConfig, d_vocab: int, n_ctx: int, d_vocab_out: int) -> str | None:
+    """Why a model of these sizes is beyond ``config.max_inputs`` (``None`` when it is within)."""
+    if "brute_force" in config.strategies and d_vocab**n_ctx > config.max_inputs:
+        return (
+            f"brute force over d_vocab**n_ctx = {d_vocab}**{n_ctx} = {d_vocab**n_ctx} inputs exceeds max_inputs="
+            f"{config.max_inputs}; raise it with --set max_inputs=N or drop 'brute_force' from strategies"
+        )
+    if d_vocab * d_vocab * d_vocab_out > config.max_inputs:
+        return (
+            f"the proofs' tables need d_vocab^2*d_vocab_out = {d_vocab * d_vocab * d_vocab_out} entries, beyond "
+            f"max_inputs={config.max_inputs}; raise it with --set max_inputs=N"
+        )
+    return None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
