@@ -111,8 +111,12 @@ def reproduce_command(
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")
+    ] = None,
 ) -> None:
     """Run experiments over seeds and write an aggregated report with each claim's verdict."""
+    from reprolab.core.config import parse_set_options
     from reprolab.core.errors import ReproError
     from reprolab.core.runner import print_summary, reproduce
 
@@ -126,6 +130,7 @@ def reproduce_command(
             device=device,
             threads=threads,
             perturb=perturb,
+            overrides=parse_set_options(set_ or []),
             log=lambda msg: typer.echo(msg, err=True),
         )
     except ReproError as err:
