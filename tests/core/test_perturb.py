@@ -47,7 +47,8 @@ def test_a_perturbed_run_is_recorded_and_never_resumes_an_unperturbed_one(tmp_pa
     from reprolab.cli import app
 
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "cache"))
-    tiny = ["--set", "steps=15", "--set", "true_mis=[2.0]", "--set", "digits_steps=5"]
+    tiny = [f"--set={s}" for s in ("steps=15", "eval_batches=2", "true_mis=[2,20]", "ks=[2]", "digits=false")]
+    tiny += ["--set=hidden=16"]
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(out), "--perturb", "1e-6"])
     assert result.exit_code == 0, result.output
