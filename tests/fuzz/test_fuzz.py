@@ -317,6 +317,15 @@ def _nan_matrix(path: Path) -> None:
     path.write_bytes(pickle.dumps(dense, protocol=2))
 
 
+def _label_row(row: list[int]) -> Callable[[Path], None]:
+    def apply(path: Path) -> None:
+        labels = np.asarray(pickle.loads(path.read_bytes(), encoding="latin1"), dtype=np.float64)
+        labels[0] = row
+        path.write_bytes(pickle.dumps(labels, protocol=2))
+
+    return apply
+
+
 def _graph_edit(edit: Callable[[dict], dict]) -> Callable[[Path], None]:
     def apply(path: Path) -> None:
         path.write_bytes(pickle.dumps(edit(pickle.loads(path.read_bytes())), protocol=2))
@@ -561,12 +570,22 @@ TINY_DEMI = ["steps=4", "true_mis=[2]", "ks=[2]", "digits=false", "hidden=8", "e
              "eval_batches=2", "checkpoint_every=2"]  # fmt: skip
 
 
+_RUN_SAMPLE: dict[str, Path] = {}
+
+
 def _make_run(root: Path) -> None:
+    """A tiny demi run folder killed after its last checkpoint (made once per worker, copied per variant)."""
+    import shutil
+
     from reprolab.core.config import parse_set_options
     from reprolab.core.runner import run_experiment
 
-    run_experiment("demi", "quick", parse_set_options(TINY_DEMI), seed=0, out=root / "run")
-    (root / "run" / "results.json").unlink()  # as if killed after its last checkpoint
+    if "run" not in _RUN_SAMPLE or not _RUN_SAMPLE["run"].is_dir():
+        sample = root.parent / f"{root.name}-sample" / "run"
+        run_experiment("demi", "quick", parse_set_options(TINY_DEMI), seed=0, out=sample)
+        (sample / "results.json").unlink()  # as if killed after its last checkpoint
+        _RUN_SAMPLE["run"] = sample
+    shutil.copytree(_RUN_SAMPLE["run"], root / "run")
 
 
 def _cli(*args: str) -> Any:
@@ -698,7 +717,8 @@ READERS: list[Reader] = [
     }, cli=True, run_dir="run", fresh_run=True),
     Reader("planetoid", _make_planetoid, _call_planetoid, {
         **{f"ind.toy.{s}": _pick(PICKLE, nan=(_nan_matrix, False)) for s in ("x", "allx", "tx")},
-        **{f"ind.toy.{s}": PICKLE for s in ("y", "ally", "ty")},
+        **{f"ind.toy.{s}": _pick(PICKLE, zero_label_row=(_label_row([0, 0, 0]), False),
+                                 two_labels=(_label_row([1, 1, 0]), False)) for s in ("y", "ally", "ty")},
         "ind.toy.graph": _pick(PICKLE, "empty", "binary", "truncated", "missing", "wrong_object", "evil_pickle",
                                node_out_of_range=(_graph_edit(lambda g: {**g, 0: [10**9]}), False),
                                negative_node=(_graph_edit(lambda g: {**g, 0: [-4]}), False)),
@@ -770,7 +790,7 @@ READERS: list[Reader] = [
         "list": (_run_config(b"- a\n- b\n"), False), "string": (_run_config(b"just text\n"), False),
         "binary": (_run_config(JUNK), False), "utf16": (_run_config("method: demi\n".encode("utf-16")), False),
         "broken": (_run_config(b"method: [demi\n"), False), "empty": (_run_config(b""), False),
-        "nested": (_run_config(b"[" * 50_000 + b"]" * 50_000), False),
+        "nested": (_run_config(b"[" * 5_000 + b"]" * 5_000), False),
         "number": (_run_config(b"12\n"), False),
     }}, cli=True, run_dir="run"),
     Reader("run_checkpoint", _make_run, _call_resume, {"run/checkpoints/last.pt": _pick(
@@ -839,6 +859,8 @@ def _outcome(reader: Reader, root: Path) -> tuple[str | None, Any]:
 
 @pytest.mark.parametrize("reader", READERS, ids=[r.name for r in READERS])
 def test_valid_sample_reads(tmp_path, reader):
+    if reader.name == "tu_dataset_cli":
+        pytest.skip("would train DiffPool; tu_dataset reads the same valid sample through the reader API")
     reader.make(tmp_path)
     error, value = _outcome(reader, tmp_path)
     assert error is None, error

@@ -157,6 +157,13 @@ def _read_test_index(path: Path) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
+def _check_one_hot(labels: np.ndarray, path: Path) -> None:
+    """Every label row of a Planetoid file holds exactly one 1 (the files' one-hot class encoding)."""
+    bad = np.flatnonzero((labels.sum(1) != 1) | ((labels != 0) & (labels != 1)).any(1))
+    if len(bad):
+        raise DataError(f"{path}: label row {int(bad[0])} is not one-hot ({len(bad)} such row(s))")
+
+
 def _as_dense(value: object, path: Path, rows_expected: int | None = None) -> np.ndarray:
     if hasattr(value, "toarray"):
         array = np.asarray(value.toarray(), dtype=np.float64)  # type: ignore[attr-defined]
@@ -194,6 +201,8 @@ def read_planetoid(folder: str | Path, name: str = "cora", *, seed: int = 0) -> 
         raise DataError(f"{paths['graph']}: expected an adjacency dict, got {type(graph).__name__}")
     for suffix, matrix in (("x", x), ("y", y), ("allx", allx), ("ally", ally), ("tx", tx), ("ty", ty)):
         check_finite(matrix, paths[suffix], "entries")
+    for suffix, matrix in (("y", y), ("ally", ally), ("ty", ty)):
+        _check_one_hot(matrix, paths[suffix])  # argmax would silently read an all-zero row as class 0
     test_index = _read_test_index(paths["test.index"])
     # test nodes follow the allx nodes and are nodes of the graph: anything else is a corrupt index, and a huge
     # one would make the padding below allocate a matrix of that many rows
