@@ -260,3 +260,20 @@ def test_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "torch_geometric" in lines[0] and "reprolab[graph]" in lines[0], done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_reproduce_on_a_locked_run_folder_reports_the_holder(tmp_path, locktest):
+    from reprolab.core.runner import reproduce
+
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_killed_holder, args=(str(tmp_path / "rep" / "locktest" / "seed0"), ready))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        summary = reproduce(["locktest"], preset="quick", seeds=1, out=tmp_path / "rep")
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(timeout=30)
+    entry = summary["methods"][0]
+    assert f"in use by process {holder.pid}" in entry.get("error", ""), entry
