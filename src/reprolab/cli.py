@@ -177,13 +177,24 @@ def reproduce_command(
 
 
 @app.command("report")
-def report_command(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")]) -> None:
-    """Rebuild report.md of a finished run from its results.json."""
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder, or a reproduce folder")],
+    as_html: Annotated[
+        bool, typer.Option("--html", help="also write report.html: one self-contained page, figures embedded")
+    ] = False,
+) -> None:
+    """Rebuild report.md of a finished run from its results.json (a reproduce folder: from summary.json)."""
     from reprolab.core.errors import ReproError
-    from reprolab.core.runner import rebuild_report
+    from reprolab.core.html import write_html_report
+    from reprolab.core.runner import rebuild_report, rebuild_reproduce_report
 
     try:
-        path = rebuild_report(run_dir)
+        if (run_dir / "summary.json").is_file() and not (run_dir / "results.json").is_file():
+            path = rebuild_reproduce_report(run_dir)
+        else:
+            path = rebuild_report(run_dir)
+        if as_html:
+            path = write_html_report(run_dir)
     except ReproError as err:
         _fail(str(err))
         return

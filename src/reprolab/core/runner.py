@@ -33,7 +33,13 @@ from reprolab.core.engine import RunOutcome, RunSpec, execute
 from reprolab.core.errors import ConfigError, ReproError
 from reprolab.core.io import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
 from reprolab.core.registry import Experiment, get_experiment, list_experiments
-from reprolab.core.report import aggregate_metrics, render_reproduce_report, render_run_report
+from reprolab.core.report import (
+    aggregate_metrics,
+    claims_csv,
+    metrics_csv,
+    render_reproduce_report,
+    render_run_report,
+)
 from reprolab.core.runs import RunContext
 from reprolab.core.seeding import perturbed_parameters, seed_everything
 
@@ -382,9 +388,29 @@ def reproduce(
         mine = [o for o in outcomes if o.spec.method == experiment.name]
         summary["methods"].append(_summarise_method(experiment, mine))
     summary["versions"] = versions()
-    atomic_write_json(out_dir / "summary.json", summary)
-    atomic_write_text(out_dir / "report.md", render_reproduce_report(summary, out_dir))
+    _write_summary(summary, out_dir)
     return summary
+
+
+def _write_summary(summary: Mapping[str, Any], out_dir: Path) -> None:
+    """summary.json, claims.csv, metrics.csv and report.md of a reproduce folder."""
+    atomic_write_json(out_dir / "summary.json", summary)
+    atomic_write_text(out_dir / "claims.csv", claims_csv(summary))
+    atomic_write_text(out_dir / "metrics.csv", metrics_csv(summary))
+    atomic_write_text(out_dir / "report.md", render_reproduce_report(summary, out_dir))
+
+
+def rebuild_reproduce_report(out_dir: str | Path) -> Path:
+    """Re-render a reproduce folder's report.md and CSV files from its summary.json."""
+    out_dir = Path(out_dir)
+    try:
+        summary = read_json(out_dir / "summary.json")
+    except ValueError as err:
+        raise ReproError(f"{out_dir / 'summary.json'}: not valid JSON ({err})") from err
+    if not isinstance(summary, dict) or not isinstance(summary.get("methods"), list):
+        raise ReproError(f"{out_dir / 'summary.json'}: not a reprolab reproduce summary (no methods list)")
+    _write_summary(summary, out_dir)
+    return out_dir / "report.md"
 
 
 def _select_methods(methods: Sequence[str] | None) -> list[Experiment]:
