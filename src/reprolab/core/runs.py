@@ -108,6 +108,21 @@ class RunContext:
         """A sentence for the report (e.g. which data was used, or why a claim could not be checked)."""
         self.notes.append(text)
 
+    def save_model(
+        self,
+        name: str,
+        model: torch.nn.Module,
+        *,
+        build: Any,
+        kwargs: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Keep a trained model: ``models/<name>.safetensors`` + ``models/<name>.json`` (``build(**kwargs)``
+        rebuilds it). ``reprolab.load_run(dir).model(name)`` loads it back."""
+        from reprolab.core.results import save_model
+
+        return save_model(self.out_dir, name, model, build=build, kwargs=kwargs, meta=meta)
+
     def record_unit(self, unit: str, metrics: Mapping[str, Any]) -> None:
         """Record the metrics of one unit inside this run (a fold, a repeat), stored in ``results.json``
         ``units``: a claim whose metrics are recorded here is decided over these units (x seeds) instead of
