@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 REPROLAB_PROGRESS=0
+# TensorBoard import costs ~2 s of CPU per CLI run; tests/core/test_tensorboard.py turns it on where it is tested
+export REPROLAB_TENSORBOARD=0
 .venv/bin/ruff check src tests benchmarks
 status=0
 .venv/bin/python -m pytest -n 2 -q --durations=15 tests "$@" || status=$?

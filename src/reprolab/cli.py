@@ -7,6 +7,7 @@ results, not errors, and exit 0.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -89,6 +90,13 @@ def run_command(
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="also log scalars and figures for TensorBoard under RUN/tensorboard (default on for `run`)",
+        ),
+    ] = True,
 ) -> None:
     """Run one experiment into a run folder."""
     from reprolab.core.config import parse_set_options, read_overrides_file
@@ -115,6 +123,7 @@ def run_command(
             device=device,
             threads=threads,
             perturb=perturb,
+            tensorboard=tensorboard and os.environ.get("REPROLAB_TENSORBOARD", "1") not in {"0", "false", "no", "off"},
         )
     except ReproError as err:
         _fail(str(err))

@@ -112,6 +112,12 @@ def _perturbed_cache(perturb: float) -> Iterator[None]:
             os.environ["REPROLAB_CACHE"] = previous
 
 
+def _tensorboard_wanted(asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    return os.environ.get("REPROLAB_TENSORBOARD", "0").strip().lower() not in {"0", "false", "no", "off", ""}
+
+
 def _plain_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     return config_to_dict_values(dict(overrides or {}))
 
@@ -219,8 +225,12 @@ def run_experiment(
     device: str = "cpu",
     threads: int | None = None,
     perturb: float = 0.0,
+    tensorboard: bool | None = None,
 ) -> dict[str, Any]:
     """Run ``method`` with ``preset`` + ``overrides`` into a run folder and return ``results.json``.
+
+    ``tensorboard`` (default ``$REPROLAB_TENSORBOARD``, else off) also writes every logged scalar and the
+    figures as TensorBoard events under ``tensorboard/`` in the run folder.
 
     ``perturb`` (default 0) multiplies every module's initial parameters by ``1 + perturb * N(0, 1)``
     (:func:`reprolab.core.seeding.perturbed_parameters`): the verdict-stability check's stand-in for another CPU.
@@ -271,11 +281,13 @@ def run_experiment(
         data_home=data_home(data),
         fingerprint=fingerprint,
         resume=resume,
+        tensorboard=_tensorboard_wanted(tensorboard),
     )
     if not resume:
         ctx.metrics_path.write_text("")
     with cpu_threads(thread_count), perturbed_parameters(perturb, seed), _perturbed_cache(perturb):
         metrics = _clean_metrics(experiment.run(config, ctx), method)
+    ctx.close_tensorboard()
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
     results["overrides"] = _plain_overrides(overrides)
     if perturb:
