@@ -125,6 +125,8 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
         "",
         f"Paper: {paper.get('citation', '')}",
         "",
+        _settings_line(results.get("preset"), results.get("overrides"), results.get("perturb")),
+        "",
         f"Runtime: {results['runtime_s']:.1f} s{_cpu_text(results)} on {results.get('device', 'cpu')}; "
         f"reprolab {results['versions'].get('reprolab')}, torch {results['versions'].get('torch')}, "
         f"python {results['versions'].get('python')}.",
@@ -156,6 +158,13 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+def _settings_line(preset: Any, overrides: Mapping[str, Any] | None, perturb: Any = None) -> str:
+    """The preset and every override, so a report never hides what changed from the preset."""
+    text = f"Settings: preset `{preset}`"
+    text += (", overrides " + ", ".join(f"`{k}={v}`" for k, v in overrides.items())) if overrides else ", no overrides"
+    return text + (f", initial weights perturbed by {perturb:g} (relative)." if perturb else ".")
+
+
 _RULE_TEXT = (
     "Empirical claims are decided over units (seeds, or folds x seeds): PASS when the one-sided 95% Student-t "
     "lower bound of the mean difference clears the margin, FAIL when the upper bound falls short, otherwise "
@@ -183,6 +192,8 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
     lines = [
         f"# reprolab reproduce — preset `{summary['preset']}`, seeds "
         + ("as each method states" if summary.get("seeds") is None else str(summary["seeds"])),
+        "",
+        _settings_line(summary.get("preset"), summary.get("overrides"), summary.get("perturb")),
         "",
         _grand_totals(summary),
         "",

@@ -393,7 +393,13 @@ def reproduce(
         for experiment in selected
     }
     outcomes = execute([spec for specs in plan.values() for spec in specs], log=log)
-    summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "out_dir": str(out_dir), "methods": []}
+    summary: dict[str, Any] = {
+        "preset": preset,
+        "seeds": seeds,
+        "overrides": _plain_overrides(overrides),
+        "out_dir": str(out_dir),
+        "methods": [],
+    }
     if perturb:
         summary["perturb"] = perturb
     for experiment in selected:
