@@ -188,11 +188,9 @@ class SubgraphExtractor:
         forward.sum_duplicates()
         both = (forward + forward.T).tocsr()
         self._adj_undirected = _csr_lists(both)
-        if directed:
-            self._adj_from_head = _csr_lists(forward)  # h -> u
-            self._adj_from_tail = _csr_lists(forward.T.tocsr())  # u -> t, searched backwards from t
-        else:
-            self._adj_from_head = self._adj_from_tail = self._adj_undirected
+        # Directed: one adjacency of two disjoint blocks, entity u as u (out-edges, searched from h) and as
+        # N + u (in-edges, searched backwards from t), so both searches of a batch run as one.
+        self._adj_directed = _csr_lists(sp.block_diag([forward, forward.T], format="csr")) if directed else None
 
     @property
     def kind(self) -> str:
@@ -220,7 +218,7 @@ class SubgraphExtractor:
         if len(sources) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
         universe, (indptr, indices) = self._ball(adjacency, sources)
-        m, n = len(universe), self.graph.num_entities
+        m, n = len(universe), len(adjacency[0]) - 1  # n: the width of the keys returned
         rows = np.arange(len(sources), dtype=np.int64)
         local_sources = np.searchsorted(universe, sources)
         start = rows * m + local_sources
@@ -258,7 +256,7 @@ class SubgraphExtractor:
         their neighbours lie inside it.
         """
         indptr, indices = adjacency
-        n = self.graph.num_entities
+        n = len(indptr) - 1
         ball = frontier = _sorted_unique(sources)
         for _ in range(self.hops):
             positions, _ = _gather(indptr, frontier, frontier)
@@ -285,14 +283,24 @@ class SubgraphExtractor:
         return np.sort(keys[order[rank < self.max_nodes_per_hop]])
 
     def _node_sets(
-        self, heads: np.ndarray, tails: np.ndarray, adj_head: tuple[np.ndarray, np.ndarray],
-        adj_tail: tuple[np.ndarray, np.ndarray],
+        self, heads: np.ndarray, tails: np.ndarray, directed: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sorted kept keys ``b * N + u`` and their double-radius label parts ``d_head``, ``d_tail``."""
-        n = self.graph.num_entities
-        rows = np.arange(len(heads), dtype=np.int64)
-        head_keys, head_dist = self.distances(adj_head, heads, tails)
-        tail_keys, tail_dist = self.distances(adj_tail, tails, heads)
+        n, batch = self.graph.num_entities, len(heads)
+        rows = np.arange(batch, dtype=np.int64)
+        # the B searches from the heads and the B from the tails, as 2B searches of one pass
+        if directed:
+            keys, dist = self.distances(
+                self._adj_directed, np.concatenate([heads, tails + n]), np.concatenate([tails, heads + n])
+            )
+            width, shift = 2 * n, n
+        else:
+            keys, dist = self.distances(self._adj_undirected, np.concatenate([heads, tails]), np.concatenate([tails, heads]))
+            width, shift = n, 0
+        split = np.searchsorted(keys, batch * width)
+        owner, entity = np.divmod(keys, width)
+        head_keys, head_dist = owner[:split] * n + entity[:split], dist[:split]
+        tail_keys, tail_dist = (owner[split:] - batch) * n + entity[split:] - shift, dist[split:]
         if self.mode == "intersection":
             keys = np.intersect1d(head_keys, tail_keys, assume_unique=True)
         else:
@@ -318,7 +326,7 @@ class SubgraphExtractor:
         heads, relations, tails = triples[:, 0], triples[:, 1], triples[:, 2]
         batch, n = len(triples), self.graph.num_entities
         rows = np.arange(batch, dtype=np.int64)
-        keys, d_head, d_tail = self._node_sets(heads, tails, self._adj_from_head, self._adj_from_tail)
+        keys, d_head, d_tail = self._node_sets(heads, tails, self.directed)
         edges = self._edges(keys, triples)
         if self.fallback:
             empty = np.flatnonzero(np.bincount(edges[3], minlength=batch) == 0)
@@ -356,9 +364,7 @@ class SubgraphExtractor:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """Replace the edgeless subgraphs ``empty`` by their undirected subgraphs, nodes, labels and edges."""
         n = self.graph.num_entities
-        new_keys, new_head, new_tail = self._node_sets(
-            triples[empty, 0], triples[empty, 2], self._adj_undirected, self._adj_undirected
-        )
+        new_keys, new_head, new_tail = self._node_sets(triples[empty, 0], triples[empty, 2], False)
         local, entity = np.divmod(new_keys, n)
         new_keys = empty[local] * n + entity  # ``empty`` is increasing, so the renumbered keys stay sorted
         new_src, new_dst, new_rel, new_graph = self._edges(new_keys, triples)
