@@ -295,7 +295,8 @@ class SubgraphExtractor:
             )
             width, shift = 2 * n, n
         else:
-            keys, dist = self.distances(self._adj_undirected, np.concatenate([heads, tails]), np.concatenate([tails, heads]))
+            sources, blocked = np.concatenate([heads, tails]), np.concatenate([tails, heads])
+            keys, dist = self.distances(self._adj_undirected, sources, blocked)
             width, shift = n, 0
         split = np.searchsorted(keys, batch * width)
         owner, entity = np.divmod(keys, width)
