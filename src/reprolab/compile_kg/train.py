@@ -118,7 +118,8 @@ def train_model(
         del recent[: max(0, len(recent) - log_every)]
         values = {"loss": window, "pos_minus_neg": (pos - neg).mean().item()}
         if validate is not None and valid_every and (index + 1) % valid_every == 0:
-            values["valid_auc"] = _keep_best(sweep, best_unit, model, validate(model), index + 1)
+            auc = _keep_best(sweep, best_unit, model, validate(model), index + 1)
+            sweep.ctx.log(unit=unit, step=index + 1, valid_auc=auc)  # every validation, not only on log steps
         return values
 
     best_unit = f"{unit}/best"
