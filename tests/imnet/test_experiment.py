@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from reprolab.cli import app
 from reprolab.core.config import ConfigError, resolve_config
 from reprolab.core.registry import get_experiment
+from reprolab.imnet.mesh import read_obj, signed_volume
 
 TINY = [
     "per_category=6",
@@ -69,6 +70,9 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
         assert (out / "figures" / f"{figure}.png").exists()
     assert (out / "meshes" / "imae_test0.obj").exists() and (out / "data" / "train.hdf5").exists()
     assert (out / "meshes" / "imgan_sample0.obj").exists() and (out / "meshes" / "imgan_sample0.ply").exists()
+    for obj in sorted((out / "meshes").glob("*.obj")):  # every exported mesh faces outward (closed surfaces)
+        mesh = read_obj(obj)
+        assert mesh.empty or signed_volume(mesh) > 0, obj.name
     # progressive training switched resolution as configured: 8^3 for steps 1-50, then 16^3 up to step 53
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     imae = [(entry["step"], entry["res"]) for entry in logs if entry.get("unit") == "imae"]
