@@ -38,6 +38,11 @@ def sphere(points: np.ndarray) -> np.ndarray:
     return np.clip(0.5 + 4.0 * (0.3 - np.linalg.norm(points, axis=1)), 0.0, 1.0).astype(np.float32)
 
 
+def _output_skip(cfg: dict) -> bool:
+    """A saved run's output-layer skip; runs saved before the option existed had it with the paper decoder."""
+    return bool(cfg.get("output_skip", cfg["decoder"] == "paper"))
+
+
 def load_or_train(run: str | None, steps: int) -> tuple[IMAE, torch.Tensor]:
     """An IM-AE and the voxels of held-out shapes to encode."""
     if run:
@@ -46,7 +51,7 @@ def load_or_train(run: str | None, steps: int) -> tuple[IMAE, torch.Tensor]:
         from reprolab.core.checkpoint import load_checkpoint
 
         cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())["config"]
-        model = IMAE(cfg["voxel_res"], cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"])
+        model = IMAE(cfg["voxel_res"], cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"], _output_skip(cfg))
         state = load_checkpoint(Path(run) / "checkpoints" / "last.pt", map_location="cpu")
         model.load_state_dict(state["user"]["done"]["imae"]["state"])
         shapes = make_shape_set(cfg["categories"], 5, cfg["voxel_res"], seed=12345)
@@ -117,7 +122,7 @@ def diagnose(run: str) -> None:
         test.extend(members[max(1, int(round(cfg["train_fraction"] * len(members)))) :])
     vox = shapes.voxels[np.asarray(test)]
     vox = vox[np.unique(np.linspace(0, len(vox) - 1, min(cfg["eval_shapes"], len(vox))).round().astype(int))]
-    imae = IMAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"])
+    imae = IMAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"], _output_skip(cfg))
     imae.load_state_dict(done["imae"]["state"])
     cnn = CNNAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["cnn_gf_dim"])
     cnn.load_state_dict(done["cnnae"]["state"])

@@ -65,6 +65,8 @@ class IMNetConfig:
     gf_dim: int = 16  # implicit decoder base width (paper: 128 -> 2048-1024-512-256-128); 4x cnn_gf_dim as in the paper
     cnn_gf_dim: int = 4  # CNN-AE decoder base width (paper preset: 32, mirroring the encoder)
     decoder: str = "paper"  # paper (skips, sigmoid) | official (1024x3-512-256-128, no skips, clip)
+    # also feed (z, p) to the output layer; off in the paper (supplementary network-structure.pdf; implicit-decoder)
+    output_skip: bool = False
     schedule_res: list[int] = field(default_factory=lambda: [16, 32])  # progressive resolutions
     # steps at each resolution; 1800 in all, the most the quick budget (150 CPU-s) holds: the IM-AE learns thin
     # parts (legs) only after ~1500-3000 steps, so quick length decides the CD claim (docs/imnet.md)

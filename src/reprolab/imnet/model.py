@@ -4,7 +4,11 @@ Paper (Chen & Zhang, CVPR 2019), Sec. 3 / Fig. 2: the implicit decoder maps the 
 ``z`` and a point ``p`` to the probability that ``p`` is inside the shape. Two variants:
 
 * ``paper``: hidden widths ``gf * (16, 8, 4, 2, 1)`` (2048-1024-512-256-128 for gf=128), the input ``(z, p)``
-  concatenated to every hidden layer (skip connections), leaky ReLU (slope 0.02) and a sigmoid output.
+  concatenated to the input of every hidden layer after the first (skip connections), leaky ReLU (slope 0.02) and
+  a sigmoid output. The output layer reads the last hidden layer (128) only: the paper's supplementary
+  ``network-structure.pdf`` (IM-AE decoder table: "fully-connected, -, (128), Sigmoid, (1)") and the paper-era
+  code (czq142857/implicit-decoder, ``IMGAN/model.py`` and ``IMSVR/model.py``: ``h6 = sigmoid(linear(h5, 1))``).
+  ``output_skip=True`` also concatenates ``(z, p)`` to the output layer's input (a variant, not the paper).
 * ``official`` (the improved IM-NET / IM-NET-pytorch code): widths ``gf * (8, 8, 8, 4, 2, 1)``
   (1024-1024-1024-512-256-128), no skips, leaky ReLU (0.02), and the output clipped to [0, 1] with a
   leaky clip ``max(min(h, 0.01 h + 0.99), 0.01 h)`` instead of a sigmoid.
@@ -72,11 +76,19 @@ def leaky_clip(h: Tensor) -> Tensor:
 class ImplicitDecoder(nn.Module):
     """The implicit field decoder F(z, p) -> inside probability (paper Fig. 2; see module docstring)."""
 
-    def __init__(self, z_dim: int = 128, gf_dim: int = 128, variant: str = "paper", point_dim: int = 3) -> None:
+    def __init__(
+        self,
+        z_dim: int = 128,
+        gf_dim: int = 128,
+        variant: str = "paper",
+        point_dim: int = 3,
+        output_skip: bool = False,
+    ) -> None:
         super().__init__()
         if variant not in ("paper", "official"):
             raise ValueError(f"decoder variant must be 'paper' or 'official', got {variant!r}")
         self.variant = variant
+        self.output_skip = output_skip
         mults = (16, 8, 4, 2, 1) if variant == "paper" else (8, 8, 8, 4, 2, 1)
         widths = [gf_dim * m for m in mults]
         in_dim = z_dim + point_dim
@@ -85,7 +97,7 @@ class ImplicitDecoder(nn.Module):
         for width in widths:
             self.layers.append(nn.Linear(previous + (in_dim if variant == "paper" and self.layers else 0), width))
             previous = width
-        self.out = nn.Linear(previous + (in_dim if variant == "paper" else 0), 1)
+        self.out = nn.Linear(previous + (in_dim if output_skip else 0), 1)
         self.widths = widths
 
     def forward(self, z: Tensor, points: Tensor) -> Tensor:
@@ -101,7 +113,7 @@ class ImplicitDecoder(nn.Module):
             h = nn.functional.leaky_relu(
                 self._affine(layer, h, z, points, z_dim, reads_input=index == 0 or self.variant == "paper"), LEAK
             )
-        out = self._affine(self.out, h, z, points, z_dim, reads_input=self.variant == "paper")
+        out = self._affine(self.out, h, z, points, z_dim, reads_input=self.output_skip)
         return torch.sigmoid(out) if self.variant == "paper" else leaky_clip(out)
 
     @staticmethod
@@ -121,11 +133,17 @@ class IMAE(nn.Module):
     """IM-AE: voxel encoder + implicit decoder, trained with MSE on point values (Sec. 3.2, Eq. 1)."""
 
     def __init__(
-        self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, gf_dim: int = 128, variant: str = "paper"
+        self,
+        res: int = 64,
+        ef_dim: int = 32,
+        z_dim: int = 128,
+        gf_dim: int = 128,
+        variant: str = "paper",
+        output_skip: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = VoxelEncoder(res, ef_dim, z_dim)
-        self.decoder = ImplicitDecoder(z_dim, gf_dim, variant)
+        self.decoder = ImplicitDecoder(z_dim, gf_dim, variant, output_skip=output_skip)
 
     def forward(self, voxels: Tensor, points: Tensor) -> Tensor:
         return self.decoder(self.encoder(voxels), points)

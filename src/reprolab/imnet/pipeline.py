@@ -172,7 +172,8 @@ def _spread(n: int, k: int) -> np.ndarray:
 
 def _train_imae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, split: Split, train_vox: torch.Tensor) -> IMAE:
     torch.manual_seed(ctx.seed_for("imae", "init"))
-    model = IMAE(split.train.res, config.ef_dim, config.z_dim, config.gf_dim, config.decoder).to(ctx.device)
+    model = IMAE(split.train.res, config.ef_dim, config.z_dim, config.gf_dim, config.decoder, config.output_skip)
+    model = model.to(ctx.device)
 
     def fit() -> None:
         point_sets = {
