@@ -27,7 +27,7 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     assert results["method"] == "orderfree" and results["seed"] == 2
     metrics = results["metrics"]
     for model in ("br", "fixed_beam", "fixed_greedy", "cnnrnn_beam", "cnnrnn_greedy", "orderfree_beam",
-                  "orderfree_greedy"):
+                  "orderfree_greedy", "noatt_beam", "noatt_greedy"):
         for key in ("cp", "cr", "cf1", "op", "or", "of1"):
             assert 0.0 <= metrics[f"{model}_{key}"] <= 100.0
     assert 0.0 <= metrics["br_map"] <= 100.0

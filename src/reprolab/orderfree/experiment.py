@@ -54,7 +54,12 @@ class OrderFreeConfig:
     # attention LSTM (order-free and fixed-order models)
     finetune_backbone: bool = False  # False: the RNNs train on the shared CNN's frozen feature maps
     hidden: int = 64
-    embed: int = 16
+    # also feed the LSTM an embedding of the previously emitted label (ours; the paper feeds p_{t-1} and z_t)
+    label_embedding: bool = False
+    embed: int = 16  # its size (label_embedding only)
+    # train and evaluate the order-free RNN without attention too (uniform average of v_feat): the paper's
+    # attention ablation, claim orderfree_attention_helps_*
+    attention_ablation: bool = True
     attention_dim: int = 32
     rnn_steps: int = 700
     rnn_batch_size: int = 64

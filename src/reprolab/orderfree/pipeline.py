@@ -38,8 +38,9 @@ __all__ = ["build_backbone", "build_decoder", "run_orderfree"]
 
 SCORE_KEYS = ("cp", "cr", "cf1", "op", "or", "of1")
 # the sequence models: attention LSTM with a fixed frequent-first order, Wang et al.'s CNN-RNN (same order),
-# and the order-free attention LSTM
+# and the order-free attention LSTM; "noatt" (attention_ablation): the order-free RNN without attention
 RNN_MODELS = ("fixed", "cnnrnn", "orderfree")
+ORDER_FREE = ("orderfree", "noatt")
 
 
 def build_backbone(config: OrderFreeConfig) -> ResNetBackbone:
@@ -52,7 +53,8 @@ def build_decoder(config: OrderFreeConfig, channels: int, num_classes: int, name
     if name == "cnnrnn":
         return CNNRNNDecoder(channels, num_classes, hidden=config.hidden, embed=config.hidden)
     return AttentionLSTMDecoder(
-        channels, num_classes, hidden=config.hidden, embed=config.embed, attention_dim=config.attention_dim
+        channels, num_classes, hidden=config.hidden, embed=config.embed, attention_dim=config.attention_dim,
+        attention=name != "noatt", label_embedding=config.label_embedding,
     )
 
 
@@ -86,10 +88,11 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
     class_f1 = {"BR": torch.tensor(br["class_f1"])}
     decoders: dict[str, SequenceDecoder] = {}
     shared = backbone
-    for name in RNN_MODELS:
+    for name in RNN_MODELS + (("noatt",) if config.attention_ablation else ()):
         result = _train_rnn(config, ctx, sweep, name, shared, train, test)
         metrics.update(result["metrics"])
-        class_f1[name] = torch.tensor(result["class_f1"])
+        if name != "noatt":
+            class_f1[name] = torch.tensor(result["class_f1"])
         decoder = build_decoder(config, backbone.out_channels, train.targets.shape[1], name).to(ctx.device)
         decoder.load_state_dict(result["decoder"])
         decoders[name] = decoder
@@ -201,7 +204,7 @@ def _train_rnn(
     model = nn.ModuleDict(parts)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr)
     frequency = train.targets.sum(dim=0)
-    order = "free" if name == "orderfree" else "fixed"
+    order = "free" if name in ORDER_FREE else "fixed"
     sequences = frequent_first_sequences(train.targets, frequency, decoder.end) if order == "fixed" else None
     prob_weight = 0.0 if name == "cnnrnn" else config.prob_weight  # Wang et al.'s CNN-RNN has no v_prob
     generator = ctx.generator(unit, "train", device="cpu")
@@ -233,7 +236,10 @@ def _train_rnn(
     for decoding, predictions in (("beam", beam), ("greedy", greedy)):
         metrics.update({f"{name}_{decoding}_{k}": v for k, v in multilabel_scores(predictions, test.targets).items()})
     metrics[f"{name}_beam_greedy_disagree"] = 100.0 * float((beam != greedy).any(dim=1).float().mean())
-    metrics.update(_search_diagnostics(name, decoder, features, beam_result, greedy_result, test.targets, max_labels))
+    if name != "noatt":  # the search diagnostics concern the models of the beam-vs-greedy analysis
+        metrics.update(
+            _search_diagnostics(name, decoder, features, beam_result, greedy_result, test.targets, max_labels)
+        )
     if config.set_map_eps > 0:
         set_map, certified = set_map_decode(decoder, features, eps=config.set_map_eps, max_labels=max_labels)
         scores = multilabel_scores(set_map.labels.cpu(), test.targets)
@@ -291,7 +297,10 @@ def _report(
         ["BR (same CNN, sigmoid > threshold)", *[metrics[f"br_{k}"] for k in SCORE_KEYS], metrics["br_map"]],
     ]
     for name, label in (("cnnrnn", "CNN-RNN of Wang et al., frequent-first"),
-                        ("fixed", "attention LSTM, frequent-first order"), ("orderfree", "order-free RNN")):
+                        ("fixed", "attention LSTM, frequent-first order"), ("orderfree", "order-free RNN"),
+                        ("noatt", "order-free RNN without attention")):
+        if f"{name}_beam_cf1" not in metrics:
+            continue
         for decoding in ("greedy", "beam"):
             width = f" (width {config.beam_width})" if decoding == "beam" else ""
             rows.append([f"{label}, {decoding}{width}", *[metrics[f"{name}_{decoding}_{k}"] for k in SCORE_KEYS],
