@@ -34,6 +34,18 @@ MODELS = ("br", "fixed", "cnnrnn", "orderfree")
 class OrderFreeConfig:
     """Settings of the order-free RNN experiment (defaults = the quick preset)."""
 
+    # data: "digits" (embedded canvases), "yolo" (data_root/{images,labels}/{train_split,test_split}) or "coco"
+    # (instances JSON + image folder per split: train_annotations/train_images, test_annotations/test_images)
+    data: str = "digits"
+    data_root: str = ""
+    train_split: str = "train"
+    test_split: str = "val"
+    num_classes: int = 80  # YOLO class count (COCO: from the JSON's categories)
+    train_annotations: str = ""
+    train_images: str = ""
+    test_annotations: str = ""
+    test_images: str = ""
+    image_size: int = 64  # real images are resized to image_size x image_size (RGB)
     # digit canvases (embedded default)
     canvas: int = 28
     n_train: int = 3000
@@ -74,6 +86,7 @@ class OrderFreeConfig:
     attention_images: int = 4
 
     def validate(self) -> None:
+        self._validate_data()
         if self.n_train < 1 or self.n_test < 1:
             raise ConfigError("n_train and n_test must be >= 1")
         if not 1 <= self.max_digits <= 10:
@@ -109,6 +122,40 @@ class OrderFreeConfig:
                 f"attention_images and checkpoint_every must be >= 0, got {self.attention_images}, "
                 f"{self.checkpoint_every}"
             )
+
+
+    def _validate_data(self) -> None:
+        if self.data not in ("digits", "yolo", "coco"):
+            raise ConfigError(f"data: {self.data!r} is not one of digits, yolo, coco")
+        if self.data == "yolo" and not self.data_root:
+            raise ConfigError("data_root: data=yolo needs the folder holding images/<split> and labels/<split>")
+        if self.data == "coco":
+            for name in ("train_annotations", "train_images", "test_annotations", "test_images"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name}: data=coco needs an instances JSON and an image folder per split")
+        self._check_paths()
+        if self.image_size < 8 or self.num_classes < 1:
+            raise ConfigError(
+                f"image_size must be >= 8 and num_classes >= 1, got {self.image_size}, {self.num_classes}"
+            )
+
+
+    def _check_paths(self) -> None:
+        """Missing inputs are refused here, before a run folder exists (malformed content fails in the run)."""
+        from pathlib import Path
+
+        wanted: list[tuple[str, str, bool]] = []  # (field, path, is_file)
+        if self.data == "yolo":
+            root = Path(self.data_root).expanduser()
+            for split in (self.train_split, self.test_split):
+                wanted += [("data_root", str(root / sub / split), False) for sub in ("images", "labels")]
+        elif self.data == "coco":
+            wanted = [("train_annotations", self.train_annotations, True), ("train_images", self.train_images, False),
+                      ("test_annotations", self.test_annotations, True), ("test_images", self.test_images, False)]
+        for name, path, is_file in wanted:
+            target = Path(path).expanduser()
+            if not (target.is_file() if is_file else target.is_dir()):
+                raise ConfigError(f"{name}: {'file' if is_file else 'folder'} {target} not found")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
