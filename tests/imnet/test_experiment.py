@@ -83,6 +83,11 @@ def test_presets_and_config_errors():
     experiment = get_experiment("imnet")
     paper = resolve_config(experiment.config_cls, experiment.presets, "paper")
     assert paper.voxel_res == 64 and paper.schedule_res == [16, 32, 64] and paper.gf_dim == 128
+    # the paper's supplementary / paper-era code: batch norm, no output skip, one shape per step, latent GAN
+    # with one critic step, batch 50, noise std 0.2, Adam(5e-5, 0.5, 0.999)
+    assert paper.norm == "batch" and paper.output_skip is False and paper.decoder == "paper"
+    assert paper.batch_shapes == 1 and paper.lr == 5e-5 and paper.beta1 == 0.5
+    assert (paper.gan_n_critic, paper.gan_batch, paper.gan_noise_std, paper.gan_beta2) == (1, 50, 0.2, 0.999)
     cpu = resolve_config(experiment.config_cls, experiment.presets, "cpu")
     assert sum(cpu.schedule_steps) == cpu.cnn_steps == 6000
     with pytest.raises(ConfigError, match="categories"):

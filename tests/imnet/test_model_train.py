@@ -164,3 +164,13 @@ def test_cnnae_and_gan_steps_reduce_their_losses(run_context):
     )
     sample = gen(torch.randn(5, 4))
     assert sample.shape == (5, 3) and np.isfinite(sample.detach().numpy()).all()
+
+
+def test_batch_norm_option_of_the_encoder_and_cnn_decoder():
+    batch = IMAE(res=16, ef_dim=2, z_dim=4, gf_dim=2, norm="batch")
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in batch.encoder.modules())
+    assert not any(isinstance(m, torch.nn.InstanceNorm3d) for m in batch.modules())
+    cnn = CNNAE(res=16, ef_dim=2, z_dim=4, gf_dim=2, norm="batch")
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in cnn.decoder.modules())
+    with pytest.raises(ValueError, match="norm"):
+        VoxelEncoder(16, 2, 4, norm="group")

@@ -14,8 +14,8 @@ Paper (Chen & Zhang, CVPR 2019), Sec. 3 / Fig. 2: the implicit decoder maps the 
   leaky clip ``max(min(h, 0.01 h + 0.99), 0.01 h)`` instead of a sigmoid.
 
 The encoder (Sec. 3.2, IM-AE) is a 3D CNN with 4^3 kernels and stride 2 halving the resolution down to 4^3,
-then a 4^3 valid convolution to ``z``; instance norm + leaky ReLU between layers (official code; the paper's
-encoder used batch norm) and a sigmoid on ``z``.
+then a 4^3 valid convolution to ``z``; batch norm (the paper's supplementary network table, ``norm="batch"``) or
+instance norm (IM-NET-pytorch, the default) + leaky ReLU between layers, and a sigmoid on ``z``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _stages(res: int) -> int:
 class VoxelEncoder(nn.Module):
     """3D CNN: (B, 1, R, R, R) voxels -> (B, z_dim) codes in (0, 1). Five conv layers at R=64 (ef, 2ef, 4ef, 8ef)."""
 
-    def __init__(self, res: int = 64, ef_dim: int = 32, z_dim: int = 128) -> None:
+    def __init__(self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, norm: str = "instance") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1
@@ -57,7 +57,7 @@ class VoxelEncoder(nn.Module):
             out = ef_dim * 2 ** min(stage, 3)
             layers += [
                 nn.Conv3d(channels, out, 4, stride=2, padding=1, bias=False),
-                nn.InstanceNorm3d(out, affine=True),
+                _norm3d(norm, out),
                 nn.LeakyReLU(LEAK),
             ]
             channels = out
@@ -66,6 +66,15 @@ class VoxelEncoder(nn.Module):
 
     def forward(self, voxels: Tensor) -> Tensor:
         return torch.sigmoid(self.net(voxels).flatten(1))
+
+
+def _norm3d(norm: str, channels: int) -> nn.Module:
+    """Batch norm (the paper's supplementary network table) or instance norm (IM-NET-pytorch)."""
+    if norm == "batch":
+        return nn.BatchNorm3d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    raise ValueError(f"norm must be 'batch' or 'instance', got {norm!r}")
 
 
 def leaky_clip(h: Tensor) -> Tensor:
@@ -140,9 +149,10 @@ class IMAE(nn.Module):
         gf_dim: int = 128,
         variant: str = "paper",
         output_skip: bool = False,
+        norm: str = "instance",
     ) -> None:
         super().__init__()
-        self.encoder = VoxelEncoder(res, ef_dim, z_dim)
+        self.encoder = VoxelEncoder(res, ef_dim, z_dim, norm)
         self.decoder = ImplicitDecoder(z_dim, gf_dim, variant, output_skip=output_skip)
 
     def forward(self, voxels: Tensor, points: Tensor) -> Tensor:
@@ -153,20 +163,20 @@ class CNNDecoder(nn.Module):
     """The CNN-AE baseline decoder (Table 1): z -> 4^3 by a 4^3 deconvolution, then stride-2 3D deconvolutions
     mirroring the encoder up to R^3, batch-free instance norm + leaky ReLU, sigmoid output."""
 
-    def __init__(self, res: int = 64, gf_dim: int = 32, z_dim: int = 128) -> None:
+    def __init__(self, res: int = 64, gf_dim: int = 32, z_dim: int = 128, norm: str = "instance") -> None:
         super().__init__()
         stages = _stages(res)
         widths = [gf_dim * 2 ** min(s, 3) for s in reversed(range(stages))]
         layers: list[nn.Module] = [
             nn.ConvTranspose3d(z_dim, widths[0], 4, stride=1, padding=0, bias=False),
-            nn.InstanceNorm3d(widths[0], affine=True),
+            _norm3d(norm, widths[0]),
             nn.LeakyReLU(LEAK),
         ]
         for index in range(stages):
             out = widths[index + 1] if index + 1 < stages else 1
             layers.append(nn.ConvTranspose3d(widths[index], out, 4, stride=2, padding=1, bias=index + 1 == stages))
             if index + 1 < stages:
-                layers += [nn.InstanceNorm3d(out, affine=True), nn.LeakyReLU(LEAK)]
+                layers += [_norm3d(norm, out), nn.LeakyReLU(LEAK)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -176,10 +186,12 @@ class CNNDecoder(nn.Module):
 class CNNAE(nn.Module):
     """CNN-AE: the same voxel encoder with a 3D deconvolution decoder at the same latent size."""
 
-    def __init__(self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, gf_dim: int = 32) -> None:
+    def __init__(
+        self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, gf_dim: int = 32, norm: str = "instance"
+    ) -> None:
         super().__init__()
-        self.encoder = VoxelEncoder(res, ef_dim, z_dim)
-        self.decoder = CNNDecoder(res, gf_dim, z_dim)
+        self.encoder = VoxelEncoder(res, ef_dim, z_dim, norm)
+        self.decoder = CNNDecoder(res, gf_dim, z_dim, norm)
 
     def forward(self, voxels: Tensor) -> Tensor:
         return self.decoder(self.encoder(voxels))
