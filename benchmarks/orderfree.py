@@ -73,11 +73,10 @@ def scaling(args: argparse.Namespace, sizes: list[int]) -> None:
     for n in sizes:
         features = pool[:n]
         timed = []
-        for fn in (lambda: beam_search(decoder, features, **kwargs),
-                   lambda: beam_search_per_image(decoder, features, **kwargs),
-                   lambda: greedy_decode(decoder, features, max_labels=args.max_labels)):
+        for fn, extra in ((beam_search, kwargs), (beam_search_per_image, kwargs),
+                          (greedy_decode, {"max_labels": args.max_labels})):
             start = time.process_time()
-            fn()
+            fn(decoder, features, **extra)
             timed.append(time.process_time() - start)
         rows.append((n, *timed))
         print(f"images={n:5d}  batched beam {timed[0]:.3f} CPU-s  per-image beam {timed[1]:.3f} CPU-s  "
