@@ -36,7 +36,8 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     verdicts = {claim["id"] for claim in results["claims"]}
     assert verdicts == {"orderfree_beats_fixed_order_cf1", "orderfree_beats_fixed_order_of1",
                         "orderfree_beats_cnnrnn_cf1", "orderfree_beats_cnnrnn_of1",
-                        "beam_beats_greedy_cf1", "beam_beats_greedy_of1"}
+                        "beam_beats_greedy_cf1", "beam_beats_greedy_of1", "attention_helps_cf1",
+                        "attention_helps_of1"}
     assert (out / "figures" / "attention_maps.png").is_file()
     assert (out / "figures" / "per_class_f1.png").is_file()
     assert any("binary relevance" in note for note in results["notes"])
