@@ -263,6 +263,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
+        # one quick seed costs ~105 CPU-s (five RNN-free/RNN models); two fit the ~220 CPU-s quick budget
+        seeds={"quick": 2},
         datasets=(
             DatasetInfo(
                 name="digit-canvases",
