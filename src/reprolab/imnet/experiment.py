@@ -71,10 +71,10 @@ class IMNetConfig:
     # normalisation in the voxel encoder and the CNN-AE decoder: batch (the paper's supplementary network table)
     # or instance (IM-NET-pytorch; the quick default, whose numbers below were measured with it)
     norm: str = "instance"
-    schedule_res: list[int] = bounded(field(default_factory=lambda: [16, 32]), ge=1)  # progressive resolutions
+    schedule_res: list[int] = bounded(factory=lambda: [16, 32], ge=1)  # progressive resolutions
     # steps at each resolution; 1800 in all, the most the quick budget (150 CPU-s) holds: the IM-AE learns thin
     # parts (legs) only after ~1500-3000 steps, so quick length decides the CD claim (docs/imnet.md)
-    schedule_steps: list[int] = bounded(field(default_factory=lambda: [600, 1200]), ge=0)
+    schedule_steps: list[int] = bounded(factory=lambda: [600, 1200], ge=0)
     batch_shapes: int = bounded(8, ge=1)
     cnn_batch_shapes: int = 0  # CNN-AE shapes per step; 0 = batch_shapes (paper preset: 32, the supplementary's)
     batch_points: int = bounded(256, ge=1)  # points per shape per step (official: all points of the resolution)
