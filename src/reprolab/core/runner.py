@@ -296,11 +296,16 @@ def reproduce(
     log: Any = None,
     threads: int | None = None,
     perturb: float = 0.0,
+    jobs: int | None = 1,
+    address: str | None = None,
+    gpus_per_task: float = 0,
 ) -> dict[str, Any]:
     """Run every requested method over its seeds and write an aggregated ``report.md``/``summary.json``.
 
     ``seeds`` (seeds 0..N-1) defaults to the number the method states for ``preset`` (``Experiment.seeds``).
-    A method that raises is reported with its error and the others still run.
+    A method that raises is reported with its error and the others still run. ``jobs``/``address``/
+    ``gpus_per_task`` choose where the runs execute (:func:`reprolab.core.engine.execute`; default serial here,
+    the CLI defaults to every core).
     """
     selected = _select_methods(methods)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -314,7 +319,13 @@ def reproduce(
         ]
         for experiment in selected
     }
-    outcomes = execute([spec for specs in plan.values() for spec in specs], log=log)
+    outcomes = execute(
+        [spec for specs in plan.values() for spec in specs],
+        jobs=jobs,
+        address=address,
+        gpus_per_task=gpus_per_task,
+        log=log,
+    )
     summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "out_dir": str(out_dir), "methods": []}
     if perturb:
         summary["perturb"] = perturb
