@@ -134,10 +134,12 @@ def reproduce_command(
 ) -> None:
     """Run experiments over seeds and write an aggregated report with each claim's verdict."""
     from reprolab.core.config import parse_set_options
+    from reprolab.core.engine import check_available
     from reprolab.core.errors import ReproError
     from reprolab.core.runner import print_summary, reproduce
 
     try:
+        check_available(jobs, address)
         summary = reproduce(
             methods or None,
             preset=preset,
@@ -183,11 +185,13 @@ def sweep_command(
 ) -> None:
     """Run METHOD at every point of a grid over seeds (as parallel tasks) and write one aggregated report."""
     from reprolab.core.config import parse_set_options
+    from reprolab.core.engine import check_available
     from reprolab.core.errors import ReproError
     from reprolab.core.grid import parse_grid, sweep
     from reprolab.core.runner import print_summary
 
     try:
+        check_available(jobs, address)
         summary = sweep(
             method,
             preset=preset,

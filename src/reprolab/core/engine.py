@@ -38,7 +38,16 @@ from typing import Any
 
 from reprolab.core.errors import ConfigError, ReproError
 
-__all__ = ["DISTRIBUTED_HINT", "RunOutcome", "RunSpec", "default_jobs", "execute", "finished_line", "run_spec"]
+__all__ = [
+    "DISTRIBUTED_HINT",
+    "RunOutcome",
+    "RunSpec",
+    "check_available",
+    "default_jobs",
+    "execute",
+    "finished_line",
+    "run_spec",
+]
 
 RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
@@ -222,7 +231,7 @@ def execute(
         jobs = jobs or min(default_jobs(), max(len(specs), 1))
         if address is None and (jobs <= 1 or len(specs) <= 1):
             return _execute_serial(specs, report)
-        ray = _import_ray(explicit=requested is not None or address is not None, address=address)
+        ray = _import_ray(explicit=requested is not None or address is not None)
         if ray is None:
             report.say(f"Ray is not installed ({DISTRIBUTED_HINT}); running the {len(specs)} runs one at a time")
             return _execute_serial(specs, report)
@@ -244,14 +253,20 @@ def _execute_serial(specs: Sequence[RunSpec], report: _Progress) -> list[RunOutc
     return outcomes
 
 
-def _import_ray(*, explicit: bool, address: str | None = None) -> Any:
+def check_available(jobs: int | None, address: str | None) -> None:
+    """Refuse up front (before any folder is made) an explicit ``--jobs > 1``/``--address`` without Ray."""
+    import importlib.util
+
+    if (address is not None or (jobs or 1) > 1) and importlib.util.find_spec("ray") is None:
+        raise ConfigError(f"--jobs > 1 and --address run on Ray, which is not installed: {DISTRIBUTED_HINT}")
+
+
+def _import_ray(*, explicit: bool) -> Any:
     """Ray, or None when it is absent and nobody asked for it (the default --jobs falls back to serial).
 
-    Ray reads its settings from the environment when imported: set them first.
+    Ray reads some settings from the environment when imported: set them first.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address is not None and address != "auto":
-        _send_auth_token()
     try:
         import ray
     except ImportError:
@@ -268,6 +283,8 @@ def _connect(ray: Any, jobs: int, address: str | None) -> bool:
     """Start a local Ray instance or join ``address``; True when this call did (and must shut it down)."""
     if ray.is_initialized():
         return False  # the caller (a test, a notebook) set Ray up itself; use it as it is
+    if address is not None and address != "auto":
+        _send_auth_token()
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "namespace": "reprolab"}
     try:
         if address is None:
@@ -284,14 +301,15 @@ def _connect(ray: Any, jobs: int, address: str | None) -> bool:
 
 
 def _send_auth_token() -> None:
-    """A cluster started here by `ray start` requires its token (Ray 2.5x token authentication); Ray sends it
-    with ``address=auto`` but not with an explicit address unless ``RAY_AUTH_MODE=token``. When this machine
-    holds a token and the user has not chosen a mode, send it."""
-    if "RAY_AUTH_MODE" in os.environ:
+    """A cluster started by `ray start` requires its token (Ray's token authentication). Ray sends the token
+    this machine holds with ``address=auto`` but not with an explicit address; do what ``auto`` does."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
         return
-    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
-    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _execute_ray(
