@@ -148,7 +148,7 @@ def test_sweep_cli_writes_one_report_with_a_row_per_grid_point(tmp_path):
     assert [m["grid"] for m in summary["methods"]] == [{"steps": 6}, {"steps": 12}]
     assert summary["methods"][0]["run_dirs"][0].endswith("p00-steps=6/seed0")
     report = (out / "report.md").read_text()
-    assert report.startswith("# reprolab sweep — `demi`") and "| steps | claims |" in report
+    assert report.startswith("# reprolab sweep — `demi`") and "| steps | empirical p/f/i/ne |" in report
     assert "## demi [steps=6]" in report and "## demi [steps=12]" in report
     assert "[2/2] demi [steps=12] seed 0:" in result.output
     bad = CliRunner().invoke(app, ["sweep", "demi", "--grid", "stepz=1,2", "--out", str(tmp_path / "bad")])

@@ -135,14 +135,10 @@ def _run_caught(spec: RunSpec) -> RunOutcome:
 
 # -- progress ------------------------------------------------------------------------------------------------
 def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> Counter[str]:
-    """Claims per verdict (``pass``/``fail``/``inconclusive``...); two-valued results count ``passed``."""
-    counts: Counter[str] = Counter()
-    for claim in claims:
-        verdict = claim.get("verdict")
-        if verdict is None:
-            verdict = "pass" if claim.get("passed") else "fail"
-        counts[str(verdict).lower()] += 1
-    return counts
+    """Claims per verdict (``pass``/``fail``/``inconclusive``); results written before verdicts count ``passed``."""
+    from reprolab.core.claims import claim_verdict
+
+    return Counter(claim_verdict(claim) for claim in claims)
 
 
 def finished_line(outcome: RunOutcome) -> str:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from reprolab.core.config import parse_set_options, resolve_config
-from reprolab.core.engine import RunSpec, execute, verdict_counts
+from reprolab.core.engine import RunSpec, execute
 from reprolab.core.errors import ConfigError
 from reprolab.core.io import atomic_write_json, atomic_write_text
 from reprolab.core.registry import get_experiment
-from reprolab.core.report import format_number, markdown_table, render_reproduce_report
+from reprolab.core.report import format_number, markdown_table, render_reproduce_report, totals_cell
 
 __all__ = ["grid_points", "parse_grid", "render_sweep_report", "sweep"]
 
@@ -80,6 +80,8 @@ def point_label(point: Mapping[str, Any]) -> str:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, list):
         return "[" + ",".join(_text(v) for v in value) + "]"
     return format_number(value) if isinstance(value, float) else str(value)
@@ -156,7 +158,8 @@ def sweep(
 
 
 def render_sweep_report(summary: Mapping[str, Any], out_dir: str | Path) -> str:
-    """The grid table (one row per point: its values, verdict counts, headline metrics), then the reproduce
+    """The grid table (one row per point: its values, claim totals as pass/fail/inconclusive/not evaluated,
+    headline metrics as mean ± std over seeds), then the reproduce
     report of the points (its title replaced)."""
     keys = list(summary["grid"])
     entries = summary["methods"]
@@ -167,8 +170,7 @@ def render_sweep_report(summary: Mapping[str, Any], out_dir: str | Path) -> str:
         if entry.get("error"):
             rows.append([*values, "ERROR", *["—" for _ in headline]])
             continue
-        counts = verdict_counts(entry["claims"])
-        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "—"
+        verdicts = totals_cell(entry["claims"], entry.get("claims_not_evaluated", []))
         cells = [_pm(entry["metrics"].get(name)) for name in headline]
         rows.append([*values, verdicts, *cells])
     title = f"# reprolab sweep — `{summary['method']}`, preset `{summary['preset']}`, {summary['seeds']} seed(s)"
@@ -176,7 +178,7 @@ def render_sweep_report(summary: Mapping[str, Any], out_dir: str | Path) -> str:
     lines = [title, ""]
     if overrides:
         lines += ["Fixed overrides: " + ", ".join(f"`{k}={_text(v)}`" for k, v in overrides.items()), ""]
-    lines += [markdown_table([*keys, "claims", *headline], rows), ""]
+    lines += [markdown_table([*keys, "empirical p/f/i/ne", *headline], rows), ""]
     body = render_reproduce_report(summary, out_dir).splitlines()
     if body and body[0].startswith("# "):
         body = body[1:]
