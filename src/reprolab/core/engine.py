@@ -279,6 +279,7 @@ def _connect(ray: Any, jobs: int, address: str | None) -> bool:
     """Start a local Ray instance or join ``address``; True when this call did (and must shut it down)."""
     if ray.is_initialized():
         return False  # the caller (a test, a notebook) set Ray up itself; use it as it is
+    logging.getLogger(_AUTH_LOGGER).addFilter(_drop_auth_enabled_notice)
     if address is not None and address != "auto":
         _send_auth_token()
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "namespace": "reprolab"}
@@ -294,6 +295,15 @@ def _connect(ray: Any, jobs: int, address: str | None) -> bool:
         cause = f"; {_last_line(err.__cause__)[:240]}" if err.__cause__ is not None else ""
         raise ConfigError(f"{where}: could not start/join Ray ({_first_line(err)}{cause})") from err
     return True
+
+
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _drop_auth_enabled_notice(record: logging.LogRecord) -> bool:
+    """Ray announces on every start that token authentication is on (the safe default): not news for a user
+    watching one line per run. Its warnings that authentication is *off* still show."""
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def _send_auth_token() -> None:
