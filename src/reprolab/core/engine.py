@@ -429,6 +429,7 @@ def _ray_task(
     """
     for key, value in env.items():
         os.environ.setdefault(key, value)  # the worker's own settings win (its data may live elsewhere)
+    os.environ["REPROLAB_PROGRESS"] = "0"  # a worker's stderr goes to Ray's log files: no bars there
     if ship is None:
         ship = not _marker_visible(marker)
     notes: list[str] = []
