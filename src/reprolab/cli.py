@@ -165,7 +165,7 @@ def reproduce_command(
     except ReproError as err:
         _fail(str(err))
         return
-    print_summary(summary)
+    print_summary(summary, sys.stdout)  # the current stdout (the default was bound when runner was imported)
     typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
     if any(m.get("error") for m in summary["methods"]):
         raise typer.Exit(code=1)
@@ -217,7 +217,7 @@ def sweep_command(
     except ReproError as err:
         _fail(str(err))
         return
-    print_summary(summary)
+    print_summary(summary, sys.stdout)  # the current stdout (the default was bound when runner was imported)
     typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
     if any(m.get("error") for m in summary["methods"]):
         raise typer.Exit(code=1)
