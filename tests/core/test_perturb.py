@@ -55,6 +55,6 @@ def test_a_perturbed_run_is_recorded_and_never_resumes_an_unperturbed_one(tmp_pa
     results = json.loads((out / "results.json").read_text())
     assert results["perturb"] == 1e-6
     resumed = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(out), "--resume"])
-    assert resumed.exit_code == 2 and "fingerprint" in resumed.output
+    assert resumed.exit_code == 2 and "other settings (perturb 1e-06 != 0.0)" in resumed.output
     bad = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(tmp_path / "x"), "--perturb", "-1"])
     assert bad.exit_code == 2 and "--perturb" in bad.output

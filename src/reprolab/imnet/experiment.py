@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -56,60 +56,65 @@ class IMNetConfig:
     """Settings of the IM-NET experiment (defaults = the quick preset)."""
 
     categories: list[str] = field(default_factory=lambda: ["chair", "table"])
-    per_category: int = 100  # procedural shapes per category; first train_fraction are training shapes
-    train_fraction: float = 0.8  # AtlasNet-style split: sorted order, first 80% train
-    voxel_res: int = 32  # voxel resolution of the data and of the encoder input (paper: 64)
+    per_category: int = bounded(100, ge=1)  # procedural shapes per category; first train_fraction are training shapes
+    train_fraction: float = bounded(0.8, gt=0, lt=1)  # AtlasNet-style split: sorted order, first 80% train
+    voxel_res: int = bounded(32, ge=8)  # voxel resolution of the data and of the encoder input (paper: 64)
     data_file: str = ""  # optional IM-NET HDF5 file (official layout) to use instead of the procedural shapes
-    z_dim: int = 32  # latent size, shared by IM-AE and CNN-AE (paper: 128; official improved code: 256)
-    ef_dim: int = 4  # encoder base width (paper: 32)
-    gf_dim: int = 16  # implicit decoder base width (paper: 128 -> 2048-1024-512-256-128); 4x cnn_gf_dim as in the paper
-    cnn_gf_dim: int = 4  # CNN-AE decoder base width (paper preset: 32, mirroring the encoder)
+    z_dim: int = bounded(32, ge=1)  # latent size, shared by IM-AE and CNN-AE (paper: 128; official improved code: 256)
+    ef_dim: int = bounded(4, ge=1)  # encoder base width (paper: 32)
+    # implicit decoder base width (paper: 128 -> 2048-1024-512-256-128); 4x cnn_gf_dim as in the paper
+    gf_dim: int = bounded(16, ge=1)
+    cnn_gf_dim: int = bounded(4, ge=1)  # CNN-AE decoder base width (paper preset: 32, mirroring the encoder)
     decoder: str = "paper"  # paper (skips, sigmoid) | official (1024x3-512-256-128, no skips, clip)
     # also feed (z, p) to the output layer; off in the paper (supplementary network-structure.pdf; implicit-decoder)
     output_skip: bool = False
     # normalisation in the voxel encoder and the CNN-AE decoder: batch (the paper's supplementary network table)
     # or instance (IM-NET-pytorch; the quick default, whose numbers below were measured with it)
     norm: str = "instance"
-    schedule_res: list[int] = field(default_factory=lambda: [16, 32])  # progressive resolutions
+    schedule_res: list[int] = bounded(factory=lambda: [16, 32], ge=1)  # progressive resolutions
     # steps at each resolution; 1800 in all, the most the quick budget (150 CPU-s) holds: the IM-AE learns thin
     # parts (legs) only after ~1500-3000 steps, so quick length decides the CD claim (docs/imnet.md)
-    schedule_steps: list[int] = field(default_factory=lambda: [600, 1200])
-    batch_shapes: int = 8
+    schedule_steps: list[int] = bounded(factory=lambda: [600, 1200], ge=0)
+    batch_shapes: int = bounded(8, ge=1)
     cnn_batch_shapes: int = 0  # CNN-AE shapes per step; 0 = batch_shapes (paper preset: 32, the supplementary's)
-    batch_points: int = 256  # points per shape per step (official: all points of the resolution)
-    lr: float = 1e-3  # paper/official: 5e-5 with ~200 epochs per stage; higher here for short runs
-    beta1: float = 0.5
-    cnn_steps: int = 1800  # CNN-AE steps (= IM-AE's total steps: same budget of shape batches)
-    cnn_lr: float = 0.0  # CNN-AE learning rate; 0 = the same as lr (docs/imnet.md: lr sweep of both models)
-    gan_steps: int = 500
-    gan_hidden: int = 128  # paper: 2048
-    gan_noise_dim: int = 32
-    gan_n_critic: int = 5
-    gan_gp_weight: float = 10.0
-    gan_lr: float = 5e-4  # paper preset: 5e-5 (the paper-era code's Adam lr)
+    batch_points: int = bounded(256, ge=1)  # points per shape per step (official: all points of the resolution)
+    lr: float = bounded(1e-3, gt=0)  # paper/official: 5e-5 with ~200 epochs per stage; higher here for short runs
+    beta1: float = bounded(0.5, ge=0, lt=1)
+    cnn_steps: int = bounded(1800, ge=0)  # CNN-AE steps (= IM-AE's total steps: same budget of shape batches)
+    # CNN-AE learning rate; 0 = the same as lr (docs/imnet.md: lr sweep of both models)
+    cnn_lr: float = bounded(0.0, ge=0)
+    gan_steps: int = bounded(500, ge=0)
+    gan_hidden: int = bounded(128, ge=1)  # paper: 2048
+    gan_noise_dim: int = bounded(32, ge=1)
+    gan_n_critic: int = bounded(5, ge=1)
+    gan_gp_weight: float = bounded(10.0, ge=0)
+    gan_lr: float = bounded(5e-4, gt=0)  # paper preset: 5e-5 (the paper-era code's Adam lr)
     gan_beta2: float = 0.9  # Adam beta2 of the latent GAN (WGAN-GP default); the paper-era code: 0.999
     gan_noise_std: float = 1.0  # std of the generator's Gaussian noise; the paper-era code: 0.2
-    gan_batch: int = 32
-    gan_samples: int = 16
-    eval_shapes: int = 16  # test shapes used for IoU / CD / NC
-    cd_points: int = 2048  # points sampled on each mesh for CD and NC
-    interp_pairs: int = 2
-    interp_frames: int = 6
-    interp_min_component: float = 0.9  # a shape is valid when its largest component holds >= this share
-    c2f_res: int = 64  # extraction grid (cells per side) for the coarse-to-fine vs dense check
-    c2f_coarse: int = 16
-    c2f_shapes: int = 2
-    figure_shapes: int = 4
-    lfd_size: int = 64  # silhouette size (pixels) of the simplified light-field distance; 0 = off (lfd.py)
+    gan_batch: int = bounded(32, ge=1)
+    gan_samples: int = bounded(16, ge=1)
+    eval_shapes: int = bounded(16, ge=1)  # test shapes used for IoU / CD / NC
+    cd_points: int = bounded(2048, ge=1)  # points sampled on each mesh for CD and NC
+    interp_pairs: int = bounded(2, ge=0)
+    interp_frames: int = bounded(6, ge=2)
+    # a shape is valid when its largest component holds >= this share
+    interp_min_component: float = bounded(0.9, ge=0, le=1)
+    c2f_res: int = bounded(64, ge=1)  # extraction grid (cells per side) for the coarse-to-fine vs dense check
+    c2f_coarse: int = bounded(16, ge=1)
+    c2f_shapes: int = bounded(2, ge=0)
+    figure_shapes: int = bounded(4, ge=0)
+    # silhouette size (pixels) of the simplified light-field distance; 0 = off (lfd.py)
+    lfd_size: int = bounded(64, ge=0)
     # CNN-GAN baseline (Sec. 4.3): the same latent WGAN-GP on CNN-AE codes (claims imgan_beats_cnngan_*; ~12 CPU-s)
     cnn_gan: bool = True
-    svr_steps: int = 0  # IM-SVR (Sec. 3.4) image-encoder steps; 0 = off (quick budget; --preset cpu runs it)
-    svr_views: int = 4  # rendered views per training shape (test: one further view)
-    svr_image: int = 32  # rendered image size (official: 128)
-    svr_width: int = 8  # image encoder base width
-    svr_batch: int = 32
-    svr_lr: float = 1e-3
-    checkpoint_every: int = 200
+    # IM-SVR (Sec. 3.4) image-encoder steps; 0 = off (quick budget; --preset cpu runs it)
+    svr_steps: int = bounded(0, ge=0)
+    svr_views: int = bounded(4, ge=1)  # rendered views per training shape (test: one further view)
+    svr_image: int = bounded(32, ge=1)  # rendered image size (official: 128)
+    svr_width: int = bounded(8, ge=1)  # image encoder base width
+    svr_batch: int = bounded(32, ge=1)
+    svr_lr: float = bounded(1e-3, gt=0)
+    checkpoint_every: int = bounded(200, ge=0)
 
     def validate(self) -> None:
         for name in self.categories:

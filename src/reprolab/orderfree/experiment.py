@@ -6,11 +6,11 @@ Kept light to import: data, models and training load inside :func:`run`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -47,43 +47,43 @@ class OrderFreeConfig:
     test_images: str = ""  # data=coco: folder of the test images
     image_size: int = 64  # real images are resized to image_size x image_size (RGB)
     # digit canvases (embedded default)
-    canvas: int = 28
-    n_train: int = 3000
-    n_test: int = 1000
-    max_digits: int = 4
-    partner_prob: float = 0.7
-    scale_min: int = 8
-    scale_max: int = 14
+    canvas: int = bounded(28, ge=1)
+    n_train: int = bounded(3000, ge=1)
+    n_test: int = bounded(1000, ge=1)
+    max_digits: int = bounded(4, ge=1)
+    partner_prob: float = bounded(0.7, ge=0, le=1)
+    scale_min: int = bounded(8, ge=1)
+    scale_max: int = bounded(14, ge=1)
     # CNN (trained from scratch with the BR objective; it is the shared CNN of all three models)
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64])
-    blocks: list[int] = field(default_factory=lambda: [1, 1, 1])
+    widths: list[int] = bounded(factory=lambda: [16, 32, 64], ge=1)
+    blocks: list[int] = bounded(factory=lambda: [1, 1, 1], ge=1)
     stem: str = "small"  # small | imagenet
     pretrained_path: str = ""  # a local torchvision-format ResNet state dict (matching widths/blocks/stem)
-    cnn_steps: int = 350
-    cnn_batch_size: int = 64
-    cnn_lr: float = 2e-3
-    threshold: float = 0.5  # BR decision threshold on each sigmoid
+    cnn_steps: int = bounded(350, ge=0)
+    cnn_batch_size: int = bounded(64, ge=1)
+    cnn_lr: float = bounded(2e-3, gt=0)
+    threshold: float = bounded(0.5, gt=0, lt=1)  # BR decision threshold on each sigmoid
     # attention LSTM (order-free and fixed-order models)
     finetune_backbone: bool = False  # False: the RNNs train on the shared CNN's frozen feature maps
-    hidden: int = 64
+    hidden: int = bounded(64, ge=1)
     # also feed the LSTM an embedding of the previously emitted label (ours; the paper feeds p_{t-1} and z_t)
     label_embedding: bool = False
-    embed: int = 16  # its size (label_embedding only)
+    embed: int = bounded(16, ge=1)  # its size (label_embedding only)
     # train and evaluate the order-free RNN without attention too (uniform average of v_feat): the paper's
     # attention ablation, claims attention_helps_cf1/of1
     attention_ablation: bool = True
-    attention_dim: int = 32
-    rnn_steps: int = 700
-    rnn_batch_size: int = 64
-    rnn_lr: float = 2e-3
-    prob_weight: float = 1.0  # weight of the BCE on v_prob
-    beam_width: int = 3
-    max_labels: int = 0  # decoding cap on emitted labels; 0 = number of classes
+    attention_dim: int = bounded(32, ge=1)
+    rnn_steps: int = bounded(700, ge=0)
+    rnn_batch_size: int = bounded(64, ge=1)
+    rnn_lr: float = bounded(2e-3, gt=0)
+    prob_weight: float = bounded(1.0, ge=0)  # weight of the BCE on v_prob
+    beam_width: int = bounded(3, ge=1)
+    max_labels: int = bounded(0, ge=0)  # decoding cap on emitted labels; 0 = number of classes
     # diagnostic: also decode the most probable label *set* (orderings summed), exploring prefixes with
     # probability > set_map_eps; 0 = off (it costs a few seconds per model)
-    set_map_eps: float = 0.0
-    checkpoint_every: int = 400
-    attention_images: int = 4
+    set_map_eps: float = bounded(0.0, ge=0)
+    checkpoint_every: int = bounded(400, ge=0)
+    attention_images: int = bounded(4, ge=0)
 
     def validate(self) -> None:
         self._validate_data()
