@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 
+# loopback only: on one machine Ray uses 127.0.0.1 as the node address, never the network interface
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
 def is_clock(name: str) -> bool:
     """Metrics that time the computation (proof wall times, training seconds, time ratios) vary run to run."""
     return "wall" in name or "time" in name or name.endswith("_s")
@@ -41,7 +44,7 @@ def _reproduce(methods: list[str], args: argparse.Namespace, out: Path, *extra: 
     command = [sys.executable, "-m", "reprolab", "reproduce", *methods, "--preset", args.preset, *seeds, *sets,
                "--out", str(out), *extra]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "REPROLAB_PROGRESS": "0"})
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "REPROLAB_PROGRESS": "0", **LOOPBACK})
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -65,7 +68,8 @@ def _start_head(cpus: int, log: Path) -> tuple[subprocess.Popen, str]:
     command = [str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block", f"--port={port}",
                f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats"]
     with open(log, "w") as handle:
-        head = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        # loopback only (Ray's node address 127.0.0.1): a one-machine cluster never uses the network interface
+        head = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **LOOPBACK})
     deadline = time.time() + 180
     while "Ray runtime started" not in log.read_text():
         if head.poll() is not None or time.time() > deadline:

@@ -26,7 +26,8 @@ from reprolab.core.engine import RunSpec, execute
 
 DEMI = ["eval_batches=2", "true_mis=[2,20]", "ks=[2]", "digits=false", "hidden=16", "embed=8", "batch_size=32"]
 MAXK = ["d_vocab=16", "d_model=8", "d_head=8", "n_seeds=1", "steps=50", "forward_check_samples=500"]
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+# loopback only: the head, its workers and this driver use 127.0.0.1 as their node address
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def _specs(root: Path) -> list[RunSpec]:

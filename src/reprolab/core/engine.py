@@ -285,6 +285,9 @@ def _connect(ray: Any, jobs: int, address: str | None) -> bool:
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "namespace": "reprolab"}
     try:
         if address is None:
+            # A one-machine instance talks over loopback only: with this setting Ray takes 127.0.0.1 as the node
+            # address instead of the machine's network interface (nothing of a local run leaves the machine).
+            os.environ.setdefault(LOOPBACK_ENV, "0")
             # address="local": a new instance even when a `ray start` cluster runs on this machine
             ray.init(address="local", num_cpus=jobs, include_dashboard=False,
                      object_store_memory=_OBJECT_STORE_BYTES, **quiet)
@@ -298,6 +301,8 @@ def _connect(ray: Any, jobs: int, address: str | None) -> bool:
 
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+# Ray's switch for multi-machine clusters; "0" makes a node use the loopback address (ray_constants)
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _drop_auth_enabled_notice(record: logging.LogRecord) -> bool:
