@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 # loopback only: on one machine Ray uses 127.0.0.1 as the node address, never the network interface
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -44,7 +43,8 @@ def _reproduce(methods: list[str], args: argparse.Namespace, out: Path, *extra: 
     command = [sys.executable, "-m", "reprolab", "reproduce", *methods, "--preset", args.preset, *seeds, *sets,
                "--out", str(out), *extra]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "REPROLAB_PROGRESS": "0", **LOOPBACK})
+    env = {**os.environ, "REPROLAB_PROGRESS": "0", **LOOPBACK}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
