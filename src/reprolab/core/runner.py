@@ -587,11 +587,12 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
     return entry
 
 
-def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
+def print_summary(summary: Mapping[str, Any], stream: Any = None) -> None:
     """A plain-text summary table for the terminal: per method, the paper's empirical claims as
     pass/fail/inconclusive/not evaluated, then structural checks, and the claims that did not pass."""
     from reprolab.core.report import totals_cell
 
+    stream = sys.stdout if stream is None else stream  # looked up at call time (tests swap sys.stdout)
     rows = []
     for method in summary["methods"]:
         if method.get("error"):
