@@ -32,6 +32,7 @@ __all__ = [
     "label_sets_to_targets",
     "load_image_tensor",
     "make_digit_canvases",
+    "read_coco_dataset",
     "read_coco_instances",
     "read_yolo_dataset",
     "read_yolo_labels",
@@ -315,6 +316,8 @@ def read_yolo_dataset(root: str | Path, split: str, *, size: int = 64, num_class
     root = Path(root)
     labels = read_yolo_labels(root / "labels" / split, num_classes)
     image_dir = root / "images" / split
+    if not image_dir.is_dir():
+        raise DatasetMissingError(f"{image_dir}: YOLO image folder not found")
     images = []
     for stem in labels.ids:
         candidates = [image_dir / f"{stem}{ext}" for ext in (".jpg", ".jpeg", ".png")]
@@ -323,3 +326,20 @@ def read_yolo_dataset(root: str | Path, split: str, *, size: int = 64, num_class
             raise DataError(f"{image_dir / stem}.jpg|.jpeg|.png: no image for label file {stem}.txt")
         images.append(load_image_tensor(found, size))
     return torch.stack(images), labels.targets()
+
+
+def read_coco_dataset(
+    annotations: str | Path, image_dir: str | Path, *, size: int = 64
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Images ``N x 3 x size x size``, multi-hot targets and class names from a COCO ``instances_*.json`` and
+    the folder holding its images (each image's ``file_name``, else its id, relative to ``image_dir``)."""
+    labels = read_coco_instances(annotations)
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise DatasetMissingError(f"{image_dir}: COCO image folder not found")
+    missing = [name for name in labels.ids if not (image_dir / name).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"{annotations}: {len(missing)} image(s) not found in {image_dir}: {shown}")
+    images = torch.stack([load_image_tensor(image_dir / name, size) for name in labels.ids])
+    return images, labels.targets(), labels.class_names
