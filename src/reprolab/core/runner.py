@@ -481,11 +481,16 @@ def reproduce(
     log: Any = None,
     threads: int | None = None,
     perturb: float = 0.0,
+    jobs: int | None = 1,
+    address: str | None = None,
+    gpus_per_task: float = 0,
 ) -> dict[str, Any]:
     """Run every requested method over its seeds and write an aggregated ``report.md``/``summary.json``.
 
     ``seeds`` (seeds 0..N-1) defaults to the number the method states for ``preset`` (``Experiment.seeds``).
-    A method that raises is reported with its error and the others still run.
+    A method that raises is reported with its error and the others still run. ``jobs``/``address``/
+    ``gpus_per_task`` choose where the runs execute (:func:`reprolab.core.engine.execute`; default serial here,
+    the CLI defaults to every core).
     """
     selected = _select_methods(methods)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -499,7 +504,13 @@ def reproduce(
         ]
         for experiment in selected
     }
-    outcomes = execute([spec for specs in plan.values() for spec in specs], log=log)
+    outcomes = execute(
+        [spec for specs in plan.values() for spec in specs],
+        jobs=jobs,
+        address=address,
+        gpus_per_task=gpus_per_task,
+        log=log,
+    )
     summary: dict[str, Any] = {
         "preset": preset,
         "seeds": seeds,
@@ -576,11 +587,12 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
     return entry
 
 
-def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
+def print_summary(summary: Mapping[str, Any], stream: Any = None) -> None:
     """A plain-text summary table for the terminal: per method, the paper's empirical claims as
     pass/fail/inconclusive/not evaluated, then structural checks, and the claims that did not pass."""
     from reprolab.core.report import totals_cell
 
+    stream = sys.stdout if stream is None else stream  # looked up at call time (tests swap sys.stdout)
     rows = []
     for method in summary["methods"]:
         if method.get("error"):

@@ -37,14 +37,14 @@ class OrderFreeConfig:
     # data: "digits" (embedded canvases), "yolo" (data_root/{images,labels}/{train_split,test_split}) or "coco"
     # (instances JSON + image folder per split: train_annotations/train_images, test_annotations/test_images)
     data: str = "digits"
-    data_root: str = ""
-    train_split: str = "train"
-    test_split: str = "val"
+    data_root: str = ""  # data=yolo: the folder holding images/<split> and labels/<split>
+    train_split: str = "train"  # data=yolo: training split folder name
+    test_split: str = "val"  # data=yolo: test split folder name
     num_classes: int = 80  # YOLO class count (COCO: from the JSON's categories)
-    train_annotations: str = ""
-    train_images: str = ""
-    test_annotations: str = ""
-    test_images: str = ""
+    train_annotations: str = ""  # data=coco: training instances JSON
+    train_images: str = ""  # data=coco: folder of the training images (file_name relative to it)
+    test_annotations: str = ""  # data=coco: test instances JSON
+    test_images: str = ""  # data=coco: folder of the test images
     image_size: int = 64  # real images are resized to image_size x image_size (RGB)
     # digit canvases (embedded default)
     canvas: int = bounded(28, ge=1)
@@ -70,7 +70,7 @@ class OrderFreeConfig:
     label_embedding: bool = False
     embed: int = bounded(16, ge=1)  # its size (label_embedding only)
     # train and evaluate the order-free RNN without attention too (uniform average of v_feat): the paper's
-    # attention ablation, claim orderfree_attention_helps_*
+    # attention ablation, claims attention_helps_cf1/of1
     attention_ablation: bool = True
     attention_dim: int = bounded(32, ge=1)
     rnn_steps: int = bounded(700, ge=0)
