@@ -63,6 +63,29 @@ def _claims(summary: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return table
 
 
+def _summary(root: Path, preset: str) -> dict[str, Any]:
+    """The reproduce summary, or -- for an interrupted reproduction -- one built from the methods whose every
+    stated seed finished (decided exactly as reproduce decides them)."""
+    if (root / "summary.json").is_file():
+        return json.loads((root / "summary.json").read_text())
+    from reprolab.core.engine import RunOutcome, RunSpec
+    from reprolab.core.registry import get_experiment
+    from reprolab.core.runner import _summarise_method
+
+    methods = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        experiment = get_experiment(folder.name)
+        finished = sorted(folder.glob("seed*/results.json"))
+        if len(finished) < experiment.seeds_for(preset):
+            continue
+        outcomes = [
+            RunOutcome(RunSpec(experiment.name, preset, int(p.parent.name[4:]), p.parent), json.loads(p.read_text()))
+            for p in finished
+        ]
+        methods.append(_summarise_method(experiment, outcomes))
+    return {"methods": methods}
+
+
 def compare(base: dict[str, Any], perturbed: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per claim: both verdicts, both mean differences and bounds, and whether the verdict moved."""
     left, right = _claims(base), _claims(perturbed)
@@ -132,7 +155,7 @@ def main() -> int:
             "perturbed": _reproduce(args.out / "perturbed", args.methods, [*extra, "--perturb", str(args.eps)],
                                     args.jobs),
         }  # fmt: skip
-    summaries = [json.loads((args.out / name / "summary.json").read_text()) for name in ("base", "perturbed")]
+    summaries = [_summary(args.out / name, args.preset) for name in ("base", "perturbed")]
     rows = compare(*summaries)
     (args.out / "stability.json").write_text(json.dumps({"eps": args.eps, "walls": walls, "rows": rows}, indent=1))
     (args.out / "stability.md").write_text(render(rows, args.eps, walls))
