@@ -157,6 +157,7 @@ def main() -> int:
         }  # fmt: skip
     summaries = [_summary(args.out / name, args.preset) for name in ("base", "perturbed")]
     rows = compare(*summaries)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "stability.json").write_text(json.dumps({"eps": args.eps, "walls": walls, "rows": rows}, indent=1))
     (args.out / "stability.md").write_text(render(rows, args.eps, walls))
     moved = [r for r in rows if r["moved"]]
