@@ -190,11 +190,13 @@ class DiffPoolNet(nn.Module):
         self, in_features: int, num_classes: int, max_nodes: int, *, hidden: int = 30, embed: int = 30,
         layers: int = 3, num_pool: int = 1, assign_ratio: float = 0.1, mlp_hidden: int = 50,
         dropout: float = 0.0, batch_norm: bool = True, link_loss: bool = True, entropy_loss: bool = True,
+        link_loss_per_entry: bool = False,
     ) -> None:
         super().__init__()
         if num_pool < 1:
             raise ValueError(f"num_pool must be >= 1, got {num_pool}")
         self.use_link_loss = link_loss
+        self.link_loss_per_entry = link_loss_per_entry
         self.use_entropy_loss = entropy_loss
         self.clusters = cluster_counts(max_nodes, assign_ratio, num_pool)
         self.embed_gnns = nn.ModuleList()
@@ -226,7 +228,7 @@ class DiffPoolNet(nn.Module):
                 s = s * mask.unsqueeze(-1).to(s.dtype)
             assignments.append(s)
             if self.use_link_loss:
-                link = link + link_prediction_loss(adj, s, mask)
+                link = link + link_prediction_loss(adj, s, mask, per_entry=self.link_loss_per_entry)
             if self.use_entropy_loss:
                 entropy = entropy + assignment_entropy(s, mask)
             x, adj = diff_pool(z, adj, s, mask)
