@@ -70,8 +70,8 @@ def load_graphs(config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
     found = find_dataset(ctx.data_home, config.dataset)
     if found is None:
         raise DataError(
-            f"{ctx.data_home}: dataset {config.dataset!r} not found; expected TUDataset/{TU_LAYOUT.split('/', 1)[1]} "
-            f"or TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder / --data)"
+            f"{ctx.data_home}: dataset {config.dataset!r} not found; expected {TU_LAYOUT} or <data home>/"
+            f"TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder, or --data to another data home)"
         )
     kind, path = found
     if kind == "gin":
