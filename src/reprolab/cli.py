@@ -92,10 +92,17 @@ def run_command(
     except ReproError as err:
         _fail(str(err))
         return
-    passed = sum(c["passed"] for c in results["claims"])
-    typer.echo(f"{method}: {passed}/{len(results['claims'])} claims pass, {results['runtime_s']:.1f} s")
+    from reprolab.core.report import totals_text
+
+    totals = totals_text(results["claims"], results["claims_not_evaluated"])
+    typer.echo(f"{method}: {totals} {results['runtime_s']:.1f} s")
     for claim in results["claims"]:
-        typer.echo(f"  [{'PASS' if claim['passed'] else 'FAIL'}] {claim['id']}: {claim['detail']}")
+        typer.echo(f"  [{claim['verdict'].upper()}] {claim['id']}: {claim['detail']}")
+    if any(c["kind"] != "structural" and c["n"] <= 1 for c in results["claims"]):
+        typer.echo(
+            "  claims decided on one unit (one seed) are inconclusive by rule; "
+            "`reprolab reproduce` runs the seeds each preset states"
+        )
     typer.echo(f"run folder: {out}")
 
 

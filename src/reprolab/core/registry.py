@@ -88,15 +88,7 @@ class Experiment:
             "presets": {name: dict(values) for name, values in self.presets.items()},
             "seeds": {name: self.seeds_for(name) for name in self.presets},
             "defaults": config_to_dict(self.config_cls()),
-            "claims": [
-                {
-                    "id": claim.id,
-                    "description": claim.description,
-                    "paper": claim.paper,
-                    "paper_source": claim.paper_source,
-                }
-                for claim in self.claims
-            ],
+            "claims": [claim.describe() for claim in self.claims],
             "datasets": [info.to_dict() for info in self.datasets],
         }
 

@@ -14,7 +14,6 @@ import datetime as _dt
 import math
 import os
 import platform
-import statistics
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 
 import reprolab
 from reprolab.core.checkpoint import config_fingerprint
-from reprolab.core.claims import evaluate_claims
+from reprolab.core.claims import RunUnits, claim_verdict, evaluate_claims, verdict_totals
 from reprolab.core.config import config_from_dict, config_to_dict, resolve_config
 from reprolab.core.data import cache_home, data_home
 from reprolab.core.device import resolve_device
@@ -228,8 +227,7 @@ def _assemble_results(
     metrics: dict[str, float | None],
     ctx: RunContext,
 ) -> dict[str, Any]:
-    numeric = {k: v for k, v in metrics.items() if v is not None}
-    verdicts, skipped = evaluate_claims(experiment.claims, numeric)
+    verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits(seed, metrics, ctx.units)])
     return {
         "method": experiment.name,
         "preset": preset,
@@ -238,6 +236,8 @@ def _assemble_results(
         "metrics": metrics,
         "claims": [v.to_dict() for v in verdicts],
         "claims_not_evaluated": skipped,
+        "totals": verdict_totals([v.to_dict() for v in verdicts], skipped),
+        "units": ctx.units,
         "runtime_s": round(ctx.elapsed_s(), 3),
         "cpu_s": round(ctx.cpu_s(), 3),
         "versions": versions(),
@@ -272,10 +272,10 @@ def rebuild_report(run_dir: str | Path) -> Path:
     except ConfigError:
         experiment = None
     if experiment is not None:
-        numeric = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float))}
-        verdicts, skipped = evaluate_claims(experiment.claims, numeric)
+        verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits.from_results(results)])
         results["claims"] = [v.to_dict() for v in verdicts]
         results["claims_not_evaluated"] = skipped
+        results["totals"] = verdict_totals(results["claims"], skipped)
         # keep the config readable as the method's dataclass (validates an edited config.yaml)
         config_from_dict(experiment.config_cls, results.get("config", {}), source=str(results_path))
     results.setdefault("versions", {})
@@ -343,19 +343,8 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
     per_seed = [o.results for o in outcomes if o.results is not None]
     run_dirs = [str(o.spec.out) for o in outcomes]
     stats = aggregate_metrics([r["metrics"] for r in per_seed])
-    means = {name: s["mean"] for name, s in stats.items()}
-    verdicts, skipped = evaluate_claims(experiment.claims, means)
-    claims = []
-    for verdict in verdicts:
-        seed_passes = sum(any(c["id"] == verdict.id and c["passed"] for c in result["claims"]) for result in per_seed)
-        claims.append(
-            {
-                **verdict.to_dict(),
-                "seed_passes": seed_passes,
-                "seed_count": len(per_seed),
-                "ours_std": _seed_std(verdict.id, per_seed),
-            }
-        )
+    verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits.from_results(r) for r in per_seed])
+    claims = [v.to_dict() for v in verdicts]
     figures = sorted(str(p) for p in (Path(run_dirs[0]) / "figures").glob("*.png"))
     entry.update(
         {
@@ -363,6 +352,8 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
             "paper_metrics": dict(experiment.paper_metrics),
             "claims": claims,
             "claims_not_evaluated": skipped,
+            "totals": verdict_totals(claims, skipped),
+            "seeds": [r["seed"] for r in per_seed],
             "runtime_s": sum(r["runtime_s"] for r in per_seed),
             # None when a reused run predates cpu_s (its CPU time is unknown, not zero)
             "cpu_s": None if any(r.get("cpu_s") is None for r in per_seed) else sum(r["cpu_s"] for r in per_seed),
@@ -374,28 +365,24 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
     return entry
 
 
-def _seed_std(claim_id: str, per_seed: Sequence[Mapping[str, Any]]) -> float | None:
-    """Sample standard deviation over seeds of a claim's ``ours`` value (None with fewer than two values)."""
-    claims = [c for result in per_seed for c in result["claims"] if c["id"] == claim_id]
-    finite = [float(c["ours"]) for c in claims if c["ours"] is not None and math.isfinite(float(c["ours"]))]
-    return statistics.stdev(finite) if len(finite) >= 2 else None
-
-
 def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
-    """A plain-text summary table for the terminal."""
+    """A plain-text summary table for the terminal: per method, the paper's empirical claims as
+    pass/fail/inconclusive/not evaluated, then structural checks, and the claims that did not pass."""
+    from reprolab.core.report import totals_cell
+
     rows = []
     for method in summary["methods"]:
         if method.get("error"):
             rows.append((method["method"], "ERROR", "", method["error"][:70]))
             continue
         claims = method["claims"]
-        failing = [c["id"] for c in claims if not c["passed"]]
-        passed = len(claims) - len(failing)
-        shown = ", ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
+        open_claims = [f"{c['id']} ({claim_verdict(c)})" for c in claims if claim_verdict(c) != "pass"]
+        shown = ", ".join(open_claims[:3]) + (f" (+{len(open_claims) - 3} more)" if len(open_claims) > 3 else "")
         cpu = method.get("cpu_s")
         timing = f"{method['runtime_s']:.0f}s / " + ("?" if cpu is None else f"{cpu:.0f}s")
-        rows.append((method["method"], f"{passed}/{len(claims)}", timing, shown or "-"))
-    header = ("method", "claims", "wall / CPU", "failing claims")
+        totals = totals_cell(claims, method.get("claims_not_evaluated", []))
+        rows.append((method["method"], totals, timing, shown or "-"))
+    header = ("method", "empirical p/f/i/ne", "wall / CPU", "claims not passing")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:  # the last column is not padded: a long list must not widen every line
         print("  ".join([*(str(cell).ljust(w) for cell, w in zip(row, widths)), str(row[3])]), file=stream)
