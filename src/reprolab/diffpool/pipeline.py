@@ -23,7 +23,6 @@ from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
 from reprolab.diffpool.baselines import sortpool_k
 from reprolab.diffpool.data import (
-    GIN_LAYOUT,
     GraphSet,
     find_dataset,
     make_hierarchical_communities,
@@ -31,7 +30,14 @@ from reprolab.diffpool.data import (
     read_tu_dataset,
     stratified_folds,
 )
-from reprolab.diffpool.experiment import TU_LAYOUT, DiffPoolConfig, dataset_tag, settings_warning
+from reprolab.diffpool.experiment import (
+    GIN_LAYOUT,
+    PAPER_EPOCHS,
+    TU_LAYOUT,
+    DiffPoolConfig,
+    dataset_tag,
+    settings_warning,
+)
 from reprolab.diffpool.kernels import (
     ITERATIONS,
     KERNELS,
@@ -231,16 +237,14 @@ def _assignments(model: DiffPoolNet, test: GraphSet, index: torch.Tensor, count:
 
 def _record_fold_units(ctx: RunContext, tag: str, results: dict[str, list[dict[str, Any]]], run_folds: int) -> None:
     """Each fold is a unit of the claims (``fold{k}``): every model's test accuracy (%) on that fold."""
-    record = getattr(ctx, "record_unit", None)  # core's per-run units (issue 18); absent on older cores
-    if record is None:
-        return
     for k in range(run_folds):
-        record(f"fold{k}", {f"{tag}_{name}_acc": 100.0 * folds[k]["test_acc"] for name, folds in results.items()})
+        accuracies = {f"{tag}_{name}_acc": 100.0 * folds[k]["test_acc"] for name, folds in results.items()}
+        ctx.record_unit(f"fold{k}", accuracies)
 
 
 def _paper_epochs(config: DiffPoolConfig) -> int:
-    """Epochs of the paper's protocol (the official default, 1000) on real data; the synthetic set has none."""
-    return 1000 if config.dataset != "synthetic" else config.epochs
+    """Epochs of the paper's protocol (the official default) on real data; the synthetic set has none."""
+    return PAPER_EPOCHS if config.dataset != "synthetic" else config.epochs
 
 
 def _metrics(tag: str, results: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
