@@ -127,6 +127,9 @@ def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
 def _kernel_labels(config: DiffPoolConfig, ctx: RunContext, graphs: GraphSet) -> list[Any]:
     """WL starting labels: the TU node labels when the dataset has them (the kernels' setting), else the features."""
     if config.dataset != "synthetic":
+        if config.features != "labels":
+            ctx.note(f"Inputs differ: the kernels start from the node labels, the networks see features="
+                     f"{config.features} (the claims against kernels assume the same labels).")
         try:
             labelled = _filter_large(load_graphs(replace(config, features="labels"), ctx), config, ctx)
             return initial_labels(labelled.x)
