@@ -5,8 +5,9 @@
    training epoch (batch 20) plus evaluation of every graph, in a fresh subprocess each, reporting the
    process's peak resident memory. *Before* reproduces the previous pipeline's shapes: every graph padded to
    the set's largest (``to_dense``), random batches sliced from that tensor, evaluation in batches of 256.
-   *After* is the pipeline now: batches built per batch and padded to their own largest graph
-   (``GraphSet.batch``), size-bucketed order (``size_bucketed_batches``), evaluation in size-sorted batches.
+   *After* is the pipeline now: random batches built per batch and padded to their own largest graph
+   (``GraphSet.batch``), evaluation in size-sorted batches; *bucketed* adds the size-bucketed order
+   (``size_bucketed_batches``, ``bucket_pool=8``).
 2. Scaling: our DiffPool's training step on the same batches padded to N, 2N and 4N nodes; time per step
    and the fitted exponent of time in N (dense pooling is O(B N^2 C)).
 3. Throughput: our ``DiffPoolNet`` vs a plain PyG-example DiffPool on ENZYMES (memory = bytes autograd saves).
@@ -177,7 +178,7 @@ def memory_worker(mode: str, batch_size: int) -> dict:
         fetch = lambda index: (dense.x[index], dense.adj[index], dense.mask[index], dense.y[index])  # noqa: E731
         eval_batches = torch.arange(len(graphs)).split(256)
     else:
-        batches = size_bucketed_batches(graphs.sizes(), batch_size, generator, 8)
+        batches = size_bucketed_batches(graphs.sizes(), batch_size, generator, 8 if mode == "bucketed" else 0)
 
         def fetch(index: torch.Tensor) -> tuple[torch.Tensor, ...]:
             batch = graphs.batch(index)
@@ -262,12 +263,12 @@ def main() -> None:
     parser.add_argument("--max-nodes", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
     parser.add_argument("--only", choices=["memory", "scaling", "throughput"], default=None)
-    parser.add_argument("--worker", choices=["ours", "plain", "before", "after", "scaling"], default=None)
+    parser.add_argument("--worker", choices=["ours", "plain", "before", "after", "bucketed", "scaling"], default=None)
     args = parser.parse_args()
     if args.worker in ("ours", "plain"):
         print(json.dumps(worker(args.worker, args.steps, args.batch_size, args.max_nodes, args.device)))
         return
-    if args.worker in ("before", "after"):
+    if args.worker in ("before", "after", "bucketed"):
         print(json.dumps(memory_worker(args.worker, args.batch_size)))
         return
     if args.worker == "scaling":
@@ -276,19 +277,22 @@ def main() -> None:
         return
     common = ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
     if args.only in (None, "memory"):
-        before, after = (_spawn_json(["--worker", mode, *common])[0] for mode in ("before", "after"))
+        before, after, bucketed = (_spawn_json(["--worker", mode, *common])[0]
+                                   for mode in ("before", "after", "bucketed"))
         if args.json:
-            print(json.dumps(before))
-            print(json.dumps(after))
+            for row in (before, after, bucketed):
+                print(json.dumps(row))
         else:
             print(f"memory: {before['dataset']}, {before['graphs']} graphs up to {before['largest_graph']} nodes, "
                   f"one training epoch (batch {args.batch_size}) + evaluation of every graph, CPU, 1 thread")
-            print(f"{'batching':<48}{'peak RSS MB':>12}{'CPU s':>8}")
-            print(f"{'before: every graph padded to the largest':<48}{before['peak_rss_mb']:>12.0f}"
-                  f"{before['cpu_s']:>8.1f}")
-            print(f"{'after: per-batch padding, size-bucketed':<48}{after['peak_rss_mb']:>12.0f}{after['cpu_s']:>8.1f}")
-        print(f"memory ratio after/before: {after['peak_rss_mb'] / before['peak_rss_mb']:.2f}; "
-              f"time ratio: {after['cpu_s'] / before['cpu_s']:.2f}")
+            print(f"{'batching':<52}{'peak RSS MB':>12}{'CPU s':>8}")
+            for row, label in ((before, "before: every graph padded to the largest"),
+                               (after, "after: random batches, each padded to its largest"),
+                               (bucketed, "after, size-bucketed order (bucket_pool=8)")):
+                print(f"{label:<52}{row['peak_rss_mb']:>12.0f}{row['cpu_s']:>8.1f}")
+        for row in (after, bucketed):
+            print(f"memory ratio {row['mode']}/before: {row['peak_rss_mb'] / before['peak_rss_mb']:.2f}; "
+                  f"CPU-time ratio: {row['cpu_s'] / before['cpu_s']:.2f}")
     if args.only in (None, "scaling"):
         rows = _spawn_json(["--worker", "scaling", *common])
         for row in rows:

@@ -41,7 +41,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     eval_every: int = 1
     checkpoint_every: int = 0
-    bucket_pool: int = 8  # size-bucketed batches (data.size_bucketed_batches); 0 = plain random batches
+    bucket_pool: int = 0  # 0 = random batches; k > 0 = size-bucketed (data.size_bucketed_batches)
 
 
 @dataclass
