@@ -134,3 +134,23 @@ def test_registration_module_imports_no_graph_library():
     code = "import sys, reprolab.diffpool.experiment; print('torch_geometric' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_max_nodes_filter_keeps_the_datasets_own_folds_renumbered():
+    import torch
+
+    from reprolab.diffpool.data import make_hierarchical_communities
+    from reprolab.diffpool.pipeline import _filter_large
+
+    graphs = make_hierarchical_communities(12, seed=0)
+    graphs.folds = [torch.arange(k, 12, 3) for k in range(3)]
+    limit = sorted(graphs.num_nodes())[8]
+    notes = []
+    ctx = type("Ctx", (), {"note": staticmethod(notes.append)})()
+    config = DiffPoolConfig(max_nodes=limit)
+    kept = _filter_large(graphs, config, ctx)
+    assert kept.max_nodes <= limit and kept.folds is not None
+    assert sorted(torch.cat(kept.folds).tolist()) == list(range(len(kept)))
+    for fold_old, fold_new in zip(graphs.folds, kept.folds):
+        assert [graphs.num_nodes()[g] for g in fold_old.tolist() if graphs.num_nodes()[g] <= limit] == \
+            [kept.num_nodes()[g] for g in fold_new.tolist()]

@@ -172,8 +172,12 @@ def _filter_large(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext) -> 
         return graphs
     keep = [g for g, n in enumerate(graphs.num_nodes()) if n <= config.max_nodes]
     ctx.note(f"Dropped {len(graphs) - len(keep)} graphs with more than max_nodes={config.max_nodes} nodes.")
-    return GraphSet(graphs.name, [graphs.edges[g] for g in keep], [graphs.x[g] for g in keep], graphs.y[keep],
-                    graphs.class_names, [graphs.clusters[g] for g in keep] if graphs.clusters else None)
+    kept = graphs.subset(keep)
+    if graphs.folds is not None:  # the format's own folds, renumbered to the graphs that remain
+        new_index = torch.full((len(graphs),), -1, dtype=torch.long)
+        new_index[torch.tensor(keep, dtype=torch.long)] = torch.arange(len(keep))
+        kept.folds = [new_index[fold][new_index[fold] >= 0] for fold in graphs.folds]
+    return kept
 
 
 def _folds(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext) -> tuple[list[torch.Tensor], str]:
