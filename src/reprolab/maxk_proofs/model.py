@@ -200,7 +200,8 @@ def save_state_dict_file(model: MaxKTransformer, path: str | Path) -> Path:
 def load_state_dict_file(path: str | Path) -> MaxKTransformer:
     """Load a TransformerLens-style state dict saved by us or by ``HookedTransformer.state_dict()``."""
     path = Path(path)
-    state = read_state_dict(path, what="torch state dict")
+    # TransformerLens's attention buffer IGNORE is -inf by design (the masked-score fill value)
+    state = read_state_dict(path, what="torch state dict", nonfinite_ok=frozenset({"blocks.0.attn.IGNORE"}))
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise DataError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}")
     return MaxKTransformer.from_transformer_lens_state_dict(state, source=str(path))
