@@ -160,6 +160,7 @@ CLAIMS = (
         "flops_ratio_brute_force_over_cubic",
         ">",
         100.0,
+        kind="structural",
     ),
     Claim.compare(
         "subcubic_below_cubic",
@@ -175,6 +176,7 @@ CLAIMS = (
         "flops_mean_subcubic",
         "<",
         "flops_mean_cubic",
+        kind="structural",
     ),
     Claim.compare(
         "mechanism_free_proof_vacuous",
@@ -222,6 +224,7 @@ CLAIMS = (
         ">",
         1000.0,
         paper=64**5 / (3 * 64**2 + 2 * 4 * 64),
+        kind="structural",
     ),
     Claim.compare(
         "compact_proofs_explain_more",
@@ -229,6 +232,7 @@ CLAIMS = (
         "unexplained_dim_lowrank_qk",
         "<",
         "unexplained_dim_cubic",
+        kind="structural",
     ),
 )
 
