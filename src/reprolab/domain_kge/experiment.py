@@ -170,6 +170,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
+        # quick: ~40 CPU-s per seed (Nations + UMLS, TransE); 3 seeds stay near 120 CPU-s
+        seeds={"quick": 3},
         paper_metrics={
             f"{ds}_{model.lower()}_base_{key}": value
             for ds, models in PAPER_BASE.items()

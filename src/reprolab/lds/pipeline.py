@@ -107,6 +107,11 @@ def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str, load
                 sweep.complete(unit, _table_lds(config, ctx, data, unit))
         results["lds"].append(sweep.result(unit))
         ctx.log(unit=unit, acc=sweep.result(unit)["acc"], es_acc=sweep.result(unit)["es_acc"])
+        base = results["baselines"][-1]
+        ctx.record_unit(f"{name}/s{index}", {  # claims are decided per split (x seeds)
+            f"{name}_acc_lds": sweep.result(unit)["acc"], f"{name}_acc_knn_gcn": base["knn_gcn"],
+            f"{name}_acc_graph_free_best": max(base["logreg"], base["mlp"]),
+        })
     return results
 
 
@@ -295,7 +300,25 @@ def _run_graph(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> d
         lds = sweep.once(unit, _graph_lds, config, ctx, on_device, graph, unit)
         accuracy["lds"].setdefault(fraction, []).append(lds["acc"])
         ctx.log(unit=f"{name}/{tag}/s{index}", gcn=accuracy["gcn"][fraction][-1], lds=accuracy["lds"][fraction][-1])
+    _record_graph_units(config, ctx, name, accuracy)
     return _graph_metrics(config, ctx, name, accuracy)
+
+
+def _record_graph_units(
+    config: LDSConfig, ctx: RunContext, name: str, accuracy: dict[str, dict[float, list[float]]]
+) -> None:
+    """One unit per split: full-graph accuracies and the drop difference at the largest removal level."""
+    last = max(config.graph_removal)
+    for index in range(config.graph_seeds):
+        unit: dict[str, float] = {}
+        if 0.0 in accuracy["gcn"]:
+            unit[f"{name}_acc_gcn_e0"] = accuracy["gcn"][0.0][index]
+            unit[f"{name}_acc_lds_e0"] = accuracy["lds"][0.0][index]
+            if last > 0.0:
+                drop_gcn = accuracy["gcn"][0.0][index] - accuracy["gcn"][last][index]
+                drop_lds = accuracy["lds"][0.0][index] - accuracy["lds"][last][index]
+                unit[f"{name}_drop_gcn_minus_drop_lds"] = drop_gcn - drop_lds
+        ctx.record_unit(f"{name}/s{index}", unit)
 
 
 def _graph_gcn(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, float]:
