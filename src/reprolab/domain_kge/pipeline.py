@@ -113,7 +113,7 @@ def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, 
     num_relations = splits.training.num_relations
     domains, domain_losses = fit_domains(
         model, splits.training.mapped_triples, num_relations, epochs=config.domain_epochs, lr=config.domain_lr,
-        k_form=config.k_form,
+        k_form=config.k_form, progress=lambda steps, total: ctx.progress(steps, desc=f"{tag} domains", total=total),
     )
     domain_time = time.perf_counter() - start
     if not torch.equal(frozen, entity_space(model)[0]):

@@ -93,7 +93,13 @@ def train_base_model(
         negative_sampler_kwargs={"num_negs_per_pos": num_negs, "filtered": filtered_negatives,
                                  **({"filterer": "python-set"} if filtered_negatives else {})},
     )
-    return loop.train(triples_factory=splits.training, num_epochs=epochs, batch_size=batch_size, use_tqdm=False)
+    from reprolab.core.progress import progress_enabled
+
+    # PyKEEN's own epoch bar (with ETA) when reprolab shows progress bars
+    return loop.train(
+        triples_factory=splits.training, num_epochs=epochs, batch_size=batch_size, use_tqdm=progress_enabled(),
+        use_tqdm_batch=False,
+    )
 
 
 def _members(
@@ -124,6 +130,7 @@ def fit_domains(
     epochs: int,
     lr: float,
     k_form: str = "paper",
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
 ) -> tuple[EllipsoidDomains, list[float]]:
     """Fit head/tail ellipsoids on frozen base embeddings by minimising ``d_h + d_t`` over training triples.
 
@@ -133,11 +140,12 @@ def fit_domains(
     with Adam (``epochs`` steps, all domains at once) instead of the official per-triple SGD. The base
     embeddings are detached copies, so the base model never changes.
     """
-    return _fit(model, triples, num_relations, epochs=epochs, lr=lr, k_form=k_form)
+    return _fit(model, triples, num_relations, epochs=epochs, lr=lr, k_form=k_form, progress=progress)
 
 
 def _fit(
-    model: Any, triples: torch.Tensor, num_relations: int, *, epochs: int, lr: float, k_form: str
+    model: Any, triples: torch.Tensor, num_relations: int, *, epochs: int, lr: float, k_form: str,
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None,
 ) -> tuple[EllipsoidDomains, list[float]]:
     groups = _members(model, triples, num_relations)
     dim = entity_space(model, 0)[0].shape[1]
@@ -155,7 +163,7 @@ def _fit(
     padded = width * len(groups) <= max(4 * members, 200_000)  # batched unless padding would dominate
     step_loss = _padded_loss(groups, width, dim) if padded else _looped_loss(groups)
     losses: list[float] = []
-    for _ in range(epochs):
+    for _ in progress(range(epochs), epochs) if progress is not None else range(epochs):
         loss = step_loss(domains) / n
         optimizer.zero_grad()
         loss.backward()
