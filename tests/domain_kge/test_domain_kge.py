@@ -330,3 +330,19 @@ def test_official_k_counts_cross_terms_once():
     assert quadratic_k(x, center, factor).item() == pytest.approx((2 * x[0] @ m @ x[0]).item(), rel=1e-6)
     diagonal = torch.diag(torch.tensor([0.4, 1.3]))
     assert torch.allclose(quadratic_k(x, center, diagonal, form="official"), quadratic_k(x, center, diagonal))
+
+
+def test_paper_sets_have_presets_per_base_model_and_fb15k_absent_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from reprolab.cli import app
+    from reprolab.domain_kge.experiment import PRESETS, DomainKGEConfig
+
+    for ds in ("wn18", "fb15k"):
+        for model in ("transe", "transr", "stranse"):
+            DomainKGEConfig(**PRESETS[f"{ds}_{model}"]).validate()
+    assert PRESETS["official"]["k_form"] == "official" and PRESETS["paper"].get("k_form", "paper") == "paper"
+    result = CliRunner().invoke(
+        app, ["run", "domain_kge", "--preset", "fb15k_transe", "--data", str(tmp_path), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "FB15k" in result.output and "Traceback" not in result.output
