@@ -33,11 +33,17 @@ from reprolab.core.engine import RunOutcome, RunSpec, execute
 from reprolab.core.errors import ConfigError, ReproError
 from reprolab.core.io import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
 from reprolab.core.registry import Experiment, get_experiment, list_experiments
-from reprolab.core.report import aggregate_metrics, render_reproduce_report, render_run_report
+from reprolab.core.report import (
+    aggregate_metrics,
+    claims_csv,
+    metrics_csv,
+    render_reproduce_report,
+    render_run_report,
+)
 from reprolab.core.runs import RunContext
 from reprolab.core.seeding import perturbed_parameters, seed_everything
 
-__all__ = ["rebuild_report", "reproduce", "run_experiment", "versions"]
+__all__ = ["rebuild_report", "reproduce", "resume_settings", "run_experiment", "versions"]
 
 RESULTS_FILE = "results.json"
 CONFIG_FILE = "config.yaml"
@@ -106,6 +112,70 @@ def _perturbed_cache(perturb: float) -> Iterator[None]:
             os.environ["REPROLAB_CACHE"] = previous
 
 
+def _tensorboard_wanted(asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    return os.environ.get("REPROLAB_TENSORBOARD", "0").strip().lower() not in {"0", "false", "no", "off", ""}
+
+
+def _plain_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    return config_to_dict_values(dict(overrides or {}))
+
+
+def config_to_dict_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides as plain YAML/JSON values (tuples as lists)."""
+    return {str(k): list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def resume_settings(
+    out_dir: str | Path,
+    method: str,
+    preset: str | None,
+    seed: int | None,
+    overrides: Mapping[str, Any],
+    perturb: float,
+) -> dict[str, Any]:
+    """The settings a ``--resume`` continues with: the run's own ``config.yaml``.
+
+    Options given again on the command line must agree with it (refused in one line naming the setting);
+    options left out are taken from it, so a run started with ``--set`` resumes without repeating them.
+    """
+    config_path = Path(out_dir) / CONFIG_FILE
+    if not config_path.is_file():  # nothing saved yet (killed before its first write): start as asked
+        return {"preset": preset, "seed": seed, "overrides": dict(overrides), "perturb": perturb}
+    try:
+        saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{config_path}: unreadable run config ({type(err).__name__})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise ConfigError(f"{config_path}: not a reprolab run config (expected a mapping with a config section)")
+    if saved.get("method") != method:
+        raise ConfigError(f"{config_path}: this run folder holds a {saved.get('method')!r} run, not {method!r}")
+    for name, given in (("preset", preset), ("seed", seed)):
+        if given is not None and given != saved.get(name):
+            raise ConfigError(f"{config_path}: --{name} {given} differs from the run's {name} {saved.get(name)}")
+    if perturb and perturb != saved.get("perturb", 0.0):
+        raise ConfigError(f"{config_path}: --perturb {perturb} differs from the run's {saved.get('perturb', 0.0)}")
+    experiment = get_experiment(method)
+    saved_config = saved["config"]
+    if overrides:
+        asked = config_to_dict(resolve_config(experiment.config_cls, experiment.presets, saved["preset"], overrides))
+        differing = sorted(k for k in overrides if asked.get(k) != saved_config.get(k))
+        if differing:
+            key = differing[0]
+            raise ConfigError(
+                f"{config_path}: --set {key}={overrides[key]} differs from the run's {key}={saved_config.get(key)}"
+            )
+    return {
+        "preset": saved["preset"],
+        "seed": int(saved["seed"]),
+        # the overrides the run was started with; a config.yaml written before they were recorded gives its whole
+        # resolved config instead, which resolves to the same settings and so the same fingerprint
+        "overrides": dict(saved["overrides"]) if isinstance(saved.get("overrides"), dict) else dict(saved_config),
+        "perturb": float(saved.get("perturb", 0.0)),
+    }
+
+
 def _check_run_dir(out_dir: Path, resume: bool, fingerprint: str) -> None:
     """Refuse to overwrite an existing run unless resuming the same configuration."""
     config_path = out_dir / CONFIG_FILE
@@ -155,8 +225,12 @@ def run_experiment(
     device: str = "cpu",
     threads: int | None = None,
     perturb: float = 0.0,
+    tensorboard: bool | None = None,
 ) -> dict[str, Any]:
     """Run ``method`` with ``preset`` + ``overrides`` into a run folder and return ``results.json``.
+
+    ``tensorboard`` (default ``$REPROLAB_TENSORBOARD``, else off) also writes every logged scalar and the
+    figures as TensorBoard events under ``tensorboard/`` in the run folder.
 
     ``perturb`` (default 0) multiplies every module's initial parameters by ``1 + perturb * N(0, 1)``
     (:func:`reprolab.core.seeding.perturbed_parameters`): the verdict-stability check's stand-in for another CPU.
@@ -193,6 +267,7 @@ def run_experiment(
             "device": str(torch_device),
             "fingerprint": fingerprint,
             **({"perturb": perturb} if perturb else {}),
+            "overrides": _plain_overrides(overrides),
             "config": config_dict,
         },
     )
@@ -206,12 +281,15 @@ def run_experiment(
         data_home=data_home(data),
         fingerprint=fingerprint,
         resume=resume,
+        tensorboard=_tensorboard_wanted(tensorboard),
     )
     if not resume:
         ctx.metrics_path.write_text("")
     with cpu_threads(thread_count), perturbed_parameters(perturb, seed), _perturbed_cache(perturb):
         metrics = _clean_metrics(experiment.run(config, ctx), method)
+    ctx.close_tensorboard()
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
+    results["overrides"] = _plain_overrides(overrides)
     if perturb:
         results["perturb"] = perturb
     atomic_write_json(finished, results)
@@ -315,16 +393,42 @@ def reproduce(
         for experiment in selected
     }
     outcomes = execute([spec for specs in plan.values() for spec in specs], log=log)
-    summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "out_dir": str(out_dir), "methods": []}
+    summary: dict[str, Any] = {
+        "preset": preset,
+        "seeds": seeds,
+        "overrides": _plain_overrides(overrides),
+        "out_dir": str(out_dir),
+        "methods": [],
+    }
     if perturb:
         summary["perturb"] = perturb
     for experiment in selected:
         mine = [o for o in outcomes if o.spec.method == experiment.name]
         summary["methods"].append(_summarise_method(experiment, mine))
     summary["versions"] = versions()
-    atomic_write_json(out_dir / "summary.json", summary)
-    atomic_write_text(out_dir / "report.md", render_reproduce_report(summary, out_dir))
+    _write_summary(summary, out_dir)
     return summary
+
+
+def _write_summary(summary: Mapping[str, Any], out_dir: Path) -> None:
+    """summary.json, claims.csv, metrics.csv and report.md of a reproduce folder."""
+    atomic_write_json(out_dir / "summary.json", summary)
+    atomic_write_text(out_dir / "claims.csv", claims_csv(summary))
+    atomic_write_text(out_dir / "metrics.csv", metrics_csv(summary))
+    atomic_write_text(out_dir / "report.md", render_reproduce_report(summary, out_dir))
+
+
+def rebuild_reproduce_report(out_dir: str | Path) -> Path:
+    """Re-render a reproduce folder's report.md and CSV files from its summary.json."""
+    out_dir = Path(out_dir)
+    try:
+        summary = read_json(out_dir / "summary.json")
+    except ValueError as err:
+        raise ReproError(f"{out_dir / 'summary.json'}: not valid JSON ({err})") from err
+    if not isinstance(summary, dict) or not isinstance(summary.get("methods"), list):
+        raise ReproError(f"{out_dir / 'summary.json'}: not a reprolab reproduce summary (no methods list)")
+    _write_summary(summary, out_dir)
+    return out_dir / "report.md"
 
 
 def _select_methods(methods: Sequence[str] | None) -> list[Experiment]:

@@ -52,6 +52,7 @@ class RunContext:
     tables: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     units: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    tensorboard: bool = False  # also write every ctx.log scalar and the figures as TensorBoard events
     elapsed_before_s: float = 0.0
     cpu_before_s: float = 0.0
 
@@ -86,6 +87,49 @@ class RunContext:
         record = {key: _jsonable(value) for key, value in values.items()}
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            self._tensorboard_scalars(record)
+
+    # -- TensorBoard -----------------------------------------------------------------------------
+    def _writer(self) -> Any:
+        """The run's SummaryWriter (``tensorboard/`` in the run folder), created on first use; None when the
+        ``tensorboard`` package is absent (noted once in the report)."""
+        if getattr(self, "_summary_writer", None) is None and self.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.note("TensorBoard logging was asked for but is not installed: pip install 'reprolab[watch]'")
+                self.tensorboard = False
+                return None
+            self._summary_writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+            self._tensorboard_steps: dict[str, int] = {}
+        return getattr(self, "_summary_writer", None)
+
+    def _tensorboard_scalars(self, record: Mapping[str, Any]) -> None:
+        writer = self._writer()
+        if writer is None:
+            return
+        prefix = f"{record['unit']}/" if isinstance(record.get("unit"), str) else ""
+        for key, value in record.items():
+            if key in ("step", "epoch", "unit") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            tag = prefix + key
+            step = record.get("step", record.get("epoch"))
+            if not isinstance(step, int):
+                step = self._tensorboard_steps.get(tag, 0)
+            self._tensorboard_steps[tag] = step + 1
+            writer.add_scalar(tag, value, global_step=step)
+
+    def close_tensorboard(self) -> None:
+        """Add the run's figures and close the writer (called by the runner when the run ends)."""
+        writer = self._writer() if self.tensorboard else None
+        if writer is None:
+            return
+        import matplotlib.image
+
+        for figure in sorted(self.figures_dir.glob("*.png")):
+            writer.add_image(f"figures/{figure.stem}", matplotlib.image.imread(figure)[..., :3], dataformats="HWC")
+        writer.close()
 
     def _metrics_line_count(self) -> int:
         with open(self.metrics_path, encoding="utf-8") as handle:
@@ -107,6 +151,21 @@ class RunContext:
     def note(self, text: str) -> None:
         """A sentence for the report (e.g. which data was used, or why a claim could not be checked)."""
         self.notes.append(text)
+
+    def save_model(
+        self,
+        name: str,
+        model: torch.nn.Module,
+        *,
+        build: Any,
+        kwargs: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Keep a trained model: ``models/<name>.safetensors`` + ``models/<name>.json`` (``build(**kwargs)``
+        rebuilds it). ``reprolab.load_run(dir).model(name)`` loads it back."""
+        from reprolab.core.results import save_model
+
+        return save_model(self.out_dir, name, model, build=build, kwargs=kwargs, meta=meta)
 
     def record_unit(self, unit: str, metrics: Mapping[str, Any]) -> None:
         """Record the metrics of one unit inside this run (a fold, a repeat), stored in ``results.json``
