@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import torch
 
 from reprolab.core.checkpoint import load_checkpoint, save_checkpoint
+from reprolab.core.errors import CheckpointError
 from reprolab.core.progress import progress
 from reprolab.core.seeding import derive_seed, get_rng_state, set_rng_state, torch_generator
 
@@ -223,9 +224,14 @@ class RunContext:
         if not self.resume or not self.checkpoint_path.exists():
             return None
         payload = load_checkpoint(self.checkpoint_path, fingerprint=self.fingerprint, map_location=self.device)
-        set_rng_state(payload["rng"])
+        _check_run_payload(self.checkpoint_path, payload)
+        try:
+            tables = json.loads(payload["tables"])
+            set_rng_state(payload["rng"])
+        except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:
+            raise CheckpointError(f"{self.checkpoint_path}: not a complete run checkpoint ({err})") from None
         self._truncate_metrics(int(payload["metrics_lines"]))
-        self.tables = json.loads(payload["tables"])
+        self.tables = tables
         self.notes = list(payload["notes"])
         self.units = json.loads(payload.get("units", "{}"))  # absent in checkpoints written before units existed
         self.elapsed_before_s = float(payload["elapsed_s"])
@@ -233,6 +239,24 @@ class RunContext:
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
         return payload["user"]
+
+
+_RUN_PAYLOAD = {"user": dict, "rng": dict, "metrics_lines": int, "tables": str, "notes": list, "elapsed_s": float}
+
+
+def _check_run_payload(path: Path, payload: Any) -> None:
+    """A run checkpoint holds what :meth:`RunContext.save_checkpoint` wrote; anything else is one line."""
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: not a run checkpoint (its state is a {type(payload).__name__})")
+    for key, kind in _RUN_PAYLOAD.items():
+        value = payload.get(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and value < 0):
+            raise CheckpointError(f"{path}: not a complete run checkpoint (entry {key!r} missing or invalid)")
+    rng = payload["rng"]
+    if not all(part in rng for part in ("python", "numpy", "torch")):
+        raise CheckpointError(f"{path}: not a complete run checkpoint (entry 'rng' lacks python/numpy/torch state)")
 
 
 def _jsonable(value: Any) -> Any:
