@@ -47,7 +47,8 @@ def test_a_perturbed_run_is_recorded_and_never_resumes_an_unperturbed_one(tmp_pa
     from reprolab.cli import app
 
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "cache"))
-    tiny = [f"--set={s}" for s in ("steps=15", "eval_batches=2", "true_mis=[2,20]", "ks=[2]", "digits=false")]
+    settings = ("steps=15", "eval_batches=2", "true_mis=[2,20]", "ks=[2]", "exact_ks=[]", "digits=false")
+    tiny = [f"--set={s}" for s in settings]
     tiny += ["--set=hidden=16"]
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(out), "--perturb", "1e-6"])

@@ -17,6 +17,7 @@ SETTINGS = [
     "eval_batches=3",
     "true_mis=[2,12,24]",
     "ks=[2]",
+    "exact_ks=[]",
     "digits=false",
     "hidden=32",
     "embed=16",

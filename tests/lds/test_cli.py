@@ -47,7 +47,8 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [("tables", ["iris"], "unknown table"), ("knn_metrics", ["l1"], "knn_metrics"), ("taus", [0], "taus"),
-     ("cora_removal", [1.5], "cora_removal"), ("frozen_control", ["iris"], "frozen_control")],
+     ("graph_removal", [1.5], "graph_removal"), ("graphs", ["Cora!"], "graphs"),
+     ("frozen_control", ["iris"], "frozen_control")],
 )
 def test_config_validation_names_the_field(field, value, message):
     config = LDSConfig(**{field: value})
@@ -60,11 +61,16 @@ def test_cli_rejects_unknown_key(tmp_path):
     assert result.exit_code != 0 and "nonsense" in result.output
 
 
-@pytest.mark.parametrize("preset", ["quick", "paper", "cora"])
-def test_presets_are_valid(preset):
+def test_presets_are_valid_and_cover_both_graphs():
     from reprolab.lds.experiment import PRESETS
 
-    LDSConfig(**PRESETS[preset]).validate()
+    assert {"quick", "paper", "cora", "citeseer", "cora_knn", "citeseer_knn"} <= set(PRESETS)
+    for values in PRESETS.values():
+        LDSConfig(**values).validate()
+    paper = LDSConfig(**PRESETS["paper"])
+    # the paper: both graphs, edge removal inside the paper's 0-75 % range, the official stopping rule
+    assert paper.graphs == ["cora", "citeseer"] and paper.knn_graphs == ["cora", "citeseer"]
+    assert max(paper.graph_removal) == 0.75 and not paper.es_tiebreak_loss and not paper.input_dropout
 
 
 def test_thread_guard_restores_setting_and_means_compare_exactly():
@@ -80,7 +86,8 @@ def test_thread_guard_restores_setting_and_means_compare_exactly():
     assert _mean_std([100 * 503 / 539, 100 * 507 / 539])[0] == _mean_std([100 * 497 / 539, 100 * 513 / 539])[0]
 
 
-def test_cora_without_data_names_the_missing_folder(tmp_path):
-    args = ["run", "lds", "--preset", "cora", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
+@pytest.mark.parametrize("preset", ["cora", "citeseer_knn"])
+def test_graph_without_data_names_the_missing_folder(tmp_path, preset):
+    args = ["run", "lds", "--preset", preset, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "planetoid" in result.output

@@ -134,3 +134,10 @@ def test_real_cora_counts(real_data):
     assert data.adjacency is not None and int(data.adjacency.sum()) // 2 == 5278
     assert [int(m.sum()) for m in (data.train_mask, data.test_mask)] == [140, 1000]
     assert int(data.val_mask.sum() + data.es_mask.sum()) == 500
+
+
+@pytest.mark.realdata
+def test_real_citeseer_loads_by_name(real_data):
+    data = read_planetoid(real_data("planetoid"), "citeseer")
+    assert data.num_nodes == 3327 and data.features.shape[1] == 3703 and data.num_classes == 6
+    assert [int(m.sum()) for m in (data.train_mask, data.test_mask)] == [120, 1000]

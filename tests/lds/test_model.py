@@ -91,3 +91,14 @@ def test_differentiable_adam_matches_torch_adam():
         ((ref - target) ** 3).abs().sum().backward()
         opt_ref.step()
     assert torch.allclose(ours[0], ref.detach(), atol=1e-7)
+
+
+def test_lds_dropout_is_on_the_hidden_layer_only():
+    """Official ``dense_gcn_2l_tensor``: dropout on the hidden representation, inputs untouched."""
+    torch.manual_seed(0)
+    x = torch.rand(6, 4)
+    params = init_gcn(4, 5, 3, generator=torch.Generator().manual_seed(1))
+    out = gcn_forward(params, x, None, dropout=0.5, generator=torch.Generator().manual_seed(2), input_dropout=False)
+    hidden = torch.relu(x @ params.w1)
+    keep = (torch.rand(hidden.shape, generator=torch.Generator().manual_seed(2)) >= 0.5).float()
+    assert torch.allclose(out, (hidden * keep / 0.5) @ params.w2)

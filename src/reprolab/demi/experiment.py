@@ -33,15 +33,16 @@ class DEMIConfig:
     """Settings of the DEMI experiment (defaults = the quick preset)."""
 
     dim: int = bounded(20, ge=1)  # coordinate pairs of the Gaussian benchmark; divisible by every k
-    true_mis: list[float] = bounded(factory=lambda: [2.0, 6.0, 10.0, 20.0, 30.0, 40.0], gt=0)
+    # one true MI below 2 log N (no DEMI term set capped) and two above (InfoNCE capped at log N)
+    true_mis: list[float] = bounded(factory=lambda: [4.0, 10.0, 20.0], gt=0)
     ks: list[int] = bounded(factory=lambda: [2, 4], ge=1)  # DEMI sub-view counts (importance-sampled I_IS)
-    exact_ks: list[int] = bounded(factory=list, ge=1)  # DEMI with exact conditional negatives (I_CNCE)
+    exact_ks: list[int] = bounded(factory=lambda: [2, 4], ge=1)  # DEMI, exact conditional negatives (I_CNCE)
     extra_baselines: list[str] = field(default_factory=list)  # any of: nwj, dv
     critic: str = "separable"  # separable | bilinear | concat
     hidden: int = bounded(128, ge=1)
     embed: int = bounded(64, ge=1)
     layers: int = bounded(2, ge=1)
-    batch_size: int = bounded(128, ge=2)  # N: InfoNCE is capped at log N
+    batch_size: int = bounded(32, ge=2)  # N: InfoNCE capped at log N; exact negatives cost N (N-1) calls/step
     steps: int = bounded(600, ge=0)
     lr: float = bounded(5e-4, gt=0)
     eval_batches: int = bounded(25, ge=2)
@@ -76,6 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ks": [2, 4, 5, 10],
         "exact_ks": [2, 4],
         "extra_baselines": ["nwj", "dv"],
+        "batch_size": 128,
         "hidden": 256,
         "steps": 20000,
         "eval_batches": 200,
@@ -104,48 +106,50 @@ def run(config: DEMIConfig, ctx: RunContext) -> Mapping[str, float]:
     return run_demi(config, ctx)
 
 
+def _infonce_capped(metrics: Mapping[str, float]) -> tuple[bool, float, str]:
+    excess = float(metrics["infonce_max_minus_log_n"])
+    return excess <= 1e-9, excess, "I_NCE = log N + mean log-softmax of the positive <= log N (arithmetic)"
+
+
 CLAIMS = (
-    Claim.compare(
+    Claim.check(
         "infonce_below_log_n",
-        "InfoNCE never exceeds log N, at any true MI",
-        "infonce_max_minus_log_n",
-        "<=",
-        0.0,
+        "InfoNCE never exceeds log N, at any true MI (holds by construction: a check of the implementation)",
+        _infonce_capped,
+        requires=("infonce_max_minus_log_n",),
     ),
-    Claim.compare(
-        "demi_k2_beats_infonce_at_high_mi",
-        "DEMI (k=2) estimates more MI than InfoNCE at every true MI >= 2 log N",
-        "demi_k2_min_gain_high_mi",
-        ">",
-        0.0,
-    ),
-    Claim.compare(
-        "demi_k4_beats_infonce_at_high_mi",
-        "DEMI (k=4) estimates more MI than InfoNCE at every true MI >= 2 log N",
-        "demi_k4_min_gain_high_mi",
-        ">",
-        0.0,
+    # The paper's decomposed bound: I_NCE(x''; y) + I_CNCE(x'; y | x'') with negatives from p(y | x''), which the
+    # Gaussian benchmark samples exactly (DEMI-exact). I_IS, its importance-sampled approximation, overshoots the
+    # true MI here (docs/demi.md), so no "beats InfoNCE" claim rests on it.
+    *(
+        Claim.compare(
+            f"demi_exact_k{k}_beats_infonce_at_high_mi",
+            f"DEMI (k={k}, exact conditional negatives) estimates more MI than InfoNCE at every true MI >= 2 log N",
+            f"demi_exact_k{k}_min_gain_high_mi", ">", 0.0,
+        )
+        for k in (2, 4)
     ),
     Claim.compare(
         "more_subviews_capture_more",
-        "DEMI with k=4 captures more MI than with k=2 at the largest true MI",
-        "demi_k4_minus_k2_at_max_mi",
-        ">",
-        0.0,
+        "DEMI (exact negatives) with k=4 captures more MI than with k=2 at the largest true MI <= 2 log N, where "
+        "neither is capped (k log N) and the gap is not settled by the caps",
+        "demi_exact_k4_minus_k2_below_cap", ">", 0.0,
+    ),
+    Claim.compare(
+        "bounds_stay_below_true_mi",
+        "The lower bounds (InfoNCE, DEMI with exact negatives) never exceed the true MI by more than error_z "
+        "standard errors",
+        "bounds_max_excess_over_true_mi", "<=", 0.0,
     ),
     Claim.compare(
         "no_estimate_above_true_mi",
-        "No estimate exceeds the true MI by more than error_z standard errors",
-        "max_excess_over_true_mi",
-        "<=",
-        0.0,
+        "No estimate run (importance-sampled DEMI included) exceeds the true MI by more than error_z standard errors",
+        "max_excess_over_true_mi", "<=", 0.0,
     ),
     Claim.compare(
         "demi_representation_beats_infonce",
         "Digits: a linear probe on DEMI-trained features is more accurate than on InfoNCE-trained ones",
-        "digits_probe_acc_demi",
-        ">",
-        "digits_probe_acc_infonce",
+        "digits_probe_acc_demi", ">", "digits_probe_acc_infonce",
     ),
 )
 
@@ -158,6 +162,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
+        # quick: ~110 CPU-s per seed (exact-negative DEMI 60 s, digits 33 s); 2 seeds fill the ~220 CPU-s budget
+        seeds={"quick": 2},
         datasets=(
             DatasetInfo(
                 name="correlated-gaussian",
@@ -176,8 +182,10 @@ EXPERIMENT = register(
         ),
         summary_metrics=(
             "infonce_max_minus_log_n",
-            "demi_k2_min_gain_high_mi",
-            "demi_k4_min_gain_high_mi",
+            "demi_exact_k2_min_gain_high_mi",
+            "demi_exact_k4_min_gain_high_mi",
+            "demi_exact_k4_minus_k2_below_cap",
+            "bounds_max_excess_over_true_mi",
             "max_excess_over_true_mi",
             "digits_probe_acc_infonce",
             "digits_probe_acc_demi",

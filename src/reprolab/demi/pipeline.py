@@ -106,15 +106,26 @@ def _sweep_metrics(config: DEMIConfig, estimates: dict[str, dict[float, dict]]) 
     infonce = estimates["infonce"]
     metrics["infonce_max_minus_log_n"] = max(v["estimate"] for v in infonce.values()) - log_n
     high = [mi for mi in config.true_mis if mi >= 2 * log_n]
-    for k in config.ks:
-        demi = estimates[f"demi_k{k}"]
-        if high:
-            metrics[f"demi_k{k}_min_gain_high_mi"] = min(demi[mi]["estimate"] - infonce[mi]["estimate"] for mi in high)
+    below_cap = [mi for mi in config.true_mis if mi <= 2 * log_n]  # no DEMI (k >= 2) term set is capped here
+    for prefix in estimates:
+        if prefix.startswith("demi") and high:
+            metrics[f"{prefix}_min_gain_high_mi"] = min(
+                estimates[prefix][mi]["estimate"] - infonce[mi]["estimate"] for mi in high
+            )
     top = max(config.true_mis)
-    if 2 in config.ks and 4 in config.ks:
-        metrics["demi_k4_minus_k2_at_max_mi"] = (
-            estimates["demi_k4"][top]["estimate"] - estimates["demi_k2"][top]["estimate"]
-        )
+    for family in ("demi", "demi_exact"):
+        k2, k4 = estimates.get(f"{family}_k2"), estimates.get(f"{family}_k4")
+        if k2 is None or k4 is None:
+            continue
+        metrics[f"{family}_k4_minus_k2_at_max_mi"] = k4[top]["estimate"] - k2[top]["estimate"]
+        if below_cap:  # the comparison that is not settled by the caps 2 log N and 4 log N
+            mid = max(below_cap)
+            metrics[f"{family}_k4_minus_k2_below_cap"] = k4[mid]["estimate"] - k2[mid]["estimate"]
+            metrics[f"{family}_below_cap_true_mi"] = mid
+    bounds = [p for p in estimates if p == "infonce" or p.startswith("demi_exact")]
+    metrics["bounds_max_excess_over_true_mi"] = max(
+        v["estimate"] - mi - config.error_z * v["stderr"] for p in bounds for mi, v in estimates[p].items()
+    )
     metrics["max_excess_over_true_mi"] = max(
         v["estimate"] - mi - config.error_z * v["stderr"] for points in estimates.values() for mi, v in points.items()
     )

@@ -23,27 +23,41 @@ from torch import nn
 
 from reprolab.core.errors import ConfigError
 
-__all__ = ["EllipsoidDomains", "domain_distance", "entity_space", "quadratic_k"]
+__all__ = ["K_FORMS", "EllipsoidDomains", "domain_distance", "entity_space", "quadratic_k"]
 
 _EPS = 1e-9
 
 
-def quadratic_k(x: torch.Tensor, center: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """``k = 2 (x - c)^T L^T L (x - c)`` for points ``x [..., n, d]``, centre ``[..., d]``, ``L [..., d, d]``."""
+K_FORMS = ("paper", "official")
+
+
+def quadratic_k(x: torch.Tensor, center: torch.Tensor, factor: torch.Tensor, *, form: str = "paper") -> torch.Tensor:
+    """``k`` for points ``x [..., n, d]``, centre ``[..., d]``, ``L [..., d, d]``, ``M = L^T L``.
+
+    ``form="paper"``: ``k = 2 (x - c)^T M (x - c)`` (paper Sec. 3). ``form="official"``: the official
+    ``cal_k_h``/``cal_k_t`` loop ``sum_{i <= j} 2 M_ij (x_i - c_i)(x_j - c_j)``, which counts each cross term
+    once and each square twice, i.e. ``(x - c)^T (M + diag M) (x - c)``.
+    """
     diff = x - center.unsqueeze(-2)
     projected = diff @ factor.transpose(-1, -2)  # rows are L (x - c)
-    return 2.0 * projected.pow(2).sum(-1)
+    quadratic = projected.pow(2).sum(-1)  # (x - c)^T M (x - c)
+    if form == "paper":
+        return 2.0 * quadratic
+    if form == "official":
+        diagonal = factor.pow(2).sum(-2)  # M_ii = ||L[:, i]||^2
+        return quadratic + (diff.pow(2) * diagonal.unsqueeze(-2)).sum(-1)
+    raise ConfigError(f"k_form must be one of {', '.join(K_FORMS)}, got {form!r}")
 
 
 def domain_distance(
-    x: torch.Tensor, center: torch.Tensor, factor: torch.Tensor, *, clamp_inside: bool = True
+    x: torch.Tensor, center: torch.Tensor, factor: torch.Tensor, *, clamp_inside: bool = True, form: str = "paper"
 ) -> torch.Tensor:
     """Distance of points to an ellipsoid domain, ``d = (1 - k^{-1/2})^2 ||x - c||^2`` (paper Sec. 3).
 
     With ``clamp_inside`` the distance is zero for ``k <= 1`` (test-time use); without it, points inside
     are also penalised by their distance to the surface (the fitting objective).
     """
-    k = quadratic_k(x, center, factor).clamp_min(_EPS)
+    k = quadratic_k(x, center, factor, form=form).clamp_min(_EPS)
     y = (x - center.unsqueeze(-2)).pow(2).sum(-1)
     gap = 1.0 - k.rsqrt()
     if clamp_inside:
@@ -57,8 +71,11 @@ class EllipsoidDomains(nn.Module):
     Index 0 of the second axis is the head domain, index 1 the tail domain.
     """
 
-    def __init__(self, num_relations: int, dim: int) -> None:
+    def __init__(self, num_relations: int, dim: int, *, k_form: str = "paper") -> None:
         super().__init__()
+        if k_form not in K_FORMS:
+            raise ConfigError(f"k_form must be one of {', '.join(K_FORMS)}, got {k_form!r}")
+        self.k_form = k_form
         if num_relations <= 0 or dim <= 0:
             raise ConfigError(f"EllipsoidDomains: num_relations and dim must be > 0, got {num_relations}, {dim}")
         self.num_relations = num_relations
@@ -90,7 +107,7 @@ class EllipsoidDomains(nn.Module):
                 centre = x.mean(0)
                 radius = (x - centre).pow(2).sum(-1).mean().sqrt().clamp_min(1e-3)
                 self.center[r, side] = centre
-                # k = 2 ||x - c||^2 / (2 radius^2) = 1 on the sphere of that radius
+                # k = 2 ||x - c||^2 / (2 radius^2) = 1 on the sphere of that radius (both k forms: M is diagonal)
                 self.raw_factor[r, side] = torch.eye(self.dim) / (2.0**0.5 * radius)
 
     def distance(
@@ -107,7 +124,9 @@ class EllipsoidDomains(nn.Module):
         ``factor`` may pass a precomputed :attr:`factor` so a loop over relations computes it once.
         """
         factor = self.factor if factor is None else factor
-        return domain_distance(x, self.center[relation, side], factor[relation, side], clamp_inside=clamp_inside)
+        return domain_distance(
+            x, self.center[relation, side], factor[relation, side], clamp_inside=clamp_inside, form=self.k_form
+        )
 
     def pair_distance(
         self, heads: torch.Tensor, tails: torch.Tensor, relations: torch.Tensor, *, clamp_inside: bool = True
@@ -115,8 +134,9 @@ class EllipsoidDomains(nn.Module):
         """Per-triple ``d_h`` and ``d_t`` for a batch of entity vectors ``[B, d]`` and relation ids ``[B]``."""
         factor = self.factor[relations]  # [B, 2, d, d]
         center = self.center[relations]  # [B, 2, d]
-        d_h = domain_distance(heads.unsqueeze(1), center[:, 0], factor[:, 0], clamp_inside=clamp_inside)
-        d_t = domain_distance(tails.unsqueeze(1), center[:, 1], factor[:, 1], clamp_inside=clamp_inside)
+        form = self.k_form
+        d_h = domain_distance(heads.unsqueeze(1), center[:, 0], factor[:, 0], clamp_inside=clamp_inside, form=form)
+        d_t = domain_distance(tails.unsqueeze(1), center[:, 1], factor[:, 1], clamp_inside=clamp_inside, form=form)
         return d_h.squeeze(1), d_t.squeeze(1)
 
 

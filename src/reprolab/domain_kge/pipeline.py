@@ -20,7 +20,7 @@ from reprolab.domain_kge.train import (
     VARIANTS,
     build_base_model,
     domain_distances,
-    evaluate,
+    evaluate_protocols,
     fit_domains,
     rank_metrics,
     relation_categories,
@@ -70,6 +70,9 @@ def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]
                 sweep.complete(unit, result)
             result = sweep.result(unit)
             metrics.update(result["metrics"])
+            if index == 0:  # the claimed model's metrics also under its model tag, like the extra models
+                model_tag = f"{dataset_tag}_{metric_tag(base_model)}"
+                metrics.update({f"{model_tag}{k[len(tag):]}": v for k, v in result["metrics"].items()})
             if index == 0:
                 timings.append((result["num_train"], result["base_time_s"], result["domain_time_s"]))
             _report_tables(ctx, f"{dataset_tag}, {base_model}", result)
@@ -85,6 +88,8 @@ def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]
 def _report_tables(ctx: RunContext, title: str, result: dict[str, Any]) -> None:
     ctx.add_table(f"{title}: filtered link prediction", result["columns"], result["rows"])
     ctx.add_table(f"{title}: filtered Hits@10 by relation category", result["cat_columns"], result["cat_rows"])
+    if "raw_rows" in result:
+        ctx.add_table(f"{title}: raw link prediction (no filtering)", result["columns"], result["raw_rows"])
     if "tc_rows" in result:
         ctx.add_table(f"{title}: filtered, type-constrained link prediction", result["columns"], result["tc_rows"])
 
@@ -92,44 +97,54 @@ def _report_tables(ctx: RunContext, title: str, result: dict[str, Any]) -> None:
 def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, base_model: str) -> dict[str, Any]:
     splits = load_splits(resolve_dataset(name, ctx.data_home))
     torch.manual_seed(ctx.seed_for(tag, "init"))
-    model = build_base_model(base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"))
+    model = build_base_model(
+        base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"),
+        relation_unit_ball=config.relation_unit_ball,
+    )
     model = model.to(ctx.device)
     start = time.perf_counter()
     losses = train_base_model(
-        model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs
+        model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs,
+        filtered_negatives=config.filtered_negatives,
     )
     base_time = time.perf_counter() - start
     frozen = entity_space(model)[0].clone()
     start = time.perf_counter()
     num_relations = splits.training.num_relations
     domains, domain_losses = fit_domains(
-        model, splits.training.mapped_triples, num_relations, epochs=config.domain_epochs, lr=config.domain_lr
+        model, splits.training.mapped_triples, num_relations, epochs=config.domain_epochs, lr=config.domain_lr,
+        k_form=config.k_form, progress=lambda steps, total: ctx.progress(steps, desc=f"{tag} domains", total=total),
     )
     domain_time = time.perf_counter() - start
     if not torch.equal(frozen, entity_space(model)[0]):
         raise RuntimeError("fitting the domains changed the base embeddings")
     distances = domain_distances(model, domains, num_relations)
-    ranks = evaluate(model, splits, distances, weight=config.domain_weight, batch_size=config.eval_batch_size)
+    protocols = ("filtered", "raw", "tc") if config.type_constrained else ("filtered", "raw")
+    allowed = None
+    if config.type_constrained:
+        allowed = type_constraints(_all_triples(splits), num_relations, splits.training.num_entities)
+        allowed = allowed.to(distances.device)
+    start = time.perf_counter()
+    ranks_by_protocol = evaluate_protocols(
+        model, splits, distances, weight=config.domain_weight, batch_size=config.eval_batch_size, allowed=allowed,
+        protocols=protocols, progress=lambda chunks, total: ctx.progress(chunks, desc=f"{tag} evaluation", total=total),
+    )
+    eval_time = time.perf_counter() - start
+    ranks = ranks_by_protocol["filtered"]
     ctx.log(
         unit=f"dataset/{tag}",
         base_loss_last=losses[-1] if losses else None,
         domain_loss_first=domain_losses[0] if domain_losses else None,
         domain_loss_last=domain_losses[-1] if domain_losses else None,
+        eval_s=eval_time,
     )
     result = _summarise(splits, ranks, tag)
-    if config.type_constrained:
-        allowed = type_constraints(_all_triples(splits), num_relations, splits.training.num_entities)
-        constrained = evaluate(
-            model,
-            splits,
-            distances,
-            weight=config.domain_weight,
-            batch_size=config.eval_batch_size,
-            allowed=allowed.to(distances.device),
-        )
-        summary = _summarise(splits, constrained, f"{tag}_tc")
-        result["metrics"].update(summary["metrics"])
-        result["tc_rows"] = summary["rows"]
+    for protocol, key in (("raw", "raw_rows"), ("tc", "tc_rows")):
+        if protocol in ranks_by_protocol:
+            summary = _summarise(splits, ranks_by_protocol[protocol], f"{tag}_{protocol}")
+            result["metrics"].update(summary["metrics"])
+            result[key] = summary["rows"]
+    result["metrics"][f"{tag}_eval_s"] = eval_time
     result.update(base_time_s=base_time, domain_time_s=domain_time, num_train=int(splits.training.num_triples))
     result["metrics"][f"{tag}_base_train_s"] = base_time
     result["metrics"][f"{tag}_domain_fit_s"] = domain_time

@@ -9,7 +9,7 @@ PyKEEN's "realistic" ranks (mean of optimistic and pessimistic), so ties cost wh
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "build_base_model",
     "domain_distances",
     "evaluate",
+    "evaluate_protocols",
     "fit_domains",
     "relation_categories",
     "train_base_model",
@@ -41,8 +42,14 @@ def unit_ball(x: torch.Tensor) -> torch.Tensor:
     return clamp_norm(x, maxnorm=1.0, p=2, dim=-1)
 
 
-def build_base_model(name: str, splits: KGSplits, *, dim: int, seed: int, **kwargs: Any) -> Any:
-    """Any PyKEEN model by name (``TransE``, ``TransR``, ...) or our ``STransE``; L1 energy for TransE/STransE."""
+def build_base_model(
+    name: str, splits: KGSplits, *, dim: int, seed: int, relation_unit_ball: bool = False, **kwargs: Any
+) -> Any:
+    """Any PyKEEN model by name (``TransE``, ``TransR``, ...) or our ``STransE``; L1 energy for TransE/STransE.
+
+    ``relation_unit_ball``: TransE's relation vectors are rescaled to norm 1 when longer after each step, as the
+    official ``trainMode_TransE`` does (TransR and STransE clamp their relation vectors already).
+    """
     from pykeen.models import model_resolver
 
     if name.lower() == "stranse":
@@ -62,13 +69,20 @@ def build_base_model(name: str, splits: KGSplits, *, dim: int, seed: int, **kwar
         # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for
         # every relation and DRE can say nothing (see docs/domain_kge.md).
         options.setdefault("entity_constrainer", unit_ball)
+        if relation_unit_ball:
+            options.setdefault("relation_constrainer", unit_ball)
     return cls(triples_factory=splits.training, **options)
 
 
 def train_base_model(
-    model: Any, splits: KGSplits, *, epochs: int, batch_size: int, lr: float, num_negs: int = 1
+    model: Any, splits: KGSplits, *, epochs: int, batch_size: int, lr: float, num_negs: int = 1,
+    filtered_negatives: bool = False,
 ) -> list[float]:
-    """Train with PyKEEN's sLCWA loop (margin ranking loss for translation models); returns epoch losses."""
+    """Train with PyKEEN's sLCWA loop (margin ranking loss for translation models); returns epoch losses.
+
+    ``filtered_negatives``: corruptions that are training triples are dropped (PyKEEN's exact set filter), the
+    official sampler's behaviour (it redraws them).
+    """
     from pykeen.training import SLCWATrainingLoop
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -76,9 +90,16 @@ def train_base_model(
         model=model,
         triples_factory=splits.training,
         optimizer=optimizer,
-        negative_sampler_kwargs={"num_negs_per_pos": num_negs},
+        negative_sampler_kwargs={"num_negs_per_pos": num_negs, "filtered": filtered_negatives,
+                                 **({"filterer": "python-set"} if filtered_negatives else {})},
     )
-    return loop.train(triples_factory=splits.training, num_epochs=epochs, batch_size=batch_size, use_tqdm=False)
+    from reprolab.core.progress import progress_enabled
+
+    # PyKEEN's own epoch bar (with ETA) when reprolab shows progress bars
+    return loop.train(
+        triples_factory=splits.training, num_epochs=epochs, batch_size=batch_size, use_tqdm=progress_enabled(),
+        use_tqdm_batch=False,
+    )
 
 
 def _members(
@@ -108,6 +129,8 @@ def fit_domains(
     *,
     epochs: int,
     lr: float,
+    k_form: str = "paper",
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
 ) -> tuple[EllipsoidDomains, list[float]]:
     """Fit head/tail ellipsoids on frozen base embeddings by minimising ``d_h + d_t`` over training triples.
 
@@ -117,15 +140,16 @@ def fit_domains(
     with Adam (``epochs`` steps, all domains at once) instead of the official per-triple SGD. The base
     embeddings are detached copies, so the base model never changes.
     """
-    return _fit(model, triples, num_relations, epochs=epochs, lr=lr)
+    return _fit(model, triples, num_relations, epochs=epochs, lr=lr, k_form=k_form, progress=progress)
 
 
 def _fit(
-    model: Any, triples: torch.Tensor, num_relations: int, *, epochs: int, lr: float
+    model: Any, triples: torch.Tensor, num_relations: int, *, epochs: int, lr: float, k_form: str,
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None,
 ) -> tuple[EllipsoidDomains, list[float]]:
     groups = _members(model, triples, num_relations)
     dim = entity_space(model, 0)[0].shape[1]
-    domains = EllipsoidDomains(num_relations, dim)
+    domains = EllipsoidDomains(num_relations, dim, k_form=k_form)
     initial: list[tuple[torch.Tensor, torch.Tensor]] = [(torch.zeros(0, dim), torch.zeros(0, dim))] * num_relations
     for r, side, vectors, _ in groups:
         pair = list(initial[r])
@@ -139,7 +163,7 @@ def _fit(
     padded = width * len(groups) <= max(4 * members, 200_000)  # batched unless padding would dominate
     step_loss = _padded_loss(groups, width, dim) if padded else _looped_loss(groups)
     losses: list[float] = []
-    for _ in range(epochs):
+    for _ in progress(range(epochs), epochs) if progress is not None else range(epochs):
         loss = step_loss(domains) / n
         optimizer.zero_grad()
         loss.backward()
@@ -155,7 +179,9 @@ def _looped_loss(groups: list[tuple[int, int, torch.Tensor, torch.Tensor]]) -> A
         factor = domains.factor  # computed once per step, indexed per domain
         total = torch.zeros(())
         for r, side, vectors, weights in groups:
-            d = domain_distance(vectors, domains.center[r, side], factor[r, side], clamp_inside=False)
+            d = domain_distance(
+                vectors, domains.center[r, side], factor[r, side], clamp_inside=False, form=domains.k_form
+            )
             total = total + (weights * d).sum()
         return total
 
@@ -175,7 +201,8 @@ def _padded_loss(groups: list[tuple[int, int, torch.Tensor, torch.Tensor]], widt
     def loss(domains: EllipsoidDomains) -> torch.Tensor:
         factor = domains.factor[relations, sides]
         center = domains.center[relations, sides]
-        return (weights * domain_distance(points, center, factor, clamp_inside=False)).sum()
+        d = domain_distance(points, center, factor, clamp_inside=False, form=domains.k_form)
+        return (weights * d).sum()
 
     return loss
 
@@ -222,20 +249,182 @@ def type_constraints(triples: np.ndarray, num_relations: int, num_entities: int)
     return allowed
 
 
-def _known_index(all_triples: np.ndarray) -> tuple[dict[tuple[int, int], list[int]], dict[tuple[int, int], list[int]]]:
-    tails: dict[tuple[int, int], list[int]] = {}
-    heads: dict[tuple[int, int], list[int]] = {}
-    for h, r, t in all_triples.tolist():
-        tails.setdefault((h, r), []).append(t)
-        heads.setdefault((r, t), []).append(h)
-    return heads, tails
+PROTOCOLS = ("filtered", "raw", "tc")  # filtered (paper), raw (official code too), filtered + type constraint
 
 
-def _realistic_rank(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+class _FilterIndex:
+    """Known answers of every (h, r, ?) and (?, r, t) query over train + valid + test, as index tensors."""
+
+    def __init__(self, triples: torch.Tensor, num_relations: int) -> None:
+        self.num_relations = num_relations
+        self.tails = self._group(triples[:, 0] * num_relations + triples[:, 1], triples[:, 2])
+        self.heads = self._group(triples[:, 2] * num_relations + triples[:, 1], triples[:, 0])
+
+    @staticmethod
+    def _group(keys: torch.Tensor, values: torch.Tensor) -> dict[int, torch.Tensor]:
+        order = torch.argsort(keys, stable=True)
+        keys, values = keys[order], values[order]
+        unique, counts = torch.unique_consecutive(keys, return_counts=True)
+        return dict(zip(unique.tolist(), torch.split(values, counts.tolist())))
+
+    def entries(self, side: str, anchors: torch.Tensor, relation: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, entity) pairs of the known answers of each query row (anchor = h for tails, t for heads)."""
+        table = self.tails if side == "tail" else self.heads
+        empty = torch.zeros(0, dtype=torch.long)
+        found = [table.get(int(a) * self.num_relations + relation, empty) for a in anchors.tolist()]
+        rows = torch.repeat_interleave(torch.arange(len(found)), torch.tensor([len(f) for f in found]))
+        return rows, torch.cat(found) if found else empty
+
+
+def _ranks(
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    known: tuple[torch.Tensor, torch.Tensor],
+    allowed: torch.Tensor | None,
+    protocols: tuple[str, ...],
+) -> dict[str, torch.Tensor]:
+    """Realistic ranks (mean of optimistic and pessimistic) of ``target`` in each row, per protocol.
+
+    Filtering subtracts the other known answers that score above (or level with) the target instead of
+    masking a copy of ``scores``; the type constraint counts only the relation's ``allowed`` candidates
+    (the target always competes).
+    """
     true = scores.gather(1, target.unsqueeze(1))
-    greater = (scores > true).sum(1).float()
-    greater_equal = (scores >= true).sum(1).float()
-    return 0.5 * (greater + 1.0) + 0.5 * greater_equal
+    above, level = scores > true, scores >= true
+    rows, cols = known
+    other = cols != target[rows]
+    rows, cols = rows[other], cols[other]
+    known_above = torch.zeros_like(true.squeeze(1)).index_add_(0, rows, above[rows, cols].to(true.dtype))
+    known_level = torch.zeros_like(true.squeeze(1)).index_add_(0, rows, level[rows, cols].to(true.dtype))
+    result = {}
+    for protocol in protocols:
+        if protocol == "tc" and allowed is not None:
+            mask = allowed[cols].to(true.dtype)
+            greater = (above & allowed).sum(1).to(true.dtype)
+            greater -= torch.zeros_like(greater).index_add_(0, rows, above[rows, cols].to(true.dtype) * mask)
+            equal = (level & allowed).sum(1).to(true.dtype) + (~allowed[target]).to(true.dtype)
+            equal -= torch.zeros_like(equal).index_add_(0, rows, level[rows, cols].to(true.dtype) * mask)
+        else:
+            greater, equal = above.sum(1).to(true.dtype), level.sum(1).to(true.dtype)
+            if protocol != "raw":
+                greater, equal = greater - known_above, equal - known_level
+        result[protocol] = 0.5 * (greater + 1.0) + 0.5 * equal
+    return result
+
+
+@torch.no_grad()
+def _translation_tables(model: Any, relation: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(head table, tail table, relation vector) with ``score = -||head[h] + r - tail[t]||``, or ``None``.
+
+    TransE: the entity vectors; TransR: ``clamp(e M_r)`` (PyKEEN's projected-norm clamp); STransE:
+    ``W_{r,1} e`` and ``W_{r,2} e``. With these tables every candidate of a query is one row of a
+    ``torch.cdist``, so no ``[batch, entities, dim]`` difference tensor is ever formed.
+    """
+    name = type(model).__name__
+    if name not in ("TransE", "TransR", "STransE"):
+        return None
+    entities = _entity_matrix(model)
+    index = torch.as_tensor([relation], device=entities.device)
+    vector = model.relation_representations[0](indices=index)[0]
+    if name == "TransE":
+        return entities, entities, vector
+    if name == "TransR":
+        from pykeen.utils import clamp_norm
+
+        interaction = model.interaction
+        projected = entities @ model.relation_representations[1](indices=index)[0]
+        projected = clamp_norm(projected, p=interaction.p, dim=-1, maxnorm=interaction.max_projection_norm)
+        return projected, projected, vector
+    from reprolab.domain_kge.stranse import stranse_projections
+
+    heads, tails = stranse_projections(model, entities, relation)
+    return heads, tails, vector
+
+
+def _entity_matrix(model: Any) -> torch.Tensor:
+    return model.entity_representations[0](indices=None).detach()
+
+
+def _negative_distance(queries: torch.Tensor, table: torch.Tensor, model: Any) -> torch.Tensor:
+    p, power = model.interaction.p, model.interaction.power_norm
+    distance = torch.cdist(queries.unsqueeze(0), table.unsqueeze(0), p=p,
+                           compute_mode="donot_use_mm_for_euclid_dist")[0]
+    return -(distance.pow(p) if power else distance)
+
+
+def _candidate_scores(
+    model: Any, batch: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores of every candidate head ``[B, E]`` and tail ``[B, E]`` of a batch of one relation."""
+    if tables is None:  # any other PyKEEN model: its own all-candidate scoring
+        return model.score_h(batch[:, 1:]).float(), model.score_t(batch[:, :2]).float()
+    heads, tails, vector = tables
+    head_scores = _negative_distance(tails[batch[:, 2]] - vector, heads, model)
+    tail_scores = _negative_distance(heads[batch[:, 0]] + vector, tails, model)
+    return head_scores.float(), tail_scores.float()
+
+
+@torch.no_grad()
+def evaluate_protocols(
+    model: Any,
+    splits: KGSplits,
+    distances: torch.Tensor | None,
+    *,
+    weight: float = 1.0,
+    batch_size: int = 256,
+    allowed: torch.Tensor | None = None,
+    protocols: tuple[str, ...] = ("filtered",),
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Ranks of every test triple, ``{protocol: {variant: {"head": ranks, "tail": ranks}}}``, in one pass.
+
+    Test triples are grouped by relation; per relation the candidate tables and the domain distances of
+    all entities (``distances[r, side]``, :func:`domain_distances`) are taken once, and each chunk of
+    ``batch_size`` queries scores all candidates at once. The combined score of a candidate is
+    ``score(h, r, t) - weight (d_h(h, r) + d_t(t, r))``; the term of the fixed entity is the same for every
+    candidate of a query, so "head" changes only head ranks and "both" adds the tail domain to tail ranks.
+    Protocols: ``filtered`` (other known triples of train + valid + test removed), ``raw`` (nothing removed),
+    ``tc`` (filtered, candidates restricted to ``allowed[r, side]``, :func:`type_constraints`).
+    """
+    model.eval()
+    for protocol in protocols:
+        if protocol not in PROTOCOLS or (protocol == "tc" and allowed is None):
+            raise ConfigError(f"protocol {protocol!r}: expected one of {PROTOCOLS} (tc needs allowed=)")
+    test = splits.testing.mapped_triples
+    everything = torch.cat([splits.training.mapped_triples, splits.validation.mapped_triples, test])
+    index = _FilterIndex(everything, splits.training.num_relations)
+    variants = ("base",) if distances is None else VARIANTS
+    out = {p: {v: {s: torch.zeros(test.shape[0]) for s in ("head", "tail")} for v in variants} for p in protocols}
+    chunks = [
+        chunk
+        for relation in torch.unique(test[:, 1]).tolist()
+        for chunk in torch.nonzero(test[:, 1] == relation).squeeze(1).split(batch_size)
+    ]
+    tables_of: dict[int, Any] = {}
+    for chunk in progress(chunks, len(chunks)) if progress is not None else chunks:
+        batch = test[chunk]
+        relation = int(batch[0, 1])
+        if relation not in tables_of:
+            tables_of = {relation: _translation_tables(model, relation)}  # one relation at a time in memory
+        head_scores, tail_scores = _candidate_scores(model, batch, tables_of[relation])
+        known = {
+            "head": index.entries("head", batch[:, 2], relation),
+            "tail": index.entries("tail", batch[:, 0], relation),
+        }
+        sides = {"head": (head_scores, batch[:, 0], 0), "tail": (tail_scores, batch[:, 2], 1)}
+        for side, (scores, target, column) in sides.items():
+            mask = None if allowed is None else allowed[relation, column]
+            plain = _ranks(scores, target, known[side], mask, protocols)
+            with_domain = plain
+            if distances is not None:
+                shifted = scores - weight * distances[relation, column]
+                with_domain = _ranks(shifted, target, known[side], mask, protocols)
+            for protocol in protocols:
+                out[protocol]["base"][side][chunk] = plain[protocol]
+                if distances is not None:
+                    out[protocol]["head"][side][chunk] = with_domain[protocol] if side == "head" else plain[protocol]
+                    out[protocol]["both"][side][chunk] = with_domain[protocol]
+    return {p: {v: {s: r.numpy() for s, r in sides.items()} for v, sides in vs.items()} for p, vs in out.items()}
 
 
 @torch.no_grad()
@@ -248,58 +437,12 @@ def evaluate(
     batch_size: int = 256,
     allowed: torch.Tensor | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Filtered ranks of every test triple for each variant: ``{variant: {"head": ranks, "tail": ranks}}``.
-
-    ``distances`` is :func:`domain_distances`' ``[R, 2, E]`` tensor (``None``: base model only). The
-    combined score of a candidate triple is ``score(h, r, t) - weight (d_h(h, r) + d_t(t, r))``; the
-    "head" variant uses only ``d_h``. ``allowed`` (:func:`type_constraints`) restricts the candidates
-    to the relation's heads / tails (type-constrained protocol); the true entity is always ranked.
-    """
-    model.eval()
-    test = splits.testing.mapped_triples
-    everything = torch.cat([splits.training.mapped_triples, splits.validation.mapped_triples, test]).numpy()
-    known_heads, known_tails = _known_index(everything)
-    variants = ("base",) if distances is None else VARIANTS
-    ranks: dict[str, dict[str, list[torch.Tensor]]] = {v: {"head": [], "tail": []} for v in variants}
-    for start in range(0, test.shape[0], batch_size):
-        batch = test[start : start + batch_size]
-        h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-        tail_scores = model.score_t(batch[:, :2]).float()
-        head_scores = model.score_h(batch[:, 1:]).float()
-        _filter(tail_scores, [known_tails[(int(a), int(b))] for a, b in zip(h, r)], t)
-        _filter(head_scores, [known_heads[(int(a), int(b))] for a, b in zip(r, t)], h)
-        if allowed is not None:
-            _constrain(head_scores, allowed[r, 0], h)
-            _constrain(tail_scores, allowed[r, 1], t)
-        for variant in variants:
-            hs, ts = head_scores, tail_scores
-            if variant != "base":
-                d_head = distances[r, 0]  # [B, E]: candidate heads in relation r's head domain
-                hs = hs - weight * d_head
-                ts = ts - weight * d_head.gather(1, h.unsqueeze(1))  # constant over tail candidates
-                if variant == "both":
-                    d_tail = distances[r, 1]
-                    hs = hs - weight * d_tail.gather(1, t.unsqueeze(1))
-                    ts = ts - weight * d_tail
-            ranks[variant]["head"].append(_realistic_rank(hs, h))
-            ranks[variant]["tail"].append(_realistic_rank(ts, t))
-    return {v: {side: torch.cat(parts).numpy() for side, parts in sides.items()} for v, sides in ranks.items()}
-
-
-def _filter(scores: torch.Tensor, known: list[list[int]], target: torch.Tensor) -> None:
-    """Set the scores of other true answers to -inf (the filtered setting); keep the target's own score."""
-    keep = scores.gather(1, target.unsqueeze(1)).clone()
-    rows = [i for i, entities in enumerate(known) for _ in entities]
-    cols = [e for entities in known for e in entities]
-    scores[rows, cols] = -math.inf
-    scores.scatter_(1, target.unsqueeze(1), keep)
-
-
-def _constrain(scores: torch.Tensor, allowed: torch.Tensor, target: torch.Tensor) -> None:
-    """Drop candidates outside the relation's type constraint (score -inf); the target always stays."""
-    keep = scores.gather(1, target.unsqueeze(1)).clone()
-    scores.masked_fill_(~allowed, -math.inf)
-    scores.scatter_(1, target.unsqueeze(1), keep)
+    """Filtered ranks (type-constrained when ``allowed`` is given): ``{variant: {"head": ranks, "tail": ranks}}``."""
+    protocol = "tc" if allowed is not None else "filtered"
+    ranks = evaluate_protocols(
+        model, splits, distances, weight=weight, batch_size=batch_size, allowed=allowed, protocols=(protocol,)
+    )
+    return ranks[protocol]
 
 
 def rank_metrics(ranks: np.ndarray) -> dict[str, float]:

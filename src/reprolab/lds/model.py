@@ -139,15 +139,18 @@ def init_gcn(in_dim: int, hidden: int, out_dim: int, *, generator: torch.Generat
 
 def gcn_forward(params: GCNParams, features: torch.Tensor, adjacency: torch.Tensor | SampledGraph | None, *,
                 dropout: float = 0.0, generator: torch.Generator | None = None,
-                normalized: bool = False) -> torch.Tensor:
-    """Logits of f_w(X, A) = Â ReLU(Â X W1) W2 (Eq. 1), with dropout on the inputs of both layers.
+                normalized: bool = False, input_dropout: bool = True) -> torch.Tensor:
+    """Logits of f_w(X, A) = Â ReLU(Â X W1) W2 (Eq. 1), with dropout on the hidden layer.
+
+    ``input_dropout=True`` also drops the input features (Kipf & Welling's GCN, used by our GCN/MLP
+    baselines); the official LDS model (``dense_gcn_2l_tensor``) drops the hidden representation only.
 
     Â = D^{-1/2}(A + I)D^{-1/2} is never formed: Â H = d * (A (d * H) + d * H) with d = (rowsum(A) + 1)^{-1/2},
     which saves several n x n passes per step (and their backward). ``normalized=True`` takes a ready Â.
     ``adjacency=None`` gives the graph-free network (Â = I), i.e. a 2-layer MLP with the same shape.
     """
     propagate = _propagator(adjacency, normalized)
-    x = _dropout(features, dropout, generator)
+    x = _dropout(features, dropout, generator) if input_dropout else features
     hidden = torch.relu(propagate(x @ params.w1))
     hidden = _dropout(hidden, dropout, generator)
     return propagate(hidden @ params.w2)

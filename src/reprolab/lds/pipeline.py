@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from reprolab.core.data import require_dataset
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 from reprolab.lds.data import GraphData, knn_graph, load_uci, read_planetoid, remove_edges
-from reprolab.lds.experiment import CORA, PAPER_CORA_LDS, PAPER_TABLE_ACCURACY, LDSConfig
+from reprolab.lds.experiment import PAPER_GRAPH_LDS, PAPER_TABLE_ACCURACY, LDSConfig, planetoid_info
 from reprolab.lds.train import GCNSettings, LDSSettings, logistic_regression, train_gcn, train_lds, train_mlp
 
 if TYPE_CHECKING:
@@ -48,20 +48,29 @@ def run_lds(config: LDSConfig, ctx: RunContext) -> dict[str, float]:
     metrics: dict[str, float] = {}
     table_results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in config.tables:
-        table_results[name] = _run_table(config, ctx, sweep, name)
+        table_results[name] = _run_table(config, ctx, sweep, name, lambda seed, name=name: load_uci(name, seed))
         metrics.update(_table_metrics(name, table_results[name]))
+    for name in config.knn_graphs:  # kNN-LDS on a citation graph's features, its graph discarded (Table 2)
+        folder = require_dataset(planetoid_info(name), ctx.data_home)
+        table_results[f"{name}_knn"] = _run_table(
+            config, ctx, sweep, f"{name}_knn",
+            lambda seed, folder=folder, name=name: read_planetoid(folder, name, seed=seed).with_adjacency(None),
+            seeds=config.graph_seeds,
+        )
+        metrics.update(_table_metrics(f"{name}_knn", table_results[f"{name}_knn"]))
     if table_results:
         _report_tables(ctx, table_results, metrics)
         _plot_edge_histograms(ctx, table_results)
         _plot_adjacency(ctx, config, table_results)
-    if config.cora:
-        metrics.update(_run_cora(config, ctx, sweep))
+    for name in config.graphs:
+        metrics.update(_run_graph(config, ctx, sweep, name))
     return metrics
 
 
 def _settings(config: LDSConfig, tau: int, outer_lr: float) -> LDSSettings:
     return LDSSettings(
-        hidden=config.hidden, dropout=config.dropout, l2_reg=config.l2_reg, inner_lr=config.inner_lr,
+        hidden=config.hidden, dropout=config.dropout, input_dropout=config.input_dropout, l2_reg=config.l2_reg,
+        inner_lr=config.inner_lr,
         learn_inner_lr=config.learn_inner_lr, tau=tau,
         outer_lr=outer_lr, n_sample=config.n_sample, patience=config.patience, max_outer=config.max_outer,
         inner_max_steps=config.inner_max_steps, inner_patience=config.inner_patience,
@@ -78,12 +87,14 @@ def _split_seed(ctx: RunContext, *keys: Any) -> int:
 
 
 # --------------------------------------------------------------------------------------- tables
-def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> dict[str, list[dict[str, Any]]]:
+def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str, load: Callable[[int], GraphData],
+               seeds: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Baselines and kNN-LDS on graph-free data ``load(split_seed)``, over ``seeds`` splits (default: by size)."""
     results: dict[str, list[dict[str, Any]]] = {"baselines": [], "lds": []}
-    probe = load_uci(name, 0)
-    n_seeds = config.seeds if probe.num_nodes <= LARGE_TABLE else config.large_table_seeds
-    for index in range(n_seeds):
-        data = load_uci(name, _split_seed(ctx, name, "split", index)).to(ctx.device)
+    if seeds is None:
+        seeds = config.seeds if load(0).num_nodes <= LARGE_TABLE else config.large_table_seeds
+    for index in ctx.progress(range(seeds), desc=f"{name} splits", total=seeds):
+        data = load(_split_seed(ctx, name, "split", index)).to(ctx.device)
         unit = f"{name}/s{index}/baselines"
         # a unit's line is logged before the checkpoint that records it, so a resumed run never logs it twice
         if not sweep.is_done(unit):
@@ -99,6 +110,11 @@ def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> d
             ctx.log(unit=unit, acc=done["acc"], es_acc=done["es_acc"])
             sweep.complete(unit, done)
         results["lds"].append(sweep.result(unit))
+        base = results["baselines"][-1]
+        ctx.record_unit(f"{name}/s{index}", {  # claims are decided per split (x seeds)
+            f"{name}_acc_lds": results["lds"][-1]["acc"], f"{name}_acc_knn_gcn": base["knn_gcn"],
+            f"{name}_acc_graph_free_best": max(base["logreg"], base["mlp"]),
+        })
     return results
 
 
@@ -128,7 +144,7 @@ def _table_lds(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -
             data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, k, metric, tau, outer_lr),
             on_iteration=lambda record, choice=choice: ctx.log(unit=unit, choice=choice, **record),
         )
-        if 100 * result.es_accuracy > best["es_acc"]:
+        if _better_grid_point(100 * result.es_accuracy, best["es_acc"], config):
             best = {
                 "es_acc": 100 * result.es_accuracy, "acc": 100 * result.test_accuracy, "choice": choice,
                 "k": k, "metric": metric, "tau": tau, "outer_lr": outer_lr, "outer_iterations": result.outer_iterations,
@@ -142,6 +158,12 @@ def _table_lds(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -
         frozen = train_lds(data, graph, settings, ctx.generator(unit, "frozen"))
         best["acc_frozen"] = 100 * frozen.test_accuracy
     return best
+
+
+def _better_grid_point(es_acc: float, best: float, config: LDSConfig) -> bool:
+    """Grid selection on early-stopping accuracy. The official ``main()`` lets a later grid point replace the
+    best one on equal accuracy (``<=``); with ``es_tiebreak_loss`` (our quick default) the first one stays."""
+    return es_acc > best or (not config.es_tiebreak_loss and es_acc == best)
 
 
 def _theta_summary(theta: torch.Tensor, graph: torch.Tensor) -> dict[str, Any]:
@@ -195,7 +217,7 @@ def _report_tables(ctx: RunContext, results: dict[str, dict[str, list[dict[str, 
         cells = [f"{metrics[f'{name}_acc_{m}']:.1f} ± {metrics[f'{name}_std_{m}']:.1f}"
                  if f"{name}_acc_{m}" in metrics else "—"
                  for m in ("logreg", "mlp", "knn_gcn", "lds_frozen_theta", "lds")]
-        rows.append([name, int(metrics[f"{name}_seeds"]), *cells, PAPER_TABLE_ACCURACY[name]])
+        rows.append([name, int(metrics[f"{name}_seeds"]), *cells, PAPER_TABLE_ACCURACY.get(name, "")])
     ctx.add_table(
         "Test accuracy (%, mean ± std over seeds) without a given graph",
         ["table", "seeds", "LogReg", "MLP", "kNN-GCN", "LDS recipe, θ frozen", "kNN-LDS (ours)", "kNN-LDS (paper)"],
@@ -259,74 +281,96 @@ def _plot_adjacency(ctx: RunContext, config: LDSConfig, results: dict[str, dict[
     save_figure(fig, ctx.figure_path(f"adjacency_{name}"))
 
 
-# ----------------------------------------------------------------------------------------- Cora
-def _run_cora(config: LDSConfig, ctx: RunContext, sweep: Sweep) -> dict[str, float]:
-    folder = require_dataset(CORA, ctx.data_home)
+# ------------------------------------------------------------------------------- Planetoid graphs
+def _run_graph(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> dict[str, float]:
+    """LDS vs GCN on Planetoid graph ``name`` with each fraction of ``graph_removal`` of its edges removed."""
+    folder = require_dataset(planetoid_info(name), ctx.data_home)
     accuracy: dict[str, dict[float, list[float]]] = {"gcn": {}, "lds": {}}
-    for index in range(config.cora_seeds):
-        data = read_planetoid(folder, "cora", seed=_split_seed(ctx, "cora", "split", index))
-        full = data.adjacency
-        assert full is not None
-        for fraction in config.cora_removal:
-            tag = f"e{round(100 * fraction)}"
-            graph = remove_edges(full, fraction, _split_seed(ctx, "cora", tag, index)).to(ctx.device)
-            on_device = data.with_adjacency(None).to(ctx.device)
-            unit = f"cora/{tag}/s{index}/gcn"
-            gcn = sweep.once(unit, _cora_gcn, config, ctx, on_device, graph, unit)
-            accuracy["gcn"].setdefault(fraction, []).append(gcn["acc"])
-            unit = f"cora/{tag}/s{index}/lds"
-            if not sweep.is_done(unit):  # logged before the checkpoint that records the unit (never twice)
-                lds = _cora_lds(config, ctx, on_device, graph, unit)
-                ctx.log(unit=f"cora/{tag}/s{index}", gcn=gcn["acc"], lds=lds["acc"])
-                sweep.complete(unit, lds)
-            accuracy["lds"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
-    return _cora_metrics(config, ctx, accuracy)
+    jobs = list(itertools.product(range(config.graph_seeds), config.graph_removal))
+    loaded: dict[int, tuple[GraphData, torch.Tensor]] = {}
+    for index, fraction in ctx.progress(jobs, desc=f"{name} (seed, removal)", total=len(jobs)):  # bar with ETA
+        if index not in loaded:
+            data = read_planetoid(folder, name, seed=_split_seed(ctx, name, "split", index))
+            assert data.adjacency is not None
+            loaded = {index: (data.with_adjacency(None).to(ctx.device), data.adjacency)}
+        on_device, full = loaded[index]
+        tag = f"e{round(100 * fraction)}"
+        graph = remove_edges(full, fraction, _split_seed(ctx, name, tag, index)).to(ctx.device)
+        unit = f"{name}/{tag}/s{index}/gcn"
+        gcn = sweep.once(unit, _graph_gcn, config, ctx, on_device, graph, unit)
+        accuracy["gcn"].setdefault(fraction, []).append(gcn["acc"])
+        unit = f"{name}/{tag}/s{index}/lds"
+        if not sweep.is_done(unit):  # logged before the checkpoint that records the unit (never twice)
+            lds = _graph_lds(config, ctx, on_device, graph, unit)
+            ctx.log(unit=f"{name}/{tag}/s{index}", gcn=gcn["acc"], lds=lds["acc"])
+            sweep.complete(unit, lds)
+        accuracy["lds"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
+    _record_graph_units(config, ctx, name, accuracy)
+    return _graph_metrics(config, ctx, name, accuracy)
 
 
-def _cora_gcn(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, float]:
+def _record_graph_units(
+    config: LDSConfig, ctx: RunContext, name: str, accuracy: dict[str, dict[float, list[float]]]
+) -> None:
+    """One unit per split: full-graph accuracies and the drop difference at the largest removal level."""
+    last = max(config.graph_removal)
+    for index in range(config.graph_seeds):
+        unit: dict[str, float] = {}
+        if 0.0 in accuracy["gcn"]:
+            unit[f"{name}_acc_gcn_e0"] = accuracy["gcn"][0.0][index]
+            unit[f"{name}_acc_lds_e0"] = accuracy["lds"][0.0][index]
+            if last > 0.0:
+                drop_gcn = accuracy["gcn"][0.0][index] - accuracy["gcn"][last][index]
+                drop_lds = accuracy["lds"][0.0][index] - accuracy["lds"][last][index]
+                unit[f"{name}_drop_gcn_minus_drop_lds"] = drop_gcn - drop_lds
+        ctx.record_unit(f"{name}/s{index}", unit)
+
+
+def _graph_gcn(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, float]:
     _, test = train_gcn(data, graph, _gcn_settings(config), ctx.generator(unit))
     return {"acc": 100 * test}
 
 
-def _cora_lds(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, Any]:
+def _graph_lds(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, Any]:
     best: dict[str, Any] = {"es_acc": -1.0}
-    for tau, outer_lr in itertools.product(config.taus, config.outer_lrs):
+    for tau, outer_lr in itertools.product(config.graph_taus, config.graph_outer_lrs):
         result = train_lds(
             data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, tau, outer_lr),
             on_iteration=lambda record: ctx.log(unit=unit, **record),
         )
-        if 100 * result.es_accuracy > best["es_acc"]:
+        if _better_grid_point(100 * result.es_accuracy, best["es_acc"], config):
             best = {"es_acc": 100 * result.es_accuracy, "acc": 100 * result.test_accuracy,
                     "choice": f"tau={tau} outer_lr={outer_lr:g}", "hyper_steps": result.hyper_steps}
     return best
 
 
-def _cora_metrics(
-    config: LDSConfig, ctx: RunContext, accuracy: dict[str, dict[float, list[float]]]
+def _graph_metrics(
+    config: LDSConfig, ctx: RunContext, name: str, accuracy: dict[str, dict[float, list[float]]]
 ) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    fractions = sorted(config.cora_removal)
+    fractions = sorted(config.graph_removal)
     rows = []
     for fraction in fractions:
         tag = f"e{round(100 * fraction)}"
         for method in ("gcn", "lds"):
-            metrics[f"cora_acc_{method}_{tag}"] = _mean_std(accuracy[method][fraction])[0]
-        rows.append([f"{100 * fraction:.0f}%", f"{metrics[f'cora_acc_gcn_{tag}']:.1f}",
-                     f"{metrics[f'cora_acc_lds_{tag}']:.1f}", PAPER_CORA_LDS if fraction == 0 else ""])
+            metrics[f"{name}_acc_{method}_{tag}"] = _mean_std(accuracy[method][fraction])[0]
+        rows.append([f"{100 * fraction:.0f}%", f"{metrics[f'{name}_acc_gcn_{tag}']:.1f}",
+                     f"{metrics[f'{name}_acc_lds_{tag}']:.1f}", PAPER_GRAPH_LDS.get(name, "") if fraction == 0 else ""])
     if 0.0 in fractions and len(fractions) > 1:
         last = f"e{round(100 * fractions[-1])}"
-        drop_gcn = metrics["cora_acc_gcn_e0"] - metrics[f"cora_acc_gcn_{last}"]
-        drop_lds = metrics["cora_acc_lds_e0"] - metrics[f"cora_acc_lds_{last}"]
-        metrics["cora_drop_gcn_minus_drop_lds"] = drop_gcn - drop_lds
-    ctx.add_table("Cora test accuracy (%) by fraction of edges removed", ["removed", "GCN", "LDS (ours)",
+        drop_gcn = metrics[f"{name}_acc_gcn_e0"] - metrics[f"{name}_acc_gcn_{last}"]
+        drop_lds = metrics[f"{name}_acc_lds_e0"] - metrics[f"{name}_acc_lds_{last}"]
+        metrics[f"{name}_drop_gcn_minus_drop_lds"] = drop_gcn - drop_lds
+        metrics[f"{name}_largest_removal"] = fractions[-1]
+    ctx.add_table(f"{name} test accuracy (%) by fraction of edges removed", ["removed", "GCN", "LDS (ours)",
                   "LDS (paper, full graph)"], rows)
     fig, ax = new_figure(size=(5.0, 3.6))
     xs = [100 * f for f in fractions]
     for method, label in (("gcn", "GCN"), ("lds", "LDS")):
-        ax.plot(xs, [metrics[f"cora_acc_{method}_e{round(100 * f)}"] for f in fractions], marker="o", label=label)
+        ax.plot(xs, [metrics[f"{name}_acc_{method}_e{round(100 * f)}"] for f in fractions], marker="o", label=label)
     ax.set_xlabel("% of edges removed")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Cora: accuracy vs edges removed")
+    ax.set_title(f"{name}: accuracy vs edges removed")
     ax.legend()
-    save_figure(fig, ctx.figure_path("cora_edge_removal"))
+    save_figure(fig, ctx.figure_path(f"{name}_edge_removal"))
     return metrics

@@ -53,6 +53,7 @@ class LDSSettings:
 
     hidden: int = 16
     dropout: float = 0.5  # keep_prob 0.5 in the official grid
+    input_dropout: bool = False  # official dense_gcn_2l_tensor: dropout on the hidden layer only
     l2_reg: float = 5e-4  # on the first layer only
     inner_lr: float = 0.02  # Adam on the GCN weights (the starting value when it is learned)
     learn_inner_lr: bool = True  # official code: the rate is a hyperparameter in inner_lr_bounds
@@ -133,7 +134,8 @@ def hypergradient(
     for _ in range(tau):
         graph = draw()
         current = GCNParams.from_list(weights)
-        logits = gcn_forward(current, data.features, graph, dropout=settings.dropout, generator=generator)
+        logits = gcn_forward(current, data.features, graph, dropout=settings.dropout, generator=generator,
+                             input_dropout=settings.input_dropout)
         loss = train_objective(current, logits, data.labels, data.train_mask, settings.l2_reg)
         grads = torch.autograd.grad(loss, weights, create_graph=True)
         weights = optimizer.step(weights, list(grads))
