@@ -54,23 +54,40 @@ class CoCoOpConfig:
     # probability that a pretraining caption of a mis-captioned class names its partner class instead
     # (ShapesWorld.miscaption_partners: class-specific caption errors in both halves; 0 = none)
     miscaption: float = 1.0
-    # prompt learning (CoOp/CoCoOp recipe: SGD, cosine, init "a photo of a")
+    # prompt learning: M = 4 context vectors from "a photo of a" (paper Sec. 4.1)
     seeds: list[int] = field(default_factory=lambda: [1, 2])
     shots: int = 16
     ctx_init: str = "a photo of a"
     n_ctx: int = 4  # used when ctx_init is ""
     class_specific: bool = False  # CoOp's class-specific context
-    template: str = "a photo of a {}"  # zero-shot CLIP's hand-written prompt
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 0.2  # the mini CLIP's word embeddings have std ~0.02; see docs
+    # zero-shot CLIP's hand-written prompt; "" = the official per-dataset template (CUSTOM_TEMPLATES, keyed by
+    # the split file's dataset name; "a photo of a {}." for the shapes world and for unknown datasets)
+    template: str = ""
+    # Each learner has its own recipe, as in the official configs (KaiyangZhou/CoOp): CoOp vit_b16_ctxv1 (batch
+    # 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1 (batch 1, lr 0.002, 10 epochs); both SGD
+    # (momentum 0.9, weight decay 5e-4, Dassl defaults), cosine per epoch after warmup_epochs at warmup_lr.
+    # Quick keeps the contrast (CoOp: long, batch 32; CoCoOp: short, batch 1) at the lr the mini CLIP needs (docs).
+    coop_epochs: int = 200
+    coop_batch_size: int = 32
+    coop_lr: float = 0.2
+    cocoop_epochs: int = 10
+    cocoop_batch_size: int = 1
+    cocoop_lr: float = 0.2
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+    weight_decay: float = 5e-4
     text_chunk: int = 0  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
     test_per_class: int = 40
     shot_curve: list[int] = field(default_factory=lambda: [1, 4])  # extra shot counts, first seed only
 
     def validate(self) -> None:
-        if self.shots < 1 or self.epochs < 0 or self.batch_size < 1 or self.test_per_class < 0:
-            raise ConfigError("shots >= 1, epochs >= 0, batch_size >= 1 and test_per_class >= 0 are required")
+        if self.shots < 1 or self.test_per_class < 0:
+            raise ConfigError("shots >= 1 and test_per_class >= 0 are required")
+        for method in ("coop", "cocoop"):
+            if getattr(self, f"{method}_epochs") < 0 or getattr(self, f"{method}_batch_size") < 1:
+                raise ConfigError(f"{method}_epochs >= 0 and {method}_batch_size >= 1 are required")
+        if self.warmup_epochs < 0 or self.warmup_lr < 0 or self.weight_decay < 0:
+            raise ConfigError("warmup_epochs, warmup_lr and weight_decay must be >= 0")
         if self.test_per_class == 0 and not self.dataset:
             raise ConfigError("test_per_class: 0 (all test images) applies to a real dataset only")
         if not self.seeds:
@@ -84,8 +101,11 @@ class CoCoOpConfig:
                 f"width must be a positive multiple of the 4 attention heads and layers >= 1, "
                 f"got width={self.width}, layers={self.layers}"
             )
-        if self.lr <= 0 or self.pretrain_lr <= 0:
-            raise ConfigError(f"lr and pretrain_lr must be > 0, got lr={self.lr}, pretrain_lr={self.pretrain_lr}")
+        if min(self.coop_lr, self.cocoop_lr, self.pretrain_lr) <= 0:
+            raise ConfigError(
+                f"coop_lr, cocoop_lr and pretrain_lr must be > 0, got {self.coop_lr}, {self.cocoop_lr}, "
+                f"{self.pretrain_lr}"
+            )
         if self.pretrain_steps < 0 or self.pretrain_batch < 1:
             raise ConfigError(
                 f"pretrain_steps >= 0 and pretrain_batch >= 1 are required, "
@@ -117,12 +137,13 @@ class CoCoOpConfig:
     def _validate_prompts(self) -> None:
         """The zero-shot template must take exactly one class name; with the mini CLIP (32 text positions,
         class names of two words) the learned and the hand-written prompts must fit the text encoder."""
+        template = self.template or DEFAULT_TEMPLATE
         try:
-            filled = self.template.format("x")
+            filled = template.format("x")
         except (IndexError, KeyError, ValueError) as exc:
             msg = f"template must have exactly one '{{}}' for the class name, got {self.template!r}"
             raise ConfigError(msg) from exc
-        if "{}" not in self.template:
+        if "{}" not in template:
             raise ConfigError(f"template must contain '{{}}' for the class name, got {self.template!r}")
         if not self.ctx_init and self.n_ctx < 1:
             raise ConfigError("n_ctx must be >= 1 when ctx_init is empty")
@@ -132,6 +153,8 @@ class CoCoOpConfig:
 
         vocab = set(WordTokenizer.for_shapes().vocab)
         for name, text in (("ctx_init", self.ctx_init), ("template", self.template.format(""))):
+            if name == "template" and not self.template:
+                continue  # the per-dataset template; its words are checked (a warning) once the dataset is known
             unknown = [w for w in text.lower().replace(".", " ").split() if w not in vocab]
             if unknown:
                 msg = f"{name}: words {unknown} are not in the mini CLIP's vocabulary (they would be <unk>)"
@@ -149,8 +172,17 @@ class CoCoOpConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
-    # The paper's protocol (16 shots, 3 seeds, M=4 init "a photo of a") on a larger shapes world and model.
+    # The paper's protocol (16 shots, 3 seeds, M=4 init "a photo of a", each learner's official recipe) on a
+    # larger shapes world and model.
     "paper": {
+        "coop_epochs": 200,
+        "coop_batch_size": 32,
+        "coop_lr": 0.002,
+        "cocoop_epochs": 10,
+        "cocoop_batch_size": 1,
+        "cocoop_lr": 0.002,
+        "warmup_epochs": 1,
+        "warmup_lr": 1e-5,
         "image_size": 32,
         "n_colours": 8,
         "n_shapes": 6,
@@ -158,13 +190,39 @@ PRESETS: dict[str, dict[str, Any]] = {
         "layers": 4,
         "pretrain_steps": 8000,
         "seeds": [1, 2, 3],
-        "epochs": 60,
         "test_per_class": 100,
         "shot_curve": [1, 2, 4, 8],
     },
 }
 
 METHODS = ("zs", "coop", "cocoop")
+# Zero-shot CLIP's hand-written prompt per dataset, as in the official ZeroshotCLIP (trainers/zsclip.py,
+# CUSTOM_TEMPLATES), keyed by the dataset name of CoOp's split_zhou_<Name>.json.
+CUSTOM_TEMPLATES = {
+    "OxfordPets": "a photo of a {}, a type of pet.",
+    "OxfordFlowers": "a photo of a {}, a type of flower.",
+    "FGVCAircraft": "a photo of a {}, a type of aircraft.",
+    "DescribableTextures": "{} texture.",
+    "EuroSAT": "a centered satellite photo of {}.",
+    "StanfordCars": "a photo of a {}.",
+    "Food101": "a photo of {}, a type of food.",
+    "SUN397": "a photo of a {}.",
+    "Caltech101": "a photo of a {}.",
+    "UCF101": "a photo of a person doing {}.",
+    "ImageNet": "a photo of a {}.",
+    "ImageNetSketch": "a photo of a {}.",
+    "ImageNetV2": "a photo of a {}.",
+    "ImageNetA": "a photo of a {}.",
+    "ImageNetR": "a photo of a {}.",
+}
+DEFAULT_TEMPLATE = "a photo of a {}."  # the shapes world and datasets without an official template
+
+
+def zero_shot_template(config: CoCoOpConfig, dataset: str = "") -> str:
+    """``config.template`` when set, else the official template of ``dataset`` (a split-file name)."""
+    return config.template or CUSTOM_TEMPLATES.get(dataset, DEFAULT_TEMPLATE)
+
+
 MINI_CLIP_POSITIONS = 32  # max_position_embeddings of model.build_mini_clip
 
 
