@@ -27,7 +27,7 @@ PAPER = Paper(
     url="https://arxiv.org/abs/2303.03369",
 )
 
-METHODS = ("prompt_input", "prompt_attention", "head_only", "finetune")
+METHODS = ("prompt_input", "prompt_attention", "prompt_shared", "head_only", "finetune")
 SYNTHETIC_TASKS = ("single", "multi")
 REAL_DATASETS = ("mmimdb", "food101", "hateful_memes")
 TEST_TYPES = ("text", "image", "both")
@@ -61,18 +61,28 @@ class MissingPromptsConfig:
     n_train: int = 4000
     n_test: int = 2000  # 600 left about +-1 point of test-sample noise on paired differences (docs, "Test noise")
     # missing-modality protocol (eta = fraction of samples that miss a modality)
+    # Table 1's scenarios: for each missing type, every method is trained AND tested with that type missing
+    # (eta = train/test_missing_rate); "both" = half of the missing samples miss the text, half the image
+    scenarios: list[str] = field(default_factory=lambda: list(TEST_TYPES))
     train_missing_rate: float = 0.7
-    train_missing_type: str = "both"
     test_missing_rate: float = 0.7
     test_table_draws: int = 32  # a test metric is averaged over this many draws of its missing table (docs)
+    # test rates of the missing-both sweep, for the models of the "both" scenario ([] = no sweep)
     sweep_rates: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.7, 1.0])
-    # prompts and training (paper: 16 tokens on layers 0-5 of 12; AdamW lr 1e-2, wd 2e-2, 10% warm-up)
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    # prompts and training (paper: 16 tokens on layers 0-5 of 12; official: AdamW betas (0.9, 0.98), lr 1e-2,
+    # wd 2e-2, 10% warm-up then linear decay, 20 epochs, batch 256 by gradient accumulation)
+    methods: list[str] = field(
+        default_factory=lambda: ["prompt_input", "prompt_attention", "prompt_shared", "head_only"]
+    )
+    # the head-only baseline ("ViLT" in Table 1): "fixed" keeps the official non-learned prompts (learnt_p=False:
+    # fixed attention-level prompts per missing case); "none" runs the backbone without prompts
+    baseline_prompts: str = "fixed"
     prompt_length: int = 4  # paper 16 for ~185 ViLT tokens; 4 for our 28 (see docs)
     prompt_layers: list[int] = field(default_factory=lambda: [0, 1])
     input_mode: str = "accumulate"  # official code; "replace" = the paper's wording
     epochs: int = 2
-    batch_size: int = 64
+    batch_size: int = 64  # the effective batch (one optimiser step)
+    grad_accumulation: int = 1  # micro-batches per step (official: 256 = per-GPU batch x accumulation)
     lr: float = 1e-2
     weight_decay: float = 2e-2
     finetune_lr: float = 1e-3
@@ -104,10 +114,21 @@ class MissingPromptsConfig:
         for name in ("train_missing_rate", "test_missing_rate", "pixel_noise", "label_noise"):
             if not 0.0 <= getattr(self, name) <= 1.0 and name != "pixel_noise":
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not self.sweep_rates or any(not 0.0 <= r <= 1.0 for r in self.sweep_rates):
-            raise ConfigError(f"sweep_rates must be a non-empty list of rates in [0, 1], got {self.sweep_rates}")
-        if self.train_missing_type not in TEST_TYPES:
-            raise ConfigError(f"train_missing_type must be one of {TEST_TYPES}, got {self.train_missing_type!r}")
+        if any(not 0.0 <= r <= 1.0 for r in self.sweep_rates):
+            raise ConfigError(f"sweep_rates must be rates in [0, 1], got {self.sweep_rates}")
+        if not self.scenarios or any(t not in TEST_TYPES for t in self.scenarios):
+            raise ConfigError(f"scenarios must be a non-empty subset of {TEST_TYPES}, got {self.scenarios}")
+        if self.sweep_rates and "both" not in self.scenarios:
+            raise ConfigError("sweep_rates: the missing-both sweep needs the 'both' scenario (or sweep_rates: [])")
+        if self.baseline_prompts not in ("fixed", "none"):
+            raise ConfigError(f"baseline_prompts must be 'fixed' or 'none', got {self.baseline_prompts!r}")
+        if self.baseline_prompts == "fixed" and "head_only" in self.methods and self.prompt_length < 3:
+            raise ConfigError("baseline_prompts: 'fixed' needs prompt_length >= 3 (one row per missing case)")
+        if self.grad_accumulation < 1 or self.batch_size % self.grad_accumulation:
+            raise ConfigError(
+                f"grad_accumulation must be >= 1 and divide batch_size, got {self.grad_accumulation} and "
+                f"{self.batch_size}"
+            )
         if self.pretrain_negatives not in ("random", "hard"):
             raise ConfigError(f"pretrain_negatives must be 'random' or 'hard', got {self.pretrain_negatives!r}")
         if self.input_mode not in ("replace", "accumulate"):
@@ -140,8 +161,12 @@ class MissingPromptsConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
-    # Closer to the paper: 12-layer backbone, prompts on the first 6 layers, 16 tokens, 20 epochs.
+    # Closer to the paper: 12-layer backbone, prompts on the first 6 layers, 16 tokens, 20 epochs at effective
+    # batch 256 (official: per-GPU batch x gradient accumulation), every method incl. full fine-tuning.
     "paper": {
+        "methods": list(METHODS),
+        "batch_size": 256,
+        "grad_accumulation": 4,
         "hidden": 128,
         "layers": 12,
         "heads": 4,
@@ -152,7 +177,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prompt_layers": [0, 1, 2, 3, 4, 5],
         "prompt_length": 16,
         "n_train": 20000,
-        "epochs": 10,
+        "epochs": 20,
         "sweep_rates": [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0],
     },
 }
