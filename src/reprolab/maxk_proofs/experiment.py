@@ -138,6 +138,7 @@ CLAIMS = (
         "brute_force_forward_mismatches",
         "<=",
         0.0,
+        kind="structural",  # soundness of our proofs/brute force: must hold on every model, not on average
     ),
     Claim.compare(
         "every_bound_sound",
@@ -145,6 +146,7 @@ CLAIMS = (
         "max_bound_excess",
         "<=",
         0.0,
+        kind="structural",  # soundness of our proofs/brute force: must hold on every model, not on average
     ),
     Claim.compare(
         "cubic_below_brute_force",
@@ -160,6 +162,7 @@ CLAIMS = (
         "flops_ratio_brute_force_over_cubic",
         ">",
         100.0,
+        kind="structural",
     ),
     Claim.compare(
         "subcubic_below_cubic",
@@ -175,6 +178,7 @@ CLAIMS = (
         "flops_mean_subcubic",
         "<",
         "flops_mean_cubic",
+        kind="structural",
     ),
     Claim.compare(
         "mechanism_free_proof_vacuous",
@@ -222,6 +226,7 @@ CLAIMS = (
         ">",
         1000.0,
         paper=64**5 / (3 * 64**2 + 2 * 4 * 64),
+        kind="structural",
     ),
     Claim.compare(
         "compact_proofs_explain_more",
@@ -229,6 +234,7 @@ CLAIMS = (
         "unexplained_dim_lowrank_qk",
         "<",
         "unexplained_dim_cubic",
+        kind="structural",
     ),
 )
 
