@@ -135,6 +135,8 @@ def run_cross_dataset(
         unit = f"xd/seed{seed}/shots{config.shots}"
         results.append(sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
+    for seed, result in zip(config.seeds, results):  # the claims are decided over these units (x run seeds)
+        ctx.record_unit(f"seed{seed}", result)
     _report(config, ctx, metrics, dataset_name(source), targets, results)
     return metrics
 

@@ -55,7 +55,7 @@ class CoCoOpConfig:
     # (ShapesWorld.miscaption_partners: class-specific caption errors in both halves; 0 = none)
     miscaption: float = 1.0
     # prompt learning: M = 4 context vectors from "a photo of a" (paper Sec. 4.1)
-    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # prompt-learning seeds = the claims' units
     shots: int = 16
     ctx_init: str = "a photo of a"
     n_ctx: int = 4  # used when ctx_init is ""
@@ -66,19 +66,20 @@ class CoCoOpConfig:
     # Each learner has its own recipe, as in the official configs (KaiyangZhou/CoOp): CoOp vit_b16_ctxv1 (batch
     # 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1 (batch 1, lr 0.002, 10 epochs); both SGD
     # (momentum 0.9, weight decay 5e-4, Dassl defaults), cosine per epoch after warmup_epochs at warmup_lr.
-    # Quick keeps the contrast (CoOp: long, batch 32; CoCoOp: short, batch 1) at the lr the mini CLIP needs (docs).
+    # Both presets use these official recipes (lr 0.002 moves the mini CLIP's context as far as CoOp needs:
+    # measured in docs, "Learning rate").
     coop_epochs: int = 200
     coop_batch_size: int = 32
-    coop_lr: float = 0.2
+    coop_lr: float = 0.002
     cocoop_epochs: int = 10
     cocoop_batch_size: int = 1
-    cocoop_lr: float = 0.2
+    cocoop_lr: float = 0.002
     warmup_epochs: int = 1
     warmup_lr: float = 1e-5
     weight_decay: float = 5e-4
     text_chunk: int = 0  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
     test_per_class: int = 40
-    shot_curve: list[int] = field(default_factory=lambda: [1, 4])  # extra shot counts, first seed only
+    shot_curve: list[int] = field(default_factory=list)  # extra shot counts (a figure), first seed only
 
     def validate(self) -> None:
         if self.shots < 1 or self.test_per_class < 0:
@@ -237,14 +238,20 @@ def run(config: CoCoOpConfig, ctx: RunContext) -> Mapping[str, float]:
     return run_cocoop(config, ctx)
 
 
-def _cocoop_gain_minus_half_coop_gain(metrics: Mapping[str, float]) -> float:
-    """(cocoop_base - zs_base) - 0.5 (coop_base - zs_base): > 0 when CoCoOp keeps more than half of CoOp's gain.
+def _base_gain_kept(metrics: Mapping[str, float]) -> float:
+    """min(g_CoOp, g_CoCoOp - g_CoOp / 2), g = base accuracy - zero-shot base accuracy (points), per unit.
 
-    Linear in the metrics, so its mean over seeds is the paired difference the confidence rule needs (a ratio
-    of gains is unbounded when CoOp's gain is near zero)."""
-    return (metrics["cocoop_base"] - metrics["zs_base"]) - 0.5 * (metrics["coop_base"] - metrics["zs_base"])
+    The claim is that CoOp gains on base classes AND CoCoOp keeps at least half of that gain. ``g_CoCoOp -
+    g_CoOp / 2`` alone is positive whenever CoCoOp gains anything while CoOp gains ~0, a pass by construction;
+    taking the minimum with ``g_CoOp`` makes a ~0 CoOp gain inconclusive (or a fail), never a pass. The paper's
+    11-dataset averages give min(13.35, 11.13 - 6.68) = 4.46. (A ratio of gains is unbounded near a 0 gain.)"""
+    gain_coop = metrics["coop_base"] - metrics["zs_base"]
+    gain_cocoop = metrics["cocoop_base"] - metrics["zs_base"]
+    return min(gain_coop, gain_cocoop - 0.5 * gain_coop)
 
 
+# Paper numbers: Table 1 (average over 11 datasets, ViT-B/16) and Table 2 (cross-dataset average), as recalled;
+# the paper's text is not on this machine.
 CLAIMS = (
     Claim.compare(
         "coop_improves_base",
@@ -253,6 +260,7 @@ CLAIMS = (
         ">",
         "zs_base",
         paper=82.69,
+        paper_source="recalled",
     ),
     Claim.compare(
         "coop_loses_on_new",
@@ -261,16 +269,17 @@ CLAIMS = (
         "<",
         "zs_new",
         paper=63.22,
+        paper_source="recalled",
     ),
     Claim.derived(
         "cocoop_keeps_base_gain",
-        "CoCoOp keeps most (>= half) of CoOp's base-class gain over zero-shot CLIP",
-        _cocoop_gain_minus_half_coop_gain,
+        "CoOp gains on base classes over zero-shot CLIP and CoCoOp keeps at least half of that gain: "
+        "min(gain_CoOp, gain_CoCoOp - gain_CoOp / 2) > 0 (points; a ~0 CoOp gain cannot pass)",
+        _base_gain_kept,
         ">",
         0.0,
         requires=("coop_base", "cocoop_base", "zs_base"),
-        shown="cocoop_base",
-        paper=80.47,
+        paper=4.46,
         paper_source="recalled",
     ),
     Claim.compare(
@@ -280,6 +289,7 @@ CLAIMS = (
         ">",
         "coop_new",
         paper=71.69,
+        paper_source="recalled",
     ),
     Claim.compare(
         "cocoop_beats_coop_h",
@@ -288,6 +298,17 @@ CLAIMS = (
         ">",
         "coop_h",
         paper=75.83,
+        paper_source="recalled",
+    ),
+    Claim.compare(
+        "cocoop_beats_zero_shot_h",
+        "The paper's headline: CoCoOp has a higher H than zero-shot CLIP with its hand-written per-dataset "
+        "prompts (paper average 75.83 vs 71.70)",
+        "cocoop_h",
+        ">",
+        "zs_h",
+        paper=75.83,
+        paper_source="recalled",
     ),
     Claim.compare(
         "cocoop_beats_coop_cross_dataset",
@@ -301,7 +322,8 @@ CLAIMS = (
     ),
     Claim.compare(
         "cocoop_beats_coop_shift",
-        "Domain shift (striped backgrounds): CoCoOp is more accurate than CoOp on the shifted domain",
+        "Domain shift (striped backgrounds, the miniature of the paper's domain generalisation): CoCoOp is more "
+        "accurate than CoOp on the shifted domain",
         "cocoop_shift",
         ">",
         "coop_shift",

@@ -62,6 +62,9 @@ def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     for m in METHODS:
         metrics[f"{m}_h"] = harmonic_mean(metrics[f"{m}_base"], metrics[f"{m}_new"])
+    for seed, result in zip(config.seeds, results):  # the claims are decided over these units (x run seeds)
+        hs = {f"{m}_h": harmonic_mean(result[f"{m}_base"], result[f"{m}_new"]) for m in METHODS}
+        ctx.record_unit(f"seed{seed}", result | hs)
     _report_seed_spread(ctx, config.seeds, results)
     curve = {config.shots: results[0]}
     for shots in config.shot_curve:

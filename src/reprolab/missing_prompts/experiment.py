@@ -189,18 +189,31 @@ def run(config: MissingPromptsConfig, ctx: RunContext) -> Mapping[str, float]:
     return run_missing_prompts(config, ctx)
 
 
-PAPER_MMIMDB_BOTH = 42.66  # F1-Macro, missing-both, eta = 70% (paper Table 1; issue #13 of the official repo)
+# F1-Macro of input-level prompts, MM-IMDb, missing both at eta = 70% (paper Table 1), as quoted in the official
+# repository's issue #13 ("I got 40.65 (paper: 42.66)"); the paper's text is not on this machine.
+PAPER_MMIMDB_BOTH = 42.66
+
+
+def _below_one_percent(metric: str) -> Any:
+    def check(metrics: Mapping[str, float]) -> tuple[bool, float | None, str]:
+        value = metrics[metric]
+        return value < 0.01, value, f"{metric} = {100 * value:.3f}% < 1%"
+
+    return check
+
 
 CLAIMS = (
     *(
         Claim.compare(
             f"{task}_input_prompts_beat_head_only_{kind}",
-            f"{task}-label task, {kind} missing at eta=70% (trained at eta=70%, both): input-level missing-aware "
-            "prompts beat the frozen backbone with only pooler+head trained (the paper's 'ViLT' baseline row)",
+            f"{task}-label task, Table 1 scenario '{kind} missing' (trained and tested with {kind} missing at "
+            "eta=70%): input-level missing-aware prompts beat the paper's 'ViLT' baseline (frozen backbone, pooler "
+            "and head trained, official fixed prompts)",
             f"{task}_prompt_input_{kind}",
             ">",
             f"{task}_head_only_{kind}",
             paper=PAPER_MMIMDB_BOTH if (task, kind) == ("multi", "both") else None,
+            paper_source="recalled" if (task, kind) == ("multi", "both") else None,
         )
         for task in SYNTHETIC_TASKS
         for kind in TEST_TYPES
@@ -208,8 +221,8 @@ CLAIMS = (
     *(
         Claim.compare(
             f"{task}_attention_prompts_beat_head_only_{kind}",
-            f"{task}-label task, {kind} missing at eta=70% (trained at eta=70%, both): attention-level prompts beat "
-            "the head-only baseline",
+            f"{task}-label task, Table 1 scenario '{kind} missing' (trained and tested with {kind} missing at "
+            "eta=70%): attention-level prompts beat the 'ViLT' baseline",
             f"{task}_prompt_attention_{kind}",
             ">",
             f"{task}_head_only_{kind}",
@@ -219,34 +232,44 @@ CLAIMS = (
     ),
     *(
         Claim.compare(
+            f"{task}_missing_aware_beat_shared_{kind}",
+            f"{task}-label task, scenario '{kind} missing': missing-aware prompts (one set per missing case) beat "
+            "one prompt set shared by all cases, same length, layers and training (the method's core ablation)",
+            f"{task}_prompt_input_{kind}",
+            ">",
+            f"{task}_prompt_shared_{kind}",
+        )
+        for task in SYNTHETIC_TASKS
+        for kind in TEST_TYPES
+    ),
+    *(
+        Claim.compare(
             f"{task}_prompts_robust_across_rates",
-            f"{task}-label task, trained at eta=70%: averaged over test missing rates (missing both), input-level "
-            "prompts beat the head-only baseline",
+            f"{task}-label task, trained with both missing at eta=70%: averaged over test missing rates (missing "
+            "both), input-level prompts beat the 'ViLT' baseline",
             f"{task}_prompt_input_sweep_mean",
             ">",
             f"{task}_head_only_sweep_mean",
         )
         for task in SYNTHETIC_TASKS
     ),
-    Claim.compare(
+    Claim.check(
         "vilt_b32_prompts_under_1pct",
         "Real ViLT-B/32 configuration: the missing-aware prompts (3 cases x 6 layers x 16 x 768) are < 1% of all "
         "parameters",
-        "vilt_b32_prompt_fraction",
-        "<",
-        0.01,
+        _below_one_percent("vilt_b32_prompt_fraction"),
+        requires=("vilt_b32_prompt_fraction",),
         paper=0.01,
-        kind="structural",
+        paper_source="recalled",
     ),
-    Claim.compare(
+    Claim.check(
         "vilt_b32_trainable_under_1pct",
         "Real ViLT-B/32 configuration: everything trained (prompts + pooler + official MM-IMDb head) is < 1% of all "
         "parameters",
-        "vilt_b32_trainable_fraction",
-        "<",
-        0.01,
+        _below_one_percent("vilt_b32_trainable_fraction"),
+        requires=("vilt_b32_trainable_fraction",),
         paper=0.01,
-        kind="structural",
+        paper_source="recalled",
     ),
 )
 
