@@ -30,6 +30,7 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
         "prompt_layers=[0]",
         "sweep_rates=[0.0,0.7,1.0]",
         "methods=[prompt_input,prompt_attention,prompt_shared,head_only,finetune]",
+        "tasks=[single,multi]",
     ]
     args = ["run", "missing_prompts", "--out", str(tmp_path / "run")]
     for item in sets:
@@ -85,6 +86,7 @@ def test_presets_resolve_and_bad_values_are_refused():
     # official task_finetune_*: 20 epochs at batch 256 (per-GPU batch x accumulation)
     assert (paper.epochs, paper.batch_size, paper.lr, paper.weight_decay) == (20, 256, 1e-2, 2e-2)
     assert paper.grad_accumulation > 1 and paper.scenarios == ["text", "image", "both"]
+    assert paper.tasks == ["single", "multi"] and "finetune" in paper.methods
     for bad in (
         ["tasks=[audio]"],
         ["methods=[lora]"],
