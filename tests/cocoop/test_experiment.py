@@ -99,3 +99,19 @@ def test_missing_dataset_fails_before_pretraining(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert "dataset folder not found" in result.output
     assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*.pt"))
+
+
+def test_base_gain_claim_cannot_pass_when_coop_gains_nothing():
+    """Issue 21: with CoOp's base gain ~0, "CoCoOp keeps half of it" must not pass however much CoCoOp gains."""
+    from reprolab.core.claims import RunUnits
+
+    claim = next(c for c in get_experiment("cocoop").claims if c.id == "cocoop_keeps_base_gain")
+
+    def units(coop_gains, cocoop_gains):
+        rows = {f"seed{i}": {"zs_base": 50.0, "coop_base": 50.0 + a, "cocoop_base": 50.0 + b}
+                for i, (a, b) in enumerate(zip(coop_gains, cocoop_gains))}  # fmt: skip
+        return [RunUnits(0, {}, rows)]
+
+    assert claim.evaluate(units([0.1, -0.2, 0.1, 0.0], [8.0, 9.0, 7.5, 8.2])).verdict != "pass"
+    assert claim.evaluate(units([10.0, 11.0, 9.5, 10.2], [8.0, 9.0, 7.5, 8.2])).verdict == "pass"
+    assert claim.evaluate(units([10.0, 11.0, 9.5, 10.2], [1.0, 0.0, 1.5, 0.5])).verdict == "fail"
