@@ -54,29 +54,56 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="machine-r
             typer.echo(f"  dataset:  {info.name} ({kind}) — {info.description}")
 
 
+@app.command("show")
+def show_command(
+    method: Annotated[str, typer.Argument(help="method name, see `reprolab list`")],
+    preset: Annotated[str | None, typer.Option("--preset", help="also show this preset's values")] = None,
+) -> None:
+    """Every setting of a method (type, default, the preset's value, meaning), its presets, claims and datasets."""
+    from reprolab.core.describe import render_show
+    from reprolab.core.errors import ReproError
+    from reprolab.core.registry import get_experiment
+
+    try:
+        typer.echo(render_show(get_experiment(method), preset))
+    except ReproError as err:
+        _fail(str(err))
+
+
 @app.command("run")
 def run_command(
     method: Annotated[str, typer.Argument(help="method name, see `reprolab list`")],
-    preset: Annotated[str, typer.Option("--preset", help="quick or paper")] = "quick",
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="a preset of the method, see `reprolab show METHOD` (default quick)")
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config field: key=value")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="a YAML file of overrides (a mapping of config fields)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="default 0")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="run folder (default runs/...)")] = None,
     data: DataOption = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its checkpoint")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in --out with the settings in its config.yaml")
+    ] = False,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
 ) -> None:
     """Run one experiment into a run folder."""
-    from reprolab.core.config import parse_set_options
+    from reprolab.core.config import parse_set_options, read_overrides_file
     from reprolab.core.errors import ReproError
-    from reprolab.core.runner import default_run_dir, run_experiment
+    from reprolab.core.runner import default_run_dir, resume_settings, run_experiment
 
     if resume and out is None:
         _fail("--resume needs --out pointing at the run folder to continue")
-    out = out if out is not None else default_run_dir(method, preset, seed)
     try:
-        overrides = parse_set_options(set_ or [])
+        overrides = {**(read_overrides_file(config_file) if config_file else {}), **parse_set_options(set_ or [])}
+        if resume and out is not None:
+            saved = resume_settings(out, method, preset, seed, overrides, perturb)
+            preset, seed, overrides, perturb = saved["preset"], saved["seed"], saved["overrides"], saved["perturb"]
+        preset, seed = preset or "quick", 0 if seed is None else seed
+        out = out if out is not None else default_run_dir(method, preset, seed)
         results = run_experiment(
             method,
             preset,
@@ -109,7 +136,7 @@ def run_command(
 @app.command("reproduce")
 def reproduce_command(
     methods: Annotated[list[str] | None, typer.Argument(help="methods to run, or `all` (default all)")] = None,
-    preset: Annotated[str, typer.Option("--preset")] = "quick",
+    preset: Annotated[str, typer.Option("--preset", help="the preset of every method (`reprolab show`)")] = "quick",
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per method (default: the preset's stated seeds)")
     ] = None,

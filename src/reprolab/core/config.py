@@ -12,13 +12,21 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from reprolab.core.errors import ConfigError
 
-__all__ = ["apply_overrides", "config_from_dict", "config_to_dict", "parse_set_options", "resolve_config"]
+__all__ = [
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "parse_set_options",
+    "read_overrides_file",
+    "resolve_config",
+]
 
 C = TypeVar("C")
 
@@ -168,3 +176,21 @@ def resolve_config(
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(presets))}")
     config = apply_overrides(config_cls(), presets[preset], source=f"preset {preset!r}")
     return apply_overrides(config, overrides or {})
+
+
+def read_overrides_file(path: str | Path) -> dict[str, Any]:
+    """The overrides in a YAML file (``reprolab run --config FILE``): a mapping of config fields to values."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not a readable UTF-8 YAML file ({type(err).__name__})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
+        raise ConfigError(f"{path}: expected a mapping of config fields to values, got {type(loaded).__name__}")
+    if isinstance(loaded.get("config"), dict) and "method" in loaded:  # a run's own config.yaml
+        loaded = loaded["config"]
+    return {key: _number_or_text(value) for key, value in loaded.items()}

@@ -37,7 +37,7 @@ from reprolab.core.report import aggregate_metrics, render_reproduce_report, ren
 from reprolab.core.runs import RunContext
 from reprolab.core.seeding import perturbed_parameters, seed_everything
 
-__all__ = ["rebuild_report", "reproduce", "run_experiment", "versions"]
+__all__ = ["rebuild_report", "reproduce", "resume_settings", "run_experiment", "versions"]
 
 RESULTS_FILE = "results.json"
 CONFIG_FILE = "config.yaml"
@@ -104,6 +104,64 @@ def _perturbed_cache(perturb: float) -> Iterator[None]:
             os.environ.pop("REPROLAB_CACHE", None)
         else:
             os.environ["REPROLAB_CACHE"] = previous
+
+
+def _plain_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    return config_to_dict_values(dict(overrides or {}))
+
+
+def config_to_dict_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides as plain YAML/JSON values (tuples as lists)."""
+    return {str(k): list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def resume_settings(
+    out_dir: str | Path,
+    method: str,
+    preset: str | None,
+    seed: int | None,
+    overrides: Mapping[str, Any],
+    perturb: float,
+) -> dict[str, Any]:
+    """The settings a ``--resume`` continues with: the run's own ``config.yaml``.
+
+    Options given again on the command line must agree with it (refused in one line naming the setting);
+    options left out are taken from it, so a run started with ``--set`` resumes without repeating them.
+    """
+    config_path = Path(out_dir) / CONFIG_FILE
+    if not config_path.is_file():  # nothing saved yet (killed before its first write): start as asked
+        return {"preset": preset, "seed": seed, "overrides": dict(overrides), "perturb": perturb}
+    try:
+        saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{config_path}: unreadable run config ({type(err).__name__})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise ConfigError(f"{config_path}: not a reprolab run config (expected a mapping with a config section)")
+    if saved.get("method") != method:
+        raise ConfigError(f"{config_path}: this run folder holds a {saved.get('method')!r} run, not {method!r}")
+    for name, given in (("preset", preset), ("seed", seed)):
+        if given is not None and given != saved.get(name):
+            raise ConfigError(f"{config_path}: --{name} {given} differs from the run's {name} {saved.get(name)}")
+    if perturb and perturb != saved.get("perturb", 0.0):
+        raise ConfigError(f"{config_path}: --perturb {perturb} differs from the run's {saved.get('perturb', 0.0)}")
+    experiment = get_experiment(method)
+    saved_config = saved["config"]
+    if overrides:
+        asked = config_to_dict(resolve_config(experiment.config_cls, experiment.presets, saved["preset"], overrides))
+        differing = sorted(k for k in overrides if asked.get(k) != saved_config.get(k))
+        if differing:
+            key = differing[0]
+            raise ConfigError(
+                f"{config_path}: --set {key}={overrides[key]} differs from the run's {key}={saved_config.get(key)}"
+            )
+    return {
+        "preset": saved["preset"],
+        "seed": int(saved["seed"]),
+        # the overrides the run was started with; a config.yaml written before they were recorded gives its whole
+        # resolved config instead, which resolves to the same settings and so the same fingerprint
+        "overrides": dict(saved["overrides"]) if isinstance(saved.get("overrides"), dict) else dict(saved_config),
+        "perturb": float(saved.get("perturb", 0.0)),
+    }
 
 
 def _check_run_dir(out_dir: Path, resume: bool, fingerprint: str) -> None:
@@ -193,6 +251,7 @@ def run_experiment(
             "device": str(torch_device),
             "fingerprint": fingerprint,
             **({"perturb": perturb} if perturb else {}),
+            "overrides": _plain_overrides(overrides),
             "config": config_dict,
         },
     )
@@ -212,6 +271,7 @@ def run_experiment(
     with cpu_threads(thread_count), perturbed_parameters(perturb, seed), _perturbed_cache(perturb):
         metrics = _clean_metrics(experiment.run(config, ctx), method)
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
+    results["overrides"] = _plain_overrides(overrides)
     if perturb:
         results["perturb"] = perturb
     atomic_write_json(finished, results)
