@@ -1,4 +1,4 @@
-"""The ``reprolab`` command line: ``list``, ``run``, ``reproduce``, ``report``.
+"""The ``reprolab`` command line: ``list``, ``run``, ``reproduce``, ``sweep``, ``report``.
 
 Errors a user can cause are printed as one line (``error: ...``) with exit code 2; failing claims are
 results, not errors, and exit 0.
@@ -7,6 +7,7 @@ results, not errors, and exit 0.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,22 @@ PerturbOption = Annotated[
     ),
 ]
 DataOption = Annotated[Path | None, typer.Option("--data", help="folder with real datasets (default $REPROLAB_DATA)")]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="runs at once (default: every core; 1: serial, no Ray); more than 1 runs them as Ray tasks",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="join this Ray cluster (ray://host:port, host:port or auto) instead of a local one"),
+]
+GpusOption = Annotated[
+    float, typer.Option("--gpus-per-task", min=0, help="GPUs each Ray task asks for (with --device cuda; default 0)")
+]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")]
 
 
 def _fail(message: str) -> None:
@@ -89,6 +106,13 @@ def run_command(
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="also log scalars and figures for TensorBoard under RUN/tensorboard (default on for `run`)",
+        ),
+    ] = True,
 ) -> None:
     """Run one experiment into a run folder."""
     from reprolab.core.config import parse_set_options, read_overrides_file
@@ -115,6 +139,7 @@ def run_command(
             device=device,
             threads=threads,
             perturb=perturb,
+            tensorboard=tensorboard and os.environ.get("REPROLAB_TENSORBOARD", "1") not in {"0", "false", "no", "off"},
         )
     except ReproError as err:
         _fail(str(err))
@@ -145,16 +170,19 @@ def reproduce_command(
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")
-    ] = None,
+    set_: SetOption = None,
+    jobs: JobsOption = None,
+    address: AddressOption = None,
+    gpus_per_task: GpusOption = 0,
 ) -> None:
     """Run experiments over seeds and write an aggregated report with each claim's verdict."""
     from reprolab.core.config import parse_set_options
+    from reprolab.core.engine import check_available
     from reprolab.core.errors import ReproError
     from reprolab.core.runner import print_summary, reproduce
 
     try:
+        check_available(jobs, address)
         summary = reproduce(
             methods or None,
             preset=preset,
@@ -165,25 +193,91 @@ def reproduce_command(
             threads=threads,
             perturb=perturb,
             overrides=parse_set_options(set_ or []),
+            jobs=jobs,
+            address=address,
+            gpus_per_task=gpus_per_task,
             log=lambda msg: typer.echo(msg, err=True),
         )
     except ReproError as err:
         _fail(str(err))
         return
-    print_summary(summary)
+    print_summary(summary, sys.stdout)  # the current stdout (the default was bound when runner was imported)
+    typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
+    if any(m.get("error") for m in summary["methods"]):
+        raise typer.Exit(code=1)
+
+
+@app.command("sweep")
+def sweep_command(
+    method: Annotated[str, typer.Argument(help="method name, see `reprolab list`")],
+    preset: Annotated[str, typer.Option("--preset")] = "quick",
+    grid: Annotated[
+        list[str] | None, typer.Option("--grid", help="key=v1,v2,... (repeat for a product of several keys)")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per grid point (default: the preset's)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/sweep-...)")] = None,
+    set_: SetOption = None,
+    data: DataOption = None,
+    device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
+    jobs: JobsOption = None,
+    address: AddressOption = None,
+    gpus_per_task: GpusOption = 0,
+) -> None:
+    """Run METHOD at every point of a grid over seeds (as parallel tasks) and write one aggregated report."""
+    from reprolab.core.config import parse_set_options
+    from reprolab.core.engine import check_available
+    from reprolab.core.errors import ReproError
+    from reprolab.core.grid import parse_grid, sweep
+    from reprolab.core.runner import print_summary
+
+    try:
+        check_available(jobs, address)
+        summary = sweep(
+            method,
+            preset=preset,
+            grid=parse_grid(grid or []),
+            seeds=seeds,
+            out=out,
+            overrides=parse_set_options(set_ or []),
+            data=data,
+            device=device,
+            threads=threads,
+            jobs=jobs,
+            address=address,
+            gpus_per_task=gpus_per_task,
+            log=lambda msg: typer.echo(msg, err=True),
+        )
+    except ReproError as err:
+        _fail(str(err))
+        return
+    print_summary(summary, sys.stdout)  # the current stdout (the default was bound when runner was imported)
     typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
     if any(m.get("error") for m in summary["methods"]):
         raise typer.Exit(code=1)
 
 
 @app.command("report")
-def report_command(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")]) -> None:
-    """Rebuild report.md of a finished run from its results.json."""
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder, or a reproduce folder")],
+    as_html: Annotated[
+        bool, typer.Option("--html", help="also write report.html: one self-contained page, figures embedded")
+    ] = False,
+) -> None:
+    """Rebuild report.md of a finished run from its results.json (a reproduce folder: from summary.json)."""
     from reprolab.core.errors import ReproError
-    from reprolab.core.runner import rebuild_report
+    from reprolab.core.html import write_html_report
+    from reprolab.core.runner import rebuild_report, rebuild_reproduce_report
 
     try:
-        path = rebuild_report(run_dir)
+        if (run_dir / "summary.json").is_file() and not (run_dir / "results.json").is_file():
+            path = rebuild_reproduce_report(run_dir)
+        else:
+            path = rebuild_report(run_dir)
+        if as_html:
+            path = write_html_report(run_dir)
     except ReproError as err:
         _fail(str(err))
         return

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import MAX_SEED, ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -42,23 +42,24 @@ class CoCoOpConfig:
     # cross-dataset transfer (paper Table 2): CoOp-layout folders (paths or names under <data home>/coop/) on
     # whose test splits the prompts learned on all classes of `dataset` are evaluated; [] = base-to-new
     target_datasets: list[str] = field(default_factory=list)
-    image_size: int = 16
-    n_colours: int = 6
-    n_shapes: int = 4
-    width: int = 64
-    layers: int = 2
-    pretrain_steps: int = 700
-    pretrain_batch: int = 128
-    pretrain_lr: float = 2e-3
-    pretrain_seed: int = 0  # fixed, so the cached model is shared by every run seed
+    image_size: int = bounded(16, ge=4)
+    n_colours: int = bounded(6, ge=2, le=8)
+    n_shapes: int = bounded(4, ge=2, le=6)
+    width: int = bounded(64, ge=4)
+    layers: int = bounded(2, ge=1)
+    pretrain_steps: int = bounded(700, ge=0)
+    pretrain_batch: int = bounded(128, ge=1)
+    pretrain_lr: float = bounded(2e-3, gt=0)
+    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)  # fixed, so the cached model is shared by every run seed
     # probability that a pretraining caption of a mis-captioned class names its partner class instead
     # (ShapesWorld.miscaption_partners: class-specific caption errors in both halves; 0 = none)
-    miscaption: float = 1.0
+    miscaption: float = bounded(1.0, ge=0, le=1)
     # prompt learning: M = 4 context vectors from "a photo of a" (paper Sec. 4.1)
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # prompt-learning seeds = the claims' units
-    shots: int = 16
+    # prompt-learning seeds = the claims' units
+    seeds: list[int] = bounded(factory=lambda: [1, 2, 3], ge=0, le=MAX_SEED)
+    shots: int = bounded(16, ge=1)
     ctx_init: str = "a photo of a"
-    n_ctx: int = 4  # used when ctx_init is ""
+    n_ctx: int = bounded(4, ge=1)  # used when ctx_init is ""
     class_specific: bool = False  # CoOp's class-specific context
     # zero-shot CLIP's hand-written prompt; "" = the official per-dataset template (CUSTOM_TEMPLATES, keyed by
     # the split file's dataset name; "a photo of a {}." for the shapes world and for unknown datasets)
@@ -68,18 +69,18 @@ class CoCoOpConfig:
     # (momentum 0.9, weight decay 5e-4, Dassl defaults), cosine per epoch after warmup_epochs at warmup_lr.
     # Both presets use these official recipes (lr 0.002 moves the mini CLIP's context as far as CoOp needs:
     # measured in docs, "Learning rate").
-    coop_epochs: int = 200
-    coop_batch_size: int = 32
-    coop_lr: float = 0.002
-    cocoop_epochs: int = 10
-    cocoop_batch_size: int = 1
-    cocoop_lr: float = 0.002
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
-    weight_decay: float = 5e-4
-    text_chunk: int = 0  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
-    test_per_class: int = 40
-    shot_curve: list[int] = field(default_factory=list)  # extra shot counts (a figure), first seed only
+    coop_epochs: int = bounded(200, ge=0)
+    coop_batch_size: int = bounded(32, ge=1)
+    coop_lr: float = bounded(0.002, gt=0)
+    cocoop_epochs: int = bounded(10, ge=0)
+    cocoop_batch_size: int = bounded(1, ge=1)
+    cocoop_lr: float = bounded(0.002, gt=0)
+    warmup_epochs: int = bounded(1, ge=0)
+    warmup_lr: float = bounded(1e-5, ge=0)
+    weight_decay: float = bounded(5e-4, ge=0)
+    text_chunk: int = bounded(0, ge=0)  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
+    test_per_class: int = bounded(40, ge=0)
+    shot_curve: list[int] = bounded(factory=list, ge=1)  # extra shot counts (a figure), first seed only
 
     def validate(self) -> None:
         if self.shots < 1 or self.test_per_class < 0:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import read_text_utf8
 
 __all__ = [
     "DenseGraphs",
@@ -94,10 +95,7 @@ class DenseGraphs:
 # --------------------------------------------------------------------------------------------------
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty lines with their 1-based line numbers (a missing final newline loses nothing)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    text = read_text_utf8(path, what="TU file")
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -111,6 +109,8 @@ def _parse_ints(path: Path, expected: int | None) -> list[tuple[int, list[int]]]
             raise DataError(f"{path}:{number}: expected integers separated by commas, got {line!r}") from None
         if expected is not None and len(values) != expected:
             raise DataError(f"{path}:{number}: expected {expected} value(s), got {len(values)} in {line!r}")
+        if any(abs(v) >= 2**63 for v in values):  # beyond what torch's int64 holds
+            raise DataError(f"{path}:{number}: value outside the 64-bit integer range in {line[:60]!r}")
         rows.append((number, values))
     return rows
 

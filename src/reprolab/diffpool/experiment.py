@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
+from reprolab.core.config import bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.errors import ConfigError
 from reprolab.core.registry import Experiment, Paper, register
@@ -50,33 +51,34 @@ class DiffPoolConfig:
     dataset: str = "synthetic"  # synthetic, or a TU dataset name under <data home>/TUDataset (ENZYMES, MUTAG, ...)
     tu_folder: str = ""  # a folder with NAME_*.txt files; overrides <data home>/TUDataset/<dataset>
     features: str = "all"  # TU node features: all | attributes | labels | degree | constant
-    num_graphs: int = 480  # synthetic set size (three classes, balanced)
-    communities: list[int] = field(default_factory=lambda: [3, 10])  # synthetic: min and max communities
-    community_size: list[int] = field(default_factory=lambda: [4, 6])  # synthetic: min and max nodes per community
+    num_graphs: int = bounded(480, ge=1)  # synthetic set size (three classes, balanced)
+    communities: list[int] = bounded(factory=lambda: [3, 10], ge=1)  # synthetic: min and max communities
+    community_size: list[int] = bounded(factory=lambda: [4, 6], ge=1)  # synthetic: min and max nodes per community
     models: list[str] = field(default_factory=lambda: ["diffpool", "graphsage_mean"])
-    folds: int = 10
-    run_folds: int = 0  # 0 = every fold; k = only the first k folds of the same 10-fold split
-    val_fraction: float = 0.1  # of each training fold, held out to pick the epoch (model selection)
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 3e-3
-    clip: float = 2.0
-    weight_decay: float = 0.0
-    hidden: int = 32
-    embed: int = 32
-    layers: int = 3
-    num_pool: int = 1
-    assign_ratio: float = 0.25
-    mlp_hidden: int = 50
-    dropout: float = 0.0
+    folds: int = bounded(10, ge=2)
+    run_folds: int = bounded(0, ge=0)  # 0 = every fold; k = only the first k folds of the same 10-fold split
+    # of each training fold, held out to pick the epoch (model selection)
+    val_fraction: float = bounded(0.1, ge=0, lt=0.5)
+    epochs: int = bounded(30, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    lr: float = bounded(3e-3, gt=0)
+    clip: float = bounded(2.0, ge=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    hidden: int = bounded(32, ge=1)
+    embed: int = bounded(32, ge=1)
+    layers: int = bounded(3, ge=1)
+    num_pool: int = bounded(1, ge=1)
+    assign_ratio: float = bounded(0.25, gt=0, lt=1)
+    mlp_hidden: int = bounded(50, ge=1)
+    dropout: float = bounded(0.0, ge=0, lt=1)
     batch_norm: bool = True
     link_loss: bool = True
     entropy_loss: bool = True
-    max_nodes: int = 0  # 0 = the largest graph; larger graphs are dropped (official max_nodes filter)
-    graphlet_size: int = 4  # graphlet kernel: all 3- or 4-node graphlets, counted exactly
-    eval_every: int = 1
-    checkpoint_every: int = 0  # epochs between mid-fold checkpoints (0: resume at fold granularity)
-    assignment_graphs: int = 4  # graphs drawn in the cluster-assignment figure
+    max_nodes: int = bounded(0, ge=0)  # 0 = the largest graph; larger graphs are dropped (official max_nodes filter)
+    graphlet_size: int = bounded(4, ge=3, le=4)  # graphlet kernel: all 3- or 4-node graphlets, counted exactly
+    eval_every: int = bounded(1, ge=1)
+    checkpoint_every: int = bounded(0, ge=0)  # epochs between mid-fold checkpoints (0: resume at fold granularity)
+    assignment_graphs: int = bounded(4, ge=0)  # graphs drawn in the cluster-assignment figure
 
     def validate(self) -> None:
         for name in self.models:
