@@ -1,18 +1,22 @@
-"""CoCoOp speed/memory: batched (chunked) image-conditioned prompts vs the reference per-image loop.
+"""CoCoOp speed/memory: batched (chunked, checkpointed) image-conditioned prompts vs the reference per-image loop.
 
-The reference implementation runs one text-encoder pass per image over all classes (its CoCoOp forward
-loops over the batch). Ours encodes the prompts of ``chunk`` images in one pass (``chunk=0``: the whole
-batch). Both compute the same logits; this script measures training-step throughput (images/s) and
-peak memory at equal batch size, each mode in a fresh subprocess (on CPU: growth of peak RSS over the
-loaded model; on CUDA: peak allocated).
+The reference implementation runs one text-encoder pass per image over all classes (its CoCoOp forward loops
+over the batch) and keeps every pass's activations for the backward. Ours encodes the prompts of ``chunk``
+images in one pass (``chunk=0``: the whole batch) and, with checkpointing, keeps only each chunk's prompt
+embeddings, recomputing the chunk's activations in the backward. All modes compute the same logits and
+gradients. Measured: training-step throughput (images/s, best of ``--repeats`` timings) and peak memory at
+equal batch size, each mode in a fresh subprocess (on CPU: growth of peak RSS over the loaded model and data; on
+CUDA: peak allocated). Then the time of one step of the chosen mode at three batch sizes and the fitted exponent
+of time in batch size (issue 24).
 
-    python benchmarks/cocoop.py [--batch 32] [--classes 24] [--width 64] [--layers 2] [--device cpu]
+    python benchmarks/cocoop.py [--batch 64] [--classes 24] [--width 64] [--layers 2] [--chunk 8] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -33,63 +37,108 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     world = ShapesWorld(args.image_size, 8, 6)
     names = world.classnames[: args.classes]
     learner = CoCoOpPromptLearner(clip, tok, names, init="a photo of a").to(device)
-    model = PromptClassifier(clip, learner, chunk=args.chunk)
+    model = PromptClassifier(clip, learner, chunk=args.mode_chunk, checkpoint=bool(args.mode_checkpoint))
     opt = torch.optim.SGD(learner.parameters(), lr=0.002)
     labels = torch.arange(args.batch) % len(names)
     pixels, _ = world.render(labels, torch.Generator().manual_seed(0))
     pixels, labels = pixels.to(device), labels.to(device)
 
-    def step() -> None:
-        loss = F.cross_entropy(model(pixels), labels)
+    def step(n: int = args.batch) -> float:
+        loss = F.cross_entropy(model(pixels[:n]), labels[:n])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        return float(loss)
 
+    step(1)  # one image first: lazy imports, thread pools and optimiser state do not count as the step's memory
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    step()  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
+        base_mb = torch.cuda.memory_allocated() / 2**20
+    loss = step()  # warm-up (also the memory peak: every step allocates the same)
+    best = math.inf
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20 - base_mb
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before  # growth over the model
-    elapsed = time.perf_counter() - start
-    return {"images_per_s": args.batch * args.steps / elapsed, "peak_mb": peak_mb}
+    return {"images_per_s": args.batch * args.steps / best, "step_s": best / args.steps, "peak_mb": peak_mb,
+            "loss": loss}  # fmt: skip
+
+
+def child(args: argparse.Namespace, chunk: int, checkpoint: bool, batch: int) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        *sys.argv[1:],
+        "--mode-chunk",
+        str(chunk),
+        "--mode-checkpoint",
+        str(int(checkpoint)),
+    ]
+    cmd += ["--batch", str(batch)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fitted_exponent(sizes: list[float], times: list[float]) -> float:
+    """Least-squares slope of log(time) on log(size)."""
+    xs, ys = [math.log(s) for s in sizes], [math.log(t) for t in times]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--classes", type=int, default=24)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=8, help="images per pass of the checkpointed mode")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--chunk", type=int, default=None, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    parser.add_argument("--mode-chunk", type=int, default=None, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--mode-checkpoint", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.chunk is not None:
+    if args.mode_chunk is not None:
         print(json.dumps(measure(args)))
         return
-    base = list(sys.argv[1:])
-    results = {}
-    for label, chunk in (("per-image loop (reference)", 1), ("batched, one pass", 0), ("chunked, 8 images", 8)):
-        out = subprocess.run(
-            [sys.executable, __file__, *base, "--chunk", str(chunk)], capture_output=True, text=True, check=True
-        )
-        results[label] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{label:28s} {results[label]['images_per_s']:9.1f} images/s  peak {results[label]['peak_mb']:8.1f} MB")
+    modes = {
+        "per-image loop (reference)": (1, False),
+        "batched, one pass": (0, False),
+        f"chunks of {args.chunk}": (args.chunk, False),
+        f"chunks of {args.chunk} + checkpointing": (args.chunk, True),
+    }
+    results = {label: child(args, chunk, ckpt, args.batch) for label, (chunk, ckpt) in modes.items()}
     ref = results["per-image loop (reference)"]
     for label, res in results.items():
-        print(
-            f"{label:28s} speed-up x{res['images_per_s'] / ref['images_per_s']:.2f}  "
-            f"memory ratio {res['peak_mb'] / ref['peak_mb']:.2f}"
-        )
+        row = {"mode": label, "batch": args.batch, **res, "speedup": res["images_per_s"] / ref["images_per_s"],
+               "memory_ratio": res["peak_mb"] / ref["peak_mb"]}  # fmt: skip
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{label:36s} {res['images_per_s']:8.1f} images/s  peak {res['peak_mb']:7.1f} MB  "
+                  f"speed-up x{row['speedup']:.2f}  memory ratio {row['memory_ratio']:.2f}")  # fmt: skip
+    label = f"chunks of {args.chunk} + checkpointing"
+    sizes = [args.batch // 4, args.batch // 2, args.batch]
+    times = [child(args, args.chunk, True, b)["step_s"] for b in sizes[:2]] + [results[label]["step_s"]]
+    exponent = fitted_exponent(sizes, times)
+    scaling = {"mode": label, "batches": sizes, "step_s": times, "exponent": exponent}
+    if args.json:
+        print(json.dumps(scaling))
+    else:
+        steps = ", ".join(f"batch {b}: {t * 1000:.1f} ms" for b, t in zip(sizes, times))
+        print(f"scaling of {label}: {steps}; time ~ batch^{exponent:.2f}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Reports, for one training step (forward + backward + AdamW) on the same mini ViL
   fine-tuning (the paper's motivation: only prompts, pooler and head receive gradients), and relative to the
   head-only baseline;
 * optimizer-state size (AdamW keeps two tensors per trainable parameter) relative to full fine-tuning;
-* inference time overhead of the prompts relative to the plain backbone.
+* inference time overhead of the prompts relative to the plain backbone;
+* how the main cost grows: time of one input-level training step at three batch sizes and the fitted exponent of
+  time in batch size (issue 24).
 
 Run: ``python benchmarks/missing_prompts.py [--hidden 64 --layers 4 --batch 64 --steps 20]``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import time
 
 import torch
@@ -61,7 +64,7 @@ def main() -> None:
     rows = {}
     for name, prompt_type, frozen, mode in (
         ("finetune", "none", False, "replace"),
-        ("head_only", "none", True, "replace"),
+        ("head_only", "fixed", True, "replace"),  # the experiment's baseline (official fixed prompts)
         ("prompt_input", "input", True, "replace"),
         ("prompt_input_accum", "input", True, "accumulate"),  # the experiment's default (official code)
         ("prompt_attention", "attention", True, "replace"),
@@ -82,6 +85,16 @@ def main() -> None:
     for name, (train_s, infer_s, state) in rows.items():
         print(f"{name:18s} {1e3 * train_s:9.1f} {train_s / base_train:10.2f} {train_s / head_train:7.2f} "
               f"{1e3 * infer_s:9.1f} {infer_s / head_infer:7.2f} {state / base_state:22.4f}")  # fmt: skip
+    sizes = [max(1, args.batch // 4), max(1, args.batch // 2), args.batch]
+    model = PromptedVilt(copy.deepcopy(vilt), 8, prompt_type="input", prompt_layers=layers,
+                         prompt_length=args.prompt_length, input_mode="accumulate").freeze_backbone()  # fmt: skip
+    times = [_time_steps(model, tuple(t[:n] for t in batch), missing[:n], data.labels[:n], args.steps, train=True)
+             for n in sizes]  # fmt: skip
+    xs, ys = [math.log(n) for n in sizes], [math.log(t) for t in times]
+    mx, my = sum(xs) / 3, sum(ys) / 3
+    exponent = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    steps = ", ".join(f"batch {n}: {1e3 * t:.1f} ms" for n, t in zip(sizes, times))
+    print(f"scaling of an input-level prompt training step: {steps}; time ~ batch^{exponent:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ TINY = [
     "n_shapes=2",
     "seeds=[1]",
     "shots=2",
-    "epochs=1",
-    "batch_size=4",
+    "coop_epochs=2",
+    "cocoop_epochs=1",
+    "coop_batch_size=4",
+    "cocoop_batch_size=4",
 ]
 
 

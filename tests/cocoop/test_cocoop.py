@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -77,6 +78,20 @@ def test_metanet_shape_and_chunking(setup):
     for chunk in (1, 3):
         assert torch.allclose(cocoop.conditional_text_features(clip, img, chunk=chunk), whole, atol=1e-5)
     assert not torch.allclose(whole[0], whole[1])  # one prompt set per image
+
+
+def test_checkpointed_chunks_give_the_loops_values_and_gradients(setup):
+    clip, tok = setup
+    cocoop = CoCoOpPromptLearner(clip, tok, NAMES, n_ctx=4, generator=torch.Generator().manual_seed(0))
+    img = F.normalize(torch.randn(7, 32), dim=-1)
+    grads = []
+    for chunk, checkpoint in ((1, False), (3, True)):
+        cocoop.zero_grad()
+        out = cocoop.conditional_text_features(clip, img, chunk=chunk, checkpoint=checkpoint)
+        (out * torch.arange(out.numel()).view_as(out).sin()).sum().backward()
+        grads.append((out.detach(), cocoop.ctx.grad.clone(), cocoop.meta_net[0].weight.grad.clone()))
+    for ref, got in zip(*grads):
+        assert torch.allclose(ref, got, atol=1e-5)
 
 
 def test_class_specific_context(setup):
@@ -192,3 +207,13 @@ def test_sixteen_context_vectors(setup):
     names = tok.batch(NAMES)  # [bos] name [eos]
     assert torch.allclose(prompts[:, 17:20], emb(names[:, 1:4]), atol=1e-6)
     assert learner.eos_pos.tolist() == [19, 19, 19]
+
+
+def test_epoch_lr_is_dassl_constant_warmup_then_cosine_per_epoch():
+    from reprolab.cocoop.train import epoch_lr
+
+    lrs = [epoch_lr(e, 10, 0.002, 1, 1e-5) for e in range(10)]
+    assert lrs[0] == 1e-5 and lrs[1] == 0.002  # warm-up epoch, then the full rate (WARMUP_RECOUNT)
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
+    assert abs(lrs[9] - 0.002 * 0.5 * (1 + math.cos(math.pi * 8 / 10))) < 1e-12
+    assert epoch_lr(0, 5, 0.1) == 0.1  # no warm-up: plain per-epoch cosine

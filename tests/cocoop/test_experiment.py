@@ -30,6 +30,23 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch, tiny_cli_args):
     assert list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))  # pretrained model cached
 
 
+def test_paper_preset_gives_coop_and_cocoop_their_own_official_recipes():
+    """Official configs: CoOp vit_b16_ctxv1 (batch 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1
+    (batch 1, lr 0.002, 10 epochs), both with 1 constant warm-up epoch at 1e-5 (issue 21)."""
+    experiment = get_experiment("cocoop")
+    for preset in ("paper", "quick"):
+        config = resolve_config(experiment.config_cls, experiment.presets, preset)
+        coop = (config.coop_epochs, config.coop_batch_size, config.coop_lr)
+        cocoop = (config.cocoop_epochs, config.cocoop_batch_size, config.cocoop_lr)
+        assert coop != cocoop
+        assert config.coop_epochs > config.cocoop_epochs and config.coop_batch_size > config.cocoop_batch_size
+    assert coop != cocoop  # the paper preset, checked against the official values:
+    config = resolve_config(experiment.config_cls, experiment.presets, "paper")
+    assert (config.coop_batch_size, config.coop_lr, config.coop_epochs) == (32, 0.002, 200)
+    assert (config.cocoop_batch_size, config.cocoop_lr, config.cocoop_epochs) == (1, 0.002, 10)
+    assert (config.warmup_epochs, config.warmup_lr, config.weight_decay) == (1, 1e-5, 5e-4)
+
+
 def test_paper_preset_resolves_and_bad_values_refused():
     experiment = get_experiment("cocoop")
     config = resolve_config(experiment.config_cls, experiment.presets, "paper")
@@ -44,8 +61,11 @@ def test_paper_preset_resolves_and_bad_values_refused():
     ("field", "value", "match"),
     [
         ("template", "{} and {}", "exactly one"),
-        ("lr", -1.0, "lr and pretrain_lr"),
-        ("pretrain_lr", 0.0, "lr and pretrain_lr"),
+        ("coop_lr", -1.0, "coop_lr, cocoop_lr and pretrain_lr"),
+        ("cocoop_lr", 0.0, "coop_lr, cocoop_lr and pretrain_lr"),
+        ("pretrain_lr", 0.0, "coop_lr, cocoop_lr and pretrain_lr"),
+        ("cocoop_batch_size", 0, "cocoop_epochs >= 0 and cocoop_batch_size >= 1"),
+        ("warmup_lr", -1.0, "warmup_lr"),
         ("width", 30, "width"),
         ("layers", 0, "layers"),
         ("image_size", 0, "image_size"),
@@ -79,3 +99,19 @@ def test_missing_dataset_fails_before_pretraining(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert "dataset folder not found" in result.output
     assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*.pt"))
+
+
+def test_base_gain_claim_cannot_pass_when_coop_gains_nothing():
+    """Issue 21: with CoOp's base gain ~0, "CoCoOp keeps half of it" must not pass however much CoCoOp gains."""
+    from reprolab.core.claims import RunUnits
+
+    claim = next(c for c in get_experiment("cocoop").claims if c.id == "cocoop_keeps_base_gain")
+
+    def units(coop_gains, cocoop_gains):
+        rows = {f"seed{i}": {"zs_base": 50.0, "coop_base": 50.0 + a, "cocoop_base": 50.0 + b}
+                for i, (a, b) in enumerate(zip(coop_gains, cocoop_gains))}  # fmt: skip
+        return [RunUnits(0, {}, rows)]
+
+    assert claim.evaluate(units([0.1, -0.2, 0.1, 0.0], [8.0, 9.0, 7.5, 8.2])).verdict != "pass"
+    assert claim.evaluate(units([10.0, 11.0, 9.5, 10.2], [8.0, 9.0, 7.5, 8.2])).verdict == "pass"
+    assert claim.evaluate(units([10.0, 11.0, 9.5, 10.2], [1.0, 0.0, 1.5, 0.5])).verdict == "fail"

@@ -65,7 +65,8 @@ def test_hf_tokenizer_context_positions(clip_folder):
 
 def test_cli_run_with_clip_path(clip_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
-    sets = ["n_colours=2", "n_shapes=2", "seeds=[1]", "shots=2", "epochs=1", "batch_size=4", "test_per_class=2"]
+    sets = ["n_colours=2", "n_shapes=2", "seeds=[1]", "shots=2", "coop_epochs=1", "cocoop_epochs=1", "test_per_class=2"]
+    sets += ["coop_batch_size=4", "cocoop_batch_size=4"]
     args = ["run", "cocoop", "--out", str(tmp_path / "run"), "--set", f"clip_path={clip_folder}"]
     args += ["--set", "shot_curve=[]"]
     for item in sets:

@@ -92,7 +92,8 @@ def test_unknown_class_words_are_reported(tmp_path, monkeypatch):
     split_file = tmp_path / "Toy" / "split_zhou_Toy.json"
     split_file.write_text(split_file.read_text().replace('"red circle"', '"zebra circle"'))
     sets = ["pretrain_steps=2", "pretrain_batch=8", "image_size=8", "width=32", "layers=1", "seeds=[1]"]
-    sets += ["shots=1", "epochs=1", "test_per_class=1", "shot_curve=[]", f"dataset={tmp_path / 'Toy'}"]
+    sets += ["shots=1", "coop_epochs=1", "cocoop_epochs=1", "test_per_class=1", "shot_curve=[]"]
+    sets += [f"dataset={tmp_path / 'Toy'}"]
     args = ["run", "cocoop", "--out", str(tmp_path / "run")]
     for item in sets:
         args += ["--set", item]

@@ -29,6 +29,8 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
         "prompt_length=4",
         "prompt_layers=[0]",
         "sweep_rates=[0.0,0.7,1.0]",
+        "methods=[prompt_input,prompt_attention,prompt_shared,head_only,finetune]",
+        "tasks=[single,multi]",
     ]
     args = ["run", "missing_prompts", "--out", str(tmp_path / "run")]
     for item in sets:
@@ -40,15 +42,18 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
     assert {c["id"] for c in results["claims"]} == {c.id for c in get_experiment("missing_prompts").claims}
     metrics = results["metrics"]
     for task in ("single", "multi"):
-        for method in ("prompt_input", "prompt_attention", "head_only", "finetune"):
+        for method in ("prompt_input", "prompt_attention", "prompt_shared", "head_only", "finetune"):
             for kind in ("complete", "text", "image", "both", "sweep1", "sweep_mean", "text_saved", "both_saved"):
                 assert metrics[f"{task}_{method}_{kind}"] is not None
         assert metrics[f"{task}_finetune_trainable_fraction"] == 1.0
         assert metrics[f"{task}_head_only_trainable_fraction"] < metrics[f"{task}_prompt_input_trainable_fraction"] < 1
     assert (run / "figures" / "metric_vs_missing_rate.png").is_file()
-    table = json.loads((run / "missing_tables" / "single_train.json").read_text())
-    assert len(table["table"]) == 24 and table["rate"] == 0.7 and table["missing_type"] == "both"
-    assert "extra_draw_seeds" not in table  # the training table is drawn once
+    for kind in ("text", "image", "both"):  # Table 1: each scenario trains with its own missing type
+        table = json.loads((run / "missing_tables" / f"single_train_{kind}.json").read_text())
+        assert len(table["table"]) == 24 and table["rate"] == 0.7 and table["missing_type"] == kind
+        assert "extra_draw_seeds" not in table  # the training table is drawn once
+    log = (run / "metrics.jsonl").read_text()
+    assert all(f"single/{kind}/prompt_input" in log for kind in ("text", "image", "both"))
     test_table = json.loads((run / "missing_tables" / "single_image.json").read_text())
     assert len(test_table["extra_draw_seeds"]) == 31  # test_table_draws = 32, draw 0 is the saved table
     assert list((tmp_path / "cache" / "missing_prompts").glob("minivilt-*.pt"))  # pretrained backbone cached
@@ -66,7 +71,7 @@ def test_missing_table_same_for_same_seed_across_runs(tmp_path, monkeypatch):
             args += ["--set", item]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-    for table in ("single_train.json", "single_both.json", "single_text.json"):
+    for table in ("single_train_both.json", "single_both.json", "single_text.json"):
         assert (tmp_path / "a" / "missing_tables" / table).read_text() == (
             tmp_path / "b" / "missing_tables" / table
         ).read_text()
@@ -78,16 +83,23 @@ def test_presets_resolve_and_bad_values_are_refused():
     exp = get_experiment("missing_prompts")
     paper = resolve_config(exp.config_cls, exp.presets, "paper")
     assert paper.prompt_layers == [0, 1, 2, 3, 4, 5] and paper.prompt_length == 16 and paper.layers == 12
+    # official task_finetune_*: 20 epochs at batch 256 (per-GPU batch x accumulation)
+    assert (paper.epochs, paper.batch_size, paper.lr, paper.weight_decay) == (20, 256, 1e-2, 2e-2)
+    assert paper.grad_accumulation > 1 and paper.scenarios == ["text", "image", "both"]
+    assert paper.tasks == ["single", "multi"] and "finetune" in paper.methods
     for bad in (
         ["tasks=[audio]"],
         ["methods=[lora]"],
         ["train_missing_rate=1.5"],
-        ["train_missing_type=video"],
+        ["scenarios=[video]"],
+        ["scenarios=[text]"],  # the default sweep needs the "both" scenario
+        ["baseline_prompts=learned"],
+        ["grad_accumulation=5"],
         ["prompt_layers=[7]"],
         ["real_dataset=coco"],
         ["n_classes=26"],
         ["pretrain_negatives=easy"],
-        ["sweep_rates=[]"],
+        ["sweep_rates=[1.5]"],
         ["heads=3"],
         ["layers=0"],
         ["image_size=0"],

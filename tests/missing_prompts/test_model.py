@@ -251,3 +251,45 @@ def test_per_case_logits_give_the_metric_of_any_missing_table(vilt, metric):
         assert torch.equal(table_logits(case_logits, torch.full((6,), case)), case_logits[case])
     with pytest.raises(ValueError, match="does not fit"):
         table_logits(case_logits, torch.zeros(5, dtype=torch.long))
+
+
+def test_shared_prompts_ignore_the_missing_case():
+    """The ablation: one prompt set for every missing case (not missing-aware), a third of the parameters."""
+    shared = MissingAwarePrompts(2, 4, 8, generator=torch.Generator().manual_seed(0), shared=True)
+    chosen = shared(torch.tensor([COMPLETE, TEXT_MISSING, IMAGE_MISSING]))
+    assert torch.equal(chosen[0], chosen[1]) and torch.equal(chosen[1], chosen[2])
+    assert shared.prompts.numel() == 2 * 4 * 8
+
+
+def test_fixed_baseline_prompts_are_the_official_non_learned_ones(vilt):
+    """learnt_p=False: one all-ones row per case (complete 0, image missing 1, text missing 2), not trained. The
+    cases differ only in the row order of a key/value prefix, to which attention is invariant: the official
+    baseline's prompts change the layers (an attention sink) but tell them nothing about the missing case."""
+    from reprolab.missing_prompts.model import fixed_prompts
+
+    fixed = fixed_prompts(2, 4, 8)
+    assert fixed[COMPLETE, :, 0].eq(1).all() and fixed[IMAGE_MISSING, :, 1].eq(1).all()
+    assert fixed[TEXT_MISSING, :, 2].eq(1).all() and fixed.sum() == 3 * 2 * 8
+    ids, mask, pixels = _inputs()
+    model = PromptedVilt(vilt, 3, prompt_type="fixed", prompt_layers=[0, 1], prompt_length=4,
+                         generator=torch.Generator().manual_seed(1)).freeze_backbone().eval()  # fmt: skip
+    none = PromptedVilt(vilt, 3, prompt_type="none", generator=torch.Generator().manual_seed(1)).freeze_backbone()
+    assert model.trainable_parameters() == none.trainable_parameters()  # pooler + head only
+    a = model.encode(ids, mask, pixels, torch.tensor([0, 1, 2]))[0]
+    b = model.encode(ids, mask, pixels, torch.tensor([1, 1, 1]))[0]
+    torch.testing.assert_close(a, b)
+    plain = none.encode(ids, mask, pixels, torch.tensor([0, 1, 2]))[0]
+    assert (a - plain).abs().max() > 1e-3
+
+
+def test_optimizer_is_the_official_adamw():
+    from reprolab.missing_prompts.train import make_optimizer
+
+    vilt = build_mini_vilt(20, image_size=8, patch_size=4, hidden=16, layers=2, heads=2, max_text_len=6)
+    model = PromptedVilt(vilt, 3, prompt_type="input", prompt_layers=[0], prompt_length=4).freeze_backbone()
+    opt = make_optimizer(model, 1e-2, 2e-2)
+    assert all(g["betas"] == (0.9, 0.98) and g["eps"] == 1e-8 for g in opt.param_groups)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 2e-2 for p in g["params"]}
+    names = {n for n, p in model.named_parameters() if id(p) in decayed}
+    assert {"prompts.prompts", "head.1.weight", "vilt.pooler.dense.weight"} <= names  # as the official names fall
+    assert not any(n.endswith("bias") for n in names)

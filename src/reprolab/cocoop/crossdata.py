@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from reprolab.cocoop.experiment import METHODS, CoCoOpConfig
+from reprolab.cocoop.experiment import METHODS, CoCoOpConfig, zero_shot_template
 from reprolab.cocoop.model import PromptClassifier
 from reprolab.cocoop.realdata import check_dataset_folder, dataset_name, load_full_task, load_test_split
-from reprolab.cocoop.train import accuracy, train_prompts, zero_shot_accuracy
+from reprolab.cocoop.train import accuracy, zero_shot_accuracy
 from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
@@ -93,7 +93,7 @@ def cross_dataset(
     seed: int,
 ) -> dict[str, float]:
     """One seed of Table 2's protocol: train on all source classes, test on the source and every target."""
-    from reprolab.cocoop.pipeline import _make_learner, _note_unknown_words, _transfer
+    from reprolab.cocoop.pipeline import _make_learner, _note_unknown_words, _transfer, fit_learner
 
     size = int(clip.config.vision_config.image_size)
     task = load_full_task(source, size, config.shots, config.test_per_class, ctx.generator("xd-source", seed))
@@ -104,21 +104,17 @@ def cross_dataset(
         sets[f"target_{key}"] = (x.to(dev), y.to(dev), names)
     _note_unknown_words(ctx, tok, [n for _, _, names in sets.values() for n in names])
     out: dict[str, float] = {}
+    folders = {"source": source} | {f"target_{key}": folder for key, (_, folder) in targets.items()}
     for split, (x, y, names) in sets.items():
-        out[f"zs_{split}"] = zero_shot_accuracy(clip, tok, names, config.template, x, y)
+        template = zero_shot_template(config, dataset_name(folders[split]))  # each dataset's own template
+        _note_unknown_words(ctx, tok, [template.replace("{}", "")], what="zero-shot template words")
+        out[f"zs_{split}"] = zero_shot_accuracy(clip, tok, names, template, x, y)
     for method in ("coop", "cocoop"):
         torch.manual_seed(ctx.seed_for("xd", method, seed))
         learner = _make_learner(method, config, clip, tok, task.names, ctx.generator("xd", method, "init", seed))
         model = PromptClassifier(clip, learner, config.text_chunk)
-        train_prompts(
-            model,
-            task.train_x.to(dev),
-            task.train_y.to(dev),
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            generator=ctx.generator("xd", method, "train", seed),
-        )
+        gen = ctx.generator("xd", method, "train", seed)
+        out[f"{method}_ctx_shift"] = fit_learner(model, config, method, task.train_x.to(dev), task.train_y.to(dev), gen)
         out[f"{method}_trainable_params"] = float(model.trainable_parameters())
         for split, (x, y, names) in sets.items():
             evaluated = model if split == "source" else _transfer(method, config, clip, tok, learner, names)
@@ -139,6 +135,8 @@ def run_cross_dataset(
         unit = f"xd/seed{seed}/shots{config.shots}"
         results.append(sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
+    for seed, result in zip(config.seeds, results):  # the claims are decided over these units (x run seeds)
+        ctx.record_unit(f"seed{seed}", result)
     _report(config, ctx, metrics, dataset_name(source), targets, results)
     return metrics
 

@@ -54,23 +54,42 @@ class CoCoOpConfig:
     # probability that a pretraining caption of a mis-captioned class names its partner class instead
     # (ShapesWorld.miscaption_partners: class-specific caption errors in both halves; 0 = none)
     miscaption: float = bounded(1.0, ge=0, le=1)
-    # prompt learning (CoOp/CoCoOp recipe: SGD, cosine, init "a photo of a")
-    seeds: list[int] = bounded(factory=lambda: [1, 2], ge=0, le=MAX_SEED)
+    # prompt learning: M = 4 context vectors from "a photo of a" (paper Sec. 4.1)
+    # prompt-learning seeds = the claims' units
+    seeds: list[int] = bounded(factory=lambda: [1, 2, 3], ge=0, le=MAX_SEED)
     shots: int = bounded(16, ge=1)
     ctx_init: str = "a photo of a"
     n_ctx: int = bounded(4, ge=1)  # used when ctx_init is ""
     class_specific: bool = False  # CoOp's class-specific context
-    template: str = "a photo of a {}"  # zero-shot CLIP's hand-written prompt
-    epochs: int = bounded(20, ge=0)
-    batch_size: int = bounded(32, ge=1)
-    lr: float = bounded(0.2, gt=0)  # the mini CLIP's word embeddings have std ~0.02; see docs
+    # zero-shot CLIP's hand-written prompt; "" = the official per-dataset template (CUSTOM_TEMPLATES, keyed by
+    # the split file's dataset name; "a photo of a {}." for the shapes world and for unknown datasets)
+    template: str = ""
+    # Each learner has its own recipe, as in the official configs (KaiyangZhou/CoOp): CoOp vit_b16_ctxv1 (batch
+    # 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1 (batch 1, lr 0.002, 10 epochs); both SGD
+    # (momentum 0.9, weight decay 5e-4, Dassl defaults), cosine per epoch after warmup_epochs at warmup_lr.
+    # Both presets use these official recipes (lr 0.002 moves the mini CLIP's context as far as CoOp needs:
+    # measured in docs, "Learning rate").
+    coop_epochs: int = bounded(200, ge=0)
+    coop_batch_size: int = bounded(32, ge=1)
+    coop_lr: float = bounded(0.002, gt=0)
+    cocoop_epochs: int = bounded(10, ge=0)
+    cocoop_batch_size: int = bounded(1, ge=1)
+    cocoop_lr: float = bounded(0.002, gt=0)
+    warmup_epochs: int = bounded(1, ge=0)
+    warmup_lr: float = bounded(1e-5, ge=0)
+    weight_decay: float = bounded(5e-4, ge=0)
     text_chunk: int = bounded(0, ge=0)  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
     test_per_class: int = bounded(40, ge=0)
-    shot_curve: list[int] = bounded(factory=lambda: [1, 4], ge=1)  # extra shot counts, first seed only
+    shot_curve: list[int] = bounded(factory=list, ge=1)  # extra shot counts (a figure), first seed only
 
     def validate(self) -> None:
-        if self.shots < 1 or self.epochs < 0 or self.batch_size < 1 or self.test_per_class < 0:
-            raise ConfigError("shots >= 1, epochs >= 0, batch_size >= 1 and test_per_class >= 0 are required")
+        if self.shots < 1 or self.test_per_class < 0:
+            raise ConfigError("shots >= 1 and test_per_class >= 0 are required")
+        for method in ("coop", "cocoop"):
+            if getattr(self, f"{method}_epochs") < 0 or getattr(self, f"{method}_batch_size") < 1:
+                raise ConfigError(f"{method}_epochs >= 0 and {method}_batch_size >= 1 are required")
+        if self.warmup_epochs < 0 or self.warmup_lr < 0 or self.weight_decay < 0:
+            raise ConfigError("warmup_epochs, warmup_lr and weight_decay must be >= 0")
         if self.test_per_class == 0 and not self.dataset:
             raise ConfigError("test_per_class: 0 (all test images) applies to a real dataset only")
         if not self.seeds:
@@ -84,8 +103,11 @@ class CoCoOpConfig:
                 f"width must be a positive multiple of the 4 attention heads and layers >= 1, "
                 f"got width={self.width}, layers={self.layers}"
             )
-        if self.lr <= 0 or self.pretrain_lr <= 0:
-            raise ConfigError(f"lr and pretrain_lr must be > 0, got lr={self.lr}, pretrain_lr={self.pretrain_lr}")
+        if min(self.coop_lr, self.cocoop_lr, self.pretrain_lr) <= 0:
+            raise ConfigError(
+                f"coop_lr, cocoop_lr and pretrain_lr must be > 0, got {self.coop_lr}, {self.cocoop_lr}, "
+                f"{self.pretrain_lr}"
+            )
         if self.pretrain_steps < 0 or self.pretrain_batch < 1:
             raise ConfigError(
                 f"pretrain_steps >= 0 and pretrain_batch >= 1 are required, "
@@ -117,12 +139,13 @@ class CoCoOpConfig:
     def _validate_prompts(self) -> None:
         """The zero-shot template must take exactly one class name; with the mini CLIP (32 text positions,
         class names of two words) the learned and the hand-written prompts must fit the text encoder."""
+        template = self.template or DEFAULT_TEMPLATE
         try:
-            filled = self.template.format("x")
+            filled = template.format("x")
         except (IndexError, KeyError, ValueError) as exc:
             msg = f"template must have exactly one '{{}}' for the class name, got {self.template!r}"
             raise ConfigError(msg) from exc
-        if "{}" not in self.template:
+        if "{}" not in template:
             raise ConfigError(f"template must contain '{{}}' for the class name, got {self.template!r}")
         if not self.ctx_init and self.n_ctx < 1:
             raise ConfigError("n_ctx must be >= 1 when ctx_init is empty")
@@ -132,6 +155,8 @@ class CoCoOpConfig:
 
         vocab = set(WordTokenizer.for_shapes().vocab)
         for name, text in (("ctx_init", self.ctx_init), ("template", self.template.format(""))):
+            if name == "template" and not self.template:
+                continue  # the per-dataset template; its words are checked (a warning) once the dataset is known
             unknown = [w for w in text.lower().replace(".", " ").split() if w not in vocab]
             if unknown:
                 msg = f"{name}: words {unknown} are not in the mini CLIP's vocabulary (they would be <unk>)"
@@ -149,8 +174,17 @@ class CoCoOpConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
-    # The paper's protocol (16 shots, 3 seeds, M=4 init "a photo of a") on a larger shapes world and model.
+    # The paper's protocol (16 shots, 3 seeds, M=4 init "a photo of a", each learner's official recipe) on a
+    # larger shapes world and model.
     "paper": {
+        "coop_epochs": 200,
+        "coop_batch_size": 32,
+        "coop_lr": 0.002,
+        "cocoop_epochs": 10,
+        "cocoop_batch_size": 1,
+        "cocoop_lr": 0.002,
+        "warmup_epochs": 1,
+        "warmup_lr": 1e-5,
         "image_size": 32,
         "n_colours": 8,
         "n_shapes": 6,
@@ -158,13 +192,39 @@ PRESETS: dict[str, dict[str, Any]] = {
         "layers": 4,
         "pretrain_steps": 8000,
         "seeds": [1, 2, 3],
-        "epochs": 60,
         "test_per_class": 100,
         "shot_curve": [1, 2, 4, 8],
     },
 }
 
 METHODS = ("zs", "coop", "cocoop")
+# Zero-shot CLIP's hand-written prompt per dataset, as in the official ZeroshotCLIP (trainers/zsclip.py,
+# CUSTOM_TEMPLATES), keyed by the dataset name of CoOp's split_zhou_<Name>.json.
+CUSTOM_TEMPLATES = {
+    "OxfordPets": "a photo of a {}, a type of pet.",
+    "OxfordFlowers": "a photo of a {}, a type of flower.",
+    "FGVCAircraft": "a photo of a {}, a type of aircraft.",
+    "DescribableTextures": "{} texture.",
+    "EuroSAT": "a centered satellite photo of {}.",
+    "StanfordCars": "a photo of a {}.",
+    "Food101": "a photo of {}, a type of food.",
+    "SUN397": "a photo of a {}.",
+    "Caltech101": "a photo of a {}.",
+    "UCF101": "a photo of a person doing {}.",
+    "ImageNet": "a photo of a {}.",
+    "ImageNetSketch": "a photo of a {}.",
+    "ImageNetV2": "a photo of a {}.",
+    "ImageNetA": "a photo of a {}.",
+    "ImageNetR": "a photo of a {}.",
+}
+DEFAULT_TEMPLATE = "a photo of a {}."  # the shapes world and datasets without an official template
+
+
+def zero_shot_template(config: CoCoOpConfig, dataset: str = "") -> str:
+    """``config.template`` when set, else the official template of ``dataset`` (a split-file name)."""
+    return config.template or CUSTOM_TEMPLATES.get(dataset, DEFAULT_TEMPLATE)
+
+
 MINI_CLIP_POSITIONS = 32  # max_position_embeddings of model.build_mini_clip
 
 
@@ -179,14 +239,20 @@ def run(config: CoCoOpConfig, ctx: RunContext) -> Mapping[str, float]:
     return run_cocoop(config, ctx)
 
 
-def _cocoop_gain_minus_half_coop_gain(metrics: Mapping[str, float]) -> float:
-    """(cocoop_base - zs_base) - 0.5 (coop_base - zs_base): > 0 when CoCoOp keeps more than half of CoOp's gain.
+def _base_gain_kept(metrics: Mapping[str, float]) -> float:
+    """min(g_CoOp, g_CoCoOp - g_CoOp / 2), g = base accuracy - zero-shot base accuracy (points), per unit.
 
-    Linear in the metrics, so its mean over seeds is the paired difference the confidence rule needs (a ratio
-    of gains is unbounded when CoOp's gain is near zero)."""
-    return (metrics["cocoop_base"] - metrics["zs_base"]) - 0.5 * (metrics["coop_base"] - metrics["zs_base"])
+    The claim is that CoOp gains on base classes AND CoCoOp keeps at least half of that gain. ``g_CoCoOp -
+    g_CoOp / 2`` alone is positive whenever CoCoOp gains anything while CoOp gains ~0, a pass by construction;
+    taking the minimum with ``g_CoOp`` makes a ~0 CoOp gain inconclusive (or a fail), never a pass. The paper's
+    11-dataset averages give min(13.35, 11.13 - 6.68) = 4.46. (A ratio of gains is unbounded near a 0 gain.)"""
+    gain_coop = metrics["coop_base"] - metrics["zs_base"]
+    gain_cocoop = metrics["cocoop_base"] - metrics["zs_base"]
+    return min(gain_coop, gain_cocoop - 0.5 * gain_coop)
 
 
+# Paper numbers: Table 1 (average over 11 datasets, ViT-B/16) and Table 2 (cross-dataset average), as recalled;
+# the paper's text is not on this machine.
 CLAIMS = (
     Claim.compare(
         "coop_improves_base",
@@ -195,6 +261,7 @@ CLAIMS = (
         ">",
         "zs_base",
         paper=82.69,
+        paper_source="recalled",
     ),
     Claim.compare(
         "coop_loses_on_new",
@@ -203,16 +270,17 @@ CLAIMS = (
         "<",
         "zs_new",
         paper=63.22,
+        paper_source="recalled",
     ),
     Claim.derived(
         "cocoop_keeps_base_gain",
-        "CoCoOp keeps most (>= half) of CoOp's base-class gain over zero-shot CLIP",
-        _cocoop_gain_minus_half_coop_gain,
+        "CoOp gains on base classes over zero-shot CLIP and CoCoOp keeps at least half of that gain: "
+        "min(gain_CoOp, gain_CoCoOp - gain_CoOp / 2) > 0 (points; a ~0 CoOp gain cannot pass)",
+        _base_gain_kept,
         ">",
         0.0,
         requires=("coop_base", "cocoop_base", "zs_base"),
-        shown="cocoop_base",
-        paper=80.47,
+        paper=4.46,
         paper_source="recalled",
     ),
     Claim.compare(
@@ -222,6 +290,7 @@ CLAIMS = (
         ">",
         "coop_new",
         paper=71.69,
+        paper_source="recalled",
     ),
     Claim.compare(
         "cocoop_beats_coop_h",
@@ -230,6 +299,17 @@ CLAIMS = (
         ">",
         "coop_h",
         paper=75.83,
+        paper_source="recalled",
+    ),
+    Claim.compare(
+        "cocoop_beats_zero_shot_h",
+        "The paper's headline: CoCoOp has a higher H than zero-shot CLIP with its hand-written per-dataset "
+        "prompts (paper average 75.83 vs 71.70)",
+        "cocoop_h",
+        ">",
+        "zs_h",
+        paper=75.83,
+        paper_source="recalled",
     ),
     Claim.compare(
         "cocoop_beats_coop_cross_dataset",
@@ -243,7 +323,8 @@ CLAIMS = (
     ),
     Claim.compare(
         "cocoop_beats_coop_shift",
-        "Domain shift (striped backgrounds): CoCoOp is more accurate than CoOp on the shifted domain",
+        "Domain shift (striped backgrounds, the miniature of the paper's domain generalisation): CoCoOp is more "
+        "accurate than CoOp on the shifted domain",
         "cocoop_shift",
         ">",
         "coop_shift",
@@ -280,5 +361,7 @@ EXPERIMENT = register(
             ),
         ),
         summary_metrics=tuple(f"{m}_{k}" for m in METHODS for k in ("base", "new", "h", "source", "target_avg")),
+        # one run seed: the run's 3 prompt-learning seeds (config.seeds) are the claims' units (docs, Results)
+        seeds={"quick": 1, "paper": 1},
     )
 )

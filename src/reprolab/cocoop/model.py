@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from torch.nn import functional as F
 
@@ -201,11 +202,16 @@ class CoCoOpPromptLearner(CoOpPromptLearner):
         self.meta_net = nn.Sequential(nn.Linear(vis_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, ctx_dim))
         self.meta_net.to(self.ctx.device)
 
-    def conditional_text_features(self, clip: Any, img_feats: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+    def conditional_text_features(
+        self, clip: Any, img_feats: torch.Tensor, chunk: int = 0, checkpoint: bool = False
+    ) -> torch.Tensor:
         """g(t_i(x)) for every image and class, (B, n_cls, E), L2-normalised.
 
         ``chunk`` = images per text-encoder pass: 0 puts the whole batch in one pass; 1 is the reference
-        implementation's per-image loop. The result does not depend on it.
+        implementation's per-image loop. ``checkpoint`` recomputes each chunk's text-encoder activations in the
+        backward pass instead of keeping them (activation checkpointing): the forward keeps only the chunk's
+        prompt embeddings, so peak memory is one chunk's activations instead of the whole batch's, for one
+        extra text-encoder forward. The result does not depend on either setting.
         """
         pi = self.meta_net(img_feats)  # (B, D)
         b = img_feats.shape[0]
@@ -217,26 +223,42 @@ class CoCoOpPromptLearner(CoOpPromptLearner):
             ctx = ctx.expand(-1, self.n_cls, -1, -1).reshape(-1, self.n_ctx, self.ctx.shape[-1])
             k = shift.shape[0]
             prompts = torch.cat([self.prefix.repeat(k, 1, 1), ctx, self.suffix.repeat(k, 1, 1)], dim=1)
-            feats = encode_text_embeddings(clip, prompts, self.eos_pos.repeat(k))
-            outs.append(F.normalize(feats, dim=-1).view(k, self.n_cls, -1))
+            eos = self.eos_pos.repeat(k)
+            if checkpoint and torch.is_grad_enabled() and prompts.requires_grad:
+                feats = torch.utils.checkpoint.checkpoint(
+                    _normalised_text, clip, prompts, eos, use_reentrant=False, preserve_rng_state=False
+                )
+            else:
+                feats = _normalised_text(clip, prompts, eos)
+            outs.append(feats.view(k, self.n_cls, -1))
         return torch.cat(outs)
+
+
+def _normalised_text(clip: Any, prompts: torch.Tensor, eos_pos: torch.Tensor) -> torch.Tensor:
+    return F.normalize(encode_text_embeddings(clip, prompts, eos_pos), dim=-1)
 
 
 class PromptClassifier(nn.Module):
     """Logits = CLIP temperature x cosine(f(x), g(t_i)) for a frozen CLIP and a prompt learner (Eq. 2/3)."""
 
-    def __init__(self, clip: Any, learner: CoOpPromptLearner, chunk: int = 0) -> None:
+    def __init__(self, clip: Any, learner: CoOpPromptLearner, chunk: int = 0, checkpoint: bool = False) -> None:
         super().__init__()
         self.clip = freeze(clip)
         self.learner = learner
         self.chunk = chunk
+        self.checkpoint = checkpoint
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             img = image_features(self.clip, pixels)
+        return self.logits(img)
+
+    def logits(self, img: torch.Tensor) -> torch.Tensor:
+        """Logits from L2-normalised image features f(x) (B, E): the frozen image encoder's output does not
+        change during prompt learning, so training computes it once per image."""
         scale = self.clip.logit_scale.exp()
         if isinstance(self.learner, CoCoOpPromptLearner):
-            text = self.learner.conditional_text_features(self.clip, img, self.chunk)
+            text = self.learner.conditional_text_features(self.clip, img, self.chunk, self.checkpoint)
             return scale * torch.einsum("be,bce->bc", img, text)
         return scale * img @ self.learner.text_features(self.clip).t()
 

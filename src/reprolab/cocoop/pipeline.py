@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from reprolab.cocoop.data import ShapesWorld, WordTokenizer, base_new_split
-from reprolab.cocoop.experiment import METHODS, CoCoOpConfig, harmonic_mean
+from reprolab.cocoop.experiment import METHODS, CoCoOpConfig, harmonic_mean, zero_shot_template
 from reprolab.cocoop.model import (
     CoCoOpPromptLearner,
     CoOpPromptLearner,
@@ -28,7 +28,7 @@ from reprolab.core.sweep import Sweep
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["load_clip", "run_cocoop"]
+__all__ = ["fit_learner", "load_clip", "run_cocoop"]
 
 PAPER_AVG = {"zs": (69.34, 74.22, 71.70), "coop": (82.69, 63.22, 71.66), "cocoop": (80.47, 71.69, 75.83)}
 LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
@@ -58,12 +58,13 @@ def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
     results = []
     for seed in config.seeds:
         unit = f"b2n/seed{seed}/shots{config.shots}"
-        results.append(
-            sweep.once(unit, base_to_new, config, ctx, clip, tokenizer, world, seed, config.shots, log=True)
-        )
+        results.append(sweep.once(unit, base_to_new, config, ctx, clip, tokenizer, world, seed, config.shots, log=True))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     for m in METHODS:
         metrics[f"{m}_h"] = harmonic_mean(metrics[f"{m}_base"], metrics[f"{m}_new"])
+    for seed, result in zip(config.seeds, results):  # the claims are decided over these units (x run seeds)
+        hs = {f"{m}_h": harmonic_mean(result[f"{m}_base"], result[f"{m}_new"]) for m in METHODS}
+        ctx.record_unit(f"seed{seed}", result | hs)
     _report_seed_spread(ctx, config.seeds, results)
     curve = {config.shots: results[0]}
     for shots in config.shot_curve:
@@ -151,20 +152,16 @@ def base_to_new(
         out["lp_base"] = linear_probe_accuracy(clip, train_x, train_y, *sets["base"][:2])
     if "new_train" in sets:  # oracle: a probe trained on new-class shots (prompt learning never sees them)
         out["lp_new"] = linear_probe_accuracy(clip, *sets.pop("new_train")[:2], *sets["new"][:2])
+    template = zero_shot_template(config, _dataset_name(config, ctx))
+    _note_unknown_words(ctx, tok, [template.replace("{}", "")], what="zero-shot template words")
     for split, (x, y, cls) in sets.items():
-        out[f"zs_{split}"] = zero_shot_accuracy(clip, tok, cls, config.template, x, y)
+        out[f"zs_{split}"] = zero_shot_accuracy(clip, tok, cls, template, x, y)
     for method in ("coop", "cocoop"):
         torch.manual_seed(ctx.seed_for(method, seed, shots))
         learner = _make_learner(method, config, clip, tok, base_names, ctx.generator(method, "init", seed))
         model = PromptClassifier(clip, learner, config.text_chunk)
-        train_prompts(
-            model,
-            train_x,
-            train_y,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            generator=ctx.generator(method, "train", seed, shots),
+        out[f"{method}_ctx_shift"] = fit_learner(
+            model, config, method, train_x, train_y, ctx.generator(method, "train", seed, shots)
         )
         out[f"{method}_trainable_params"] = float(model.trainable_parameters())
         for split, (x, y, cls) in sets.items():
@@ -176,13 +173,45 @@ def base_to_new(
     return out
 
 
-def _note_unknown_words(ctx: RunContext, tok: Any, names: list[str]) -> None:
-    """With the mini CLIP's word tokenizer, class-name words outside its vocabulary all become ``<unk>``."""
+def fit_learner(
+    model: PromptClassifier, config: CoCoOpConfig, method: str, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+) -> float:
+    """Train ``model``'s learner with ``method``'s own recipe (``{method}_epochs/_batch_size/_lr``, shared warm-up
+    and weight decay). Returns how far the context vectors moved, ||v_end - v_start|| / ||v_start|| (the measure
+    behind the quick preset's learning rate, see docs)."""
+    start = model.learner.ctx.detach().clone()
+    train_prompts(
+        model,
+        x,
+        y,
+        epochs=getattr(config, f"{method}_epochs"),
+        batch_size=getattr(config, f"{method}_batch_size"),
+        lr=getattr(config, f"{method}_lr"),
+        generator=gen,
+        warmup_epochs=config.warmup_epochs,
+        warmup_lr=config.warmup_lr,
+        weight_decay=config.weight_decay,
+    )
+    return float((model.learner.ctx.detach() - start).norm() / start.norm().clamp_min(1e-12))
+
+
+def _dataset_name(config: CoCoOpConfig, ctx: RunContext) -> str:
+    """The split file's dataset name of ``dataset`` ("" for the shapes world), which picks the zero-shot template."""
+    if not config.dataset:
+        return ""
+    from reprolab.cocoop.realdata import dataset_name
+
+    return dataset_name(dataset_folder(config, ctx))
+
+
+def _note_unknown_words(ctx: RunContext, tok: Any, names: list[str], what: str = "class-name words") -> None:
+    """With the mini CLIP's word tokenizer, words outside its vocabulary all become ``<unk>``."""
     if not isinstance(tok, WordTokenizer):
         return
-    unknown = sorted({w for n in names for w in n.lower().split() if w not in tok.index})
+    unknown = sorted({w for n in names for w in n.lower().replace(".", " ").replace(",", " ").split()
+                      if w not in tok.index})  # fmt: skip
     text = (
-        f"Warning: class-name words {unknown[:10]} are not in the mini CLIP's vocabulary and map to <unk>; "
+        f"Warning: {what} {unknown[:10]} are not in the mini CLIP's vocabulary and map to <unk>; "
         "use a real CLIP (clip_path) for this dataset."
     )
     if unknown and text not in ctx.notes:

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from reprolab.cocoop.data import BACKGROUNDS, ShapesWorld, WordTokenizer
 from reprolab.cocoop.model import PromptClassifier, encode_token_ids, image_features
 
-__all__ = ["accuracy", "contrastive_targets", "pretrain_clip", "train_prompts", "zero_shot_accuracy"]
+__all__ = ["accuracy", "contrastive_targets", "epoch_lr", "pretrain_clip", "train_prompts", "zero_shot_accuracy"]
 
 
 def pretrain_clip(
@@ -78,6 +78,15 @@ def contrastive_targets(ids: torch.Tensor, labels: torch.Tensor, big: torch.Tens
     return same / same.sum(1, keepdim=True)
 
 
+def epoch_lr(epoch: int, epochs: int, lr: float, warmup_epochs: int = 0, warmup_lr: float = 0.0) -> float:
+    """The learning rate of ``epoch`` (0-based) in the official recipe: Dassl's ConstantWarmupScheduler
+    (``warmup_epochs`` at ``warmup_lr``) followed by CosineAnnealingLR(T_max=epochs) stepped once per epoch, so
+    the first epoch after the warm-up runs at ``lr`` and the cosine restarts its count there (WARMUP_RECOUNT)."""
+    if epoch < warmup_epochs:
+        return warmup_lr
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / max(epochs, 1)))
+
+
 def train_prompts(
     model: PromptClassifier,
     pixels: torch.Tensor,
@@ -87,24 +96,30 @@ def train_prompts(
     batch_size: int,
     lr: float,
     generator: torch.Generator,
+    warmup_epochs: int = 0,
+    warmup_lr: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> list[float]:
-    """SGD with cosine decay on cross-entropy (CoOp/CoCoOp recipe); only the learner's parameters move."""
+    """SGD (momentum 0.9) on cross-entropy with the per-epoch schedule of :func:`epoch_lr` (CoOp/CoCoOp recipe);
+    only the learner's parameters move. ``epochs`` counts the warm-up epochs, as Dassl's MAX_EPOCH does. The
+    image features are computed once (frozen encoder, no augmentation), which leaves every step unchanged."""
     params = [p for p in model.learner.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    with torch.no_grad():
+        feats = torch.cat([image_features(model.clip, pixels[i : i + 256]) for i in range(0, len(pixels), 256)])
     n = pixels.shape[0]
-    steps_per_epoch = math.ceil(n / batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs * steps_per_epoch, 1))
     losses = []
     model.learner.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(epoch, epochs, lr, warmup_epochs, warmup_lr)
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            loss = F.cross_entropy(model(pixels[idx]), labels[idx])
+            loss = F.cross_entropy(model.logits(feats[idx]), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
             losses.append(loss.item())
     model.learner.eval()
     return losses

@@ -27,7 +27,7 @@ PAPER = Paper(
     url="https://arxiv.org/abs/2303.03369",
 )
 
-METHODS = ("prompt_input", "prompt_attention", "head_only", "finetune")
+METHODS = ("prompt_input", "prompt_attention", "prompt_shared", "head_only", "finetune")
 SYNTHETIC_TASKS = ("single", "multi")
 REAL_DATASETS = ("mmimdb", "food101", "hateful_memes")
 TEST_TYPES = ("text", "image", "both")
@@ -64,19 +64,29 @@ class MissingPromptsConfig:
     # 600 left about +-1 point of test-sample noise on paired differences (docs, "Test noise")
     n_test: int = bounded(2000, ge=1)
     # missing-modality protocol (eta = fraction of samples that miss a modality)
+    # Table 1's scenarios: for each missing type, every method is trained AND tested with that type missing
+    # (eta = train/test_missing_rate); "both" = half of the missing samples miss the text, half the image
+    scenarios: list[str] = field(default_factory=lambda: list(TEST_TYPES))
     train_missing_rate: float = bounded(0.7, ge=0, le=1)
-    train_missing_type: str = "both"
     test_missing_rate: float = bounded(0.7, ge=0, le=1)
     # a test metric is averaged over this many draws of its missing table (docs)
     test_table_draws: int = bounded(32, ge=1)
+    # test rates of the missing-both sweep, for the models of the "both" scenario ([] = no sweep)
     sweep_rates: list[float] = bounded(factory=lambda: [0.0, 0.3, 0.7, 1.0], ge=0, le=1)
-    # prompts and training (paper: 16 tokens on layers 0-5 of 12; AdamW lr 1e-2, wd 2e-2, 10% warm-up)
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    # prompts and training (paper: 16 tokens on layers 0-5 of 12; official: AdamW betas (0.9, 0.98), lr 1e-2,
+    # wd 2e-2, 10% warm-up then linear decay, 20 epochs, batch 256 by gradient accumulation)
+    methods: list[str] = field(
+        default_factory=lambda: ["prompt_input", "prompt_attention", "prompt_shared", "head_only"]
+    )
+    # the head-only baseline ("ViLT" in Table 1): "fixed" keeps the official non-learned prompts (learnt_p=False:
+    # fixed attention-level prompts per missing case); "none" runs the backbone without prompts
+    baseline_prompts: str = "fixed"
     prompt_length: int = bounded(4, ge=1)  # paper 16 for ~185 ViLT tokens; 4 for our 28 (see docs)
     prompt_layers: list[int] = bounded(factory=lambda: [0, 1], ge=0)
     input_mode: str = "accumulate"  # official code; "replace" = the paper's wording
     epochs: int = bounded(2, ge=0)
-    batch_size: int = bounded(64, ge=1)
+    batch_size: int = bounded(64, ge=1)  # the effective batch (one optimiser step)
+    grad_accumulation: int = bounded(1, ge=1)  # micro-batches per step (official: 256 = per-GPU batch x accumulation)
     lr: float = bounded(1e-2, gt=0)
     weight_decay: float = bounded(2e-2, ge=0)
     finetune_lr: float = bounded(1e-3, gt=0)
@@ -108,10 +118,21 @@ class MissingPromptsConfig:
         for name in ("train_missing_rate", "test_missing_rate", "pixel_noise", "label_noise"):
             if not 0.0 <= getattr(self, name) <= 1.0 and name != "pixel_noise":
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not self.sweep_rates or any(not 0.0 <= r <= 1.0 for r in self.sweep_rates):
-            raise ConfigError(f"sweep_rates must be a non-empty list of rates in [0, 1], got {self.sweep_rates}")
-        if self.train_missing_type not in TEST_TYPES:
-            raise ConfigError(f"train_missing_type must be one of {TEST_TYPES}, got {self.train_missing_type!r}")
+        if any(not 0.0 <= r <= 1.0 for r in self.sweep_rates):
+            raise ConfigError(f"sweep_rates must be rates in [0, 1], got {self.sweep_rates}")
+        if not self.scenarios or any(t not in TEST_TYPES for t in self.scenarios):
+            raise ConfigError(f"scenarios must be a non-empty subset of {TEST_TYPES}, got {self.scenarios}")
+        if self.sweep_rates and "both" not in self.scenarios:
+            raise ConfigError("sweep_rates: the missing-both sweep needs the 'both' scenario (or sweep_rates: [])")
+        if self.baseline_prompts not in ("fixed", "none"):
+            raise ConfigError(f"baseline_prompts must be 'fixed' or 'none', got {self.baseline_prompts!r}")
+        if self.baseline_prompts == "fixed" and "head_only" in self.methods and self.prompt_length < 3:
+            raise ConfigError("baseline_prompts: 'fixed' needs prompt_length >= 3 (one row per missing case)")
+        if self.grad_accumulation < 1 or self.batch_size % self.grad_accumulation:
+            raise ConfigError(
+                f"grad_accumulation must be >= 1 and divide batch_size, got {self.grad_accumulation} and "
+                f"{self.batch_size}"
+            )
         if self.pretrain_negatives not in ("random", "hard"):
             raise ConfigError(f"pretrain_negatives must be 'random' or 'hard', got {self.pretrain_negatives!r}")
         if self.input_mode not in ("replace", "accumulate"):
@@ -143,9 +164,16 @@ class MissingPromptsConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {},
-    # Closer to the paper: 12-layer backbone, prompts on the first 6 layers, 16 tokens, 20 epochs.
+    # The multi-label task only (the MM-IMDb analogue): 3 scenarios x 4 methods per seed fit the CPU budget
+    # for 3 seeds; the single-label task runs with --set "tasks=[single, multi]" and in the paper preset.
+    "quick": {"tasks": ["multi"]},
+    # Closer to the paper: 12-layer backbone, prompts on the first 6 layers, 16 tokens, 20 epochs at effective
+    # batch 256 (official: per-GPU batch x gradient accumulation), every method incl. full fine-tuning.
     "paper": {
+        "tasks": list(SYNTHETIC_TASKS),
+        "methods": list(METHODS),
+        "batch_size": 256,
+        "grad_accumulation": 4,
         "hidden": 128,
         "layers": 12,
         "heads": 4,
@@ -156,7 +184,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prompt_layers": [0, 1, 2, 3, 4, 5],
         "prompt_length": 16,
         "n_train": 20000,
-        "epochs": 10,
+        "epochs": 20,
         "sweep_rates": [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0],
     },
 }
@@ -168,18 +196,31 @@ def run(config: MissingPromptsConfig, ctx: RunContext) -> Mapping[str, float]:
     return run_missing_prompts(config, ctx)
 
 
-PAPER_MMIMDB_BOTH = 42.66  # F1-Macro, missing-both, eta = 70% (paper Table 1; issue #13 of the official repo)
+# F1-Macro of input-level prompts, MM-IMDb, missing both at eta = 70% (paper Table 1), as quoted in the official
+# repository's issue #13 ("I got 40.65 (paper: 42.66)"); the paper's text is not on this machine.
+PAPER_MMIMDB_BOTH = 42.66
+
+
+def _below_one_percent(metric: str) -> Any:
+    def check(metrics: Mapping[str, float]) -> tuple[bool, float | None, str]:
+        value = metrics[metric]
+        return value < 0.01, value, f"{metric} = {100 * value:.3f}% < 1%"
+
+    return check
+
 
 CLAIMS = (
     *(
         Claim.compare(
             f"{task}_input_prompts_beat_head_only_{kind}",
-            f"{task}-label task, {kind} missing at eta=70% (trained at eta=70%, both): input-level missing-aware "
-            "prompts beat the frozen backbone with only pooler+head trained (the paper's 'ViLT' baseline row)",
+            f"{task}-label task, Table 1 scenario '{kind} missing' (trained and tested with {kind} missing at "
+            "eta=70%): input-level missing-aware prompts beat the paper's 'ViLT' baseline (frozen backbone, pooler "
+            "and head trained, official fixed prompts)",
             f"{task}_prompt_input_{kind}",
             ">",
             f"{task}_head_only_{kind}",
             paper=PAPER_MMIMDB_BOTH if (task, kind) == ("multi", "both") else None,
+            paper_source="recalled" if (task, kind) == ("multi", "both") else None,
         )
         for task in SYNTHETIC_TASKS
         for kind in TEST_TYPES
@@ -187,8 +228,8 @@ CLAIMS = (
     *(
         Claim.compare(
             f"{task}_attention_prompts_beat_head_only_{kind}",
-            f"{task}-label task, {kind} missing at eta=70% (trained at eta=70%, both): attention-level prompts beat "
-            "the head-only baseline",
+            f"{task}-label task, Table 1 scenario '{kind} missing' (trained and tested with {kind} missing at "
+            "eta=70%): attention-level prompts beat the 'ViLT' baseline",
             f"{task}_prompt_attention_{kind}",
             ">",
             f"{task}_head_only_{kind}",
@@ -198,34 +239,44 @@ CLAIMS = (
     ),
     *(
         Claim.compare(
+            f"{task}_missing_aware_beat_shared_{kind}",
+            f"{task}-label task, scenario '{kind} missing': missing-aware prompts (one set per missing case) beat "
+            "one prompt set shared by all cases, same length, layers and training (the method's core ablation)",
+            f"{task}_prompt_input_{kind}",
+            ">",
+            f"{task}_prompt_shared_{kind}",
+        )
+        for task in SYNTHETIC_TASKS
+        for kind in TEST_TYPES
+    ),
+    *(
+        Claim.compare(
             f"{task}_prompts_robust_across_rates",
-            f"{task}-label task, trained at eta=70%: averaged over test missing rates (missing both), input-level "
-            "prompts beat the head-only baseline",
+            f"{task}-label task, trained with both missing at eta=70%: averaged over test missing rates (missing "
+            "both), input-level prompts beat the 'ViLT' baseline",
             f"{task}_prompt_input_sweep_mean",
             ">",
             f"{task}_head_only_sweep_mean",
         )
         for task in SYNTHETIC_TASKS
     ),
-    Claim.compare(
+    Claim.check(
         "vilt_b32_prompts_under_1pct",
         "Real ViLT-B/32 configuration: the missing-aware prompts (3 cases x 6 layers x 16 x 768) are < 1% of all "
         "parameters",
-        "vilt_b32_prompt_fraction",
-        "<",
-        0.01,
+        _below_one_percent("vilt_b32_prompt_fraction"),
+        requires=("vilt_b32_prompt_fraction",),
         paper=0.01,
-        kind="structural",
+        paper_source="recalled",
     ),
-    Claim.compare(
+    Claim.check(
         "vilt_b32_trainable_under_1pct",
         "Real ViLT-B/32 configuration: everything trained (prompts + pooler + official MM-IMDb head) is < 1% of all "
         "parameters",
-        "vilt_b32_trainable_fraction",
-        "<",
-        0.01,
+        _below_one_percent("vilt_b32_trainable_fraction"),
+        requires=("vilt_b32_trainable_fraction",),
         paper=0.01,
-        kind="structural",
+        paper_source="recalled",
     ),
 )
 
@@ -273,5 +324,7 @@ EXPERIMENT = register(
             ),
         ),
         summary_metrics=tuple(f"{t}_{m}_both" for t in SYNTHETIC_TASKS for m in METHODS),
+        # one unit per run seed; 3 is the fewest that can decide a claim at the measured spread (docs, Results)
+        seeds={"quick": 3, "paper": 3},
     )
 )

@@ -36,6 +36,7 @@ __all__ = [
     "MissingAwarePrompts",
     "PromptedVilt",
     "build_mini_vilt",
+    "fixed_prompts",
     "classifier_head",
     "count_parameters",
     "vilt_b32_trainable_fraction",
@@ -105,11 +106,14 @@ class MissingAwarePrompts(nn.Module):
         *,
         init_std: float = 0.02,
         generator: torch.Generator | None = None,
+        shared: bool = False,
     ) -> None:
         super().__init__()
         if n_layers < 1 or length < 1:
             raise ConfigError(f"prompt layers and prompt_length must be >= 1, got {n_layers} and {length}")
-        init = torch.randn(len(MISSING_CASES), n_layers, length, hidden, generator=generator) * init_std
+        self.shared = shared  # the ablation: one prompt set for every missing case (not missing-aware)
+        n_sets = 1 if shared else len(MISSING_CASES)
+        init = torch.randn(n_sets, n_layers, length, hidden, generator=generator) * init_std
         self.prompts = nn.Parameter(init)
 
     def forward(self, missing_type: torch.Tensor) -> torch.Tensor:
@@ -119,7 +123,21 @@ class MissingAwarePrompts(nn.Module):
             )
         if missing_type.numel() and (int(missing_type.min()) < 0 or int(missing_type.max()) >= len(MISSING_CASES)):
             raise ValueError(f"missing_type values must be in 0..{len(MISSING_CASES) - 1}")
+        if self.shared:
+            return self.prompts[torch.zeros_like(missing_type)]
         return self.prompts[missing_type]
+
+
+def fixed_prompts(n_layers: int, length: int, hidden: int) -> torch.Tensor:
+    """The official non-learned prompts (``learnt_p=False``, the paper's ViLT baseline): zeros with one all-ones
+    row per missing case, row 0 for complete, 2 for text missing, 1 for image missing, on every prompted layer;
+    shape (3, n_layers, length, hidden). Used as attention-level keys *and* values (official ``Attention``)."""
+    if length < 3:
+        raise ConfigError(f"fixed prompts need prompt_length >= 3 (one row per missing case), got {length}")
+    out = torch.zeros(len(MISSING_CASES), n_layers, length, hidden)
+    for case, row in ((COMPLETE, 0), (TEXT_MISSING, 2), (IMAGE_MISSING, 1)):
+        out[case, :, row] = 1.0
+    return out
 
 
 def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -127,17 +145,21 @@ def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
-def _prefix_attention(layer: Any, hidden: torch.Tensor, key_mask: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+def _prefix_attention(
+    layer: Any, hidden: torch.Tensor, key_mask: torch.Tensor, prompt: torch.Tensor, split_kv: bool = True
+) -> torch.Tensor:
     """ViLT layer with attention-level prompts (paper Eq. 5): ``prompt`` (B, L_p, d) is split into L_p/2 key
-    vectors and L_p/2 value vectors prepended to the projected keys and values of every head."""
+    vectors and L_p/2 value vectors prepended to the projected keys and values of every head. ``split_kv=False``
+    (the official fixed prompts) prepends all L_p vectors to both the keys and the values."""
     attn = layer.attention.attention
     batch, seq, _ = hidden.shape
     heads, head_dim = attn.num_attention_heads, attn.attention_head_size
-    half = prompt.shape[1] // 2
+    half = prompt.shape[1] // 2 if split_kv else prompt.shape[1]
+    keys, values = (prompt[:, :half], prompt[:, half : 2 * half]) if split_kv else (prompt, prompt)
     x = layer.layernorm_before(hidden)
     q = attn.query(x)
-    k = torch.cat([prompt[:, :half], attn.key(x)], dim=1)
-    v = torch.cat([prompt[:, half : 2 * half], attn.value(x)], dim=1)
+    k = torch.cat([keys, attn.key(x)], dim=1)
+    v = torch.cat([values, attn.value(x)], dim=1)
 
     def split(t: torch.Tensor) -> torch.Tensor:
         return t.view(batch, t.shape[1], heads, head_dim).transpose(1, 2)
@@ -153,7 +175,9 @@ def _prefix_attention(layer: Any, hidden: torch.Tensor, key_mask: torch.Tensor, 
 class PromptedVilt(nn.Module):
     """A ViLT backbone with optional missing-aware prompts and a classification head (paper Fig. 2).
 
-    ``prompt_type``: ``"input"``, ``"attention"`` or ``"none"`` (the head-only / fine-tuning baselines).
+    ``prompt_type``: ``"input"``, ``"attention"``, ``"fixed"`` (the official non-learned baseline,
+    ``learnt_p=False``: :func:`fixed_prompts` as attention-level keys and values, not trained) or ``"none"``.
+    ``shared_prompts``: one learned prompt set for all missing cases (the missing-aware ablation).
     ``prompt_layers``: indices of the layers that receive prompts (paper: 0..5 of 12).
     ``forward(input_ids (B,T), text_mask (B,T), pixel_values (B,3,H,W), missing_type (B,))`` -> logits (B, C).
     """
@@ -169,10 +193,11 @@ class PromptedVilt(nn.Module):
         input_mode: str = "replace",
         generator: torch.Generator | None = None,
         init_token_ids: Sequence[int] | None = None,
+        shared_prompts: bool = False,
     ) -> None:
         super().__init__()
-        if prompt_type not in ("input", "attention", "none"):
-            raise ConfigError(f"prompt_type must be 'input', 'attention' or 'none', got {prompt_type!r}")
+        if prompt_type not in ("input", "attention", "fixed", "none"):
+            raise ConfigError(f"prompt_type must be 'input', 'attention', 'fixed' or 'none', got {prompt_type!r}")
         if input_mode not in ("replace", "accumulate"):
             raise ConfigError(f"input_mode must be 'replace' or 'accumulate', got {input_mode!r}")
         n_layers = vilt.config.num_hidden_layers
@@ -189,10 +214,14 @@ class PromptedVilt(nn.Module):
         self.input_mode = input_mode
         hidden = vilt.config.hidden_size
         self.prompts = (
-            MissingAwarePrompts(len(self.prompt_layers), prompt_length, hidden, generator=generator)
-            if prompt_type != "none"
+            MissingAwarePrompts(
+                len(self.prompt_layers), prompt_length, hidden, generator=generator, shared=shared_prompts
+            )
+            if prompt_type in ("input", "attention")
             else None
         )
+        if prompt_type == "fixed":
+            self.register_buffer("fixed", fixed_prompts(len(self.prompt_layers), prompt_length, hidden))
         if prompt_type == "input":
             self._init_from_vocabulary(generator, init_token_ids)
         self.head = classifier_head(hidden, n_outputs)
@@ -260,12 +289,14 @@ class PromptedVilt(nn.Module):
         hidden, mask = self.embed(input_ids, text_mask, pixel_values)
         mask = mask.to(hidden.dtype)
         prompts = self.prompts(missing_type) if self.prompts is not None else None
+        if self.prompt_type == "fixed":
+            prompts = self.fixed[missing_type]
         n_prompt = 0  # prompt tokens currently at the front of the sequence (input-level)
         for i, layer in enumerate(self.vilt.encoder.layer):
             if prompts is not None and i in self.prompt_layers:
                 p = prompts[:, self.prompt_layers.index(i)]
-                if self.prompt_type == "attention":
-                    hidden = _prefix_attention(layer, hidden, mask, p)
+                if self.prompt_type in ("attention", "fixed"):
+                    hidden = _prefix_attention(layer, hidden, mask, p, split_kv=self.prompt_type == "attention")
                     continue
                 if self.input_mode == "replace" and n_prompt:
                     hidden, mask = hidden[:, n_prompt:], mask[:, n_prompt:]

@@ -47,7 +47,8 @@ __all__ = ["Task", "load_backbone", "run_missing_prompts", "sweep_key", "train_m
 LABELS = {
     "prompt_input": "input-level prompts",
     "prompt_attention": "attention-level prompts",
-    "head_only": "head only (frozen)",
+    "prompt_shared": "input-level, one shared prompt set (ablation)",
+    "head_only": "ViLT baseline (frozen, head only)",
     "finetune": "full fine-tuning",
 }
 
@@ -72,10 +73,12 @@ def run_missing_prompts(config: MissingPromptsConfig, ctx: RunContext) -> dict[s
     metrics: dict[str, float] = {}
     for task in tasks:
         tables = _missing_tables(config, ctx, task)
-        for method in config.methods:
-            unit = f"{task.name}/{method}"
-            result = sweep.once(unit, train_method, config, ctx, sweep, vilt, task, method, tables, log=True)
-            metrics.update({f"{task.name}_{method}_{k}": v for k, v in result.items()})
+        for scenario in config.scenarios:
+            for method in config.methods:
+                unit = f"{task.name}/{scenario}/{method}"
+                args = (config, ctx, sweep, vilt, task, method, scenario, tables)
+                result = sweep.once(unit, train_method, *args, log=True)
+                metrics.update({f"{task.name}_{method}_{k}": v for k, v in result.items()})
     metrics.update(vilt_b32_trainable_fraction(n_outputs=23, prompt_layers=6, prompt_length=16))
     _report(config, ctx, tasks, metrics)
     return metrics
@@ -216,10 +219,11 @@ def _missing_tables(config: MissingPromptsConfig, ctx: RunContext, task: Task) -
     mean over all draws (draw 0 = the saved table), so which samples happen to miss a modality does not decide a
     comparison (see docs, "Test noise")."""
     folder = ctx.out_dir / "missing_tables"
-    specs = {"train": ("train", config.train_missing_rate, config.train_missing_type)}
-    specs |= {kind: ("test", config.test_missing_rate, kind) for kind in TEST_TYPES}
-    specs["complete"] = ("test", 0.0, "both")
-    specs |= {sweep_key(config, rate): ("test", rate, "both") for rate in config.sweep_rates}
+    specs = {f"train_{kind}": ("train", config.train_missing_rate, kind) for kind in config.scenarios}
+    specs |= {kind: ("test", config.test_missing_rate, kind) for kind in config.scenarios}
+    if config.sweep_rates:
+        specs["complete"] = ("test", 0.0, "both")
+        specs |= {sweep_key(config, rate): ("test", rate, "both") for rate in config.sweep_rates}
     tables: dict[str, list[torch.Tensor]] = {}
     for key, (split, rate, kind) in specs.items():
         n = len(task.train) if split == "train" else len(task.test)
@@ -241,21 +245,29 @@ def train_method(
     vilt: Any,
     task: Task,
     method: str,
+    scenario: str,
     tables: dict[str, list[torch.Tensor]],
 ) -> dict[str, float]:
-    """Train one method at the training missing table and evaluate it on every test table.
+    """Train one method in one of Table 1's scenarios (train table ``train_<scenario>``) and test it in the same
+    scenario (test table ``<scenario>``); the models of the "both" scenario are also tested on the complete test
+    set and the missing-both sweep of rates.
 
     Evaluation runs every test sample once per missing case (3 forward passes of the test set, whatever the
     number of tables) and reads each table's predictions off these logits; a sample's logits depend only on its
     own inputs and missing case (eval mode, no batch statistics). ``<key>`` is the metric averaged over the
     table's draws, ``<key>_saved`` the metric on the saved table alone."""
     backbone = copy.deepcopy(vilt)
-    prompt_type = {"prompt_input": "input", "prompt_attention": "attention"}.get(method, "none")
-    init_gen = ctx.generator(task.name, method, "init", device="cpu")
+    prompt_type = {"prompt_input": "input", "prompt_attention": "attention", "prompt_shared": "input"}.get(method)
+    if method == "head_only" and config.baseline_prompts == "fixed":
+        prompt_type = "fixed"
+    # the seeds name the scenario only where it is not "both", so the "both" units keep their earlier draws
+    tag = (task.name, method) if scenario == "both" else (task.name, scenario, method)
+    init_gen = ctx.generator(*tag, "init", device="cpu")
     model = PromptedVilt(
         backbone,
         task.n_outputs,
-        prompt_type=prompt_type,
+        prompt_type=prompt_type or "none",
+        shared_prompts=method == "prompt_shared",
         prompt_layers=config.prompt_layers,
         prompt_length=config.prompt_length,
         input_mode=config.input_mode,
@@ -266,47 +278,55 @@ def train_method(
         model.freeze_backbone()
     lr = config.finetune_lr if method == "finetune" else config.lr
     optimizer = make_optimizer(model, lr, config.weight_decay)
-    train_table = tables["train"][0]
+    train_table = tables[f"train_{scenario}"][0]
     train = apply_missing(task.train, train_table)
     per_epoch = -(-len(train) // config.batch_size)
     steps = config.epochs * per_epoch
     scheduler = warmup_linear_schedule(optimizer, max(steps, 1))
-    gen = ctx.generator(task.name, method, "train", device="cpu")
+    gen = ctx.generator(*tag, "train", device="cpu")
     state: dict[str, torch.Tensor] = {}
+    micro = config.batch_size // config.grad_accumulation
 
     def step_fn(step: int) -> dict[str, float]:
+        """One optimiser step on an effective batch of ``batch_size``, accumulated over micro-batches (the loss
+        of each micro-batch weighted by its share, so the gradient equals the whole batch's)."""
         if step % per_epoch == 0 or "order" not in state:
             state["order"] = torch.randperm(len(train), generator=gen)
         idx = state["order"][(step % per_epoch) * config.batch_size : (step % per_epoch + 1) * config.batch_size]
         dev = ctx.device
         model.train()
-        logits = model(
-            train.input_ids[idx].to(dev),
-            train.text_mask[idx].to(dev),
-            train.pixel_values[idx].to(dev),
-            train_table[idx].to(dev),
-        )
-        loss = task_loss(logits, train.labels[idx].to(dev))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = 0.0
+        for part in idx.split(micro):
+            logits = model(
+                train.input_ids[part].to(dev),
+                train.text_mask[part].to(dev),
+                train.pixel_values[part].to(dev),
+                train_table[part].to(dev),
+            )
+            loss = task_loss(logits, train.labels[part].to(dev)) * (len(part) / len(idx))
+            loss.backward()
+            total += float(loss.detach())
         optimizer.step()
         scheduler.step()
-        return {"loss": float(loss.detach())}
+        return {"loss": total}
 
-    sweep.train(f"{task.name}/{method}", steps=steps, step_fn=step_fn, model=model, optimizer=optimizer,
-                generator=gen, scheduler=scheduler, log_every=per_epoch)  # fmt: skip
+    sweep.train("/".join((task.name, scenario, method)), steps=steps, step_fn=step_fn, model=model,
+                optimizer=optimizer, generator=gen, scheduler=scheduler, log_every=per_epoch)  # fmt: skip
     case_logits = predict_per_case(model, task.test)
+    keys = [scenario]
+    if scenario == "both" and config.sweep_rates:
+        keys += ["complete", *(sweep_key(config, rate) for rate in config.sweep_rates)]
     result: dict[str, float] = {}
-    for key, draws in tables.items():
-        if key == "train":
-            continue
-        values = [table_metric(case_logits, table, task.test.labels, task.metric) for table in draws]
+    for key in dict.fromkeys(keys):
+        values = [table_metric(case_logits, table, task.test.labels, task.metric) for table in tables[key]]
         result[key] = sum(values) / len(values)
         if key != "complete":
             result[f"{key}_saved"] = values[0]
-    sweep_keys = [sweep_key(config, rate) for rate in config.sweep_rates]
-    result["sweep_mean"] = sum(result[k] for k in sweep_keys) / len(sweep_keys)
-    result["trainable_params"] = float(model.trainable_parameters())
+    if scenario == "both" and config.sweep_rates:
+        sweep_keys = [sweep_key(config, rate) for rate in config.sweep_rates]
+        result["sweep_mean"] = sum(result[k] for k in sweep_keys) / len(sweep_keys)
+    result["trainable_params"] = float(model.trainable_parameters())  # the same in every scenario
     result["trainable_fraction"] = model.trainable_parameters() / count_parameters(model)
     return result
 
@@ -317,11 +337,13 @@ def _report(config: MissingPromptsConfig, ctx: RunContext, tasks: list[Task], me
         rows = []
         for m in config.methods:
             key = f"{task.name}_{m}"
-            rows.append([LABELS[m], *(round(metrics[f"{key}_{k}"], 2) for k in ("complete", *TEST_TYPES)),
-                         f"{100 * metrics[f'{key}_trainable_fraction']:.2f}%"])  # fmt: skip
+            cells = [round(metrics[f"{key}_{k}"], 2) if f"{key}_{k}" in metrics else "—"
+                     for k in ("complete", *TEST_TYPES)]  # fmt: skip
+            rows.append([LABELS[m], *cells, f"{100 * metrics[f'{key}_trainable_fraction']:.2f}%"])
         ctx.add_table(
-            f"{task.name}: {task.metric} (%) on the test set, trained at eta={config.train_missing_rate:g} "
-            f"({config.train_missing_type}); test eta={config.test_missing_rate:g} per missing type",
+            f"{task.name}: {task.metric} (%) on the test set; each missing type's column = trained and tested "
+            f"with that type missing at eta={config.train_missing_rate:g}/{config.test_missing_rate:g} (Table 1); "
+            "complete = the missing-both model on complete pairs",
             ["method", "complete", "text missing", "image missing", "both missing", "trainable"],
             rows,
         )
@@ -345,6 +367,8 @@ def _report(config: MissingPromptsConfig, ctx: RunContext, tasks: list[Task], me
         f"is the mean over {config.test_table_draws} draws of its missing table (draw 0 = the saved table, whose "
         "metric alone is reported as <key>_saved; the seeds of the other draws are in the saved file)."
     )
+    if not config.sweep_rates:
+        return
     fig, axes = new_figure(ncols=len(tasks))
     axes = list(axes.flat) if len(tasks) > 1 else [axes]
     for ax, task in zip(axes, tasks):
@@ -353,6 +377,6 @@ def _report(config: MissingPromptsConfig, ctx: RunContext, tasks: list[Task], me
             ax.plot([100 * r for r in config.sweep_rates], values, "-o", label=LABELS[m])
         ax.set_xlabel("test missing rate eta (%), missing both")
         ax.set_ylabel(f"{task.metric} (%)")
-        ax.set_title(f"{task.name} (trained at eta={100 * config.train_missing_rate:g}%)")
+        ax.set_title(f"{task.name} (trained at eta={100 * config.train_missing_rate:g}%, both)")
         ax.legend(fontsize=7)
     save_figure(fig, ctx.figure_path("metric_vs_missing_rate"))

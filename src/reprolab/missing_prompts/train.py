@@ -49,16 +49,19 @@ def warmup_linear_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW on the trainable parameters; no weight decay on biases, LayerNorm weights and prompts (official)."""
+    """AdamW as the official ``vilt_utils.set_schedule``: betas (0.9, 0.98), eps 1e-8, weight decay on every
+    trainable parameter except biases and the backbone's LayerNorm weights. The official exclusion list matches
+    parameter *names* (``bias``, ``LayerNorm.weight``, ``norm1.weight``, ...), so the prompts
+    (``complete_prompt``, ...) and the head's LayerNorm (``<task>_classifier.1.weight``) are decayed; so they are
+    here (``prompts.prompts``, ``head.1.weight``)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.dim() < 2 or "prompts" in name or "LayerNorm" in name or "layernorm" in name else decay).append(
-            p
-        )
+        backbone_norm = name.startswith("vilt.") and ("layernorm" in name.lower())
+        (no_decay if name.endswith("bias") or backbone_norm else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), eps=1e-8)
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
