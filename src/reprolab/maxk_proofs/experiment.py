@@ -18,7 +18,14 @@ from reprolab.core.registry import Experiment, Paper, register
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["EXPERIMENT", "PAPER_TABLE1", "PAPER_UNEXPLAINED_DIM", "MaxKProofsConfig", "STRATEGY_NAMES"]
+__all__ = [
+    "EXPERIMENT",
+    "OFFICIAL_SEEDS",
+    "PAPER_TABLE1",
+    "PAPER_UNEXPLAINED_DIM",
+    "STRATEGY_NAMES",
+    "MaxKProofsConfig",
+]
 
 PAPER = Paper(
     title="Compact Proofs of Model Performance via Mechanistic Interpretability",
@@ -63,6 +70,23 @@ PAPER_TABLE1: dict[str, float] = {
     "quadratic_qk_eu": 0.303,
 }
 
+# The official seed list of the Max-of-K sweep (151 seeds), READ from gbmi/exp_max_of_n/__init__.py (SEEDS);
+# SELECTED_SEED = 123 is the model the paper's figures show. Our seeds feed our own generators, so the models are
+# not the official ones (those weights cannot be loaded offline), only the seed values are.
+# fmt: off
+OFFICIAL_SEEDS: tuple[int, ...] = (
+    50, 104, 123, 519, 742, 913, 1185, 1283, 1412, 1490, 1681, 1696, 1895, 1951, 2236, 2306, 2345, 2549, 2743, 2773,
+    3175, 3254, 3284, 4157, 4305, 4430, 4647, 4729, 4800, 4810, 5358, 5615, 5781, 5928, 6082, 6155, 6159, 6204, 6532,
+    6549, 6589, 6910, 7098, 7238, 7310, 7467, 7790, 7884, 8048, 8299, 8721, 8745, 8840, 8893, 9132, 9134, 9504, 9816,
+    10248, 11124, 11130, 11498, 11598, 11611, 12141, 12287, 12457, 12493, 12552, 12561, 13036, 13293, 13468, 13654,
+    13716, 14095, 14929, 15043, 15399, 15622, 15662, 16069, 16149, 16197, 16284, 17080, 17096, 17194, 17197, 18146,
+    18289, 18668, 19004, 19093, 19451, 19488, 19538, 19917, 20013, 20294, 20338, 20415, 20539, 20751, 20754, 20976,
+    21317, 21598, 22261, 22286, 22401, 22545, 23241, 23367, 23447, 23633, 23696, 24144, 24173, 24202, 24262, 24438,
+    24566, 25516, 26278, 26374, 26829, 26932, 27300, 27484, 27584, 27671, 27714, 28090, 28716, 28778, 29022, 29052,
+    29110, 29195, 29565, 29725, 29726, 30371, 30463, 30684, 30899, 31308, 32103, 32374, 32382,
+)
+# fmt: on
+
 # Unexplained dimension (Appendix A.2) of the paper's brute-force and cubic proofs for Max-of-4 with d_vocab 64,
 # READ from the official code (notebooks_jason/max_of_K_all_models.py: d_vocab ** (n_ctx + 1) and
 # EUPU + PVOU + EPQKE + EPQKP + EVOU = 3 d_vocab^2 + 2 n_ctx d_vocab). Only valid for that configuration.
@@ -78,16 +102,24 @@ class MaxKProofsConfig:
     d_model: int = 32
     d_head: int = 32
     d_vocab_out: int = 0  # 0: same as d_vocab
-    n_seeds: int = 4  # models in the sweep (seeds 0 .. n_seeds-1); the paper uses 151
+    n_seeds: int = 4  # models in the sweep: the first n_seeds of `seeds` (or 0 .. n_seeds-1 when it is empty)
+    seeds: list[int] = field(default_factory=list)  # explicit model seeds; `paper`: the official 151 (OFFICIAL_SEEDS)
     steps: int = 3000
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.01  # torch's AdamW default
+    use_log1p: bool = True  # the official MAX_OF_K configs' log1p log-softmax (precise near loss 0); False: torch's
     strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES))
     forward_check_samples: int = 100_000  # random inputs on which brute force is compared with the forward pass
     forward_check_queries: int = 1  # query tokens whose d_vocab**(n_ctx-1) inputs are checked in full (if <= 2**20)
     exhaustive_forward_check: bool = False  # also run the forward pass on every input (slow for d_vocab=64)
     model_files: list[str] = field(default_factory=list)  # TransformerLens state dicts to prove instead of training
+    # TransformerLens config fields of model_files (empty/0: from a JSON next to each file, else the defaults);
+    # LayerNorm, a non-default attention scale or non-standard positions are refused (tl_config.py)
+    model_normalization_type: str = ""
+    model_attn_scale: float = 0.0
+    model_positional_embedding_type: str = ""
+    float32_forward: bool = False  # float32 accuracy by the float32 forward pass (~50 s/model) instead of tables
     checkpoint_every: int = 1000
 
     def validate(self) -> None:
@@ -101,6 +133,9 @@ class MaxKProofsConfig:
             raise ConfigError("forward_check_samples >= 0 and 0 <= forward_check_queries <= d_vocab are required")
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("steps >= 0, batch_size >= 1 and lr > 0 are required")
+        if self.seeds and len(self.seeds) < self.n_seeds:
+            raise ConfigError(f"n_seeds: {self.n_seeds} models asked but seeds lists only {len(self.seeds)}")
+        self._check_model_files()
         unknown = [s for s in self.strategies if s not in STRATEGY_NAMES]
         if unknown:
             raise ConfigError(f"strategies: unknown {unknown}; valid: {', '.join(STRATEGY_NAMES)}")
@@ -110,10 +145,44 @@ class MaxKProofsConfig:
                 "drop 'brute_force' from strategies (soundness claims are then not evaluated)"
             )
 
+    def tl_overrides(self) -> dict[str, Any]:
+        """The TransformerLens config fields given explicitly for ``model_files``."""
+        return {
+            "normalization_type": self.model_normalization_type,
+            "attn_scale": self.model_attn_scale or None,
+            "positional_embedding_type": self.model_positional_embedding_type,
+        }
+
+    def model_seeds(self) -> list[int]:
+        return list(self.seeds[: self.n_seeds]) if self.seeds else list(range(self.n_seeds))
+
+    def _check_model_files(self) -> None:
+        """Refuse, before any run folder exists, a model file that is missing or whose config implies LayerNorm,
+        another attention scale or other positions (the state dict is read at run time)."""
+        from pathlib import Path
+
+        from reprolab.core.errors import DataError
+        from reprolab.maxk_proofs.tl_config import check_transformer_lens_config, read_transformer_lens_config
+
+        for path in self.model_files:
+            if not Path(path).is_file():
+                raise ConfigError(f"model_files: {path} does not exist")
+            try:
+                check_transformer_lens_config(
+                    read_transformer_lens_config(path, self.tl_overrides()), d_head=None, source=path
+                )
+            except DataError as err:
+                raise ConfigError(str(err)) from err
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
-    "paper": {"n_seeds": 151, "forward_check_samples": 1_000_000, "checkpoint_every": 500},
+    "paper": {
+        "n_seeds": 151,
+        "seeds": list(OFFICIAL_SEEDS),
+        "forward_check_samples": 1_000_000,
+        "checkpoint_every": 500,
+    },
 }
 
 
