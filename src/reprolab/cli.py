@@ -19,6 +19,13 @@ DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", help="torch CPU threads (default $REPROLAB_THREADS or 1)")
 ]
+PerturbOption = Annotated[
+    float,
+    typer.Option(
+        "--perturb",
+        help="multiply every initial weight by 1 + PERTURB * N(0,1) (verdict-stability check; default 0: off)",
+    ),
+]
 DataOption = Annotated[Path | None, typer.Option("--data", help="folder with real datasets (default $REPROLAB_DATA)")]
 
 
@@ -58,6 +65,7 @@ def run_command(
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its checkpoint")] = False,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
+    perturb: PerturbOption = 0.0,
 ) -> None:
     """Run one experiment into a run folder."""
     from reprolab.core.config import parse_set_options
@@ -70,15 +78,31 @@ def run_command(
     try:
         overrides = parse_set_options(set_ or [])
         results = run_experiment(
-            method, preset, overrides, seed=seed, out=out, data=data, resume=resume, device=device, threads=threads
+            method,
+            preset,
+            overrides,
+            seed=seed,
+            out=out,
+            data=data,
+            resume=resume,
+            device=device,
+            threads=threads,
+            perturb=perturb,
         )
     except ReproError as err:
         _fail(str(err))
         return
-    passed = sum(c["passed"] for c in results["claims"])
-    typer.echo(f"{method}: {passed}/{len(results['claims'])} claims pass, {results['runtime_s']:.1f} s")
+    from reprolab.core.report import totals_text
+
+    totals = totals_text(results["claims"], results["claims_not_evaluated"])
+    typer.echo(f"{method}: {totals} {results['runtime_s']:.1f} s")
     for claim in results["claims"]:
-        typer.echo(f"  [{'PASS' if claim['passed'] else 'FAIL'}] {claim['id']}: {claim['detail']}")
+        typer.echo(f"  [{claim['verdict'].upper()}] {claim['id']}: {claim['detail']}")
+    if any(c["kind"] != "structural" and c["n"] <= 1 for c in results["claims"]):
+        typer.echo(
+            "  claims decided on one unit (one seed) are inconclusive by rule; "
+            "`reprolab reproduce` runs the seeds each preset states"
+        )
     typer.echo(f"run folder: {out}")
 
 
@@ -86,13 +110,20 @@ def run_command(
 def reproduce_command(
     methods: Annotated[list[str] | None, typer.Argument(help="methods to run, or `all` (default all)")] = None,
     preset: Annotated[str, typer.Option("--preset")] = "quick",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds 0..N-1 per method")] = 1,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per method (default: the preset's stated seeds)")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/reproduce-...)")] = None,
     data: DataOption = None,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
+    perturb: PerturbOption = 0.0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")
+    ] = None,
 ) -> None:
     """Run experiments over seeds and write an aggregated report with each claim's verdict."""
+    from reprolab.core.config import parse_set_options
     from reprolab.core.errors import ReproError
     from reprolab.core.runner import print_summary, reproduce
 
@@ -105,6 +136,8 @@ def reproduce_command(
             data=data,
             device=device,
             threads=threads,
+            perturb=perturb,
+            overrides=parse_set_options(set_ or []),
             log=lambda msg: typer.echo(msg, err=True),
         )
     except ReproError as err:

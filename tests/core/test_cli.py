@@ -68,8 +68,12 @@ def test_run_writes_the_results_contract_and_report_rebuilds(tmp_path):
     assert results["cpu_s"] > 0.0 and results["runtime_s"] > 0.0
     assert all(isinstance(v, (int, float)) or v is None for v in results["metrics"].values())
     for claim in results["claims"]:
-        assert set(claim) == {"id", "description", "passed", "ours", "paper", "paper_source", "detail"}
-        assert isinstance(claim["passed"], bool)
+        assert set(claim) >= {"id", "description", "kind", "verdict", "passed", "ours", "paper", "paper_source"}
+        assert set(claim) >= {"detail", "n", "mean", "ci_low", "ci_high", "values", "unit_ids"}
+        assert isinstance(claim["passed"], bool) and claim["passed"] == (claim["verdict"] == "pass")
+        if claim["kind"] != "structural":  # one seed: an empirical verdict cannot be decided
+            assert claim["verdict"] == "inconclusive"
+    assert "one unit (one seed)" in result.output
     assert yaml.safe_load((out / "config.yaml").read_text())["config"]["steps"] == 15
     assert (out / "metrics.jsonl").read_text().strip()
     assert (out / "figures" / "mi_sweep.png").stat().st_size > 0
@@ -97,11 +101,12 @@ def test_reproduce_api_writes_summary_with_mean_and_std(tmp_path):
     method = summary["methods"][0]
     assert "error" not in method, method.get("error")
     assert method["metrics"]["log_n"]["n"] == 2 and method["metrics"]["log_n"]["std"] == 0.0
-    assert all(c["seed_count"] == 2 for c in method["claims"])
-    assert all(c["ours_std"] is None or c["ours_std"] >= 0.0 for c in method["claims"])
-    assert any(c["ours_std"] is not None for c in method["claims"])  # the spread of the per-seed values
+    assert all(c["n"] == 2 and c["unit_ids"] == ["seed0", "seed1"] for c in method["claims"])
+    assert all(c["verdict"] in ("pass", "fail", "inconclusive") for c in method["claims"])
+    assert any(c["ours_low"] is not None for c in method["claims"])  # the 95% interval over seeds
+    assert sum(method["totals"]["empirical"].values()) == len(method["claims"]) + len(method["claims_not_evaluated"])
     report = (tmp_path / "report.md").read_text()
-    assert "## demi" in report and "±" in report
+    assert "## demi" in report and "±" in report and "Paper's empirical claims" in report
     assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == 2
 
 

@@ -1,24 +1,59 @@
-"""Claim checks: a paper's claim stated as code, evaluated on a run's metrics, reported as pass/fail.
+"""Claims: a paper's finding stated as code, decided over several units with a confidence rule.
 
-A claim never adjusts itself to the data: its threshold, margin and baseline are fixed when it is
-declared. A claim whose metrics are absent (for example a real-data claim when the dataset is not on
-disk) is reported as *not evaluated*, never as passed.
+A claim never adjusts itself to the data: its threshold, margin and baseline are fixed when it is declared.
+
+**Verdicts are three-valued.** A claim is decided on a per-unit statistic ``d`` (a unit is one seed, or one
+fold of one seed when the run records folds with :meth:`RunContext.record_unit`). For ``Claim.compare``,
+``d = metric - reference``; for ``Claim.derived``, ``d = value(metrics) - threshold``. With ``n`` finite
+units, mean ``m`` and sample standard deviation ``s``, the one-sided 95 % bounds of the mean are
+``m -/+ t(0.95, n - 1) * s / sqrt(n)`` (Student t; :func:`mean_bounds`). For ``op`` ``>`` or ``>=`` the claim
+
+* **passes** when the lower bound satisfies ``op margin`` (the mean difference clears the margin with 95 %
+  confidence),
+* **fails** when the upper bound does not (it falls short of the margin with 95 % confidence),
+* is **inconclusive** otherwise;
+
+``<`` and ``<=`` are mirrored. One unit has unbounded bounds, so an empirical claim decided on one seed is
+always inconclusive; units with equal differences (zero variance) are decided on the point. Units whose
+statistic is not finite (a diverged run; a metric stored as null) are left out and counted in the detail.
+
+**Kinds.** ``empirical``: a finding of the paper, decided over units as above. ``structural``: a fact of the
+architecture or arithmetic (parameter counts, FLOPs, model size) -- deterministic, a check rather than a
+reproduction, decided per unit and passing only when every unit passes. ``extension``: a claim of ours, not
+the paper's, decided like an empirical one and counted apart.
+
+A claim is **not evaluated** (never passed) when its metrics are absent (a real-data claim without the
+dataset), when the run did not complete the paper's protocol (``complete=`` names a metric the run sets to
+1 when it did), or when it has fewer units than the protocol needs (``min_units=``).
 
 Example::
 
     Claim.compare("demi_beats_infonce", "DEMI estimate > InfoNCE estimate at true MI 20 nats",
-                  "demi_k4_at_20", ">", "infonce_at_20")
+                  "demi_k4_at_20", ">", "infonce_at_20", paper=19.2, paper_source="read")
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Claim", "ClaimResult", "evaluate_claims"]
+from scipy import stats as _stats
+
+__all__ = [
+    "CLAIM_KINDS",
+    "CONFIDENCE_RULE",
+    "Claim",
+    "ClaimResult",
+    "RunUnits",
+    "decide",
+    "evaluate_claims",
+    "mean_bounds",
+    "verdict_totals",
+]
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -27,58 +62,154 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
 }
 
+CLAIM_KINDS = ("empirical", "structural", "extension")
+PAPER_SOURCES = ("read", "recalled")  # how a claim's paper number was obtained: read in the paper, or recalled
+VERDICTS = ("pass", "fail", "inconclusive")
+CONFIDENCE = 0.95
+CONFIDENCE_RULE = "one-sided 95% Student-t bounds of the mean per-unit difference"
+
 Metrics = Mapping[str, float]
 
 
+# -- the confidence rule -------------------------------------------------------------------------------
+def mean_bounds(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """``(mean, lower, upper)``: the one-sided ``confidence`` Student-t bounds of the mean of ``values``.
+
+    ``lower = mean - t(confidence, n-1) * s / sqrt(n)`` and ``upper`` mirrored; with one value the bounds
+    are infinite (nothing is known about the spread), with zero spread they equal the mean.
+    """
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = math.fsum(values) / n
+    if n == 1:
+        return mean, -math.inf, math.inf
+    spread = statistics.stdev(values)
+    half = float(_stats.t.ppf(confidence, n - 1)) * spread / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def decide(op: str, lower: float, upper: float, margin: float = 0.0) -> str:
+    """``pass`` / ``fail`` / ``inconclusive`` for "mean difference ``op`` ``margin``" given its bounds."""
+    compare = _OPERATORS[op]
+    if any(math.isnan(x) for x in (lower, upper, margin)):
+        return "inconclusive"
+    confirmed, refuted_bound = (lower, upper) if op in (">", ">=") else (upper, lower)
+    if compare(confirmed, margin):
+        return "pass"
+    if not compare(refuted_bound, margin):
+        return "fail"
+    return "inconclusive"
+
+
+# -- units ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunUnits:
+    """The metrics of one run: its run-level metrics and the units it recorded inside itself (e.g. folds)."""
+
+    seed: int
+    metrics: Mapping[str, float | None]
+    units: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+
+    @classmethod
+    def from_results(cls, results: Mapping[str, Any]) -> RunUnits:
+        """From a ``results.json`` dict."""
+        return cls(int(results.get("seed", 0)), results.get("metrics", {}), results.get("units") or {})
+
+
+def _value(metrics: Mapping[str, float | None], name: str) -> float:
+    value = metrics.get(name)
+    return math.nan if value is None else float(value)
+
+
+# -- verdicts ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClaimResult:
     """The verdict on one claim, in the ``results.json`` contract."""
 
     id: str
     description: str
-    passed: bool
+    kind: str
+    verdict: str
     ours: float | None
     paper: float | None
     detail: str
     paper_source: str | None = None
+    n: int = 0
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    values: tuple[float | None, ...] = ()
+    unit_ids: tuple[str, ...] = ()
+    ours_low: float | None = None
+    ours_high: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "description": self.description,
-            "passed": bool(self.passed),
+            "kind": self.kind,
+            "verdict": self.verdict,
+            "passed": self.passed,  # kept for readers of the older contract: verdict == "pass"
             "ours": _finite_or_none(self.ours),
+            "ours_low": _finite_or_none(self.ours_low),
+            "ours_high": _finite_or_none(self.ours_high),
             "paper": self.paper,
             "paper_source": self.paper_source,
             "detail": self.detail,
+            "n": self.n,
+            "mean": _finite_or_none(self.mean),
+            "ci_low": _finite_or_none(self.ci_low),
+            "ci_high": _finite_or_none(self.ci_high),
+            "rule": CONFIDENCE_RULE if self.kind != "structural" else "every unit passes",
+            "values": [_finite_or_none(v) for v in self.values],
+            "unit_ids": list(self.unit_ids),
         }
 
 
-PAPER_SOURCES = ("read", "recalled")  # how a claim's paper number was obtained: read in the paper, or recalled
+# -- claims -----------------------------------------------------------------------------------------------
+StructuralCheck = Callable[[Metrics], tuple[bool, float | None, str]]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim: ``check(metrics) -> (passed, ours, detail)``, applicable when ``requires`` are present."""
+    """A claim decided on the per-unit statistic ``statistic(metrics) op margin`` (see the module docstring).
+
+    Build claims with :meth:`compare`, :meth:`derived` or, for structural facts, :meth:`check`.
+    """
 
     id: str
     description: str
-    check: Callable[[Metrics], tuple[bool, float | None, str]]
+    requires: tuple[str, ...]
+    statistic: Callable[[Metrics], float] | None = None
+    op: str = ">"
+    margin: float = 0.0
+    kind: str = "empirical"
+    shown: str | None = None  # the metric reported as "ours"
+    subject: str = ""  # how the per-unit statistic reads in the detail line, e.g. "ours_acc - baseline_acc"
+    check_fn: StructuralCheck | None = None
     paper: float | None = None
-    requires: tuple[str, ...] = field(default_factory=tuple)
     paper_source: str | None = None  # "read" or "recalled" (unverified); None: not stated
+    min_units: int = 0
+    complete: str | None = None  # a metric the run sets to 1 when the paper protocol ran in full
 
     def __post_init__(self) -> None:
         if self.paper_source is not None and self.paper_source not in PAPER_SOURCES:
             raise ValueError(f"paper_source must be one of {PAPER_SOURCES} or None, got {self.paper_source!r}")
+        if self.kind not in CLAIM_KINDS:
+            raise ValueError(f"kind must be one of {CLAIM_KINDS}, got {self.kind!r}")
+        if self.op not in _OPERATORS:
+            raise ValueError(f"op must be one of {sorted(_OPERATORS)}, got {self.op!r}")
+        if (self.check_fn is None) == (self.statistic is None):
+            raise ValueError(f"claim {self.id!r}: give exactly one of statistic (compare/derived) or check")
+        if self.check_fn is not None and self.kind != "structural":
+            raise ValueError(f"claim {self.id!r}: a check function decides structural claims only")
 
-    def evaluate(self, metrics: Metrics) -> ClaimResult | None:
-        """The verdict, or ``None`` when a required metric is absent (claim not applicable to this run)."""
-        if any(name not in metrics for name in self.requires):
-            return None
-        passed, ours, detail = self.check(metrics)
-        return ClaimResult(self.id, self.description, bool(passed), ours, self.paper, detail, self.paper_source)
-
+    # -- constructors ---------------------------------------------------------------------------------
     @classmethod
     def compare(
         cls,
@@ -91,56 +222,228 @@ class Claim:
         margin: float = 0.0,
         paper: float | None = None,
         paper_source: str | None = None,
+        kind: str = "empirical",
+        min_units: int = 0,
+        complete: str | None = None,
     ) -> Claim:
-        """``metrics[metric] op reference + margin``, where ``reference`` is a number or a metric name."""
-        if op not in _OPERATORS:
-            raise ValueError(f"op must be one of {sorted(_OPERATORS)}, got {op!r}")
-        compare = _OPERATORS[op]
+        """``metric op reference + margin``, decided on ``d = metric - reference`` per unit."""
         requires = (metric,) + ((reference,) if isinstance(reference, str) else ())
+        if isinstance(reference, str):
 
-        def check(metrics: Metrics) -> tuple[bool, float | None, str]:
-            ours = float(metrics[metric])
-            ref_value = float(metrics[reference]) if isinstance(reference, str) else float(reference)
-            target = ref_value + margin
-            ref_text = f"{reference}={ref_value:.4g}" if isinstance(reference, str) else f"{ref_value:.4g}"
-            if margin:
-                ref_text += f" {'+' if margin > 0 else '-'} {abs(margin):.4g}"
-            passed = math.isfinite(ours) and math.isfinite(target) and compare(ours, target)
-            return passed, ours, f"{metric}={ours:.4g} {op} {ref_text}"
+            def statistic(metrics: Metrics) -> float:
+                return _value(metrics, metric) - _value(metrics, reference)
 
-        return cls(id, description, check, paper, requires, paper_source)
+            subject = f"{metric} - {reference}"
+        else:
+            ref_value = float(reference)
+
+            def statistic(metrics: Metrics) -> float:
+                return _value(metrics, metric) - ref_value
+
+            subject = f"{metric} - {ref_value:.4g}"
+        return cls(
+            id, description, requires, statistic=statistic, op=op, margin=float(margin), kind=kind, shown=metric,
+            subject=subject, paper=paper, paper_source=paper_source, min_units=min_units, complete=complete,
+        )  # fmt: skip
 
     @classmethod
-    def custom(
+    def derived(
         cls,
         id: str,
         description: str,
-        check: Callable[[Metrics], tuple[bool, float | None, str]],
+        value: Callable[[Metrics], float],
+        op: str,
+        threshold: float,
         *,
-        requires: tuple[str, ...] = (),
+        requires: Sequence[str],
+        shown: str | None = None,
+        paper: float | None = None,
+        paper_source: str | None = None,
+        kind: str = "empirical",
+        min_units: int = 0,
+        complete: str | None = None,
+    ) -> Claim:
+        """``value(metrics) op threshold`` per unit (a quantity derived from several metrics)."""
+        threshold = float(threshold)
+
+        def statistic(metrics: Metrics) -> float:
+            return float(value(metrics)) - threshold
+
+        name = getattr(value, "__name__", "value").strip("_<>") or "value"
+        return cls(
+            id, description, tuple(requires), statistic=statistic, op=op, kind=kind, shown=shown,
+            subject=f"{name} - {threshold:.4g}", paper=paper, paper_source=paper_source, min_units=min_units,
+            complete=complete,
+        )  # fmt: skip
+
+    @classmethod
+    def check(
+        cls,
+        id: str,
+        description: str,
+        check: StructuralCheck,
+        *,
+        requires: Sequence[str],
         paper: float | None = None,
         paper_source: str | None = None,
     ) -> Claim:
-        """A claim with its own check function (kept small and stated in the description)."""
-        return cls(id, description, check, paper, tuple(requires), paper_source)
+        """A structural fact: ``check(metrics) -> (passed, ours, detail)``, the same on every unit."""
+        return cls(
+            id, description, tuple(requires), kind="structural", check_fn=check, paper=paper, paper_source=paper_source
+        )
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def units(self, runs: Sequence[RunUnits]) -> list[tuple[str, Mapping[str, float | None]]]:
+        """The units this claim is decided on: per run, its recorded units that hold every required
+        metric, else the run-level metrics when they do."""
+        chosen: list[tuple[str, Mapping[str, float | None]]] = []
+        for run in runs:
+            inner = [(name, m) for name, m in run.units.items() if all(r in m for r in self.requires)]
+            if inner:
+                chosen += [(f"seed{run.seed}/{name}", m) for name, m in inner]
+            elif all(r in run.metrics for r in self.requires):
+                chosen.append((f"seed{run.seed}", run.metrics))
+        return chosen
+
+    def not_evaluated_reason(self, runs: Sequence[RunUnits]) -> str | None:
+        """Why this claim cannot be decided on ``runs`` (None when it can)."""
+        units = self.units(runs)
+        if not units:
+            missing = sorted({r for r in self.requires for run in runs if r not in run.metrics})
+            return f"metrics absent: {', '.join(missing) or ', '.join(self.requires)}"
+        if self.complete is not None:
+            partial = [run.seed for run in runs if _value(run.metrics, self.complete) != 1]
+            if partial:
+                seeds = ", ".join(map(str, partial))
+                return f"partial protocol ({self.complete} != 1 for seed {seeds}): the paper's protocol did not run"
+        if len(units) < self.min_units:
+            return f"the protocol needs >= {self.min_units} units, the run has {len(units)}"
+        return None
+
+    def evaluate(self, runs: Sequence[RunUnits]) -> ClaimResult:
+        """The verdict over every unit of ``runs`` (call :meth:`not_evaluated_reason` first)."""
+        units = self.units(runs)
+        ids = tuple(name for name, _ in units)
+        if self.check_fn is not None:
+            return self._evaluate_check(units, ids)
+        values = [self.statistic(m) for _, m in units]  # type: ignore[misc]
+        if self.kind == "structural":
+            return self._evaluate_point(units, ids, values)
+        finite = [v for v in values if math.isfinite(v)]
+        mean, low, high = mean_bounds(finite)
+        verdict = decide(self.op, low, high, self.margin) if finite else "inconclusive"
+        ours, ours_low, ours_high = self._ours(units)
+        return ClaimResult(
+            self.id, self.description, self.kind, verdict, ours, self.paper,
+            self._detail(values, mean, low, high), self.paper_source, len(finite), mean, low, high,
+            tuple(values), ids, ours_low, ours_high,
+        )  # fmt: skip
+
+    def _ours(self, units: Sequence[tuple[str, Mapping[str, float | None]]]) -> tuple[float, float, float]:
+        """Mean and two-sided 95 % interval of the shown metric over the units."""
+        if self.shown is None:
+            return math.nan, math.nan, math.nan
+        finite = [v for v in (_value(m, self.shown) for _, m in units) if math.isfinite(v)]
+        if not finite:
+            return math.nan, math.nan, math.nan
+        mean, low, high = mean_bounds(finite, confidence=0.975)  # one-sided 97.5 % each = two-sided 95 %
+        return mean, low, high
+
+    def _detail(self, values: Sequence[float], mean: float, low: float, high: float) -> str:
+        subject = self.subject or "statistic"
+        dropped = sum(not math.isfinite(v) for v in values)
+        n = len(values) - dropped
+        text = f"mean({subject}) = {_fmt(mean)}, 95% bounds [{_fmt(low)}, {_fmt(high)}] {self.op} {self.margin:.4g}"
+        text += f" over n={n} unit{'s' if n != 1 else ''}"
+        if n == 1:
+            text += " (one unit: inconclusive by rule)"
+        if dropped:
+            text += f"; {dropped} non-finite unit(s) left out"
+        return text
+
+    def _evaluate_point(
+        self, units: Sequence[tuple[str, Mapping[str, float | None]]], ids: tuple[str, ...], values: list[float]
+    ) -> ClaimResult:
+        """A structural comparison: a deterministic fact, so it must hold on every unit (no statistics)."""
+        compare = _OPERATORS[self.op]
+        holds = [math.isfinite(v) and compare(v, self.margin) for v in values]
+        ours, _, _ = self._ours(units)
+        detail = f"{self.subject} = {_fmt(values[0])} {self.op} {self.margin:.4g}"
+        if len(set(values)) > 1:
+            detail += f" (differs between units: {', '.join(_fmt(v) for v in values)})"
+        detail += f" on {sum(holds)} of {len(values)} unit(s)"
+        return ClaimResult(
+            self.id, self.description, self.kind, "pass" if all(holds) else "fail", ours, self.paper, detail,
+            self.paper_source, len(values), values=tuple(values), unit_ids=ids,
+        )  # fmt: skip
+
+    def _evaluate_check(
+        self, units: Sequence[tuple[str, Mapping[str, float | None]]], ids: tuple[str, ...]
+    ) -> ClaimResult:
+        outcomes = [self.check_fn(m) for _, m in units]  # type: ignore[misc]
+        all_pass = all(bool(passed) for passed, _, _ in outcomes)
+        ours = outcomes[0][1]
+        details = sorted({detail for _, _, detail in outcomes})
+        detail = details[0] if len(details) == 1 else "; ".join(f"{i}: {d}" for i, (_, _, d) in zip(ids, outcomes))
+        values = tuple(None if o is None else float(o) for _, o, _ in outcomes)
+        return ClaimResult(
+            self.id, self.description, self.kind, "pass" if all_pass else "fail", ours, self.paper, detail,
+            self.paper_source, len(units), values=values, unit_ids=ids,
+        )  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description (``reprolab list --json``)."""
+        return {
+            "id": self.id,
+            "description": self.description,
+            "kind": self.kind,
+            "paper": self.paper,
+            "paper_source": self.paper_source,
+            "min_units": self.min_units,
+            "complete": self.complete,
+        }
 
 
 def evaluate_claims(
-    claims: list[Claim] | tuple[Claim, ...], metrics: Metrics
-) -> tuple[list[ClaimResult], list[dict[str, str]]]:
-    """Evaluate every claim; return (verdicts, not-evaluated claims with the reason)."""
+    claims: Sequence[Claim], runs: Sequence[RunUnits] | Mapping[str, float | None]
+) -> tuple[list[ClaimResult], list[dict[str, Any]]]:
+    """Decide every claim over ``runs`` (or one run's metrics); return (verdicts, not-evaluated with reasons)."""
+    if isinstance(runs, Mapping):
+        runs = [RunUnits(0, runs)]
     verdicts: list[ClaimResult] = []
-    skipped: list[dict[str, str]] = []
+    skipped: list[dict[str, Any]] = []
     for claim in claims:
-        verdict = claim.evaluate(metrics)
-        if verdict is None:
-            missing = [name for name in claim.requires if name not in metrics]
-            skipped.append(
-                {"id": claim.id, "description": claim.description, "reason": f"metrics absent: {', '.join(missing)}"}
-            )
+        reason = claim.not_evaluated_reason(runs)
+        if reason is None:
+            verdicts.append(claim.evaluate(runs))
         else:
-            verdicts.append(verdict)
+            skipped.append({**claim.describe(), "reason": reason})
     return verdicts, skipped
+
+
+def verdict_totals(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts for reports: the paper's empirical claims, structural checks and extensions, each apart."""
+    totals: dict[str, dict[str, int]] = {kind: dict.fromkeys(VERDICTS, 0) for kind in CLAIM_KINDS}
+    for kind in CLAIM_KINDS:
+        totals[kind]["not evaluated"] = 0
+    for claim in claims:
+        totals[claim.get("kind", "empirical")][claim_verdict(claim)] += 1
+    for claim in skipped:
+        totals[claim.get("kind", "empirical")]["not evaluated"] += 1
+    return totals
+
+
+def claim_verdict(claim: Mapping[str, Any]) -> str:
+    """A claim dict's verdict (results written before verdicts existed hold only ``passed``)."""
+    return str(claim.get("verdict") or ("pass" if claim.get("passed") else "fail"))
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "-inf" if value < 0 else "+inf"
+    return f"{value:+.4g}"
 
 
 def _finite_or_none(value: float | None) -> float | None:

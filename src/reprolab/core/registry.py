@@ -59,11 +59,19 @@ class Experiment:
     datasets: tuple[DatasetInfo, ...] = ()
     paper_metrics: Mapping[str, float] = field(default_factory=dict)
     summary_metrics: tuple[str, ...] = ()
+    seeds: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for required in ("quick", "paper"):
             if required not in self.presets:
                 raise ValueError(f"experiment {self.name!r} must define a {required!r} preset")
+        for preset, count in self.seeds.items():
+            if preset not in self.presets or int(count) < 1:
+                raise ValueError(f"experiment {self.name!r}: seeds[{preset!r}] must name a preset and be >= 1")
+
+    def seeds_for(self, preset: str) -> int:
+        """How many seeds (units) ``reprolab reproduce`` runs for ``preset``: what the method states, else 1."""
+        return int(self.seeds.get(preset, 1))
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly description, used by ``reprolab list --json``."""
@@ -78,16 +86,9 @@ class Experiment:
                 "url": self.paper.url,
             },
             "presets": {name: dict(values) for name, values in self.presets.items()},
+            "seeds": {name: self.seeds_for(name) for name in self.presets},
             "defaults": config_to_dict(self.config_cls()),
-            "claims": [
-                {
-                    "id": claim.id,
-                    "description": claim.description,
-                    "paper": claim.paper,
-                    "paper_source": claim.paper_source,
-                }
-                for claim in self.claims
-            ],
+            "claims": [claim.describe() for claim in self.claims],
             "datasets": [info.to_dict() for info in self.datasets],
         }
 

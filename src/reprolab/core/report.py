@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_number", "markdown_table", "mean_std", "render_reproduce_report", "render_run_report"]
+from reprolab.core.claims import claim_verdict, verdict_totals
+
+__all__ = [
+    "format_number",
+    "markdown_table",
+    "mean_std",
+    "render_reproduce_report",
+    "render_run_report",
+    "totals_text",
+]
 
 
 def format_number(value: Any, digits: int = 4) -> str:
@@ -32,10 +42,41 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def _ours_cell(claim: Mapping[str, Any]) -> Any:
-    """The claim's value on the seed mean, with the spread of the per-seed values when there are several."""
-    if claim.get("ours_std") is None or claim.get("ours") is None:
+    """The claim's metric: mean over units, with its two-sided 95 % interval when there are several units."""
+    if claim.get("ours_low") is None or claim.get("ours_high") is None or claim.get("ours") is None:
         return claim.get("ours")
-    return f"{format_number(claim['ours'])} ± {format_number(claim['ours_std'], 2)}"
+    return f"{format_number(claim['ours'])} [{format_number(claim['ours_low'])}, {format_number(claim['ours_high'])}]"
+
+
+def _verdict_cell(claim: Mapping[str, Any]) -> str:
+    return claim_verdict(claim).upper()
+
+
+def totals_text(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence of totals: the paper's empirical claims, then structural checks and our extensions apart."""
+    totals = verdict_totals(claims, skipped)
+    parts = []
+    labels = (("empirical", "Paper's empirical claims"), ("structural", "Checks"), ("extension", "Extensions"))
+    for kind, label in labels:
+        counts = totals[kind]
+        if sum(counts.values()) == 0:
+            continue
+        shown = ", ".join(f"{counts[v]} {v}" for v in ("pass", "fail", "inconclusive", "not evaluated") if counts[v])
+        parts.append(f"{label}: {shown}.")
+    return " ".join(parts) or "No claims."
+
+
+def totals_cell(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> str:
+    """Compact totals for a table cell: ``empirical p/f/i/ne · checks p/n · ext p/f/i``."""
+    totals = verdict_totals(claims, skipped)
+    emp, chk, ext = totals["empirical"], totals["structural"], totals["extension"]
+    cell = f"{emp['pass']}/{emp['fail']}/{emp['inconclusive']}/{emp['not evaluated']}"
+    checks = chk["pass"] + chk["fail"]
+    if checks:
+        cell += f" · checks {chk['pass']}/{checks}"
+    if sum(ext.values()):
+        cell += f" · ext {ext['pass']}/{ext['fail']}/{ext['inconclusive']}"
+    return cell
 
 
 def _cpu_text(results: Mapping[str, Any]) -> str:
@@ -50,12 +91,29 @@ def paper_cell(claim: Mapping[str, Any]) -> Any:
     return f"{format_number(paper)} ({source})"
 
 
-def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
+def _claims_table(claims: Sequence[Mapping[str, Any]], *, detail: bool = True) -> str:
     rows = [
-        [c["id"], "PASS" if c["passed"] else "FAIL", c.get("ours"), paper_cell(c), c["description"], c["detail"]]
+        [
+            c["id"],
+            c.get("kind", "empirical"),
+            _verdict_cell(c),
+            _ours_cell(c),
+            paper_cell(c),
+            c.get("n"),
+            c["description"],
+            *([c["detail"]] if detail else []),
+        ]
         for c in claims
     ]
-    return markdown_table(["claim", "verdict", "ours", "paper", "statement", "detail"], rows)
+    columns = ["claim", "kind", "verdict", "ours (mean [95% interval])", "paper", "n", "statement"]
+    return markdown_table([*columns, *(["detail"] if detail else [])], rows)
+
+
+def _not_evaluated_lines(skipped: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [
+        f"- not evaluated ({s.get('kind', 'empirical')}): `{s['id']}` — {s['description']} ({s['reason']})"
+        for s in skipped
+    ]
 
 
 def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
@@ -75,13 +133,11 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
         "",
     ]
     claims = results.get("claims", [])
+    skipped = results.get("claims_not_evaluated", [])
+    lines += [totals_text(claims, skipped), "", _RULE_TEXT, ""]
     if claims:
-        passed = sum(bool(c["passed"]) for c in claims)
-        lines += [f"{passed} of {len(claims)} claims pass.", "", _claims_table(claims), ""]
-    else:
-        lines += ["No claims were evaluated.", ""]
-    for skipped in results.get("claims_not_evaluated", []):
-        lines.append(f"- not evaluated: `{skipped['id']}` — {skipped['description']} ({skipped['reason']})")
+        lines += [_claims_table(claims), ""]
+    lines += _not_evaluated_lines(skipped)
     lines += ["", "## Metrics", ""]
     paper_metrics = results.get("paper_metrics", {})
     metric_rows = [[name, value, paper_metrics.get(name)] for name, value in results.get("metrics", {}).items()]
@@ -98,6 +154,13 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
         lines.append("")
     lines += ["## Config", "", "```yaml", *_yaml_lines(results.get("config", {})), "```", ""]
     return "\n".join(lines)
+
+
+_RULE_TEXT = (
+    "Empirical claims are decided over units (seeds, or folds x seeds): PASS when the one-sided 95% Student-t "
+    "lower bound of the mean difference clears the margin, FAIL when the upper bound falls short, otherwise "
+    "INCONCLUSIVE; one unit is always inconclusive. Checks are structural facts, the same on every unit."
+)
 
 
 def _yaml_lines(config: Mapping[str, Any]) -> list[str]:
@@ -118,7 +181,12 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
     """The aggregated report: per method, metrics as mean ± std over seeds beside the paper's numbers."""
     out_dir = Path(out_dir)
     lines = [
-        f"# reprolab reproduce — preset `{summary['preset']}`, seeds {summary['seeds']}",
+        f"# reprolab reproduce — preset `{summary['preset']}`, seeds "
+        + ("as each method states" if summary.get("seeds") is None else str(summary["seeds"])),
+        "",
+        _grand_totals(summary),
+        "",
+        _RULE_TEXT,
         "",
         _overview_table(summary),
         "",
@@ -128,34 +196,26 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
         if method.get("error"):
             lines += [f"**Error:** {method['error']}", ""]
             continue
-        lines += [f"Paper: {method['citation']}", "", f"Runtime: {method['runtime_s']:.1f} s in total.", ""]
+        lines += [
+            f"Paper: {method['citation']}",
+            "",
+            f"Runtime: {method['runtime_s']:.1f} s in total over {len(method['run_dirs'])} seed(s).",
+            "",
+            totals_text(method["claims"], method.get("claims_not_evaluated", [])),
+            "",
+        ]
         shown = _headline_metrics(method)
         rows = [[name, _pm(method["metrics"][name]), method["paper_metrics"].get(name)] for name in shown]
         lines += [markdown_table(["metric", "ours (mean ± std)", "paper"], rows), ""]
         if len(shown) < len(method["metrics"]):
             lines += [f"Headline metrics only; all {len(method['metrics'])} are in each run's report.md.", ""]
         if method["claims"]:
-            lines += [
-                "Claims (evaluated on the mean over seeds, ± the standard deviation of the per-seed values; "
-                "per-seed passes in brackets):",
-                "",
-            ]
-            claim_rows = [
-                [
-                    c["id"],
-                    ("PASS" if c["passed"] else "FAIL") + f" ({c['seed_passes']}/{c['seed_count']})",
-                    _ours_cell(c),
-                    paper_cell(c),
-                    c["description"],
-                ]
-                for c in method["claims"]
-            ]
-            lines += [markdown_table(["claim", "verdict", "ours", "paper", "statement"], claim_rows), ""]
-        for skipped in method.get("claims_not_evaluated", []):
-            lines.append(f"- not evaluated: `{skipped['id']}` ({skipped['reason']})")
+            lines += [_claims_table(method["claims"]), ""]
+        lines += _not_evaluated_lines(method.get("claims_not_evaluated", []))
         for fig in method.get("figures", []):
-            rel = Path(fig).relative_to(out_dir) if Path(fig).is_absolute() else Path(fig)
-            lines.append(f"![{Path(fig).stem}]({rel.as_posix()})")
+            # links relative to the report's own folder, whatever folder the command ran from
+            rel = os.path.relpath(Path(fig).resolve(), out_dir.resolve())
+            lines.append(f"![{Path(fig).stem}]({Path(rel).as_posix()})")
         lines.append("")
     return "\n".join(lines)
 
@@ -180,18 +240,25 @@ def _overview_table(summary: Mapping[str, Any]) -> str:
         if method.get("error"):
             rows.append([method["method"], "ERROR", "—", "—", "—"])
             continue
-        claims = method["claims"]
-        passed = sum(bool(c["passed"]) for c in claims)
         rows.append(
             [
                 method["method"],
-                f"{passed}/{len(claims)}",
+                totals_cell(method["claims"], method.get("claims_not_evaluated", [])),
                 f"{method['runtime_s']:.1f}",
                 "—" if method.get("cpu_s") is None else f"{method['cpu_s']:.1f}",
                 method["run_dirs"][0],
             ]
         )
-    return markdown_table(["method", "claims passed", "wall (s)", "CPU (s)", "first run folder"], rows)
+    columns = ["method", "empirical pass/fail/inconclusive/not evaluated", "wall (s)", "CPU (s)", "first run folder"]
+    return markdown_table(columns, rows)
+
+
+def _grand_totals(summary: Mapping[str, Any]) -> str:
+    methods = [m for m in summary["methods"] if not m.get("error")]
+    claims = [c for m in methods for c in m["claims"]]
+    skipped = [s for m in methods for s in m.get("claims_not_evaluated", [])]
+    errors = len(summary["methods"]) - len(methods)
+    return "**Totals** — " + totals_text(claims, skipped) + (f" {errors} method(s) failed to run." if errors else "")
 
 
 def aggregate_metrics(per_seed: Sequence[Mapping[str, float | None]]) -> dict[str, dict[str, float]]:

@@ -14,7 +14,6 @@ import datetime as _dt
 import math
 import os
 import platform
-import statistics
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,16 +25,17 @@ import yaml
 
 import reprolab
 from reprolab.core.checkpoint import config_fingerprint
-from reprolab.core.claims import evaluate_claims
+from reprolab.core.claims import RunUnits, claim_verdict, evaluate_claims, verdict_totals
 from reprolab.core.config import config_from_dict, config_to_dict, resolve_config
-from reprolab.core.data import data_home
+from reprolab.core.data import cache_home, data_home
 from reprolab.core.device import resolve_device
+from reprolab.core.engine import RunOutcome, RunSpec, execute
 from reprolab.core.errors import ConfigError, ReproError
 from reprolab.core.io import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json
 from reprolab.core.registry import Experiment, get_experiment, list_experiments
 from reprolab.core.report import aggregate_metrics, render_reproduce_report, render_run_report
 from reprolab.core.runs import RunContext
-from reprolab.core.seeding import seed_everything
+from reprolab.core.seeding import perturbed_parameters, seed_everything
 
 __all__ = ["rebuild_report", "reproduce", "run_experiment", "versions"]
 
@@ -88,6 +88,24 @@ def default_run_dir(method: str, preset: str, seed: int) -> Path:
     return Path("runs") / f"{method}-{preset}-seed{seed}-{stamp}"
 
 
+@contextlib.contextmanager
+def _perturbed_cache(perturb: float) -> Iterator[None]:
+    """Under ``--perturb``, cached artefacts (pretrained embedded models) live in their own cache folder:
+    a perturbed pretraining must neither reuse nor overwrite the unperturbed cache entry."""
+    if not perturb:
+        yield
+        return
+    previous = os.environ.get("REPROLAB_CACHE")
+    os.environ["REPROLAB_CACHE"] = str(cache_home() / f"perturbed-{perturb:g}")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("REPROLAB_CACHE", None)
+        else:
+            os.environ["REPROLAB_CACHE"] = previous
+
+
 def _check_run_dir(out_dir: Path, resume: bool, fingerprint: str) -> None:
     """Refuse to overwrite an existing run unless resuming the same configuration."""
     config_path = out_dir / CONFIG_FILE
@@ -136,8 +154,12 @@ def run_experiment(
     resume: bool = False,
     device: str = "cpu",
     threads: int | None = None,
+    perturb: float = 0.0,
 ) -> dict[str, Any]:
     """Run ``method`` with ``preset`` + ``overrides`` into a run folder and return ``results.json``.
+
+    ``perturb`` (default 0) multiplies every module's initial parameters by ``1 + perturb * N(0, 1)``
+    (:func:`reprolab.core.seeding.perturbed_parameters`): the verdict-stability check's stand-in for another CPU.
 
     ``threads`` is torch's CPU thread count for the run (default ``$REPROLAB_THREADS`` or 1): the models
     here are small, extra threads mostly spin on a busy 2-core machine, and a fixed count keeps float
@@ -148,7 +170,12 @@ def run_experiment(
     torch_device = resolve_device(device)
     thread_count = resolve_threads(threads)
     config_dict = config_to_dict(config)
-    fingerprint = config_fingerprint({"method": method, "config": config_dict, "seed": seed})
+    if not math.isfinite(perturb) or perturb < 0:
+        raise ConfigError(f"--perturb must be a finite number >= 0, got {perturb}")
+    identity: dict[str, Any] = {"method": method, "config": config_dict, "seed": seed}
+    if perturb:
+        identity["perturb"] = perturb  # a perturbed run never resumes an unperturbed one
+    fingerprint = config_fingerprint(identity)
     out_dir = Path(out) if out is not None else default_run_dir(method, preset, seed)
     _check_run_dir(out_dir, resume, fingerprint)
 
@@ -165,6 +192,7 @@ def run_experiment(
             "seed": seed,
             "device": str(torch_device),
             "fingerprint": fingerprint,
+            **({"perturb": perturb} if perturb else {}),
             "config": config_dict,
         },
     )
@@ -181,9 +209,11 @@ def run_experiment(
     )
     if not resume:
         ctx.metrics_path.write_text("")
-    with cpu_threads(thread_count):
+    with cpu_threads(thread_count), perturbed_parameters(perturb, seed), _perturbed_cache(perturb):
         metrics = _clean_metrics(experiment.run(config, ctx), method)
     results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
+    if perturb:
+        results["perturb"] = perturb
     atomic_write_json(finished, results)
     atomic_write_text(out_dir / "report.md", render_run_report(results, out_dir))
     return results
@@ -197,8 +227,7 @@ def _assemble_results(
     metrics: dict[str, float | None],
     ctx: RunContext,
 ) -> dict[str, Any]:
-    numeric = {k: v for k, v in metrics.items() if v is not None}
-    verdicts, skipped = evaluate_claims(experiment.claims, numeric)
+    verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits(seed, metrics, ctx.units)])
     return {
         "method": experiment.name,
         "preset": preset,
@@ -207,6 +236,8 @@ def _assemble_results(
         "metrics": metrics,
         "claims": [v.to_dict() for v in verdicts],
         "claims_not_evaluated": skipped,
+        "totals": verdict_totals([v.to_dict() for v in verdicts], skipped),
+        "units": ctx.units,
         "runtime_s": round(ctx.elapsed_s(), 3),
         "cpu_s": round(ctx.cpu_s(), 3),
         "versions": versions(),
@@ -241,10 +272,10 @@ def rebuild_report(run_dir: str | Path) -> Path:
     except ConfigError:
         experiment = None
     if experiment is not None:
-        numeric = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float))}
-        verdicts, skipped = evaluate_claims(experiment.claims, numeric)
+        verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits.from_results(results)])
         results["claims"] = [v.to_dict() for v in verdicts]
         results["claims_not_evaluated"] = skipped
+        results["totals"] = verdict_totals(results["claims"], skipped)
         # keep the config readable as the method's dataclass (validates an edited config.yaml)
         config_from_dict(experiment.config_cls, results.get("config", {}), source=str(results_path))
     results.setdefault("versions", {})
@@ -257,27 +288,39 @@ def reproduce(
     methods: Sequence[str] | None = None,
     *,
     preset: str = "quick",
-    seeds: int = 1,
+    seeds: int | None = None,
     out: str | Path | None = None,
     data: str | Path | None = None,
     device: str = "cpu",
     overrides: Mapping[str, Any] | None = None,
     log: Any = None,
     threads: int | None = None,
+    perturb: float = 0.0,
 ) -> dict[str, Any]:
-    """Run every requested method for ``seeds`` seeds and write an aggregated ``report.md``/``summary.json``.
+    """Run every requested method over its seeds and write an aggregated ``report.md``/``summary.json``.
 
+    ``seeds`` (seeds 0..N-1) defaults to the number the method states for ``preset`` (``Experiment.seeds``).
     A method that raises is reported with its error and the others still run.
     """
     selected = _select_methods(methods)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out) if out is not None else Path("runs") / f"reproduce-{preset}-{stamp}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    plan = {
+        experiment.name: [
+            RunSpec(experiment.name, preset, seed, out_dir / experiment.name / f"seed{seed}", dict(overrides or {}),
+                    data, device, threads, perturb)
+            for seed in range(seeds if seeds is not None else experiment.seeds_for(preset))
+        ]
+        for experiment in selected
+    }
+    outcomes = execute([spec for specs in plan.values() for spec in specs], log=log)
     summary: dict[str, Any] = {"preset": preset, "seeds": seeds, "out_dir": str(out_dir), "methods": []}
+    if perturb:
+        summary["perturb"] = perturb
     for experiment in selected:
-        summary["methods"].append(
-            _reproduce_one(experiment, preset, seeds, out_dir, data, device, overrides or {}, log, threads)
-        )
+        mine = [o for o in outcomes if o.spec.method == experiment.name]
+        summary["methods"].append(_summarise_method(experiment, mine))
     summary["versions"] = versions()
     atomic_write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "report.md", render_reproduce_report(summary, out_dir))
@@ -290,60 +333,18 @@ def _select_methods(methods: Sequence[str] | None) -> list[Experiment]:
     return [get_experiment(name) for name in methods]
 
 
-def _reproduce_one(
-    experiment: Experiment,
-    preset: str,
-    seeds: int,
-    out_dir: Path,
-    data: str | Path | None,
-    device: str,
-    overrides: Mapping[str, Any],
-    log: Any,
-    threads: int | None = None,
-) -> dict[str, Any]:
+def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
+    """One method's entry of summary.json: metrics over seeds and every claim decided over all units."""
     entry: dict[str, Any] = {"method": experiment.name, "citation": experiment.paper.cite()}
-    per_seed: list[dict[str, Any]] = []
-    run_dirs: list[str] = []
-    try:
-        for seed in range(seeds):
-            run_dir = out_dir / experiment.name / f"seed{seed}"
-            if log:
-                log(f"{experiment.name}: seed {seed} -> {run_dir}")
-            resume = (run_dir / RESULTS_FILE).exists() or (run_dir / "checkpoints" / "last.pt").exists()
-            per_seed.append(
-                run_experiment(
-                    experiment.name,
-                    preset,
-                    overrides,
-                    seed=seed,
-                    out=run_dir,
-                    data=data,
-                    resume=resume,
-                    device=device,
-                    threads=threads,
-                )
-            )
-            run_dirs.append(str(run_dir))
-    except ReproError as err:
-        entry["error"] = str(err)
+    errors = [f"seed {o.spec.seed}: {o.error}" for o in outcomes if o.error is not None]
+    if errors:
+        entry["error"] = "; ".join(errors)
         return entry
-    except Exception as err:  # a crashing method must not hide the others' results
-        entry["error"] = f"{type(err).__name__}: {err}"
-        return entry
+    per_seed = [o.results for o in outcomes if o.results is not None]
+    run_dirs = [str(o.spec.out) for o in outcomes]
     stats = aggregate_metrics([r["metrics"] for r in per_seed])
-    means = {name: s["mean"] for name, s in stats.items()}
-    verdicts, skipped = evaluate_claims(experiment.claims, means)
-    claims = []
-    for verdict in verdicts:
-        seed_passes = sum(any(c["id"] == verdict.id and c["passed"] for c in result["claims"]) for result in per_seed)
-        claims.append(
-            {
-                **verdict.to_dict(),
-                "seed_passes": seed_passes,
-                "seed_count": len(per_seed),
-                "ours_std": _seed_std(verdict.id, per_seed),
-            }
-        )
+    verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits.from_results(r) for r in per_seed])
+    claims = [v.to_dict() for v in verdicts]
     figures = sorted(str(p) for p in (Path(run_dirs[0]) / "figures").glob("*.png"))
     entry.update(
         {
@@ -351,6 +352,8 @@ def _reproduce_one(
             "paper_metrics": dict(experiment.paper_metrics),
             "claims": claims,
             "claims_not_evaluated": skipped,
+            "totals": verdict_totals(claims, skipped),
+            "seeds": [r["seed"] for r in per_seed],
             "runtime_s": sum(r["runtime_s"] for r in per_seed),
             # None when a reused run predates cpu_s (its CPU time is unknown, not zero)
             "cpu_s": None if any(r.get("cpu_s") is None for r in per_seed) else sum(r["cpu_s"] for r in per_seed),
@@ -362,28 +365,24 @@ def _reproduce_one(
     return entry
 
 
-def _seed_std(claim_id: str, per_seed: Sequence[Mapping[str, Any]]) -> float | None:
-    """Sample standard deviation over seeds of a claim's ``ours`` value (None with fewer than two values)."""
-    claims = [c for result in per_seed for c in result["claims"] if c["id"] == claim_id]
-    finite = [float(c["ours"]) for c in claims if c["ours"] is not None and math.isfinite(float(c["ours"]))]
-    return statistics.stdev(finite) if len(finite) >= 2 else None
-
-
 def print_summary(summary: Mapping[str, Any], stream: Any = sys.stdout) -> None:
-    """A plain-text summary table for the terminal."""
+    """A plain-text summary table for the terminal: per method, the paper's empirical claims as
+    pass/fail/inconclusive/not evaluated, then structural checks, and the claims that did not pass."""
+    from reprolab.core.report import totals_cell
+
     rows = []
     for method in summary["methods"]:
         if method.get("error"):
             rows.append((method["method"], "ERROR", "", method["error"][:70]))
             continue
         claims = method["claims"]
-        failing = [c["id"] for c in claims if not c["passed"]]
-        passed = len(claims) - len(failing)
-        shown = ", ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
+        open_claims = [f"{c['id']} ({claim_verdict(c)})" for c in claims if claim_verdict(c) != "pass"]
+        shown = ", ".join(open_claims[:3]) + (f" (+{len(open_claims) - 3} more)" if len(open_claims) > 3 else "")
         cpu = method.get("cpu_s")
         timing = f"{method['runtime_s']:.0f}s / " + ("?" if cpu is None else f"{cpu:.0f}s")
-        rows.append((method["method"], f"{passed}/{len(claims)}", timing, shown or "-"))
-    header = ("method", "claims", "wall / CPU", "failing claims")
+        totals = totals_cell(claims, method.get("claims_not_evaluated", []))
+        rows.append((method["method"], totals, timing, shown or "-"))
+    header = ("method", "empirical p/f/i/ne", "wall / CPU", "claims not passing")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:  # the last column is not padded: a long list must not widen every line
         print("  ".join([*(str(cell).ljust(w) for cell, w in zip(row, widths)), str(row[3])]), file=stream)

@@ -51,6 +51,7 @@ class RunContext:
     resume: bool = False
     tables: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    units: dict[str, dict[str, float | None]] = field(default_factory=dict)
     elapsed_before_s: float = 0.0
     cpu_before_s: float = 0.0
 
@@ -107,6 +108,16 @@ class RunContext:
         """A sentence for the report (e.g. which data was used, or why a claim could not be checked)."""
         self.notes.append(text)
 
+    def record_unit(self, unit: str, metrics: Mapping[str, Any]) -> None:
+        """Record the metrics of one unit inside this run (a fold, a repeat), stored in ``results.json``
+        ``units``: a claim whose metrics are recorded here is decided over these units (x seeds) instead of
+        over the run-level metrics, as the paper's protocol does (e.g. accuracy per cross-validation fold)."""
+        clean = {}
+        for name, value in metrics.items():
+            value = _jsonable(value)
+            clean[str(name)] = None if value is None else float(value)
+        self.units[str(unit)] = clean
+
     # -- seeds and progress --------------------------------------------------------------------
     def seed_for(self, *keys: Any) -> int:
         """A seed for one independent unit of work (sweep point, fold, ...), stable across resumes."""
@@ -142,6 +153,7 @@ class RunContext:
             "metrics_lines": self._metrics_line_count(),
             "tables": json.dumps(self.tables),
             "notes": list(self.notes),
+            "units": json.dumps(self.units),
             "elapsed_s": self.elapsed_s(),
             "cpu_s": self.cpu_s(),
         }
@@ -156,6 +168,7 @@ class RunContext:
         self._truncate_metrics(int(payload["metrics_lines"]))
         self.tables = json.loads(payload["tables"])
         self.notes = list(payload["notes"])
+        self.units = json.loads(payload.get("units", "{}"))  # absent in checkpoints written before units existed
         self.elapsed_before_s = float(payload["elapsed_s"])
         self.cpu_before_s = float(payload.get("cpu_s", 0.0))  # absent in checkpoints written before it existed
         self._started = time.perf_counter()

@@ -8,15 +8,25 @@ result does not depend on which units ran before it -- that is what makes ``--re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "get_rng_state", "seed_everything", "set_rng_state", "torch_generator"]
+__all__ = [
+    "derive_seed",
+    "get_rng_state",
+    "perturbed_parameters",
+    "seed_everything",
+    "set_rng_state",
+    "torch_generator",
+]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -89,3 +99,34 @@ def _to_tuples(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_to_tuples(v) for v in value)
     return value
+
+
+@contextlib.contextmanager
+def perturbed_parameters(relative: float, seed: int) -> Iterator[None]:
+    """Multiply every module's parameters by ``1 + relative * N(0, 1)`` once, at the module's first forward call.
+
+    A stand-in for another machine's float arithmetic (``--perturb 1e-6``): a verdict that moves under a
+    1e-6 relative change of the initial weights is decided by float noise, not by the method. Noise comes
+    from its own generator, so the run's other random streams are untouched.
+    """
+    if not relative:
+        yield
+        return
+    seen: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
+    generator = torch_generator(derive_seed(seed, "perturb"))
+
+    def perturb_once(module: torch.nn.Module, _args: Any) -> None:
+        if module in seen:
+            return
+        seen.add(module)
+        with torch.no_grad():
+            for parameter in module.parameters(recurse=False):
+                if parameter.is_floating_point():
+                    noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
+                    parameter.mul_((1.0 + relative * noise).to(parameter.dtype).to(parameter.device))
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(perturb_once)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -229,6 +229,7 @@ CLAIMS = (
         "flops_ratio_brute_force_over_cubic",
         ">",
         100.0,
+        kind="structural",
     ),
     Claim.compare(
         "subcubic_below_cubic",
@@ -244,6 +245,7 @@ CLAIMS = (
         "flops_mean_subcubic",
         "<",
         "flops_mean_cubic",
+        kind="structural",
     ),
     Claim.compare(
         "mechanism_free_proof_vacuous",
@@ -291,6 +293,7 @@ CLAIMS = (
         ">",
         1000.0,
         paper=64**5 / (3 * 64**2 + 2 * 4 * 64),
+        kind="structural",
     ),
     Claim.compare(
         "compact_proofs_explain_more",
@@ -298,6 +301,7 @@ CLAIMS = (
         "unexplained_dim_lowrank_qk",
         "<",
         "unexplained_dim_cubic",
+        kind="structural",
     ),
 )
 

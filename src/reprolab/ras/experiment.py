@@ -285,7 +285,7 @@ CLAIMS = (
         "<",
         "no_ra_mae",
     ),
-    Claim.custom(
+    Claim.check(
         "full_width_model_size",
         "The full-width (VGG-16) RAS network stores about 81 MB of float32 parameters (within 5%)",
         _size_within_tolerance,
