@@ -74,7 +74,8 @@ class RASConfig:
     pretrained_vgg16: str = ""  # optional torchvision-format VGG-16 state dict (needs width=1); overrides backbone_init
     # backbone initialisation: "proxy" = the VGG convolutions pretrained on a generated multi-label
     # recognition task (stand-in for the paper's ImageNet init, cached; see ras/pretrain.py), "scratch" = random,
-    # "imagenet" = the paper's: pretrained_vgg16 is required (no silent fallback to the proxy)
+    # "imagenet" = the paper's, from pretrained_vgg16; without that file the run falls back to the proxy backbone
+    # (with imagenet normalisation) and says so: a FALLBACK note first in report.md and metric imagenet_backbone=0
     backbone_init: str = "proxy"
     pretrain_steps: int = 300
     pretrain_images: int = 600
@@ -120,12 +121,6 @@ class RASConfig:
             raise ConfigError(f"pretrained_vgg16: VGG-16 weights need width=1, got width={self.width}")
         if self.backbone_init not in ("proxy", "scratch", "imagenet"):
             raise ConfigError(f"backbone_init: {self.backbone_init!r} is not one of proxy, scratch, imagenet")
-        if self.backbone_init == "imagenet" and not self.pretrained_vgg16:
-            raise ConfigError(
-                "pretrained_vgg16: the paper's ImageNet VGG-16 initialisation (backbone_init=imagenet) needs a "
-                "VGG-16 weights file; give pretrained_vgg16=<file>, or set backbone_init=proxy to train from the "
-                "proxy-pretrained stand-in instead"
-            )
         if self.backbone_init == "proxy" and not self.pretrained_vgg16 and self.input_norm != "imagenet":
             raise ConfigError(
                 f"input_norm: the proxy backbone is pretrained with imagenet normalisation, got {self.input_norm!r}"

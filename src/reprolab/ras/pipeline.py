@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,8 @@ from reprolab.ras.train import measure_fps, predict, train_ras
 
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "best_coarse_confidence",
@@ -49,6 +53,8 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
     scores: dict[str, SaliencyScores] = {}
     models: dict[str, RAS] = {}
     saved = _saved_run(config, ctx)
+    if config.backbone_init == "imagenet" and not config.pretrained_vgg16 and saved is None:
+        config = dataclasses.replace(config, input_norm="imagenet")  # the proxy backbone's normalisation
     backbone = None if saved is not None else backbone_init(config, ctx, metrics)
     variants = VARIANTS if config.ablation else VARIANTS[:1]
     if saved is not None:
@@ -146,15 +152,30 @@ def backbone_init(config: RASConfig, ctx: RunContext, metrics: dict[str, float])
     """The backbone weights both variants start from: a VGG-16 file (``pretrained_vgg16``), the
     proxy-pretrained backbone (``backbone_init=proxy``, cached) or ``None`` (random, ``scratch``).
     Proxy scores go into ``metrics`` as ``pretrain_*``."""
+    metrics["imagenet_backbone"] = float(bool(config.pretrained_vgg16))
     if config.pretrained_vgg16:
         path = _resolve(config.pretrained_vgg16, ctx)
         probe = RAS(width=config.width)
         load_vgg16_backbone(probe, path)  # validates the file (DataError naming it)
         ctx.note(f"Backbone: VGG-16 weights from {path} (both variants).")
         return {k: v.detach().clone() for k, v in probe.backbone.state_dict().items()}
+    if config.backbone_init == "imagenet":
+        message = (
+            "FALLBACK: backbone_init=imagenet (the paper's initialisation) but no pretrained_vgg16 file was given, "
+            "so this run uses the proxy-pretrained stand-in backbone with imagenet input normalisation instead of "
+            "the preset's; metric imagenet_backbone=0. Pass pretrained_vgg16=<VGG-16 file> "
+            "for the paper's setting."
+        )
+        logger.warning(message)
+        ctx.note(message)
+        return _proxy_backbone(config, ctx, metrics)
     if config.backbone_init == "scratch":
         ctx.note("Backbone: random initialisation (trained from scratch; no pretraining).")
         return None
+    return _proxy_backbone(config, ctx, metrics)
+
+
+def _proxy_backbone(config: RASConfig, ctx: RunContext, metrics: dict[str, float]) -> dict[str, torch.Tensor]:
     spec = ProxySpec(
         width=config.width,
         size=config.pretrain_size,
