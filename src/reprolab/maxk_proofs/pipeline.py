@@ -43,6 +43,8 @@ def run_maxk_proofs(config: MaxKProofsConfig, ctx: RunContext) -> dict[str, floa
             sweep.complete(unit, result)
         results.append(sweep.result(unit))
     _write_csv(ctx.out_dir / "proofs.csv", results)
+    for result in results:  # each model is a unit of the claims (x run seeds), as the paper's 151-seed means
+        ctx.record_unit(result["model"], unit_metrics(result, config.n_ctx))
     metrics = _metrics(config, results)
     _report(config, ctx, results, metrics)
     return metrics
@@ -110,6 +112,35 @@ def prove_all(
         [(p["certified"] - floor) / p["total"] for name, p in proofs.items() if name != "brute_force"], default=0.0
     )
     return result
+
+
+FRONTIER = ("brute_force", "cubic", "subcubic", "subcubic_no_gap", "no_attention")
+
+
+def unit_metrics(result: dict[str, Any], n_ctx: int) -> dict[str, float]:
+    """One model's metrics for the claims, named with the context length (``_k4``): bounds and FLOPs per strategy,
+    the exhaustive float64 / float32 accuracies, the soundness and agreement checks and the frontier gap (the
+    smallest drop in bound along brute force > cubic > subcubic > subcubic_no_gap > no_attention, each proof in
+    that chain costing fewer FLOPs than the one before: ``frontier_flops_gap``, the smallest FLOP ratio)."""
+    k = f"_k{n_ctx}"
+    proofs = result["proofs"]
+    out: dict[str, float] = {}
+    for name, proof in proofs.items():
+        out[f"bound_{name}{k}"] = float(proof["bound"])
+        out[f"flops_{name}{k}"] = float(proof["flops"])
+        out[f"unexplained_dim_{name}{k}"] = float(proof.get("unexplained_dim", 0))
+    if "true_accuracy" in result:
+        out[f"true_accuracy{k}"] = float(result["true_accuracy"])
+        out[f"true_accuracy_float32{k}"] = float(result["true_accuracy_float32"])
+        out[f"max_bound_excess{k}"] = float(result["max_bound_excess"])
+        out[f"forward_mismatches{k}"] = float(result["forward_mismatches"])
+    chain = [name for name in FRONTIER if name in proofs]
+    if len(chain) == len(FRONTIER):
+        out[f"frontier_gap{k}"] = min(proofs[a]["bound"] - proofs[b]["bound"] for a, b in zip(chain, chain[1:]))
+        out[f"frontier_flops_gap{k}"] = min(
+            float(proofs[a]["flops"]) / float(proofs[b]["flops"]) for a, b in zip(chain, chain[1:])
+        )
+    return out
 
 
 def _table_correct(model: MaxKTransformer, tokens: torch.Tensor) -> torch.Tensor:
