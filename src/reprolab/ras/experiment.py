@@ -44,7 +44,7 @@ class RASConfig:
     image_size: int = 128
     n_train: int = 400
     n_test: int = 120
-    steps: int = 400
+    steps: int = 300  # 400 until issue 21: two seeds of the quick preset must fit ~220 CPU-s
     batch_size: int = 6  # 6 images of 128 px = twice the pixels per step of the former 12 of 64 px (CPU budget)
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -266,6 +266,8 @@ def _size_within_tolerance(metrics: Mapping[str, float]) -> tuple[bool, float | 
 
 
 CLAIMS = (
+    # the paper's ablation (Sec. 4.4): reverse attention vs the same network without it; decided over run seeds
+    # (each run trains both variants from the same initialisation, so the difference is paired per seed)
     Claim.compare(
         "reverse_attention_improves_max_f",
         "Reverse attention gives a higher max F-measure (beta^2=0.3) than the same network without it",
@@ -282,18 +284,21 @@ CLAIMS = (
     ),
     Claim.check(
         "full_width_model_size",
-        "The full-width (VGG-16) RAS network stores about 81 MB of float32 parameters (within 5%)",
+        "The full-width (VGG-16) RAS network stores about 81 MB of float32 parameters (within 5%; abstract)",
         _size_within_tolerance,
         requires=("full_width_size_mb",),
         paper=PAPER_SIZE_MB,
+        paper_source="read",
     ),
     Claim.compare(
         "full_width_fps_at_352",
-        "The full-width network runs at >= 45 frames per second at 352x352 (paper: GPU; here: ctx.device)",
+        "The full-width network runs at >= 45 frames per second at 352x352 (abstract; paper: GPU; here: the run's"
+        " device, so only comparable on a GPU)",
         "full_width_fps_352",
         ">=",
         PAPER_FPS,
         paper=PAPER_FPS,
+        paper_source="read",
     ),
 )
 
@@ -306,6 +311,7 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
+        seeds={"quick": 2},
         datasets=(
             DatasetInfo(
                 name="ras-generated-scenes",
