@@ -225,7 +225,7 @@ CLAIMS = (
         "forward_mismatches_k4",
         "<=",
         0.0,
-        kind="structural",
+        kind="structural",  # soundness of our proofs/brute force: must hold on every model, not on average
     ),
     Claim.compare(
         "every_bound_sound",
@@ -233,7 +233,7 @@ CLAIMS = (
         "max_bound_excess_k4",
         "<=",
         0.0,
-        kind="structural",
+        kind="structural",  # soundness of our proofs/brute force: must hold on every model, not on average
     ),
     Claim.compare(
         "cubic_below_brute_force",

@@ -1,0 +1,122 @@
+"""Verdict stability: do the quick verdicts survive float noise of the size that differs between two CPUs?
+
+Runs ``reprolab reproduce`` twice on the same methods -- once as is (``--threads 1``), once with every initial
+weight multiplied by ``1 + eps * N(0, 1)`` (``--perturb eps``, default 1e-6; cached pretrained artefacts are
+rebuilt under the perturbation in their own cache folder) -- and compares every claim's verdict. A verdict that
+moves is decided by float noise, not by the method: that claim needs more units, a larger miniature, or to be
+inconclusive. Exits 1 when any verdict moves.
+
+    python benchmarks/verdict_stability.py --out runs/stability [--methods demi lds] [--jobs 2] [--eps 1e-6]
+
+Writes ``OUT/stability.json`` and ``OUT/stability.md`` (one row per claim: verdict in each run, mean difference
+and bounds in each run). Both reproduce folders are kept (``OUT/base`` and ``OUT/perturbed``) and resumable:
+re-running the command continues them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _reproduce(out: Path, methods: list[str], extra: list[str], jobs: int | None) -> float:
+    command = [sys.executable, "-m", "reprolab.cli", "reproduce", *methods, "--out", str(out), "--threads", "1", *extra]
+    if jobs is not None:
+        command += ["--jobs", str(jobs)]
+    start = time.perf_counter()
+    subprocess.run(command, check=False)
+    return time.perf_counter() - start
+
+
+def _claims(summary: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    table = {}
+    for method in summary["methods"]:
+        for claim in method.get("claims", []):
+            table[(method["method"], claim["id"])] = claim
+        for claim in method.get("claims_not_evaluated", []):
+            table[(method["method"], claim["id"])] = {**claim, "verdict": "not evaluated"}
+        if method.get("error"):
+            table[(method["method"], "<run>")] = {"verdict": "error", "detail": method["error"]}
+    return table
+
+
+def compare(base: dict[str, Any], perturbed: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per claim: both verdicts, both mean differences and bounds, and whether the verdict moved."""
+    left, right = _claims(base), _claims(perturbed)
+    rows = []
+    for key in sorted(set(left) | set(right)):
+        a, b = left.get(key, {"verdict": "absent"}), right.get(key, {"verdict": "absent"})
+        rows.append(
+            {
+                "method": key[0],
+                "claim": key[1],
+                "kind": a.get("kind", b.get("kind")),
+                "base": a["verdict"],
+                "perturbed": b["verdict"],
+                "moved": a["verdict"] != b["verdict"],
+                "base_mean": a.get("mean"),
+                "base_bounds": [a.get("ci_low"), a.get("ci_high")],
+                "perturbed_mean": b.get("mean"),
+                "perturbed_bounds": [b.get("ci_low"), b.get("ci_high")],
+            }
+        )
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:+.4g}"
+
+
+def render(rows: list[dict[str, Any]], eps: float, walls: dict[str, float]) -> str:
+    moved = [r for r in rows if r["moved"]]
+    lines = [
+        f"# Verdict stability under --perturb {eps:g}",
+        "",
+        f"{len(rows) - len(moved)} of {len(rows)} verdicts identical; {len(moved)} moved. "
+        f"Wall: base {walls.get('base', 0):.0f} s, perturbed {walls.get('perturbed', 0):.0f} s.",
+        "",
+        "| method | claim | kind | base | perturbed | base mean [bounds] | perturbed mean [bounds] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        flag = " **moved**" if r["moved"] else ""
+        lines.append(
+            f"| {r['method']} | {r['claim']} | {r['kind']} | {r['base']} | {r['perturbed']}{flag} | "
+            f"{_fmt(r['base_mean'])} [{_fmt(r['base_bounds'][0])}, {_fmt(r['base_bounds'][1])}] | "
+            f"{_fmt(r['perturbed_mean'])} [{_fmt(r['perturbed_bounds'][0])}, {_fmt(r['perturbed_bounds'][1])}] |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/stability"))
+    parser.add_argument("--methods", nargs="*", default=[])
+    parser.add_argument("--eps", type=float, default=1e-6)
+    parser.add_argument("--jobs", type=int, default=None, help="passed to reproduce (parallel runs)")
+    parser.add_argument("--preset", default="quick")
+    args = parser.parse_args()
+    extra = ["--preset", args.preset]
+    walls = {
+        "base": _reproduce(args.out / "base", args.methods, extra, args.jobs),
+        "perturbed": _reproduce(args.out / "perturbed", args.methods, [*extra, "--perturb", str(args.eps)], args.jobs),
+    }
+    summaries = [json.loads((args.out / name / "summary.json").read_text()) for name in ("base", "perturbed")]
+    rows = compare(*summaries)
+    (args.out / "stability.json").write_text(json.dumps({"eps": args.eps, "walls": walls, "rows": rows}, indent=1))
+    (args.out / "stability.md").write_text(render(rows, args.eps, walls))
+    moved = [r for r in rows if r["moved"]]
+    print(f"{len(rows) - len(moved)} of {len(rows)} verdicts identical under --perturb {args.eps:g}")
+    for r in moved:
+        print(f"  moved: {r['method']}.{r['claim']}: {r['base']} -> {r['perturbed']}")
+    print(f"table: {args.out / 'stability.md'}")
+    return 1 if moved else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
