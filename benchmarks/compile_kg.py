@@ -3,6 +3,18 @@
 Usage::
 
     python benchmarks/compile_kg.py [--triples 400] [--hops 3] [--data /work/shared/data]
+    python benchmarks/compile_kg.py --scaling [--json] [--sizes 100000 300000 1000000] [--queries 1000]
+
+``--scaling`` (issue 24): how extraction time grows with the size of the graph at a fixed set of queries.
+The graph is ``k`` disjoint copies of the family KG's training graph (entity ids shifted per copy), so
+every query's subgraph is the same at every size; the queries are ``--queries`` triples of the first copy
+(its triples and as many head/tail corruptions, the mix a training batch holds). For each size and each
+subgraph kind it times the batched extractor (batches of ``--batch``) and the lean per-query BFS
+(:class:`PerTripleExtractor`), CPU seconds of this process (best of ``--repeats``; single-threaded code,
+and wall time on a shared machine measures the other jobs), and fits ``time ~ triples^p`` by least squares in
+log-log. With ``--json`` it prints one JSON object per size and kind: ``graph_triples``, ``batched_s``,
+``baseline_s``, ``ratio`` (baseline / batched), the subgraph sizes, and the fitted exponents
+``batched_exponent`` / ``baseline_exponent`` of that kind (the same on each of its lines).
 
 Three extractors cut the same subgraphs (nodes, double-radius labels, edges, target edge removed):
 
@@ -23,6 +35,8 @@ under ``--data``, for their training graphs, in the undirected (GraIL) and direc
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import time
 from pathlib import Path
@@ -81,12 +95,12 @@ class GraILStyleExtractor:
         return d_h, d_t, edges
 
 
-def _time(fn, repeats: int = 1) -> float:
+def _time(fn, repeats: int = 1, clock=time.perf_counter) -> float:
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
 
 
@@ -115,13 +129,100 @@ def bench(name: str, graph: KnowledgeGraph, triples: np.ndarray, hops: int, batc
         )
 
 
+def tiled_graph(base: KnowledgeGraph, copies: int) -> KnowledgeGraph:
+    """``copies`` disjoint copies of ``base``: copy ``i`` has entity ids shifted by ``i * N``."""
+    shift = np.repeat(np.arange(copies, dtype=np.int64) * base.num_entities, len(base.triples))
+    triples = np.tile(base.triples, (copies, 1))
+    triples[:, 0] += shift
+    triples[:, 2] += shift
+    return KnowledgeGraph(triples, base.num_entities * copies, base.num_relations)
+
+
+def scaling_queries(base: KnowledgeGraph, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` triples of the first copy: half its triples, half head/tail corruptions of them."""
+    rng = np.random.default_rng(seed)
+    positives = base.triples[rng.choice(len(base.triples), (count + 1) // 2, replace=count > len(base.triples))]
+    negatives = positives[: count // 2].copy()
+    side = rng.integers(0, 2, len(negatives)) * 2
+    negatives[np.arange(len(negatives)), side] = rng.integers(0, base.num_entities, len(negatives))
+    return np.concatenate([positives, negatives])
+
+
+def _exponent(sizes: list[int], times: list[float]) -> float:
+    """Least-squares slope of log(time) against log(size)."""
+    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+
+
+def scaling(args: argparse.Namespace) -> None:
+    base = family_inductive_split(train_families=60, missing=0.0).train_graph
+    queries = scaling_queries(base, args.queries)
+    kinds = ("undirected", "directed_fallback")
+    rows: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for size in args.sizes:
+        graph = tiled_graph(base, max(1, math.ceil(size / len(base.triples))))
+        python_by_kind = {}
+        for kind in kinds:
+            directed, fallback = kind != "undirected", kind == "directed_fallback"
+            batched = SubgraphExtractor(
+                graph, hops=args.hops, directed=directed, add_query_edge=False, fallback=fallback
+            )
+            python_by_kind[kind] = PerTripleExtractor(graph, hops=args.hops, directed=directed, fallback=fallback)
+            python = python_by_kind[kind]
+
+            def run_batched(b: SubgraphExtractor = batched) -> None:
+                for start in range(0, len(queries), args.batch):
+                    b(queries[start : start + args.batch])
+
+            # CPU time of this process: on a shared machine, wall time mostly measures the other jobs
+            t_batched = _time(run_batched, args.repeats, time.process_time)
+            t_python = _time(lambda p=python: [p(x) for x in queries], args.repeats, time.process_time)
+            batched.sizes = type(batched.sizes)()
+            run_batched()
+            sizes = batched.sizes.summary()
+            rows[kind].append({
+                "kind": kind, "graph_triples": len(graph.triples), "graph_entities": graph.num_entities,
+                "queries": len(queries), "hops": args.hops, "batch": args.batch,
+                "batched_s": round(t_batched, 4), "baseline_s": round(t_python, 4),
+                "ratio": round(t_python / t_batched, 2),
+                "nodes_per_subgraph": round(sizes["nodes_mean"], 2),
+                "edges_per_subgraph": round(sizes["edges_mean"], 2),
+                "max_nodes_per_subgraph": int(sizes["nodes_max"]),
+            })
+            if not args.json:
+                row = rows[kind][-1]
+                print(f"{row['graph_triples']:>9} triples {kind:<17} batched {t_batched:7.3f} s | per-query BFS"
+                      f" {t_python:7.3f} s | ratio {row['ratio']:6.2f}x | nodes/sg {row['nodes_per_subgraph']}")
+        del python_by_kind
+    for kind in kinds:
+        triples = [row["graph_triples"] for row in rows[kind]]
+        exponents = {
+            "batched_exponent": round(_exponent(triples, [row["batched_s"] for row in rows[kind]]), 3),
+            "baseline_exponent": round(_exponent(triples, [row["baseline_s"] for row in rows[kind]]), 3),
+        }
+        for row in rows[kind]:
+            row.update(exponents)
+            if args.json:
+                print(json.dumps(row))
+        if not args.json:
+            print(f"{kind}: time ~ triples^p, batched p = {exponents['batched_exponent']}, "
+                  f"per-query BFS p = {exponents['baseline_exponent']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triples", type=int, default=400)
     parser.add_argument("--hops", type=int, default=3)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--data", default=os.environ.get("REPROLAB_DATA", "/work/shared/data"))
+    parser.add_argument("--scaling", action="store_true", help="time vs graph size at fixed queries (issue 24)")
+    parser.add_argument("--json", action="store_true", help="with --scaling: one JSON line per size and kind")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.scaling:
+        scaling(args)
+        return
     rng = np.random.default_rng(0)
     split = family_inductive_split()
     picks = rng.choice(len(split.train_targets), min(args.triples, len(split.train_targets)), replace=False)

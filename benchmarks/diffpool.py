@@ -1,23 +1,27 @@
-"""DiffPool training throughput (graphs/s) and peak memory vs a plain PyG-example DiffPool, same run.
+"""DiffPool cost: peak memory of a PROTEINS epoch before/after size-bucketed batching, time vs padded size
+(fitted exponent), and throughput vs a plain PyG-example DiffPool, each measured in the same run.
 
-Memory on CPU is the bytes of the tensors autograd saves for the backward pass in one training step
-(the activations, which is what grows with the batch and with N^2; counted once per storage) and, for
-reference, the growth of the process's peak resident set; on CUDA it is ``max_memory_allocated``.
+1. Memory (PROTEINS, 1113 graphs up to 620 nodes, if $REPROLAB_DATA has it; else the synthetic set): one
+   training epoch (batch 20) plus evaluation of every graph, in a fresh subprocess each, reporting the
+   process's peak resident memory. *Before* reproduces the previous pipeline's shapes: every graph padded to
+   the set's largest (``to_dense``), random batches sliced from that tensor, evaluation in batches of 256.
+   *After* is the pipeline now: random batches built per batch and padded to their own largest graph
+   (``GraphSet.batch``), evaluation in size-sorted batches; *bucketed* adds the size-bucketed order
+   (``size_bucketed_batches``, ``bucket_pool=8``).
+2. Scaling: our DiffPool's training step on the same batches padded to N, 2N and 4N nodes; time per step
+   and the fitted exponent of time in N (dense pooling is O(B N^2 C)).
+3. Throughput: our ``DiffPoolNet`` vs a plain PyG-example DiffPool on ENZYMES (memory = bytes autograd saves).
 
-The baseline is a plain model assembled the way PyG's dense DiffPool example does it: ``DenseSAGEConv``
-layers with ``BatchNorm1d`` applied to every (padded) node row, ``dense_diff_pool`` and a mean readout,
-with the same widths and cluster count as ours. Each implementation trains in a fresh subprocess so
-that its peak resident memory (CPU) or peak allocated memory (CUDA) is its own. A second table shows the
-O(N^2) cost of dense pooling: our model on the same graphs padded to growing ``max_nodes``.
-
-    python benchmarks/diffpool.py                 # ENZYMES if $REPROLAB_DATA has it, else synthetic
-    python benchmarks/diffpool.py --steps 40 --batch-size 20 --device cpu
+    python benchmarks/diffpool.py                 # all three
+    python benchmarks/diffpool.py --json          # one JSON line per measurement
+    python benchmarks/diffpool.py --only memory   # memory | scaling | throughput
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -144,6 +148,106 @@ def worker(impl: str, steps: int, batch_size: int, max_nodes: int, device: str) 
             "rss_growth_mb": rss_mb}
 
 
+def _memory_graphs() -> tuple[Any, str]:
+    from reprolab.diffpool.data import make_hierarchical_communities, read_tu_dataset
+
+    home = os.environ.get("REPROLAB_DATA")
+    folder = Path(home) / "TUDataset" / "PROTEINS" if home else None
+    if folder is not None and folder.is_dir():
+        return read_tu_dataset(folder, "PROTEINS", features="labels"), "PROTEINS"
+    return make_hierarchical_communities(480, seed=0), "synthetic"
+
+
+def memory_worker(mode: str, batch_size: int) -> dict:
+    """One training epoch + evaluation of every graph, the ``before`` (pad to the set's largest) or ``after``
+    (per-batch padding, size-bucketed) way; returns CPU seconds and the peak resident memory."""
+    from reprolab.diffpool.data import size_bucketed_batches, to_dense
+    from reprolab.diffpool.model import DiffPoolNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    graphs, name = _memory_graphs()
+    model = DiffPoolNet(graphs.num_features, graphs.num_classes, graphs.max_nodes, hidden=30, embed=30,
+                        assign_ratio=0.1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    start = time.process_time()
+    if mode == "before":
+        dense = to_dense(graphs)
+        batches = torch.randperm(len(graphs), generator=generator).split(batch_size)
+        fetch = lambda index: (dense.x[index], dense.adj[index], dense.mask[index], dense.y[index])  # noqa: E731
+        eval_batches = torch.arange(len(graphs)).split(256)
+    else:
+        batches = size_bucketed_batches(graphs.sizes(), batch_size, generator, 8 if mode == "bucketed" else 0)
+
+        def fetch(index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            batch = graphs.batch(index)
+            return batch.x, batch.adj, batch.mask, batch.y
+
+        eval_batches = torch.argsort(graphs.sizes(), stable=True).split(64)
+    model.train()
+    for index in batches:
+        if len(index) < 2:
+            continue
+        x, adj, mask, y = fetch(index)
+        out = model(x, adj, mask)
+        loss = F.cross_entropy(out.logits, y) + out.auxiliary()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        for index in eval_batches:
+            x, adj, mask, _ = fetch(index)
+            model(x, adj, mask)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"measure": "memory", "mode": mode, "dataset": name, "graphs": len(graphs),
+            "largest_graph": graphs.max_nodes, "cpu_s": time.process_time() - start, "peak_rss_mb": peak_mb}
+
+
+def scaling_worker(steps: int, batch_size: int) -> list[dict]:
+    """Seconds per training step of our DiffPool on fixed batches padded to N, 2N, 4N nodes; fitted exponent."""
+    from reprolab.diffpool.model import DiffPoolNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    dense, graphs, name = _load(0)
+    base = dense.x.shape[1]
+    rows = []
+    for padded in (base, 2 * base, 4 * base):
+        model = DiffPoolNet(graphs.num_features, graphs.num_classes, graphs.max_nodes, hidden=30, embed=30,
+                            assign_ratio=0.1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(0)
+        elapsed = 0.0
+        for step in range(steps + 1):
+            index = torch.randint(len(dense), (batch_size,), generator=generator)
+            x = F.pad(dense.x[index], (0, 0, 0, padded - base))
+            adj = F.pad(dense.adj[index], (0, padded - base, 0, padded - base))
+            mask = F.pad(dense.mask[index], (0, padded - base))
+            start = time.process_time()
+            out = model(x, adj, mask)
+            loss = F.cross_entropy(out.logits, dense.y[index]) + out.auxiliary()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step:  # one warm-up step
+                elapsed += time.process_time() - start
+        rows.append({"measure": "scaling", "dataset": name, "padded_nodes": padded, "s_per_step": elapsed / steps})
+    sizes = [math.log(row["padded_nodes"]) for row in rows]
+    times = [math.log(row["s_per_step"]) for row in rows]
+    mean_x, mean_y = sum(sizes) / 3, sum(times) / 3
+    slope = sum((a - mean_x) * (b - mean_y) for a, b in zip(sizes, times)) / sum((a - mean_x) ** 2 for a in sizes)
+    for row in rows:
+        row["fitted_exponent"] = slope
+    return rows
+
+
+def _spawn_json(extra: list[str]) -> list[dict]:
+    output = subprocess.run([sys.executable, __file__, *extra], check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in output.strip().splitlines() if line.startswith("{")]
+
+
 def _spawn(impl: str, args: argparse.Namespace, max_nodes: int) -> dict:
     command = [sys.executable, __file__, "--worker", impl, "--steps", str(args.steps), "--batch-size",
                str(args.batch_size), "--max-nodes", str(max_nodes), "--device", args.device]
@@ -157,26 +261,61 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-nodes", type=int, default=0)
-    parser.add_argument("--worker", choices=["ours", "plain"], default=None)
+    parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    parser.add_argument("--only", choices=["memory", "scaling", "throughput"], default=None)
+    parser.add_argument("--worker", choices=["ours", "plain", "before", "after", "bucketed", "scaling"], default=None)
     args = parser.parse_args()
-    if args.worker:
+    if args.worker in ("ours", "plain"):
         print(json.dumps(worker(args.worker, args.steps, args.batch_size, args.max_nodes, args.device)))
         return
+    if args.worker in ("before", "after", "bucketed"):
+        print(json.dumps(memory_worker(args.worker, args.batch_size)))
+        return
+    if args.worker == "scaling":
+        for row in scaling_worker(args.steps, args.batch_size):
+            print(json.dumps(row))
+        return
+    common = ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    if args.only in (None, "memory"):
+        before, after, bucketed = (_spawn_json(["--worker", mode, *common])[0]
+                                   for mode in ("before", "after", "bucketed"))
+        if args.json:
+            for row in (before, after, bucketed):
+                print(json.dumps(row))
+        else:
+            print(f"memory: {before['dataset']}, {before['graphs']} graphs up to {before['largest_graph']} nodes, "
+                  f"one training epoch (batch {args.batch_size}) + evaluation of every graph, CPU, 1 thread")
+            print(f"{'batching':<52}{'peak RSS MB':>12}{'CPU s':>8}")
+            for row, label in ((before, "before: every graph padded to the largest"),
+                               (after, "after: random batches, each padded to its largest"),
+                               (bucketed, "after, size-bucketed order (bucket_pool=8)")):
+                print(f"{label:<52}{row['peak_rss_mb']:>12.0f}{row['cpu_s']:>8.1f}")
+        for row in (after, bucketed):
+            print(f"memory ratio {row['mode']}/before: {row['peak_rss_mb'] / before['peak_rss_mb']:.2f}; "
+                  f"CPU-time ratio: {row['cpu_s'] / before['cpu_s']:.2f}")
+    if args.only in (None, "scaling"):
+        rows = _spawn_json(["--worker", "scaling", *common])
+        for row in rows:
+            print(json.dumps(row) if args.json else
+                  f"scaling: padded to {row['padded_nodes']:>4} nodes: {1000 * row['s_per_step']:.1f} ms per step")
+        print(f"fitted exponent of time in padded nodes: {rows[0]['fitted_exponent']:.2f}")
+    if args.only in (None, "throughput"):
+        _throughput(args)
+
+
+def _throughput(args: argparse.Namespace) -> None:
     ours, plain = _spawn("ours", args, 0), _spawn("plain", args, 0)
-    print(f"dataset {ours['dataset']}, batch {args.batch_size}, padded to {ours['padded_nodes']} nodes, {args.device}")
+    if args.json:
+        print(json.dumps(ours))
+        print(json.dumps(plain))
+    print(f"throughput: {ours['dataset']}, batch {args.batch_size}, padded to {ours['padded_nodes']} nodes, "
+          f"{args.device}")
     memory = "peak MB" if args.device.startswith("cuda") else "saved MB"
     print(f"{'implementation':<28}{'graphs/s':>10}{memory:>10}{'RSS+ MB':>10}")
     for row, label in ((ours, "reprolab DiffPoolNet"), (plain, "plain PyG-example DiffPool")):
         print(f"{label:<28}{row['graphs_per_s']:>10.1f}{row['peak_mb']:>10.1f}{row['rss_growth_mb']:>10.1f}")
     print(f"throughput ratio ours/plain: {ours['graphs_per_s'] / plain['graphs_per_s']:.2f}; "
           f"memory ratio ours/plain: {ours['peak_mb'] / max(plain['peak_mb'], 1e-9):.2f}")
-    print("\nO(N^2) dense pooling: ours, same graphs padded to max_nodes")
-    print(f"{'max_nodes':>10}{'graphs/s':>10}{memory:>10}{'adj MB/batch':>14}")
-    base = ours["padded_nodes"]
-    for padded in (base, 2 * base, 4 * base):
-        row = _spawn("ours", args, padded)
-        adj_mb = args.batch_size * padded * padded * 4 / 2**20
-        print(f"{padded:>10}{row['graphs_per_s']:>10.1f}{row['peak_mb']:>10.1f}{adj_mb:>14.2f}")
 
 
 if __name__ == "__main__":

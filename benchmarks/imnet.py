@@ -38,6 +38,11 @@ def sphere(points: np.ndarray) -> np.ndarray:
     return np.clip(0.5 + 4.0 * (0.3 - np.linalg.norm(points, axis=1)), 0.0, 1.0).astype(np.float32)
 
 
+def _output_skip(cfg: dict) -> bool:
+    """A saved run's output-layer skip; runs saved before the option existed had it with the paper decoder."""
+    return bool(cfg.get("output_skip", cfg["decoder"] == "paper"))
+
+
 def load_or_train(run: str | None, steps: int) -> tuple[IMAE, torch.Tensor]:
     """An IM-AE and the voxels of held-out shapes to encode."""
     if run:
@@ -46,7 +51,7 @@ def load_or_train(run: str | None, steps: int) -> tuple[IMAE, torch.Tensor]:
         from reprolab.core.checkpoint import load_checkpoint
 
         cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())["config"]
-        model = IMAE(cfg["voxel_res"], cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"])
+        model = IMAE(cfg["voxel_res"], cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"], _output_skip(cfg))
         state = load_checkpoint(Path(run) / "checkpoints" / "last.pt", map_location="cpu")
         model.load_state_dict(state["user"]["done"]["imae"]["state"])
         shapes = make_shape_set(cfg["categories"], 5, cfg["voxel_res"], seed=12345)
@@ -117,7 +122,7 @@ def diagnose(run: str) -> None:
         test.extend(members[max(1, int(round(cfg["train_fraction"] * len(members)))) :])
     vox = shapes.voxels[np.asarray(test)]
     vox = vox[np.unique(np.linspace(0, len(vox) - 1, min(cfg["eval_shapes"], len(vox))).round().astype(int))]
-    imae = IMAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"])
+    imae = IMAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["gf_dim"], cfg["decoder"], _output_skip(cfg))
     imae.load_state_dict(done["imae"]["state"])
     cnn = CNNAE(res, cfg["ef_dim"], cfg["z_dim"], cfg["cnn_gf_dim"])
     cnn.load_state_dict(done["cnnae"]["state"])
@@ -252,6 +257,41 @@ def curve(args: argparse.Namespace) -> None:
         tick = time.process_time()
 
 
+def fitted_exponent(sizes: list[int], times: list[float]) -> float:
+    """Least-squares slope of log(time) on log(size): time ~ size^exponent."""
+    return float(np.polyfit(np.log(sizes), np.log(np.maximum(times, 1e-9)), 1)[0])
+
+
+def scaling(sizes: list[int], threads: int, run: str | None, steps: int) -> None:
+    """CPU time of dense and coarse-to-fine extraction (coarse grid = size / 4) of one decoded IM-AE shape at
+    several grid sizes, and the fitted exponents: dense evaluates (n+1)^3 vertices (expected ~3),
+    coarse-to-fine about the surface cells (~2 once the decoder dominates)."""
+    model, vox = load_or_train(run, steps)
+    model.eval()
+    field = decode_field(model.decoder, encode(model.encoder, vox[:1])[0])
+    rows = []
+    for n in sizes:
+        start = time.process_time()
+        dense = dense_grid(field, n)
+        t_dense = time.process_time() - start
+        start = time.process_time()
+        c2f = coarse_to_fine_grid(field, n, max(n // 4, 1))
+        t_c2f = time.process_time() - start
+        iou = voxel_iou(c2f.values >= 0.5, dense.values >= 0.5)
+        rows.append((n, dense.evaluations, c2f.evaluations, t_dense, t_c2f))
+        print(
+            f"n={n:4d}  dense {dense.evaluations:>9} evals {t_dense:7.2f} CPU-s   coarse-to-fine "
+            f"{c2f.evaluations:>8} evals {t_c2f:6.2f} CPU-s   IoU {iou:.5f}",
+            flush=True,
+        )
+    ns = [r[0] for r in rows]
+    k = [fitted_exponent(ns, [r[i] for r in rows]) for i in (3, 4, 1, 2)]
+    print(
+        f"fitted exponents (time ~ n^k, {threads} thread(s)): dense k = {k[0]:.2f}, coarse-to-fine k = {k[1]:.2f}; "
+        f"evaluations: dense k = {k[2]:.2f}, coarse-to-fine k = {k[3]:.2f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--res", type=int, default=128)
@@ -268,8 +308,12 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=256, help="--curve: IM-AE points per shape per step")
     parser.add_argument("--uniform", action="store_true", help="--curve: uniform instead of near-surface points")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scaling", default=None, help="grid sizes, e.g. 32,64,128: time and fitted exponent")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.scaling:
+        scaling([int(n) for n in args.scaling.split(",")], args.threads, args.run, args.steps)
+        return 0
     if args.diagnose:
         diagnose(args.diagnose)
         return 0

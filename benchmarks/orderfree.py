@@ -7,6 +7,7 @@ search (the argmax sequence, :func:`exact_search`) with batched beam search, wit
 already returns the argmax.
 
     python benchmarks/orderfree.py [--images 256] [--width 3] [--classes 10] [--threads 1] [--repeats 3]
+    python benchmarks/orderfree.py --scaling 64,256,1024     # CPU time at three sizes, fitted exponent
 """
 
 from __future__ import annotations
@@ -49,6 +50,43 @@ def _fit_briefly(decoder: AttentionLSTMDecoder, features: torch.Tensor, classes:
         optimizer.step()
 
 
+def _fitted_exponent(sizes: list[int], times: list[float]) -> float:
+    """Least-squares slope of log(time) on log(size): time ~ size^exponent."""
+    import math
+
+    xs, ys = [math.log(n) for n in sizes], [math.log(max(t, 1e-9)) for t in times]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def scaling(args: argparse.Namespace, sizes: list[int]) -> None:
+    """CPU time of batched and per-image beam search and of greedy decoding at several image counts, and the
+    fitted exponents (all three are linear in the images, k ~ 1; the batched search's advantage is its
+    constant)."""
+    torch.manual_seed(0)
+    decoder = AttentionLSTMDecoder(args.channels, args.classes, hidden=args.hidden, attention_dim=args.hidden // 2)
+    pool = torch.randn(max(sizes), args.channels, args.grid, args.grid)
+    _fit_briefly(decoder, pool, args.classes, args.max_labels, args.fit_steps)
+    decoder.eval()
+    kwargs = {"width": args.width, "max_labels": args.max_labels}
+    rows = []
+    for n in sizes:
+        features = pool[:n]
+        timed = []
+        for fn, extra in ((beam_search, kwargs), (beam_search_per_image, kwargs),
+                          (greedy_decode, {"max_labels": args.max_labels})):
+            start = time.process_time()
+            fn(decoder, features, **extra)
+            timed.append(time.process_time() - start)
+        rows.append((n, *timed))
+        print(f"images={n:5d}  batched beam {timed[0]:.3f} CPU-s  per-image beam {timed[1]:.3f} CPU-s  "
+              f"greedy {timed[2]:.3f} CPU-s", flush=True)
+    ns = [r[0] for r in rows]
+    k = [_fitted_exponent(ns, [r[i] for r in rows]) for i in (1, 2, 3)]
+    print(f"fitted exponents (time ~ images^k, {args.threads} thread(s)): batched beam k = {k[0]:.2f}, "
+          f"per-image beam k = {k[1]:.2f}, greedy k = {k[2]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
@@ -61,8 +99,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fit-steps", type=int, default=150)
+    parser.add_argument("--scaling", default=None, help="image counts, e.g. 64,256,1024: time and fitted exponent")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.scaling:
+        scaling(args, [int(n) for n in args.scaling.split(",")])
+        return
     torch.manual_seed(0)
     decoder = AttentionLSTMDecoder(args.channels, args.classes, hidden=args.hidden, attention_dim=args.hidden // 2)
     features = torch.randn(args.images, args.channels, args.grid, args.grid)

@@ -24,13 +24,31 @@ from pathlib import Path
 from typing import Any
 
 
-def _reproduce(out: Path, methods: list[str], extra: list[str], jobs: int | None) -> float:
+def _command(out: Path, methods: list[str], extra: list[str], jobs: int | None) -> list[str]:
     command = [sys.executable, "-m", "reprolab.cli", "reproduce", *methods, "--out", str(out), "--threads", "1", *extra]
-    if jobs is not None:
-        command += ["--jobs", str(jobs)]
+    return command + (["--jobs", str(jobs)] if jobs is not None else [])
+
+
+def _reproduce(out: Path, methods: list[str], extra: list[str], jobs: int | None) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=False)
+    subprocess.run(_command(out, methods, extra, jobs), check=False)
     return time.perf_counter() - start
+
+
+def _reproduce_side_by_side(args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
+    """Both reproductions at once, one process each (``--jobs 1``): on 2 cores they finish method by method
+    together, so an interrupted measurement still compares the methods both reached."""
+    perturbed = [*extra, "--perturb", str(args.eps)]
+    start = time.perf_counter()
+    processes = {
+        "base": subprocess.Popen(_command(args.out / "base", args.methods, extra, 1)),
+        "perturbed": subprocess.Popen(_command(args.out / "perturbed", args.methods, perturbed, 1)),
+    }
+    walls = {}
+    for name, process in processes.items():
+        process.wait()
+        walls[name] = time.perf_counter() - start
+    return walls
 
 
 def _claims(summary: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -43,6 +61,29 @@ def _claims(summary: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         if method.get("error"):
             table[(method["method"], "<run>")] = {"verdict": "error", "detail": method["error"]}
     return table
+
+
+def _summary(root: Path, preset: str) -> dict[str, Any]:
+    """The reproduce summary, or -- for an interrupted reproduction -- one built from the methods whose every
+    stated seed finished (decided exactly as reproduce decides them)."""
+    if (root / "summary.json").is_file():
+        return json.loads((root / "summary.json").read_text())
+    from reprolab.core.engine import RunOutcome, RunSpec
+    from reprolab.core.registry import get_experiment
+    from reprolab.core.runner import _summarise_method
+
+    methods = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        experiment = get_experiment(folder.name)
+        finished = sorted(folder.glob("seed*/results.json"))
+        if len(finished) < experiment.seeds_for(preset):
+            continue
+        outcomes = [
+            RunOutcome(RunSpec(experiment.name, preset, int(p.parent.name[4:]), p.parent), json.loads(p.read_text()))
+            for p in finished
+        ]
+        methods.append(_summarise_method(experiment, outcomes))
+    return {"methods": methods}
 
 
 def compare(base: dict[str, Any], perturbed: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,14 +141,23 @@ def main() -> int:
     parser.add_argument("--eps", type=float, default=1e-6)
     parser.add_argument("--jobs", type=int, default=None, help="passed to reproduce (parallel runs)")
     parser.add_argument("--preset", default="quick")
+    parser.add_argument("--side-by-side", action="store_true", help="run both reproductions at once, --jobs 1 each")
+    parser.add_argument("--compare-only", action="store_true", help="compare the two existing summaries")
     args = parser.parse_args()
     extra = ["--preset", args.preset]
-    walls = {
-        "base": _reproduce(args.out / "base", args.methods, extra, args.jobs),
-        "perturbed": _reproduce(args.out / "perturbed", args.methods, [*extra, "--perturb", str(args.eps)], args.jobs),
-    }
-    summaries = [json.loads((args.out / name / "summary.json").read_text()) for name in ("base", "perturbed")]
+    if args.compare_only:
+        walls: dict[str, float] = {}
+    elif args.side_by_side:
+        walls = _reproduce_side_by_side(args, extra)
+    else:
+        walls = {
+            "base": _reproduce(args.out / "base", args.methods, extra, args.jobs),
+            "perturbed": _reproduce(args.out / "perturbed", args.methods, [*extra, "--perturb", str(args.eps)],
+                                    args.jobs),
+        }  # fmt: skip
+    summaries = [_summary(args.out / name, args.preset) for name in ("base", "perturbed")]
     rows = compare(*summaries)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "stability.json").write_text(json.dumps({"eps": args.eps, "walls": walls, "rows": rows}, indent=1))
     (args.out / "stability.md").write_text(render(rows, args.eps, walls))
     moved = [r for r in rows if r["moved"]]

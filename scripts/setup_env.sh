@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "reprolab needs Python >= 3.10")'
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "reprolab needs Python >= 3.11")'
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 REPROLAB_PROGRESS=0
+# TensorBoard import costs ~2 s of CPU per CLI run; tests/core/test_tensorboard.py turns it on where it is tested
+export REPROLAB_TENSORBOARD=0
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/mkdocs build --strict --quiet  # the docs and the API reference build without a warning
 status=0
 .venv/bin/python -m pytest -n 2 -q --durations=15 tests "$@" || status=$?
 if [ "$status" -eq 5 ]; then

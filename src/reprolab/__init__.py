@@ -4,7 +4,9 @@ Importing :mod:`reprolab` is cheap: it loads no method and none of the heavy fie
 The public entry points are re-exported lazily::
 
     import reprolab
-    results = reprolab.run_experiment("demi", preset="quick", seed=0)
+    results = reprolab.run_experiment("demi", preset="quick", seed=0, out="runs/x")
+    run = reprolab.load_run("runs/x")          # config, metrics, claims, verdicts
+    estimator = run.model("demi_k2-mi20")      # a saved trained model, weights loaded
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_experiments", "reproduce", "run_experiment"]
+__all__ = ["__version__", "list_experiments", "load_run", "reproduce", "run_experiment"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from reprolab.core import runner
 
         return getattr(runner, name)
+    if name == "load_run":
+        from reprolab.core.results import load_run
+
+        return load_run
     if name == "list_experiments":
         from reprolab.core.registry import list_experiments
 

@@ -1,4 +1,4 @@
-"""The ``reprolab`` command line: ``list``, ``run``, ``reproduce``, ``report``.
+"""The ``reprolab`` command line: ``list``, ``run``, ``reproduce``, ``sweep``, ``report``.
 
 Errors a user can cause are printed as one line (``error: ...``) with exit code 2; failing claims are
 results, not errors, and exit 0.
@@ -7,6 +7,7 @@ results, not errors, and exit 0.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,22 @@ PerturbOption = Annotated[
     ),
 ]
 DataOption = Annotated[Path | None, typer.Option("--data", help="folder with real datasets (default $REPROLAB_DATA)")]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="runs at once (default: every core; 1: serial, no Ray); more than 1 runs them as Ray tasks",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="join this Ray cluster (ray://host:port, host:port or auto) instead of a local one"),
+]
+GpusOption = Annotated[
+    float, typer.Option("--gpus-per-task", min=0, help="GPUs each Ray task asks for (with --device cuda; default 0)")
+]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")]
 
 
 def _fail(message: str) -> None:
@@ -54,29 +71,63 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="machine-r
             typer.echo(f"  dataset:  {info.name} ({kind}) — {info.description}")
 
 
+@app.command("show")
+def show_command(
+    method: Annotated[str, typer.Argument(help="method name, see `reprolab list`")],
+    preset: Annotated[str | None, typer.Option("--preset", help="also show this preset's values")] = None,
+) -> None:
+    """Every setting of a method (type, default, the preset's value, meaning), its presets, claims and datasets."""
+    from reprolab.core.describe import render_show
+    from reprolab.core.errors import ReproError
+    from reprolab.core.registry import get_experiment
+
+    try:
+        typer.echo(render_show(get_experiment(method), preset))
+    except ReproError as err:
+        _fail(str(err))
+
+
 @app.command("run")
 def run_command(
     method: Annotated[str, typer.Argument(help="method name, see `reprolab list`")],
-    preset: Annotated[str, typer.Option("--preset", help="quick or paper")] = "quick",
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="a preset of the method, see `reprolab show METHOD` (default quick)")
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config field: key=value")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="a YAML file of overrides (a mapping of config fields)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="default 0")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="run folder (default runs/...)")] = None,
     data: DataOption = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its checkpoint")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in --out with the settings in its config.yaml")
+    ] = False,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="also log scalars and figures for TensorBoard under RUN/tensorboard (default on for `run`)",
+        ),
+    ] = True,
 ) -> None:
     """Run one experiment into a run folder."""
-    from reprolab.core.config import parse_set_options
+    from reprolab.core.config import parse_set_options, read_overrides_file
     from reprolab.core.errors import ReproError
-    from reprolab.core.runner import default_run_dir, run_experiment
+    from reprolab.core.runner import default_run_dir, resume_settings, run_experiment
 
     if resume and out is None:
         _fail("--resume needs --out pointing at the run folder to continue")
-    out = out if out is not None else default_run_dir(method, preset, seed)
     try:
-        overrides = parse_set_options(set_ or [])
+        overrides = {**(read_overrides_file(config_file) if config_file else {}), **parse_set_options(set_ or [])}
+        if resume and out is not None:
+            saved = resume_settings(out, method, preset, seed, overrides, perturb)
+            preset, seed, overrides, perturb = saved["preset"], saved["seed"], saved["overrides"], saved["perturb"]
+        preset, seed = preset or "quick", 0 if seed is None else seed
+        out = out if out is not None else default_run_dir(method, preset, seed)
         results = run_experiment(
             method,
             preset,
@@ -88,6 +139,7 @@ def run_command(
             device=device,
             threads=threads,
             perturb=perturb,
+            tensorboard=tensorboard and os.environ.get("REPROLAB_TENSORBOARD", "1") not in {"0", "false", "no", "off"},
         )
     except ReproError as err:
         _fail(str(err))
@@ -109,7 +161,7 @@ def run_command(
 @app.command("reproduce")
 def reproduce_command(
     methods: Annotated[list[str] | None, typer.Argument(help="methods to run, or `all` (default all)")] = None,
-    preset: Annotated[str, typer.Option("--preset")] = "quick",
+    preset: Annotated[str, typer.Option("--preset", help="the preset of every method (`reprolab show`)")] = "quick",
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per method (default: the preset's stated seeds)")
     ] = None,
@@ -118,16 +170,19 @@ def reproduce_command(
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     perturb: PerturbOption = 0.0,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")
-    ] = None,
+    set_: SetOption = None,
+    jobs: JobsOption = None,
+    address: AddressOption = None,
+    gpus_per_task: GpusOption = 0,
 ) -> None:
     """Run experiments over seeds and write an aggregated report with each claim's verdict."""
     from reprolab.core.config import parse_set_options
+    from reprolab.core.engine import check_available
     from reprolab.core.errors import ReproError
     from reprolab.core.runner import print_summary, reproduce
 
     try:
+        check_available(jobs, address)
         summary = reproduce(
             methods or None,
             preset=preset,
@@ -138,25 +193,91 @@ def reproduce_command(
             threads=threads,
             perturb=perturb,
             overrides=parse_set_options(set_ or []),
+            jobs=jobs,
+            address=address,
+            gpus_per_task=gpus_per_task,
             log=lambda msg: typer.echo(msg, err=True),
         )
     except ReproError as err:
         _fail(str(err))
         return
-    print_summary(summary)
+    print_summary(summary, sys.stdout)  # the current stdout (the default was bound when runner was imported)
+    typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
+    if any(m.get("error") for m in summary["methods"]):
+        raise typer.Exit(code=1)
+
+
+@app.command("sweep")
+def sweep_command(
+    method: Annotated[str, typer.Argument(help="method name, see `reprolab list`")],
+    preset: Annotated[str, typer.Option("--preset")] = "quick",
+    grid: Annotated[
+        list[str] | None, typer.Option("--grid", help="key=v1,v2,... (repeat for a product of several keys)")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per grid point (default: the preset's)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/sweep-...)")] = None,
+    set_: SetOption = None,
+    data: DataOption = None,
+    device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
+    jobs: JobsOption = None,
+    address: AddressOption = None,
+    gpus_per_task: GpusOption = 0,
+) -> None:
+    """Run METHOD at every point of a grid over seeds (as parallel tasks) and write one aggregated report."""
+    from reprolab.core.config import parse_set_options
+    from reprolab.core.engine import check_available
+    from reprolab.core.errors import ReproError
+    from reprolab.core.grid import parse_grid, sweep
+    from reprolab.core.runner import print_summary
+
+    try:
+        check_available(jobs, address)
+        summary = sweep(
+            method,
+            preset=preset,
+            grid=parse_grid(grid or []),
+            seeds=seeds,
+            out=out,
+            overrides=parse_set_options(set_ or []),
+            data=data,
+            device=device,
+            threads=threads,
+            jobs=jobs,
+            address=address,
+            gpus_per_task=gpus_per_task,
+            log=lambda msg: typer.echo(msg, err=True),
+        )
+    except ReproError as err:
+        _fail(str(err))
+        return
+    print_summary(summary, sys.stdout)  # the current stdout (the default was bound when runner was imported)
     typer.echo(f"report: {Path(summary['out_dir']) / 'report.md'}")
     if any(m.get("error") for m in summary["methods"]):
         raise typer.Exit(code=1)
 
 
 @app.command("report")
-def report_command(run_dir: Annotated[Path, typer.Argument(help="a finished run folder")]) -> None:
-    """Rebuild report.md of a finished run from its results.json."""
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder, or a reproduce folder")],
+    as_html: Annotated[
+        bool, typer.Option("--html", help="also write report.html: one self-contained page, figures embedded")
+    ] = False,
+) -> None:
+    """Rebuild report.md of a finished run from its results.json (a reproduce folder: from summary.json)."""
     from reprolab.core.errors import ReproError
-    from reprolab.core.runner import rebuild_report
+    from reprolab.core.html import write_html_report
+    from reprolab.core.runner import rebuild_report, rebuild_reproduce_report
 
     try:
-        path = rebuild_report(run_dir)
+        if (run_dir / "summary.json").is_file() and not (run_dir / "results.json").is_file():
+            path = rebuild_reproduce_report(run_dir)
+        else:
+            path = rebuild_report(run_dir)
+        if as_html:
+            path = write_html_report(run_dir)
     except ReproError as err:
         _fail(str(err))
         return

@@ -84,7 +84,7 @@ def test_run_writes_the_results_contract_and_report_rebuilds(tmp_path):
     again = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--seed", "3", "--out", str(out)])
     assert again.exit_code == 2 and "already holds files" in again.output
     other = runner.invoke(app, ["run", "demi", *TINY_DEMI, "--seed", "4", "--out", str(out), "--resume"])
-    assert other.exit_code == 2 and "another method/preset/config/seed" in other.output
+    assert other.exit_code == 2 and "--seed 4 differs from the run's seed 3" in other.output
     assert json.loads((out / "results.json").read_text()) == results  # nothing written was lost
 
 

@@ -55,6 +55,10 @@ def test_a_perturbed_run_is_recorded_and_never_resumes_an_unperturbed_one(tmp_pa
     results = json.loads((out / "results.json").read_text())
     assert results["perturb"] == 1e-6
     resumed = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(out), "--resume"])
-    assert resumed.exit_code == 2 and "fingerprint" in resumed.output
+    # --resume continues with the run's own settings, perturbation included; another --perturb is refused
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "results.json").read_text())["perturb"] == 1e-6
+    other = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(out), "--resume", "--perturb", "1e-5"])
+    assert other.exit_code == 2 and "--perturb 1e-05 differs from the run's 1e-06" in other.output
     bad = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(tmp_path / "x"), "--perturb", "-1"])
     assert bad.exit_code == 2 and "--perturb" in bad.output

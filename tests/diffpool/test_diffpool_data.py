@@ -165,3 +165,81 @@ def test_enzymes_and_mutag_read_with_the_documented_counts(real_data):
     assert enzymes.num_features == 18 + 3 and enzymes.max_nodes == 126
     mutag = read_tu_dataset(real_data("TUDataset/MUTAG"))
     assert len(mutag) == 188 and sum(mutag.num_nodes()) == 3371 and mutag.class_names == ["-1", "1"]
+
+
+# GIN/DGCNN text format: a triangle (label 0, tags 1 1 2) and a 2-node edge (label 1); folds {0}, {1}.
+GIN_TEXT = "2\n3 0\n1 2 1 2\n1 2 0 2\n2 2 0 1\n2 1\n5 1 1\n5 1 0\n"
+
+
+def _gin_zip(path: Path, text: str = GIN_TEXT, folds: bool = True) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("TOY/TOY.txt", text)
+        archive.writestr("__MACOSX/TOY/._TOY.txt", "junk")
+        if folds:
+            for k in range(1, 11):
+                archive.writestr(f"TOY/10fold_idx/test_idx-{k}.txt", "0\n" if k == 1 else ("1\n" if k == 2 else ""))
+    return path
+
+
+def test_gin_reader_reads_a_zip_in_place_with_its_folds(tmp_path):
+    from reprolab.diffpool.data import find_dataset, read_gin_dataset
+
+    (tmp_path / "TUDataset_gin_format").mkdir()
+    path = _gin_zip(tmp_path / "TUDataset_gin_format" / "TOY.zip")
+    graphs = read_gin_dataset(path, "TOY")
+    assert graphs.num_nodes() == [3, 2] and graphs.y.tolist() == [0, 1]
+    assert graphs.edges[0].shape[1] == 6 and graphs.edges[1].tolist() == [[0, 1], [1, 0]]
+    assert graphs.num_features == 3  # one-hot tags 1, 2, 5
+    assert [f.tolist() for f in graphs.folds[:3]] == [[0], [1], []]
+    assert find_dataset(tmp_path, "toy") == ("gin", path)
+    assert read_gin_dataset(path, "TOY", features="degree").num_features == 11
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2\n3 0\n1 2 1 2\n1 2 0 2\n", "runs past the end"),
+        ("1\n2 0\n1 2 1\n1 1 0\n", ":3: expected 'tag degree neighbours"),
+        ("1\n2 0\n1 1 7\n1 1 0\n", "outside 0..1"),
+        ("x\n", ":1: expected the number of graphs"),
+    ],
+)
+def test_gin_reader_names_the_member_and_line_of_bad_input(tmp_path, text, message):
+    from reprolab.diffpool.data import read_gin_dataset
+
+    with pytest.raises(DataError, match=message):
+        read_gin_dataset(_gin_zip(tmp_path / "TOY.zip", text, folds=False), "TOY")
+
+
+def test_batches_pad_to_their_own_largest_graph_and_buckets_group_sizes():
+    from reprolab.diffpool.data import size_bucketed_batches
+
+    graphs = make_hierarchical_communities(60, seed=0)
+    sizes = graphs.sizes()
+    small = torch.argsort(sizes)[:4]
+    batch = graphs.batch(small)
+    assert batch.adj.shape[1] == int(sizes[small].max()) < graphs.max_nodes
+    full = to_dense(graphs).subset(small)
+    n = batch.adj.shape[1]
+    assert torch.equal(batch.adj, full.adj[:, :n, :n]) and torch.equal(batch.mask, full.mask[:, :n].bool())
+    epoch = size_bucketed_batches(sizes, 5, torch.Generator().manual_seed(0), pool=4)
+    assert sorted(torch.cat(epoch).tolist()) == list(range(60))
+    spread = sum(int(sizes[b].max() - sizes[b].min()) for b in epoch)
+    plain = size_bucketed_batches(sizes, 5, torch.Generator().manual_seed(0), pool=0)
+    assert spread < sum(int(sizes[b].max() - sizes[b].min()) for b in plain)
+
+
+def test_protein_sets_read_by_name_with_the_documented_counts(real_data):
+    from reprolab.diffpool.data import find_dataset, read_gin_dataset
+
+    home = real_data("TUDataset_gin_format/DD.zip").parents[1]
+    kind, path = find_dataset(home, "D&D")
+    assert kind == "gin"
+    dd = read_gin_dataset(path, "DD")
+    assert (len(dd), sum(dd.num_nodes()), dd.num_features) == (1178, 334925, 82)
+    assert len(dd.folds) == 10 and sum(len(f) for f in dd.folds) == 1170  # 8 graphs are never in a test fold
+    kind, path = find_dataset(home, "proteins")
+    proteins = read_tu_dataset(path, "PROTEINS")
+    assert (kind, len(proteins), proteins.max_nodes) == ("tu", 1113, 620)

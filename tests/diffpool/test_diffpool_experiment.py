@@ -18,7 +18,19 @@ def test_presets_resolve_and_paper_preset_uses_the_official_enzymes_command():
     config = resolve_config(DiffPoolConfig, PRESETS, "paper")
     assert (config.dataset, config.hidden, config.embed, config.assign_ratio) == ("ENZYMES", 30, 30, 0.1)
     assert (config.batch_size, config.lr, config.clip, config.epochs, config.folds) == (20, 1e-3, 2.0, 1000, 10)
+    assert (config.features, config.link_loss, config.entropy_loss, config.cluster_nodes) == ("labels", True, True, 0)
+    official = resolve_config(DiffPoolConfig, PRESETS, "official_script")
+    assert (official.cluster_nodes, official.link_loss, official.entropy_loss) == (1000, False, False)
     assert resolve_config(DiffPoolConfig, PRESETS, "quick").run_folds == 3
+
+
+def test_changing_the_dataset_without_its_preset_warns_in_one_line():
+    from reprolab.diffpool.experiment import settings_warning
+
+    quick = resolve_config(DiffPoolConfig, PRESETS, "quick", {"dataset": "PROTEINS"})
+    assert "paper_proteins" in settings_warning(quick) and "\n" not in settings_warning(quick)
+    assert settings_warning(resolve_config(DiffPoolConfig, PRESETS, "paper_proteins")) is None
+    assert settings_warning(resolve_config(DiffPoolConfig, PRESETS, "quick")) is None
 
 
 @pytest.mark.parametrize(
@@ -64,8 +76,10 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
         assert 0.0 <= metrics[f"synthetic_{name}_acc"] <= 100.0
         assert metrics[f"synthetic_{name}_acc_std"] >= 0.0
     assert metrics["synthetic_folds_run"] == 2
-    claim_ids = {claim["id"] for claim in results["claims"]}
-    assert claim_ids == {"synthetic_diffpool_beats_graphsage_mean"}
+    assert set(results["units"]) == {"fold0", "fold1"}  # folds are the claims' units
+    assert set(results["units"]["fold0"]) == {f"synthetic_{name}_acc" for name in ("diffpool", "diffpool_nolp",
+                                                                                  "graphsage_mean")}
+    assert "synthetic_diffpool_beats_graphsage_mean" in {claim["id"] for claim in results["claims"]}
     assert {c["id"] for c in results["claims_not_evaluated"]} >= {"enzymes_diffpool_reaches_paper"}
     assert (out / "figures" / "learning_curves.png").is_file()
     assert (out / "figures" / "cluster_assignments.png").is_file()
@@ -120,3 +134,23 @@ def test_registration_module_imports_no_graph_library():
     code = "import sys, reprolab.diffpool.experiment; print('torch_geometric' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_max_nodes_filter_keeps_the_datasets_own_folds_renumbered():
+    import torch
+
+    from reprolab.diffpool.data import make_hierarchical_communities
+    from reprolab.diffpool.pipeline import _filter_large
+
+    graphs = make_hierarchical_communities(12, seed=0)
+    graphs.folds = [torch.arange(k, 12, 3) for k in range(3)]
+    limit = sorted(graphs.num_nodes())[8]
+    notes = []
+    ctx = type("Ctx", (), {"note": staticmethod(notes.append)})()
+    config = DiffPoolConfig(max_nodes=limit)
+    kept = _filter_large(graphs, config, ctx)
+    assert kept.max_nodes <= limit and kept.folds is not None
+    assert sorted(torch.cat(kept.folds).tolist()) == list(range(len(kept)))
+    for fold_old, fold_new in zip(graphs.folds, kept.folds):
+        assert [graphs.num_nodes()[g] for g in fold_old.tolist() if graphs.num_nodes()[g] <= limit] == \
+            [kept.num_nodes()[g] for g in fold_new.tolist()]

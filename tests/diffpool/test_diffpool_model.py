@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch_geometric.nn import dense_diff_pool
+import torch.nn.functional as F
 
 from reprolab.diffpool.model import (
     DiffPoolNet,
     GraphSAGEPool,
     MaskedBatchNorm,
     SAGEStack,
+    assignment_entropy,
     cluster_counts,
+    diff_pool,
+    link_prediction_loss,
     masked_readout,
 )
 
@@ -47,8 +50,8 @@ def test_assignment_rows_sum_to_one_on_real_nodes_and_zero_on_padding():
 
 def test_pooled_adjacency_is_symmetric_for_symmetric_input():
     x, adj, mask = _random_batch()
-    s = torch.randn(3, 7, 4)
-    _, pooled, _, _ = dense_diff_pool(x, adj, s, mask)
+    s = torch.softmax(torch.randn(3, 7, 4), dim=-1) * mask.unsqueeze(-1)
+    _, pooled = diff_pool(x, adj, s, mask)
     assert torch.allclose(pooled, pooled.transpose(1, 2), atol=1e-6)
 
 
@@ -56,13 +59,64 @@ def test_hard_assignment_pools_edge_counts_between_clusters():
     """With one-hot S (Eq. 4), A' = S^T A S counts edges between and within clusters; X' sums members (Eq. 3)."""
     adj = torch.tensor([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], dtype=torch.float)
     x = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
-    s = torch.tensor([[50.0, 0], [50.0, 0], [0, 50.0], [0, 50.0]])  # softmax ~ one-hot: {0,1}, {2,3}
-    pooled_x, pooled_adj, link, entropy = dense_diff_pool(x, adj, s)
+    s = torch.tensor([[[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]]])  # one-hot: {0,1}, {2,3}
+    pooled_x, pooled_adj = diff_pool(x.unsqueeze(0), adj.unsqueeze(0), s, None)
     assert torch.allclose(pooled_x[0], torch.tensor([[3.0], [7.0]]), atol=1e-4)
     assert torch.allclose(pooled_adj[0], torch.tensor([[2.0, 1.0], [1.0, 2.0]]), atol=1e-4)
     # ||A - S S^T||_F^2 counts: 4 diagonal ones of S S^T, plus the (1,2),(2,1) edge not in a cluster
-    assert float(link) == pytest.approx(6**0.5 / 16, rel=1e-4)
-    assert float(entropy) == pytest.approx(0.0, abs=1e-6)
+    assert float(link_prediction_loss(adj.unsqueeze(0), s, None)) == pytest.approx(6**0.5, rel=1e-4)
+    assert float(link_prediction_loss(adj.unsqueeze(0), s, None, per_entry=True)) == pytest.approx(6**0.5 / 4)
+    assert float(assignment_entropy(s, None)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_auxiliary_losses_do_not_depend_on_padding():
+    """Both Sec. 3.3 terms are per real node: padding a graph further changes neither (PyG's did: / B N^2)."""
+    x, adj, mask = _random_batch()
+    s = torch.softmax(torch.randn(3, 7, 4, generator=torch.Generator().manual_seed(1)), dim=-1) * mask.unsqueeze(-1)
+    wide_adj = torch.zeros(3, 30, 30)
+    wide_adj[:, :7, :7] = adj
+    wide_s = torch.zeros(3, 30, 4)
+    wide_s[:, :7] = s
+    wide_mask = torch.zeros(3, 30, dtype=torch.bool)
+    wide_mask[:, :7] = mask
+    assert float(link_prediction_loss(wide_adj, wide_s, wide_mask)) == pytest.approx(
+        float(link_prediction_loss(adj, s, mask)), rel=1e-5)
+    assert float(assignment_entropy(wide_s, wide_mask)) == pytest.approx(float(assignment_entropy(s, mask)), rel=1e-5)
+    real = s[mask]
+    assert float(assignment_entropy(s, mask)) == pytest.approx(float(-(real * real.log()).sum(-1).mean()), rel=1e-5)
+
+
+def _enzymes_like_batch(seed: int):
+    """20 graphs of 10-60 nodes (ENZYMES: mean 33, mean degree 3.9) padded to 126 nodes, 21 features."""
+    generator = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(10, 61, (20,), generator=generator)
+    adj = torch.zeros(20, 126, 126)
+    mask = torch.zeros(20, 126, dtype=torch.bool)
+    for b, n in enumerate(sizes.tolist()):
+        upper = torch.triu((torch.rand(n, n, generator=generator) < 3.9 / n).float(), diagonal=1)
+        adj[b, :n, :n] = upper + upper.t()
+        mask[b, :n] = True
+    x = torch.randn(20, 126, 21, generator=generator) * mask.unsqueeze(-1)
+    return x, adj, mask, torch.randint(6, (20,), generator=generator)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_link_loss_gradient_is_of_the_order_of_the_cross_entropy_gradient(seed):
+    """On an ENZYMES-sized padded batch (12 clusters), the LP term moves the assignment GNN about as much as the
+    classification loss does: gradient-norm ratio within 10x either way (PyG's B N^2 scaling gave ~1e-4)."""
+    x, adj, mask, y = _enzymes_like_batch(seed)
+    torch.manual_seed(seed)
+    model = DiffPoolNet(21, 6, max_nodes=126, hidden=30, embed=30, assign_ratio=0.1)
+    assert model.clusters == [12]
+    params = [*model.assign_gnns.parameters(), *model.assign_linears.parameters()]
+
+    def grad_norm(loss: torch.Tensor) -> float:
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return float(torch.sqrt(sum((g**2).sum() for g in grads if g is not None)))
+
+    out = model(x, adj, mask)
+    ratio = grad_norm(out.link_loss) / grad_norm(F.cross_entropy(out.logits, y))
+    assert 0.1 <= ratio <= 10.0
 
 
 def test_padding_nodes_do_not_change_the_prediction():

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from reprolab.cli import app
 from reprolab.core.config import ConfigError, resolve_config
 from reprolab.core.registry import get_experiment
+from reprolab.imnet.mesh import read_obj, signed_volume
 
 TINY = [
     "per_category=6",
@@ -69,6 +70,9 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
         assert (out / "figures" / f"{figure}.png").exists()
     assert (out / "meshes" / "imae_test0.obj").exists() and (out / "data" / "train.hdf5").exists()
     assert (out / "meshes" / "imgan_sample0.obj").exists() and (out / "meshes" / "imgan_sample0.ply").exists()
+    for obj in sorted((out / "meshes").glob("*.obj")):  # every exported mesh faces outward (closed surfaces)
+        mesh = read_obj(obj)
+        assert mesh.empty or signed_volume(mesh) > 0, obj.name
     # progressive training switched resolution as configured: 8^3 for steps 1-50, then 16^3 up to step 53
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     imae = [(entry["step"], entry["res"]) for entry in logs if entry.get("unit") == "imae"]
@@ -79,6 +83,11 @@ def test_presets_and_config_errors():
     experiment = get_experiment("imnet")
     paper = resolve_config(experiment.config_cls, experiment.presets, "paper")
     assert paper.voxel_res == 64 and paper.schedule_res == [16, 32, 64] and paper.gf_dim == 128
+    # the paper's supplementary / paper-era code: batch norm, no output skip, one shape per step, latent GAN
+    # with one critic step, batch 50, noise std 0.2, Adam(5e-5, 0.5, 0.999)
+    assert paper.norm == "batch" and paper.output_skip is False and paper.decoder == "paper"
+    assert paper.batch_shapes == 1 and paper.lr == 5e-5 and paper.beta1 == 0.5
+    assert (paper.gan_n_critic, paper.gan_batch, paper.gan_noise_std, paper.gan_beta2) == (1, 50, 0.2, 0.999)
     cpu = resolve_config(experiment.config_cls, experiment.presets, "cpu")
     assert sum(cpu.schedule_steps) == cpu.cnn_steps == 6000
     with pytest.raises(ConfigError, match="categories"):

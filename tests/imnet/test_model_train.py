@@ -24,6 +24,9 @@ def test_paper_and_official_decoder_widths():
     paper = ImplicitDecoder(z_dim=128, gf_dim=128, variant="paper")
     assert paper.widths == [2048, 1024, 512, 256, 128]
     assert paper.layers[1].in_features == 2048 + 131  # skip: (z, p) concatenated to every hidden layer
+    # the output layer reads the 128 units only (supplementary network-structure.pdf, implicit-decoder code)
+    assert paper.out.in_features == 128
+    assert ImplicitDecoder(z_dim=128, gf_dim=128, output_skip=True).out.in_features == 128 + 131
     official = ImplicitDecoder(z_dim=256, gf_dim=128, variant="official")
     assert official.widths == [1024, 1024, 1024, 512, 256, 128]
     assert official.layers[1].in_features == 1024
@@ -31,16 +34,17 @@ def test_paper_and_official_decoder_widths():
         ImplicitDecoder(variant="other")
 
 
-@pytest.mark.parametrize("variant", ["paper", "official"])
-def test_decoder_equals_explicit_concatenation(variant):
+@pytest.mark.parametrize(("variant", "output_skip"), [("paper", False), ("paper", True), ("official", False)])
+def test_decoder_equals_explicit_concatenation(variant, output_skip):
     torch.manual_seed(0)
-    dec = ImplicitDecoder(z_dim=6, gf_dim=4, variant=variant)
+    dec = ImplicitDecoder(z_dim=6, gf_dim=4, variant=variant, output_skip=output_skip)
     z, p = torch.rand(2, 6), torch.rand(2, 5, 3) - 0.5
     zp = torch.cat([z[:, None].expand(-1, 5, -1), p], dim=-1)
     h = zp
     for i, layer in enumerate(dec.layers):
         h = torch.nn.functional.leaky_relu(layer(torch.cat([h, zp], -1) if variant == "paper" and i else h), 0.02)
-    expected = torch.sigmoid(dec.out(torch.cat([h, zp], -1))) if variant == "paper" else leaky_clip(dec.out(h))
+    logit = dec.out(torch.cat([h, zp], -1) if output_skip else h)
+    expected = torch.sigmoid(logit) if variant == "paper" else leaky_clip(logit)
     assert torch.allclose(dec(z, p), expected, atol=1e-6)
 
 
@@ -160,3 +164,13 @@ def test_cnnae_and_gan_steps_reduce_their_losses(run_context):
     )
     sample = gen(torch.randn(5, 4))
     assert sample.shape == (5, 3) and np.isfinite(sample.detach().numpy()).all()
+
+
+def test_batch_norm_option_of_the_encoder_and_cnn_decoder():
+    batch = IMAE(res=16, ef_dim=2, z_dim=4, gf_dim=2, norm="batch")
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in batch.encoder.modules())
+    assert not any(isinstance(m, torch.nn.InstanceNorm3d) for m in batch.modules())
+    cnn = CNNAE(res=16, ef_dim=2, z_dim=4, gf_dim=2, norm="batch")
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in cnn.decoder.modules())
+    with pytest.raises(ValueError, match="norm"):
+        VoxelEncoder(16, 2, 4, norm="group")

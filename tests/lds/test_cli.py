@@ -36,6 +36,12 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     assert "cora_lds_beats_gcn_full_graph" in skipped and "knn_lds_beats_knn_gcn_digits" in skipped
     assert (out / "figures" / "edge_probabilities.png").is_file()
     assert (out / "figures" / "adjacency_wine.png").is_file()
+    # resumed after its last checkpoint, the run re-logs no finished unit: the log is unchanged
+    log = (out / "metrics.jsonl").read_text()
+    (out / "results.json").unlink()
+    assert CliRunner().invoke(app, [*args, "--resume"]).exit_code == 0
+    assert (out / "metrics.jsonl").read_text() == log
+    assert json.loads((out / "results.json").read_text())["metrics"] == metrics
 
 
 @pytest.mark.parametrize(

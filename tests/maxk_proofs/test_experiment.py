@@ -98,7 +98,7 @@ def test_training_is_deterministic_per_seed():
 
 def test_long_context_runs_without_brute_force(tmp_path):
     """Max-of-10: brute force is infeasible (refused with a clear error); the proofs still run."""
-    with pytest.raises(ConfigError, match="infeasible"):
+    with pytest.raises(ConfigError, match="brute force over d_vocab.*exceeds max_inputs"):
         MaxKProofsConfig(n_ctx=10).validate()
     args = ["run", "maxk_proofs", "--out", str(tmp_path / "run"), "--set", "n_ctx=10", "--set", "d_vocab=16"]
     args += ["--set", "d_model=8", "--set", "d_head=8", "--set", "n_seeds=1", "--set", "steps=50"]

@@ -53,6 +53,30 @@ def test_transformer_lens_state_dict_round_trip(tmp_path):
     torch.testing.assert_close(loaded(tokens), model(tokens))
 
 
+# The state_dict keys of TransformerLens's HookedTransformer for a 1-layer attention-only model without
+# LayerNorm (attn_only=True, normalization_type=None): parameters, then the attention buffers.
+TRANSFORMER_LENS_KEYS = {
+    "embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_Q", "blocks.0.attn.W_K", "blocks.0.attn.W_V",
+    "blocks.0.attn.W_O", "blocks.0.attn.b_Q", "blocks.0.attn.b_K", "blocks.0.attn.b_V", "blocks.0.attn.b_O",
+    "blocks.0.attn.mask", "blocks.0.attn.IGNORE", "unembed.W_U", "unembed.b_U",
+}  # fmt: skip
+
+
+def test_export_has_every_key_a_strict_transformer_lens_load_expects():
+    state = _model(d_vocab=6, n_ctx=3, d_model=8, d_head=8).to_transformer_lens_state_dict()
+    assert set(state) == TRANSFORMER_LENS_KEYS
+    assert state["blocks.0.attn.mask"].dtype == torch.bool and state["blocks.0.attn.mask"].shape == (3, 3)
+    assert torch.equal(state["blocks.0.attn.mask"], torch.tril(torch.ones(3, 3, dtype=torch.bool)))
+
+
+def test_a_non_causal_mask_is_refused(tmp_path):
+    state = _model(d_vocab=6, n_ctx=3, d_model=8, d_head=8).to_transformer_lens_state_dict()
+    state["blocks.0.attn.mask"] = torch.ones(3, 3, dtype=torch.bool)
+    torch.save(state, tmp_path / "bidirectional.pt")
+    with pytest.raises(DataError, match=r"bidirectional\.pt.*causal"):
+        load_state_dict_file(tmp_path / "bidirectional.pt")
+
+
 def test_loading_refuses_nonzero_bias_missing_key_and_garbage(tmp_path):
     state = _model(d_vocab=6, n_ctx=3, d_model=8, d_head=8).to_transformer_lens_state_dict()
     state["blocks.0.attn.b_Q"] += 1.0

@@ -27,7 +27,7 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     assert results["method"] == "orderfree" and results["seed"] == 2
     metrics = results["metrics"]
     for model in ("br", "fixed_beam", "fixed_greedy", "cnnrnn_beam", "cnnrnn_greedy", "orderfree_beam",
-                  "orderfree_greedy"):
+                  "orderfree_greedy", "noatt_beam", "noatt_greedy"):
         for key in ("cp", "cr", "cf1", "op", "or", "of1"):
             assert 0.0 <= metrics[f"{model}_{key}"] <= 100.0
     assert 0.0 <= metrics["br_map"] <= 100.0
@@ -36,7 +36,8 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     verdicts = {claim["id"] for claim in results["claims"]}
     assert verdicts == {"orderfree_beats_fixed_order_cf1", "orderfree_beats_fixed_order_of1",
                         "orderfree_beats_cnnrnn_cf1", "orderfree_beats_cnnrnn_of1",
-                        "beam_beats_greedy_cf1", "beam_beats_greedy_of1"}
+                        "beam_beats_greedy_cf1", "beam_beats_greedy_of1", "attention_helps_cf1",
+                        "attention_helps_of1"}
     assert (out / "figures" / "attention_maps.png").is_file()
     assert (out / "figures" / "per_class_f1.png").is_file()
     assert any("binary relevance" in note for note in results["notes"])
@@ -113,3 +114,59 @@ def test_cli_run_initialises_the_cnn_from_a_torchvision_format_file(tmp_path):
     assert result.exit_code == 0, result.output
     notes = json.loads((out / "results.json").read_text())["notes"]
     assert any(str(weights) in note and "fc.bias, fc.weight" in note for note in notes)
+
+
+REAL_TINY = ["image_size=16", "cnn_steps=3", "rnn_steps=3", "widths=[4,4,8]", "hidden=8", "attention_dim=4",
+             "cnn_batch_size=4", "rnn_batch_size=4", "attention_images=1", "attention_ablation=false"]
+
+
+def _coco_split(root, name, label_sets, categories):
+    """A COCO instances JSON and an image folder with one small PNG per image."""
+    from PIL import Image
+
+    folder = root / name
+    folder.mkdir()
+    images, annotations = [], []
+    for index, labels in enumerate(label_sets):
+        Image.new("RGB", (20, 12), (40 * index, 90, 200)).save(folder / f"im{index}.png")
+        images.append({"id": 100 + index, "file_name": f"im{index}.png"})
+        annotations += [{"id": len(annotations), "image_id": 100 + index, "category_id": c} for c in labels]
+    path = root / f"{name}.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path, folder
+
+
+@pytest.mark.slow
+def test_cli_trains_on_coco_json_and_refuses_missing_inputs_before_a_run_folder(tmp_path):
+    categories = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 18, "name": "dog"}]
+    train_json, train_dir = _coco_split(tmp_path, "train", [[1], [3, 18], [1, 18], [3]], categories)
+    test_json, test_dir = _coco_split(tmp_path, "val", [[18], [1, 3]], categories)
+    out = tmp_path / "run"
+    args = ["run", "orderfree", "--out", str(out), "--set", "data=coco", "--set", f"train_annotations={train_json}",
+            "--set", f"train_images={train_dir}", "--set", f"test_annotations={test_json}",
+            "--set", f"test_images={test_dir}"]
+    for item in REAL_TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert any("3 classes" in note for note in results["notes"])
+    assert 0.0 <= results["metrics"]["orderfree_beam_cf1"] <= 100.0
+    # a missing image folder: one line naming the field, exit 2, no run folder
+    bad = [a if not a.startswith("test_images=") else f"test_images={tmp_path / 'nowhere'}" for a in args]
+    bad[bad.index(str(out))] = str(tmp_path / "bad")
+    result = CliRunner().invoke(app, bad)
+    assert result.exit_code == 2 and "test_images" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_cli_trains_on_yolo_folders(tmp_path, real_data):
+    root = real_data("coco8")
+    args = ["run", "orderfree", "--out", str(tmp_path / "run"), "--set", "data=yolo", "--set", f"data_root={root}"]
+    for item in REAL_TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert any("4 train / 4 test images" in note and "80 classes" in note for note in results["notes"])

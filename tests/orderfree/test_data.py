@@ -122,10 +122,10 @@ def test_coco_reader_refuses_malformed_entries(tmp_path, change, message):
 
 def test_readers_refuse_non_utf8_files(tmp_path):
     (tmp_path / "bad.json").write_bytes(b"\xff\xfe{")
-    with pytest.raises(DataError, match="bad.json: not UTF-8"):
+    with pytest.raises(DataError, match="bad.json:1: not UTF-8"):
         read_coco_instances(tmp_path / "bad.json")
     (tmp_path / "bad.txt").write_bytes(b"\xff 0.5 0.5 0.5 0.5\n")
-    with pytest.raises(DataError, match="bad.txt: not UTF-8"):
+    with pytest.raises(DataError, match="bad.txt:1: not UTF-8"):
         read_yolo_labels(tmp_path, num_classes=4)
 
 

@@ -171,3 +171,15 @@ def test_beam_search_finds_at_least_the_greedy_score():
 def test_bad_beam_width_is_refused():
     with pytest.raises(ValueError, match="beam width"):
         beam_search(_decoder(), _features(), width=K + 2)
+
+
+def test_label_embedding_is_an_option_off_in_the_paper_preset():
+    from reprolab.core.config import resolve_config
+    from reprolab.orderfree.experiment import PRESETS, OrderFreeConfig
+
+    plain = AttentionLSTMDecoder(8, K, hidden=16, embed=4, attention_dim=8)
+    assert plain.embed is None and plain.cell.input_size == K + 16  # [p_{t-1}, z_t]
+    embedded = AttentionLSTMDecoder(8, K, hidden=16, embed=4, attention_dim=8, label_embedding=True)
+    assert embedded.cell.input_size == K + 4 + 16
+    for preset in ("quick", "paper"):
+        assert resolve_config(OrderFreeConfig, PRESETS, preset).label_embedding is False

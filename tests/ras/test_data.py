@@ -45,7 +45,7 @@ def test_reader_names_mismatched_files(tmp_path):
 def test_reader_names_unreadable_files(tmp_path):
     _write_pair(tmp_path, "a")
     (tmp_path / "masks" / "a.png").write_bytes(b"this is not a png")
-    with pytest.raises(DataError, match=r"masks/a\.png: unreadable"):
+    with pytest.raises(DataError, match=r"masks/a\.png: not a readable image"):
         read_saliency_folder(tmp_path / "images", tmp_path / "masks")
 
 

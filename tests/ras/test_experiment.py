@@ -152,7 +152,7 @@ def test_presets_resolve_and_bad_configs_name_the_field():
         ("n_test", 0, "n_test: must be >= 1"),
         ("batch_size", 0, "batch_size: must be >= 1"),
         ("steps", -5, "steps: must be >= 0"),
-        ("width", float("nan"), "width: must be > 0"),
+        ("width", float("nan"), "width: must be a finite number"),
         ("pretrain_lr", 0, "pretrain_lr: must be > 0"),
         ("pretrain_batch", 0, "pretrain_batch: must be >= 1"),
         ("fps_repeats", 0, "fps_repeats: must be >= 1"),

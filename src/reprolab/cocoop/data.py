@@ -10,7 +10,6 @@ class-specific caption errors, as for the poorly grounded class names of real CL
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import load_json_capped, open_image_safe
 
 __all__ = [
     "COLOURS",
@@ -224,12 +224,7 @@ def base_new_split(world: ShapesWorld) -> tuple[list[int], list[int]]:
 def read_split_json(path: str | Path) -> dict[str, list[tuple[str, int, str]]]:
     """Read CoOp's ``split_zhou_<Dataset>.json``: ``{"train"|"val"|"test": [[impath, label, classname], ...]}``."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: split file not found") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    raw = load_json_capped(path)
     if not isinstance(raw, dict) or not {"train", "test"} <= set(raw):
         raise DataError(f"{path}: expected an object with 'train', 'val' and 'test' lists")
     out: dict[str, list[tuple[str, int, str]]] = {}
@@ -253,14 +248,10 @@ def load_image_folder(root: str | Path, items: Sequence[tuple[str, int, str]], s
     tensors = []
     for impath, _, _ in items:
         file = Path(root) / impath
-        try:
-            with Image.open(file) as im:
-                im = im.convert("RGB")
-                side = min(im.size)
-                left, top = (im.width - side) // 2, (im.height - side) // 2
-                im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-                data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: cannot read image ({exc})") from exc
+        im = open_image_safe(file, "RGB")
+        side = min(im.size)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+        data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
         tensors.append(data.view(size, size, 3).permute(2, 0, 1).float() / 255.0)
     return normalise(torch.stack(tensors))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import MAX_SEED, ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -42,31 +42,31 @@ class CoCoOpConfig:
     # cross-dataset transfer (paper Table 2): CoOp-layout folders (paths or names under <data home>/coop/) on
     # whose test splits the prompts learned on all classes of `dataset` are evaluated; [] = base-to-new
     target_datasets: list[str] = field(default_factory=list)
-    image_size: int = 16
-    n_colours: int = 6
-    n_shapes: int = 4
-    width: int = 64
-    layers: int = 2
-    pretrain_steps: int = 700
-    pretrain_batch: int = 128
-    pretrain_lr: float = 2e-3
-    pretrain_seed: int = 0  # fixed, so the cached model is shared by every run seed
+    image_size: int = bounded(16, ge=4)
+    n_colours: int = bounded(6, ge=2, le=8)
+    n_shapes: int = bounded(4, ge=2, le=6)
+    width: int = bounded(64, ge=4)
+    layers: int = bounded(2, ge=1)
+    pretrain_steps: int = bounded(700, ge=0)
+    pretrain_batch: int = bounded(128, ge=1)
+    pretrain_lr: float = bounded(2e-3, gt=0)
+    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)  # fixed, so the cached model is shared by every run seed
     # probability that a pretraining caption of a mis-captioned class names its partner class instead
     # (ShapesWorld.miscaption_partners: class-specific caption errors in both halves; 0 = none)
-    miscaption: float = 1.0
+    miscaption: float = bounded(1.0, ge=0, le=1)
     # prompt learning (CoOp/CoCoOp recipe: SGD, cosine, init "a photo of a")
-    seeds: list[int] = field(default_factory=lambda: [1, 2])
-    shots: int = 16
+    seeds: list[int] = bounded(factory=lambda: [1, 2], ge=0, le=MAX_SEED)
+    shots: int = bounded(16, ge=1)
     ctx_init: str = "a photo of a"
-    n_ctx: int = 4  # used when ctx_init is ""
+    n_ctx: int = bounded(4, ge=1)  # used when ctx_init is ""
     class_specific: bool = False  # CoOp's class-specific context
     template: str = "a photo of a {}"  # zero-shot CLIP's hand-written prompt
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 0.2  # the mini CLIP's word embeddings have std ~0.02; see docs
-    text_chunk: int = 0  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
-    test_per_class: int = 40
-    shot_curve: list[int] = field(default_factory=lambda: [1, 4])  # extra shot counts, first seed only
+    epochs: int = bounded(20, ge=0)
+    batch_size: int = bounded(32, ge=1)
+    lr: float = bounded(0.2, gt=0)  # the mini CLIP's word embeddings have std ~0.02; see docs
+    text_chunk: int = bounded(0, ge=0)  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
+    test_per_class: int = bounded(40, ge=0)
+    shot_curve: list[int] = bounded(factory=lambda: [1, 4], ge=1)  # extra shot counts, first seed only
 
     def validate(self) -> None:
         if self.shots < 1 or self.epochs < 0 or self.batch_size < 1 or self.test_per_class < 0:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import read_text_utf8
 
 __all__ = [
     "FAMILY_RELATIONS",
@@ -138,12 +139,9 @@ def read_triples(
     """
     path = Path(path)
     rows: list[tuple[int, int, int]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: file not found (GraIL layout needs train.txt, valid.txt, test.txt)") from err
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (GraIL layout needs train.txt, valid.txt, test.txt)")
+    text = read_text_utf8(path, what="triple file")
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -3,9 +3,11 @@
 1. **GraIL's sampled protocol** (GraIL Sec. 4.1; CoMPILE uses the same code):
    * AUC-PR: each test triple against *one* negative made by corrupting its head or its tail;
      ``sklearn.metrics.average_precision_score`` over the positives and negatives;
-   * Hits@10 (and MRR): each test triple ranked against 50 heads and, separately, 50 tails drawn
-     uniformly without replacement from the inductive graph's entities, excluding corruptions that are
-     known true triples. Negatives are seeded and the whole protocol is repeated ``samplings`` times;
+   * Hits@10 (and MRR): each test triple ranked against 49 heads and, separately, 49 tails drawn
+     uniformly *with* replacement from the inductive graph's entities, rejecting corruptions that are in
+     the support graph or have equal ends, ranked as GraIL's ``argsort`` ranks (``test_ranking.py``);
+     without replacement, filtered against all known triples, with realistic ties is an option.
+     Negatives are seeded and the whole protocol is repeated ``samplings`` times;
      the mean, standard deviation, min and max over samplings are reported, because one draw of 50
      negatives can move Hits@10 a lot (PAPERS.md: 0.14 to 0.74 over ten re-evaluations of one CoMPILE
      checkpoint).
@@ -13,8 +15,9 @@
    head and as tail, with every other known true triple (support graph + valid + test) removed from the
    candidates (Bordes et al. 2013 'filtered' setting). Reports MRR, Hits@1 and Hits@10.
 
-Ranks are 'realistic': ``1 + #(better) + #(tied) / 2``, so a model that gives every candidate the same
-score does not get rank 1.
+Sampled ranks follow GraIL's ``argsort`` (``ties="grail"``) or are 'realistic' (``1 + #(better) + #(tied) /
+2``, so a model that gives every candidate the same score does not get rank 1); the full ranking is always
+realistic.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "SampledProtocol",
     "direction_blind_auc_pr",
     "distance_scorer",
+    "grail_rank",
     "full_ranking",
     "realistic_rank",
     "reversal_auc",
@@ -71,23 +75,24 @@ class SampledProtocol:
 
 def sample_protocol(
     test: np.ndarray, entities: np.ndarray, known: set[tuple[int, int, int]], rng: np.random.Generator,
-    *, num_negatives: int = 50,
+    *, num_negatives: int = 49, replace: bool = True, distinct_ends: bool = True, max_rounds: int = 100,
 ) -> SampledProtocol:
-    """Draw the AUC negatives and the ranking candidates of GraIL's protocol (filtered against ``known``)."""
+    """Draw the AUC negatives and the ranking candidates of GraIL's protocol, filtered against ``known``.
+
+    GraIL's ``test_ranking.py`` (``get_neg_samples_replacing_head_tail``, copied by CoMPILE) draws
+    ``num_negatives = 49`` entities per side *with* replacement (``np.random.choice``), rejecting a draw whose
+    corrupted triple is in the support graph or has equal head and tail (``distinct_ends``); ``known`` is
+    then the support graph. ``replace=False`` draws without replacement (our earlier protocol).
+    The AUC negative is the first candidate of a side drawn with probability 1/2 (one uniform corruption).
+    """
     test = np.asarray(test, dtype=np.int64).reshape(-1, 3)
     auc_neg = test.copy()
     head_cand = np.full((len(test), num_negatives), -1, dtype=np.int64)
     tail_cand = np.full((len(test), num_negatives), -1, dtype=np.int64)
     for i, (h, r, t) in enumerate(test.tolist()):
         for column, cand in ((0, head_cand), (2, tail_cand)):
-            order = rng.permutation(entities)
-            chosen = []
-            for e in order.tolist():
-                triple = (e, r, t) if column == 0 else (h, r, e)
-                if triple != (h, r, t) and triple not in known:
-                    chosen.append(e)
-                    if len(chosen) == num_negatives:
-                        break
+            chosen = _draw_candidates(h, r, t, column, entities, known, rng, num_negatives, replace,
+                                      distinct_ends, max_rounds)  # fmt: skip
             cand[i, : len(chosen)] = chosen
         side = 0 if rng.random() < 0.5 else 2
         pool = head_cand[i] if side == 0 else tail_cand[i]
@@ -100,10 +105,61 @@ def sample_protocol(
     return SampledProtocol(test, auc_neg, head_cand, tail_cand)
 
 
-def sampled_metrics(protocol: SampledProtocol, score: Scorer) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """AUC-PR, ROC-AUC, MRR and Hits@1/10 of one protocol draw; also the positive and negative scores."""
+def _draw_candidates(
+    h: int, r: int, t: int, column: int, entities: np.ndarray, known: set[tuple[int, int, int]],
+    rng: np.random.Generator, count: int, replace: bool, distinct_ends: bool, max_rounds: int,
+) -> list[int]:
+    """Up to ``count`` valid replacements of the head (``column`` 0) or tail (2) of ``(h, r, t)``."""
+
+    def valid(e: int) -> bool:
+        triple = (e, r, t) if column == 0 else (h, r, e)
+        if distinct_ends and triple[0] == triple[2]:
+            return False
+        if not replace and triple == (h, r, t):  # GraIL's sampler may redraw the true triple itself
+            return False
+        return triple not in known
+
+    chosen: list[int] = []
+    if not replace:
+        for e in rng.permutation(entities).tolist():
+            if valid(e):
+                chosen.append(e)
+                if len(chosen) == count:
+                    break
+        return chosen
+    for _ in range(max_rounds):  # rejection sampling, as GraIL's while-loop (bounded: a side may have none)
+        for e in entities[rng.integers(0, len(entities), 2 * count)].tolist():
+            if valid(e):
+                chosen.append(e)
+                if len(chosen) == count:
+                    return chosen
+    return chosen
+
+
+def grail_rank(true_score: float, candidate_scores: np.ndarray) -> float:
+    """GraIL's rank: ``argwhere(argsort([true, *candidates])[::-1] == 0) + 1`` (``test_ranking.get_rank``).
+
+    Ties between the true triple and a candidate fall wherever NumPy's (unstable) ``argsort`` puts them, as
+    in GraIL's code; a candidate equal to the true triple (possible with replacement and support-graph
+    filtering) ties with it.
+    """
+    scores = np.concatenate([[true_score], candidate_scores])
+    return float(np.argwhere(np.argsort(scores)[::-1] == 0)[0, 0] + 1)
+
+
+def sampled_metrics(
+    protocol: SampledProtocol, score: Scorer, *, ties: str = "grail"
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """AUC-PR, ROC-AUC, MRR and Hits@1/10 of one protocol draw; also the positive and negative scores.
+
+    ``ties``: ``"grail"`` ranks as GraIL's code (:func:`grail_rank`); ``"realistic"`` counts half of the ties
+    (:func:`realistic_rank`).
+    """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    if ties not in ("grail", "realistic"):
+        raise ValueError(f"ties must be 'grail' or 'realistic', got {ties!r}")
+    rank = grail_rank if ties == "grail" else realistic_rank
     pos = score(protocol.test)
     neg = score(protocol.auc_negatives)
     labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
@@ -114,8 +170,8 @@ def sampled_metrics(protocol: SampledProtocol, score: Scorer) -> tuple[dict[str,
     tail_scores = score(tail_triples).reshape(t, k)
     ranks = []
     for i in range(t):
-        ranks.append(realistic_rank(pos[i], head_scores[i][valid[0, i]]))
-        ranks.append(realistic_rank(pos[i], tail_scores[i][valid[1, i]]))
+        ranks.append(rank(pos[i], head_scores[i][valid[0, i]]))
+        ranks.append(rank(pos[i], tail_scores[i][valid[1, i]]))
     ranks_arr = np.asarray(ranks)
     metrics = {
         "auc_pr": float(average_precision_score(labels, values)),

@@ -146,6 +146,7 @@ class GraIL(nn.Module):
 
 
 READOUTS = ("order_free", "bigru")
+EDGE_UPDATES = ("scaled", "unscaled")
 
 
 class CoMPILE(nn.Module):
@@ -159,14 +160,18 @@ class CoMPILE(nn.Module):
       h_u + r_e - h_v]))``; it compares the translation of the edge with that of the target triple;
     * edge -> node (directed: a node gathers its *incoming* edges only):
       ``h_v <- ReLU(W_n (h_v + sum_{e: u -> v} alpha_e m_e))``;
-    * node -> edge: ``m_e <- ReLU(m_e^0 + W_e ReLU(m_e + tanh(h_u + r_e - h_v)))``, then dropout;
+    * node -> edge: ``m_e <- ReLU(m_e^0 + W_e ReLU(m'_e + tanh(h_u + r_e - h_v)))``, then dropout, where
+      ``m'_e = alpha_e m_e`` is the attention-scaled edge state the node update just used (the official
+      ``graph_classifier.py`` overwrites ``message_edge`` by ``message_edge * attention`` before the update;
+      ``edge_update="scaled"``, the default) or the unscaled ``m_e`` (``edge_update="unscaled"``, our
+      earlier reading);
     * communicative readout: ``z_v = W_c [sum_{e -> v} alpha_e m_e (+) h_v (+) h_v^0]`` and
       ``h_v^* = ReLU(W_o ReLU(z_v))``;
     * scoring: ``s = w_2^T (W_1' tanh(h^*_h + r_t - h^*_t))``, a TransE-like combination of the final
       head, relation and tail states.
 
     Readout (``readout``): the official code reads the nodes of each subgraph with a bidirectional GRU taken
-    over from CMPNN (``h_v^* = ReLU(W_o BiGRU(ReLU(z + b))_v)``, the GRU started from the max over the
+    over from CMPNN (``h_v^* = ReLU(W_o ReLU(BiGRU(ReLU(z + b))_v))``, the GRU started from the max over the
     subgraph's nodes) -- ``readout="bigru"``. A GRU over a node sequence makes the score depend on the order
     of the nodes, which a subgraph does not have; ours orders each subgraph as head, tail, then the other
     nodes by entity id (GraIL's extraction order) and packs the sequences, where CMPNN runs over zero padding.
@@ -176,12 +181,15 @@ class CoMPILE(nn.Module):
 
     def __init__(
         self, num_relations: int, num_labels: int, *, emb_dim: int = 32, depth: int = 3, dropout: float = 0.5,
-        readout: str = "order_free",
+        readout: str = "order_free", edge_update: str = "scaled",
     ) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if edge_update not in EDGE_UPDATES:
+            raise ValueError(f"edge_update must be one of {EDGE_UPDATES}, got {edge_update!r}")
         self.readout = readout
+        self.edge_update = edge_update
         self.num_labels = num_labels
         self.depth = depth
         node_dim = 2 * num_labels
@@ -228,15 +236,18 @@ class CoMPILE(nn.Module):
         translation = h[src] + r_edge - h[dst]  # h_u + r_e - h_v, shared by the attention and the edge update
         alpha = self._attention(0, h, batch, translation)
         for level in range(self.depth - 1):
-            incoming = _scatter_sum(alpha * m, dst, n)
+            scaled = alpha * m
+            incoming = _scatter_sum(scaled, dst, n)
             h = torch.relu(self.W_node[level](h + incoming))
+            if self.edge_update == "scaled":  # the official code overwrites m by alpha * m before the update
+                m = scaled
             translation = h[src] + r_edge - h[dst]
             m = torch.relu(m0 + self.W_edge[level](torch.relu(m + torch.tanh(translation))))
             m = self._dropout(m)
             alpha = self._attention(level + 1, h, batch, translation)
         incoming = _scatter_sum(alpha * m, dst, n)
         z = self.W_communicate(torch.cat([incoming, h, h0], 1))
-        read = self._bigru(z, batch) if self.readout == "bigru" else torch.relu(z)
+        read = torch.relu(self._bigru(z, batch)) if self.readout == "bigru" else torch.relu(z)  # as the code
         return self._dropout(torch.relu(self.W_o(read)))
 
     def _bigru(self, z: Tensor, batch: SubgraphBatch) -> Tensor:

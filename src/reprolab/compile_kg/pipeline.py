@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +23,7 @@ from reprolab.compile_kg.evaluate import (
 from reprolab.compile_kg.experiment import CompileConfig, _grail_info, dataset_tag
 from reprolab.compile_kg.model import build_model
 from reprolab.compile_kg.subgraph import SubgraphExtractor
-from reprolab.compile_kg.train import ExtractionCache, score_triples, train_model
+from reprolab.compile_kg.train import ExtractionCache, corrupt, score_triples, train_model
 from reprolab.core.data import require_dataset
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
@@ -45,13 +47,16 @@ def load_split(config: CompileConfig, ctx: RunContext | None = None) -> Inductiv
     return load_grail_split(root, config.dataset)
 
 
-def make_extractor(config: CompileConfig, model: str, split: InductiveSplit, *, inductive: bool) -> SubgraphExtractor:
+def make_extractor(
+    config: CompileConfig, model: str, split: InductiveSplit, *, inductive: bool, seed: int = 0
+) -> SubgraphExtractor:
     """GraIL cuts undirected enclosing subgraphs; CoMPILE the kind ``compile_subgraph`` names."""
     graph = split.ind_graph if inductive else split.train_graph
     kind = config.compile_subgraph if model == "compile" else "undirected"
     return SubgraphExtractor(
         graph, hops=config.hops, directed=kind != "undirected", mode=config.grail_mode,
         add_query_edge=config.add_query_edge, max_nodes=config.max_nodes, fallback=kind == "directed_fallback",
+        max_nodes_per_hop=config.max_nodes_per_hop, seed=seed,
     )
 
 
@@ -65,13 +70,14 @@ def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.n
         )
     return build_model(
         "compile", num_relations, num_labels, emb_dim=config.emb_dim, depth=config.num_layers,
-        dropout=config.compile_dropout, readout=config.compile_readout,
+        dropout=config.compile_dropout, readout=config.compile_readout, edge_update=config.compile_edge_update,
     )
 
 
 def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
     split = load_split(config, ctx)
     ctx.note(f"Dataset {split.name}: " + ", ".join(f"{k} {v}" for k, v in split.summary().items()) + ".")
+    sizes = _subgraph_sizes(config, ctx, split)
     steps = _steps(config, split)
     sweep = Sweep(ctx)
     protocols = _protocols(config, ctx, split)
@@ -87,6 +93,12 @@ def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
                 sweep.once(unit, _evaluate, config, split, name, model, protocols, reversal_triples, ctx.device, cache)
             )
     metrics = _metrics(config, split, results)
+    _record_units(ctx, split, results)
+    metrics.update(sizes)
+    metrics["paper_protocol_complete"] = float(
+        split.name != "family" and config.epochs >= 30 and config.select_best and config.num_negatives == 49
+        and config.negatives_replace and config.rank_ties == "grail" and config.full_ranking_max_triples == 0
+    )
     metrics.update(_distance_control(config, ctx, split, protocols))
     blind = [
         f"{LABELS[n]} {metrics[f'auc_pr_{n}']:.3f} raw vs {metrics[f'auc_pr_direction_blind_{n}']:.3f} blind"
@@ -103,6 +115,41 @@ def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
     return metrics
 
 
+def _subgraph_sizes(config: CompileConfig, ctx: RunContext, split: InductiveSplit) -> dict[str, float]:
+    """Nodes and edges per subgraph of 256 training triples and 256 test triples, per extractor kind.
+
+    Reported before training, with a warning when subgraphs are large (a training step costs in proportion
+    to the edges of its subgraphs: nell_v2's are ~20x WN18RR_v2's).
+    """
+    rng = np.random.default_rng(ctx.seed_for("sizes"))
+    metrics: dict[str, float] = {}
+    parts = []
+    for name in config.models:
+        for inductive, triples in ((False, split.train_targets), (True, split.ind_test)):
+            sample = triples[rng.choice(len(triples), min(256, len(triples)), replace=False)]
+            extractor = make_extractor(config, name, split, inductive=inductive)
+            extractor(sample)
+            summary = extractor.sizes.summary()
+            where = "test" if inductive else "train"
+            for key in ("nodes_mean", "edges_mean", "nodes_max", "edgeless_share"):
+                metrics[f"subgraph_{key}_{where}_{name}"] = summary[key]
+            parts.append(
+                f"{LABELS[name]} {where} ({extractor.kind}): {summary['nodes_mean']:.1f} nodes, "
+                f"{summary['edges_mean']:.1f} edges (max {summary['nodes_max']:.0f} nodes), "
+                f"{100 * summary['edgeless_share']:.1f} % without an edge"
+            )
+    ctx.note("Subgraph sizes (256 triples each, query edge excluded): " + "; ".join(parts) + ".")
+    largest = max((v for k, v in metrics.items() if k.startswith("subgraph_edges_mean_train")), default=0.0)
+    if largest > 500:
+        print(
+            f"compile_kg: {split.name} has large subgraphs ({largest:.0f} edges per training subgraph on "
+            f"average; WN18RR_v1 about 20): each training step and evaluation is correspondingly slower. "
+            "Progress bars show the ETA (REPROLAB_PROGRESS=1).",
+            file=sys.stderr,
+        )
+    return metrics
+
+
 def _distance_control(
     config: CompileConfig, ctx: RunContext, split: InductiveSplit, protocols: list[Any]
 ) -> dict[str, float]:
@@ -112,7 +159,7 @@ def _distance_control(
     """
     graph = split.ind_graph
     score = distance_scorer(graph.heads, graph.tails, graph.num_entities)
-    sampled = [sampled_metrics(protocol, score)[0] for protocol in protocols]
+    sampled = [sampled_metrics(protocol, score, ties=config.rank_ties)[0] for protocol in protocols]
     metrics = {
         "auc_pr_distance": float(np.mean([s["auc_pr"] for s in sampled])),
         "hits10_sampled_distance": float(np.mean([s["hits10"] for s in sampled])),
@@ -176,27 +223,53 @@ def _trained_model(
     if sweep.is_done(unit):
         model.load_state_dict(sweep.result(unit)["state"])
         return model
-    train_model(
-        sweep, unit, model, split.train_graph, split.train_targets,
-        make_extractor(config, name, split, inductive=False),
+    extractor = make_extractor(config, name, split, inductive=False, seed=ctx.seed_for(unit, "hop_cap"))
+    validate = _validator(config, ctx, split, extractor, unit) if config.select_best and config.valid_every else None
+    best = train_model(
+        sweep, unit, model, split.train_graph, split.train_targets, extractor,
         steps=steps, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
         margin=config.margin, generator=ctx.generator(unit, "train", device="cpu"), device=ctx.device,
         checkpoint_every=config.checkpoint_every, reversal_rate=reversal_rate,
-        noise_seed=ctx.seed_for(unit, "dropout"),
+        noise_seed=ctx.seed_for(unit, "dropout"), validate=validate, valid_every=config.valid_every,
     )
+    if best is not None:  # GraIL/CoMPILE test the best-validation checkpoint
+        model.load_state_dict(best["state"])
+        ctx.note(f"{unit}: best validation ROC-AUC {best['valid_auc']:.4f} at step {best['step']} of {steps}.")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    sweep.complete(unit, {"state": state, "steps": steps})
+    sweep.complete(unit, {"state": state, "steps": steps, "best_step": best["step"] if best else steps})
     return model
+
+
+def _validator(
+    config: CompileConfig, ctx: RunContext, split: InductiveSplit, extractor: SubgraphExtractor, unit: str
+) -> Callable[[torch.nn.Module], float]:
+    """Validation ROC-AUC on the training graph's validation triples, each against one corruption (drawn
+    once per unit, filtered against the training graph), as GraIL's ``valid`` evaluator."""
+    from sklearn.metrics import roc_auc_score
+
+    positives = split.valid_targets
+    negatives = corrupt(
+        positives, split.train_graph.num_entities, split.train_graph.known(), ctx.generator(unit, "valid", device="cpu")
+    )
+    triples = np.concatenate([positives, negatives])
+    labels = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
+
+    def validate(model: torch.nn.Module) -> float:
+        scores = score_triples(model, extractor, triples, batch_size=config.eval_batch_size, device=ctx.device)
+        return float(roc_auc_score(labels, scores))
+
+    return validate
 
 
 def _protocols(config: CompileConfig, ctx: RunContext, split: InductiveSplit) -> list[Any]:
     """The seeded negative draws of GraIL's protocol, shared by both models."""
     entities = np.arange(split.ind_graph.num_entities)
-    known = split.ind_all_true()
+    known = split.ind_graph.known() if config.negative_filter == "support" else split.ind_all_true()
     return [
         sample_protocol(
             split.ind_test, entities, known, np.random.default_rng(ctx.seed_for("protocol", s)),
-            num_negatives=config.num_negatives,
+            num_negatives=config.num_negatives, replace=config.negatives_replace,
+            distinct_ends=config.negatives_replace,
         )
         for s in range(config.samplings)
     ]
@@ -231,7 +304,7 @@ def _evaluate(
         if missing:
             values = score_triples(
                 model, extractor, np.array(missing, dtype=np.int64), batch_size=config.eval_batch_size,
-                device=device, cache=extraction_cache, cache_key=cache_key,
+                device=device, cache=extraction_cache, cache_key=cache_key, desc=f"scoring {name}",
             )
             cache.update(zip(missing, values.tolist()))
         return np.array([cache[k] for k in keys])
@@ -247,7 +320,7 @@ def _evaluate(
     pos_scores: list[float] = []
     neg_scores: list[float] = []
     for index, protocol in enumerate(protocols):
-        values, pos, neg = sampled_metrics(protocol, score)
+        values, pos, neg = sampled_metrics(protocol, score, ties=config.rank_ties)
         values["auc_pr_direction_blind"] = direction_blind_auc_pr(protocol, score)
         per_sampling.append(values)
         if index == 0:
@@ -285,12 +358,31 @@ def _metrics(
                 values = np.array([r["full"][key] for r in repeats])
                 metrics[f"{key}_full_{name}"] = float(values.mean())
                 metrics[f"{key}_full_{name}_seed_std"] = float(values.std())
-    if split.name != "family":
-        tag = dataset_tag(split.name)
-        for name in results:
-            for key in ("auc_pr", "hits10_sampled"):
-                metrics[f"{tag}_{key}_{name}"] = metrics[f"{key}_{name}"]
+    tag = dataset_tag(split.name)  # "family" on the embedded KG
+    for name in results:
+        for key in ("auc_pr", "hits10_sampled"):
+            metrics[f"{tag}_{key}_{name}"] = metrics[f"{key}_{name}"]
     return metrics
+
+
+def _record_units(ctx: RunContext, split: InductiveSplit, results: dict[str, list[dict[str, Any]]]) -> None:
+    """One unit per repeat (the papers average 5 runs): the repeat's metrics of both models, so that the
+    claims are decided over repeats x seeds. Repeat ``r`` of GraIL is paired with repeat ``r`` of CoMPILE."""
+    tag = dataset_tag(split.name)
+    repeats = min(len(r) for r in results.values())
+    for index in range(repeats):
+        unit: dict[str, float] = {}
+        for name, runs in results.items():
+            per = runs[index]["per_sampling"]
+            for key, base in (("auc_pr", "auc_pr"), ("hits10", "hits10_sampled"), ("mrr", "mrr_sampled")):
+                value = float(np.mean([s[key] for s in per]))
+                unit[f"{base}_{name}"] = value
+                unit[f"{tag}_{base}_{name}"] = value
+            if "reversal_auc" in runs[index]:
+                unit[f"reversal_auc_{name}"] = float(runs[index]["reversal_auc"])
+            if "full" in runs[index]:
+                unit[f"mrr_full_{name}"] = float(runs[index]["full"]["mrr"])
+        ctx.record_unit(f"repeat{index}", unit)
 
 
 def _report(config: CompileConfig, ctx: RunContext, results: dict[str, list[dict[str, Any]]]) -> None:

@@ -9,12 +9,16 @@ official codes), optimised with Adam and L2 weight decay.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from reprolab.compile_kg.data import KnowledgeGraph
 from reprolab.compile_kg.subgraph import SubgraphBatch, SubgraphExtractor
+from reprolab.core.progress import progress
 from reprolab.core.sweep import Sweep
 
 __all__ = ["ExtractionCache", "corrupt", "margin_ranking_loss", "score_triples", "train_model"]
@@ -76,11 +80,20 @@ def train_model(
     log_every: int = 10,
     reversal_rate: float = 0.0,
     noise_seed: int | None = None,
-) -> None:
+    validate: Callable[[nn.Module], float] | None = None,
+    valid_every: int = 0,
+) -> dict[str, Any] | None:
     """Optimise ``model`` for ``steps`` mini-batches of positives and their corruptions (resumable).
 
     Dropout draws from torch's global generator; with ``noise_seed`` it is reseeded at every step from
     ``(noise_seed, step)``, so a run resumed from a checkpoint draws the same masks as an uninterrupted one.
+
+    Best-validation selection (GraIL's and CoMPILE's ``trainer.py``): every ``valid_every`` steps
+    ``validate(model)`` (their validation ROC-AUC) is computed and the state is kept when it is at least the
+    best so far (``>=``). Returns ``{"state", "step", "valid_auc"}`` of the kept state, or None when no
+    validation ran (then the final state is the model, as the official code has no best file either). The
+    best so far is held in the sweep's record under ``unit + "/best"`` and saved with the next checkpoint, so
+    a resumed run sees the best of the steps it resumes after.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     known = graph.known()
@@ -103,12 +116,32 @@ def train_model(
         recent.append(loss.item() / batch_size)
         window = float(np.mean(recent[-log_every:])) if log_every else recent[-1]
         del recent[: max(0, len(recent) - log_every)]
-        return {"loss": window, "pos_minus_neg": (pos - neg).mean().item()}
+        values = {"loss": window, "pos_minus_neg": (pos - neg).mean().item()}
+        if validate is not None and valid_every and (index + 1) % valid_every == 0:
+            auc = _keep_best(sweep, best_unit, model, validate(model), index + 1)
+            sweep.ctx.log(unit=unit, step=index + 1, valid_auc=auc)  # every validation, not only on log steps
+        return values
 
+    best_unit = f"{unit}/best"
     sweep.train(
         unit, steps=steps, step_fn=step, model=model, optimizer=optimizer, generator=generator,
         checkpoint_every=checkpoint_every, log_every=log_every,
     )
+    best = sweep.done.pop(best_unit, None)
+    return best
+
+
+def _keep_best(sweep: Sweep, best_unit: str, model: nn.Module, auc: float, step: int) -> float:
+    """Record ``model``'s state as the best when ``auc >= `` the best so far (GraIL: ``result['auc'] >= best``).
+
+    Written into the sweep's record without a save of its own: the next checkpoint stores it together with
+    the training state it belongs to.
+    """
+    best = sweep.done.get(best_unit)
+    if best is None or auc >= best["valid_auc"]:
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        sweep.done[best_unit] = {"state": state, "step": step, "valid_auc": auc}
+    return auc
 
 
 class ExtractionCache:
@@ -137,13 +170,17 @@ class ExtractionCache:
 @torch.no_grad()
 def score_triples(
     model: nn.Module, extractor: SubgraphExtractor, triples: np.ndarray, *, batch_size: int, device: torch.device,
-    cache: ExtractionCache | None = None, cache_key: str = "",
+    cache: ExtractionCache | None = None, cache_key: str = "", desc: str = "",
 ) -> np.ndarray:
-    """Scores of ``triples`` (``T x 3``) in evaluation mode, extracted (or taken from ``cache``) in chunks."""
+    """Scores of ``triples`` (``T x 3``) in evaluation mode, extracted (or taken from ``cache``) in chunks.
+
+    With ``desc``, a progress bar with an ETA over the chunks (full rankings of the larger splits take
+    minutes)."""
     model.eval()
     triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
     out = np.empty(len(triples), dtype=np.float64)
-    for start in range(0, len(triples), batch_size):
+    starts = range(0, len(triples), batch_size)
+    for start in progress(starts, desc=desc, total=len(starts)) if desc else starts:
         chunk = triples[start : start + batch_size]
         batch = cache.get(cache_key, extractor, chunk) if cache is not None else extractor(chunk)
         out[start : start + len(chunk)] = model(batch.to(device)).double().cpu().numpy()

@@ -71,7 +71,7 @@ def load_checkpoint(
     except _UNREADABLE as err:
         first_line = _first_line(err)
         raise CheckpointError(f"{path}: corrupt or unsafe checkpoint ({first_line})") from err
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
         raise CheckpointError(f"{path}: not a reprolab checkpoint (expected format {CHECKPOINT_FORMAT})")
     if fingerprint is not None and payload.get("fingerprint") != fingerprint:
         raise CheckpointError(
@@ -123,11 +123,18 @@ def save_cached(name: str, folders: Sequence[str | Path], state: dict[str, Any],
     return None
 
 
-def read_state_dict(path: str | Path, *, what: str = "state dict", error: type[ReproError] = DataError) -> dict:
+def read_state_dict(
+    path: str | Path,
+    *,
+    what: str = "state dict",
+    error: type[ReproError] = DataError,
+    nonfinite_ok: frozenset[str] = frozenset(),
+) -> dict:
     """A plain ``torch.save``d state dict made elsewhere (torchvision, TransformerLens, ...), read safely.
 
     ``weights_only=True`` and ``map_location="cpu"``; an unreadable file or one that does not hold a mapping
     raises ``error`` naming the file and ``what`` was expected. Keys and shapes are the caller's to check.
+    ``nonfinite_ok`` names buffers that are infinite by design (TransformerLens's ``IGNORE`` = -inf).
     """
     path = Path(path)
     try:
@@ -137,4 +144,9 @@ def read_state_dict(path: str | Path, *, what: str = "state dict", error: type[R
         raise error(f"{path}: not a readable {what} ({first_line})") from err
     if not isinstance(state, dict):
         raise error(f"{path}: expected a {what} (a mapping of tensors), got {type(state).__name__}")
+    for key, value in state.items():  # no method here can use a NaN/inf weight; it would only poison results
+        if key in nonfinite_ok:
+            continue
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise error(f"{path}: weight {key!r} of the {what} holds NaN or infinite values")
     return state

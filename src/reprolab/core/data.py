@@ -178,16 +178,35 @@ def _check_member_name(name: str, archive: Path) -> None:
         raise DataError(f"{archive}: refusing member that escapes the target folder: {name!r}")
 
 
+def _check_member_target(name: str, archive: Path, destination: Path) -> None:
+    """Refuse a member whose path, with the symlinks already present in ``destination`` followed, leaves it."""
+    root = destination.resolve()
+    target = (destination / name).resolve()
+    if target != root and root not in target.parents:
+        raise DataError(f"{archive}: refusing member {name!r}: it would be written outside {destination}")
+
+
 def safe_extract(archive: str | Path, destination: str | Path) -> list[Path]:
     """Extract a .zip or tar archive into ``destination``, refusing unsafe members; return extracted files."""
     archive = Path(archive)
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
+    try:
+        return _extract(archive, destination)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as err:
+        if isinstance(err, DataError):
+            raise
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"{archive}: corrupt or unreadable archive ({text})") from None
+
+
+def _extract(archive: Path, destination: Path) -> list[Path]:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             names = zf.namelist()
             for name in names:
                 _check_member_name(name, archive)
+                _check_member_target(name, archive, destination)
             zf.extractall(destination)
         return _existing(destination, names)
     if tarfile.is_tarfile(archive):
@@ -197,6 +216,7 @@ def safe_extract(archive: str | Path, destination: str | Path) -> list[Path]:
                 _check_member_name(member.name, archive)
                 if member.issym() or member.islnk() or member.isdev():
                     raise DataError(f"{archive}: refusing link or device member {member.name!r}")
+                _check_member_target(member.name, archive, destination)
             try:
                 tf.extractall(destination, members=members, filter="data")
             except TypeError:  # Python without extraction filters; members were checked above

@@ -7,7 +7,15 @@ one line and exits non-zero instead of showing a traceback.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "DatasetMissingError", "ReproError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DatasetMissingError",
+    "MissingDependencyError",
+    "ReproError",
+    "missing_dependency",
+]
 
 
 class ReproError(Exception):
@@ -28,3 +36,30 @@ class DatasetMissingError(ReproError, FileNotFoundError):
 
 class CheckpointError(ReproError):
     """A checkpoint that is corrupt or belongs to a different configuration."""
+
+
+class MissingDependencyError(ReproError, ImportError):
+    """An optional field library a method needs is not installed; the message names the extra to install."""
+
+
+# top-level module -> the pyproject extra that installs it
+OPTIONAL_MODULES = {
+    "torch_geometric": "graph",
+    "pykeen": "kg",
+    "transformers": "vl",
+    "skimage": "shapes",
+    "h5py": "shapes",
+}
+
+
+def missing_dependency(err: ImportError, method: str) -> MissingDependencyError | None:
+    """One line for an ``ImportError`` of an optional dependency (``None`` when it is not one: a real bug)."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    extra = OPTIONAL_MODULES.get(name)
+    if extra is None:
+        return None
+    return MissingDependencyError(
+        f"{method} needs the optional dependency {name!r}, which is not installed or does not import "
+        f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+        f"install it with: pip install 'reprolab[{extra}]'"
+    )

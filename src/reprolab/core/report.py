@@ -125,6 +125,8 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
         "",
         f"Paper: {paper.get('citation', '')}",
         "",
+        _settings_line(results.get("preset"), results.get("overrides"), results.get("perturb")),
+        "",
         f"Runtime: {results['runtime_s']:.1f} s{_cpu_text(results)} on {results.get('device', 'cpu')}; "
         f"reprolab {results['versions'].get('reprolab')}, torch {results['versions'].get('torch')}, "
         f"python {results['versions'].get('python')}.",
@@ -156,6 +158,13 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+def _settings_line(preset: Any, overrides: Mapping[str, Any] | None, perturb: Any = None) -> str:
+    """The preset and every override, so a report never hides what changed from the preset."""
+    text = f"Settings: preset `{preset}`"
+    text += (", overrides " + ", ".join(f"`{k}={v}`" for k, v in overrides.items())) if overrides else ", no overrides"
+    return text + (f", initial weights perturbed by {perturb:g} (relative)." if perturb else ".")
+
+
 _RULE_TEXT = (
     "Empirical claims are decided over units (seeds, or folds x seeds): PASS when the one-sided 95% Student-t "
     "lower bound of the mean difference clears the margin, FAIL when the upper bound falls short, otherwise "
@@ -183,6 +192,8 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
     lines = [
         f"# reprolab reproduce — preset `{summary['preset']}`, seeds "
         + ("as each method states" if summary.get("seeds") is None else str(summary["seeds"])),
+        "",
+        _settings_line(summary.get("preset"), summary.get("overrides"), summary.get("perturb")),
         "",
         _grand_totals(summary),
         "",
@@ -273,3 +284,45 @@ def aggregate_metrics(per_seed: Sequence[Mapping[str, float | None]]) -> dict[st
             mean, std = mean_std(values)
             stats[name] = {"mean": mean, "std": std, "n": len(values)}
     return stats
+
+
+CLAIM_COLUMNS = (
+    "method", "id", "kind", "verdict", "ours", "ours_low", "ours_high", "paper", "paper_source", "n", "mean",
+    "ci_low", "ci_high", "detail", "description",
+)  # fmt: skip
+
+
+def _csv(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return buffer.getvalue()
+
+
+def claims_csv(summary: Mapping[str, Any]) -> str:
+    """One row per claim of every method (not-evaluated claims with their reason as detail)."""
+    rows = []
+    for method in summary["methods"]:
+        for claim in method.get("claims", []):
+            rows.append([method["method"], *(claim.get(c) for c in CLAIM_COLUMNS[1:3]), claim_verdict(claim),
+                         *(claim.get(c) for c in CLAIM_COLUMNS[4:])])  # fmt: skip
+        for claim in method.get("claims_not_evaluated", []):
+            rows.append([method["method"], claim["id"], claim.get("kind", "empirical"), "not evaluated",
+                         None, None, None, claim.get("paper"), claim.get("paper_source"), 0, None, None, None,
+                         claim.get("reason"), claim.get("description")])  # fmt: skip
+    return _csv(rows, CLAIM_COLUMNS)
+
+
+def metrics_csv(summary: Mapping[str, Any]) -> str:
+    """One row per metric of every method: mean, std and n over seeds, and the paper's number."""
+    rows = [
+        [method["method"], name, stats["mean"], stats["std"], stats["n"], method["paper_metrics"].get(name)]
+        for method in summary["methods"]
+        if not method.get("error")
+        for name, stats in method["metrics"].items()
+    ]
+    return _csv(rows, ["method", "metric", "mean", "std", "n", "paper"])

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import torch
 
 from reprolab.core.checkpoint import load_checkpoint, save_checkpoint
+from reprolab.core.errors import CheckpointError
 from reprolab.core.progress import progress
 from reprolab.core.seeding import derive_seed, get_rng_state, set_rng_state, torch_generator
 
@@ -52,6 +53,7 @@ class RunContext:
     tables: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     units: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    tensorboard: bool = False  # also write every ctx.log scalar and the figures as TensorBoard events
     elapsed_before_s: float = 0.0
     cpu_before_s: float = 0.0
 
@@ -86,6 +88,49 @@ class RunContext:
         record = {key: _jsonable(value) for key, value in values.items()}
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            self._tensorboard_scalars(record)
+
+    # -- TensorBoard -----------------------------------------------------------------------------
+    def _writer(self) -> Any:
+        """The run's SummaryWriter (``tensorboard/`` in the run folder), created on first use; None when the
+        ``tensorboard`` package is absent (noted once in the report)."""
+        if getattr(self, "_summary_writer", None) is None and self.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.note("TensorBoard logging was asked for but is not installed: pip install 'reprolab[watch]'")
+                self.tensorboard = False
+                return None
+            self._summary_writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+            self._tensorboard_steps: dict[str, int] = {}
+        return getattr(self, "_summary_writer", None)
+
+    def _tensorboard_scalars(self, record: Mapping[str, Any]) -> None:
+        writer = self._writer()
+        if writer is None:
+            return
+        prefix = f"{record['unit']}/" if isinstance(record.get("unit"), str) else ""
+        for key, value in record.items():
+            if key in ("step", "epoch", "unit") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            tag = prefix + key
+            step = record.get("step", record.get("epoch"))
+            if not isinstance(step, int):
+                step = self._tensorboard_steps.get(tag, 0)
+            self._tensorboard_steps[tag] = step + 1
+            writer.add_scalar(tag, value, global_step=step)
+
+    def close_tensorboard(self) -> None:
+        """Add the run's figures and close the writer (called by the runner when the run ends)."""
+        writer = self._writer() if self.tensorboard else None
+        if writer is None:
+            return
+        import matplotlib.image
+
+        for figure in sorted(self.figures_dir.glob("*.png")):
+            writer.add_image(f"figures/{figure.stem}", matplotlib.image.imread(figure)[..., :3], dataformats="HWC")
+        writer.close()
 
     def _metrics_line_count(self) -> int:
         with open(self.metrics_path, encoding="utf-8") as handle:
@@ -107,6 +152,21 @@ class RunContext:
     def note(self, text: str) -> None:
         """A sentence for the report (e.g. which data was used, or why a claim could not be checked)."""
         self.notes.append(text)
+
+    def save_model(
+        self,
+        name: str,
+        model: torch.nn.Module,
+        *,
+        build: Any,
+        kwargs: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Keep a trained model: ``models/<name>.safetensors`` + ``models/<name>.json`` (``build(**kwargs)``
+        rebuilds it). ``reprolab.load_run(dir).model(name)`` loads it back."""
+        from reprolab.core.results import save_model
+
+        return save_model(self.out_dir, name, model, build=build, kwargs=kwargs, meta=meta)
 
     def record_unit(self, unit: str, metrics: Mapping[str, Any]) -> None:
         """Record the metrics of one unit inside this run (a fold, a repeat), stored in ``results.json``
@@ -164,9 +224,14 @@ class RunContext:
         if not self.resume or not self.checkpoint_path.exists():
             return None
         payload = load_checkpoint(self.checkpoint_path, fingerprint=self.fingerprint, map_location=self.device)
-        set_rng_state(payload["rng"])
+        _check_run_payload(self.checkpoint_path, payload)
+        try:
+            tables = json.loads(payload["tables"])
+            set_rng_state(payload["rng"])
+        except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:
+            raise CheckpointError(f"{self.checkpoint_path}: not a complete run checkpoint ({err})") from None
         self._truncate_metrics(int(payload["metrics_lines"]))
-        self.tables = json.loads(payload["tables"])
+        self.tables = tables
         self.notes = list(payload["notes"])
         self.units = json.loads(payload.get("units", "{}"))  # absent in checkpoints written before units existed
         self.elapsed_before_s = float(payload["elapsed_s"])
@@ -174,6 +239,24 @@ class RunContext:
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
         return payload["user"]
+
+
+_RUN_PAYLOAD = {"user": dict, "rng": dict, "metrics_lines": int, "tables": str, "notes": list, "elapsed_s": float}
+
+
+def _check_run_payload(path: Path, payload: Any) -> None:
+    """A run checkpoint holds what :meth:`RunContext.save_checkpoint` wrote; anything else is one line."""
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: not a run checkpoint (its state is a {type(payload).__name__})")
+    for key, kind in _RUN_PAYLOAD.items():
+        value = payload.get(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and value < 0):
+            raise CheckpointError(f"{path}: not a complete run checkpoint (entry {key!r} missing or invalid)")
+    rng = payload["rng"]
+    if not all(part in rng for part in ("python", "numpy", "torch")):
+        raise CheckpointError(f"{path}: not a complete run checkpoint (entry 'rng' lacks python/numpy/torch state)")
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from reprolab.core.progress import announce
 from reprolab.core.runs import RunContext
 
 __all__ = ["Sweep"]
@@ -43,6 +44,7 @@ class Sweep:
         self.done[unit] = result
         self._partial = None
         self._save()
+        announce(f"{self.ctx.method}: {unit} done ({self.ctx.elapsed_s():.0f} s into the run)")
         return result
 
     def once(self, unit: str, compute: Callable[..., Any], *args: Any, log: bool = False, **kwargs: Any) -> Any:

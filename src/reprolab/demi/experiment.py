@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -32,25 +32,25 @@ PAPER = Paper(
 class DEMIConfig:
     """Settings of the DEMI experiment (defaults = the quick preset)."""
 
-    dim: int = 20  # coordinate pairs of the Gaussian benchmark; divisible by every k
-    true_mis: list[float] = field(default_factory=lambda: [2.0, 6.0, 10.0, 20.0, 30.0, 40.0])
-    ks: list[int] = field(default_factory=lambda: [2, 4])  # DEMI sub-view counts (importance-sampled I_IS)
-    exact_ks: list[int] = field(default_factory=list)  # DEMI with exact conditional negatives (I_CNCE)
+    dim: int = bounded(20, ge=1)  # coordinate pairs of the Gaussian benchmark; divisible by every k
+    true_mis: list[float] = bounded(factory=lambda: [2.0, 6.0, 10.0, 20.0, 30.0, 40.0], gt=0)
+    ks: list[int] = bounded(factory=lambda: [2, 4], ge=1)  # DEMI sub-view counts (importance-sampled I_IS)
+    exact_ks: list[int] = bounded(factory=list, ge=1)  # DEMI with exact conditional negatives (I_CNCE)
     extra_baselines: list[str] = field(default_factory=list)  # any of: nwj, dv
     critic: str = "separable"  # separable | bilinear | concat
-    hidden: int = 128
-    embed: int = 64
-    layers: int = 2
-    batch_size: int = 128  # N: InfoNCE is capped at log N
-    steps: int = 600
-    lr: float = 5e-4
-    eval_batches: int = 25
-    error_z: float = 3.0  # "statistical error" = error_z standard errors of the evaluation mean
-    checkpoint_every: int = 200
+    hidden: int = bounded(128, ge=1)
+    embed: int = bounded(64, ge=1)
+    layers: int = bounded(2, ge=1)
+    batch_size: int = bounded(128, ge=2)  # N: InfoNCE is capped at log N
+    steps: int = bounded(600, ge=0)
+    lr: float = bounded(5e-4, gt=0)
+    eval_batches: int = bounded(25, ge=2)
+    error_z: float = bounded(3.0, gt=0)  # "statistical error" = error_z standard errors of the evaluation mean
+    checkpoint_every: int = bounded(200, ge=0)
     digits: bool = True
-    digits_steps: int = 800
-    digits_batch_size: int = 256
-    digits_lr: float = 1e-3
+    digits_steps: int = bounded(800, ge=0)
+    digits_batch_size: int = bounded(256, ge=2)
+    digits_lr: float = bounded(1e-3, gt=0)
 
     def validate(self) -> None:
         if self.dim <= 0 or self.batch_size < 2 or self.steps < 0 or self.eval_batches < 2:

@@ -54,9 +54,16 @@ def _train_and_evaluate(
     config: DEMIConfig, ctx: RunContext, sweep: Sweep, unit: str, name: str, k: int, mi: float
 ) -> dict[str, float]:
     torch.manual_seed(ctx.seed_for(unit, "init"))
-    estimator = build_estimator(
-        name, config.dim, k=k, critic=config.critic, hidden=config.hidden, embed=config.embed, layers=config.layers
-    ).to(ctx.device)
+    build_kwargs = {
+        "name": name,
+        "dim": config.dim,
+        "k": k,
+        "critic": config.critic,
+        "hidden": config.hidden,
+        "embed": config.embed,
+        "layers": config.layers,
+    }
+    estimator = build_estimator(**build_kwargs).to(ctx.device)
     benchmark = CorrelatedGaussian(config.dim, mi)
     # exact conditional negatives: as many as the batch offers InfoNCE, so every term has the same cap
     exact = config.batch_size - 1 if name == "demi_exact" else 0
@@ -82,6 +89,11 @@ def _train_and_evaluate(
         device=ctx.device,
         exact_negatives=exact,
     )
+    # kept for reprolab.load_run(dir).model("<estimator>-mi<true MI>"); the true MI goes in the card
+    ctx.save_model(
+        unit.removeprefix("gauss/").replace("/", "-"), estimator, build=build_estimator, kwargs=build_kwargs,
+        meta={"true_mi": mi, "benchmark_dim": config.dim},
+    )  # fmt: skip
     return {"estimate": result.mean, "stderr": result.stderr}
 
 

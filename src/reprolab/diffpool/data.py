@@ -7,6 +7,13 @@
 * :func:`make_hierarchical_communities` generates the embedded default: graphs made of ring and clique
   communities where the class is the *number of ring communities*, so the label lives one level up the
   hierarchy, where a pooling layer is meant to look (paper Sec. 1 and 4.2, "hierarchical structure").
+* :func:`read_gin_dataset` reads the GIN/DGCNN text format (``NAME.txt`` and ``10fold_idx/``), from a folder
+  or straight from its zip (D&D here), with the format's own 10-fold split.
+* :func:`find_dataset` resolves a dataset name (``ENZYMES``, ``D&D``, ``REDDIT-MULTI-12K``, any TU name) to
+  whichever of the two layouts is present under the data home.
+* :meth:`GraphSet.batch` pads a *batch* of graphs to that batch's largest graph, and
+  :func:`size_bucketed_batches` groups graphs of similar size, so padding does not grow with the largest
+  graph of the whole set (PROTEINS: 620 nodes, median 26).
 * :func:`to_dense` pads every graph to ``max_nodes`` with PyG's ``ToDense`` and stacks them into
   ``x [G, N, F]``, ``adj [G, N, N]``, ``mask [G, N]`` (the layout of ``DenseDataLoader``).
 * :func:`stratified_folds` gives the paper's 10-fold cross-validation splits, fixed by a seed.
@@ -19,15 +26,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import read_text_utf8
 
 __all__ = [
     "DenseGraphs",
     "GraphSet",
+    "find_dataset",
     "make_hierarchical_communities",
+    "read_gin_dataset",
     "read_tu_dataset",
+    "size_bucketed_batches",
     "stratified_folds",
     "to_dense",
     "write_tu_dataset",
@@ -50,9 +62,40 @@ class GraphSet:
     y: torch.Tensor
     class_names: list[str]
     clusters: list[torch.Tensor] | None = None
+    folds: list[torch.Tensor] | None = None  # the format's own test folds (GIN/DGCNN ``10fold_idx``), if any
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def subset(self, index: torch.Tensor | Sequence[int]) -> GraphSet:
+        """The graphs at ``index``, in that order (fold information is dropped)."""
+        keep = [int(i) for i in index]
+        return GraphSet(self.name, [self.edges[g] for g in keep], [self.x[g] for g in keep],
+                        self.y[torch.as_tensor(keep, dtype=torch.long)], self.class_names,
+                        [self.clusters[g] for g in keep] if self.clusters else None)
+
+    def sizes(self) -> torch.Tensor:
+        return torch.tensor([int(x.shape[0]) for x in self.x], dtype=torch.long)
+
+    def batch(self, index: torch.Tensor | Sequence[int] | None = None, device: torch.device | str = "cpu"
+              ) -> DenseGraphs:
+        """Graphs at ``index`` as one dense batch padded to the batch's own largest graph (not the set's).
+
+        Built from the edge lists in one scatter, so memory is ``B n_max^2`` for this batch only.
+        """
+        keep = list(range(len(self))) if index is None else [int(i) for i in index]
+        sizes = [int(self.x[g].shape[0]) for g in keep]
+        n = max(sizes)
+        x = torch.nn.utils.rnn.pad_sequence([self.x[g] for g in keep], batch_first=True)
+        adj = torch.zeros(len(keep), n, n)
+        edges = [self.edges[g] for g in keep]
+        owner = torch.cat([torch.full((e.shape[1],), b, dtype=torch.long) for b, e in enumerate(edges)])
+        if owner.numel():
+            pairs = torch.cat(edges, dim=1)
+            adj[owner, pairs[0], pairs[1]] = 1.0
+        mask = torch.arange(n).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)
+        y = self.y[torch.as_tensor(keep, dtype=torch.long)]
+        return DenseGraphs(x, adj, mask, y).to(device)
 
     @property
     def num_classes(self) -> int:
@@ -94,10 +137,7 @@ class DenseGraphs:
 # --------------------------------------------------------------------------------------------------
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty lines with their 1-based line numbers (a missing final newline loses nothing)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    text = read_text_utf8(path, what="TU file")
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -111,6 +151,8 @@ def _parse_ints(path: Path, expected: int | None) -> list[tuple[int, list[int]]]
             raise DataError(f"{path}:{number}: expected integers separated by commas, got {line!r}") from None
         if expected is not None and len(values) != expected:
             raise DataError(f"{path}:{number}: expected {expected} value(s), got {len(values)} in {line!r}")
+        if any(abs(v) >= 2**63 for v in values):  # beyond what torch's int64 holds
+            raise DataError(f"{path}:{number}: value outside the 64-bit integer range in {line[:60]!r}")
         rows.append((number, values))
     return rows
 
@@ -257,17 +299,26 @@ def _split_graphs(
     order = torch.argsort(edge_graph, stable=True)
     edges, edge_graph = edges[:, order], edge_graph[order]
     edge_counts = torch.bincount(edge_graph, minlength=num_graphs).tolist()
-    graph_edges, graph_x, offset = [], [], 0
-    for g in range(num_graphs):
-        local = edges[:, offset : offset + edge_counts[g]] - starts[g]
-        offset += edge_counts[g]
-        local = torch.cat([local, local.flip(0)], dim=1).unique(dim=1) if local.numel() else local
-        graph_edges.append(local[:, local[0] != local[1]] if local.numel() else local)
-        graph_x.append(x[starts[g] : starts[g] + counts[g]])
+    graph_edges, graph_x = [], []
+    starts_list, counts_list = starts.tolist(), counts.tolist()
+    for g, local in enumerate(edges.split(edge_counts, dim=1)):
+        local = local - starts_list[g]
+        graph_edges.append(_symmetric_simple(local, counts_list[g]))
+        graph_x.append(x[starts_list[g] : starts_list[g] + counts_list[g]])
     codes = sorted(set(labels))
     lookup = {code: i for i, code in enumerate(codes)}
     y = torch.tensor([lookup[value] for value in labels], dtype=torch.long)
     return GraphSet(name, graph_edges, graph_x, y, [str(code) for code in codes])
+
+
+def _symmetric_simple(edges: torch.Tensor, n: int) -> torch.Tensor:
+    """Both directions of every edge, once each, no self-loops, sorted (a 1-D unique on ``u * n + v``,
+    much faster than ``unique(dim=1)`` on D&D's 1.7M directed edges)."""
+    if not edges.numel():
+        return edges
+    keys = torch.cat([edges[0] * n + edges[1], edges[1] * n + edges[0]]).unique()
+    pairs = torch.stack([keys // n, keys % n])
+    return pairs[:, pairs[0] != pairs[1]]
 
 
 def write_tu_dataset(
@@ -304,6 +355,195 @@ def _label_codes(graphs: GraphSet) -> list[str]:
     except ValueError:
         codes = list(range(graphs.num_classes))
     return [str(codes[int(c)]) for c in graphs.y]
+
+
+# --------------------------------------------------------------------------------------------------
+# GIN / DGCNN text format (D&D, COLLAB, REDDIT-MULTI, ... as distributed with the GIN and DGCNN code)
+# --------------------------------------------------------------------------------------------------
+GIN_LAYOUT = "<NAME>.zip or <NAME>/ holding <NAME>/<NAME>.txt and <NAME>/10fold_idx/{train,test}_idx-{1..10}.txt"
+
+
+def _normalised(name: str) -> str:
+    """``D&D`` -> ``dd``, ``REDDIT-MULTI-12K`` -> ``redditmulti12k``: names compared on letters and digits only."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+class _GinSource:
+    """The files of one GIN-format dataset, in a zip (read in place, never extracted) or in a folder."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        import zipfile
+
+        self.path, self.zip = path, None
+        if path.suffix == ".zip":
+            self.zip = zipfile.ZipFile(path)
+            members = [m for m in self.zip.namelist() if not m.startswith("__MACOSX") and m.endswith(".txt")]
+            mains = [m for m in members if "10fold_idx" not in m and _normalised(Path(m).stem) == _normalised(name)]
+            if len(mains) != 1:
+                raise DataError(f"{path}: expected one {name}.txt inside the zip ({GIN_LAYOUT}), found {len(mains)}")
+            self.main = mains[0]
+            self.root = str(Path(self.main).parent)
+        else:
+            mains = [p for p in path.rglob("*.txt") if "10fold_idx" not in p.parts
+                     and _normalised(p.stem) == _normalised(name)]
+            if len(mains) != 1:
+                raise DataError(f"{path}: expected one {name}.txt ({GIN_LAYOUT}), found {len(mains)}")
+            self.main = str(mains[0])
+            self.root = str(mains[0].parent)
+
+    def label(self, member: str) -> str:
+        return f"{self.path}:{member}" if self.zip is not None else member
+
+    def lines(self, member: str) -> list[str] | None:
+        """The text lines of ``member`` (None when absent)."""
+        if self.zip is not None:
+            try:
+                data = self.zip.read(member)
+            except KeyError:
+                return None
+        else:
+            file = Path(member)
+            if not file.is_file():
+                return None
+            data = file.read_bytes()
+        try:
+            return data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise DataError(f"{self.label(member)}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
+def read_gin_dataset(path: str | Path, name: str, *, features: str = "all") -> GraphSet:
+    """Read a dataset in the GIN/DGCNN text format from a zip (in place) or a folder.
+
+    ``NAME.txt``: line 1 the number of graphs; per graph a line ``n label`` and ``n`` node lines
+    ``tag degree nbr_1 ... nbr_degree`` (0-based neighbours within the graph; anything after the neighbours,
+    e.g. node attributes, is ignored). ``10fold_idx/test_idx-{1..10}.txt`` (0-based graph indices) become
+    :attr:`GraphSet.folds`. ``features``: ``all``/``labels`` = one-hot node tag, ``degree``, ``constant``
+    (``attributes`` is refused: this format keeps none we read). Malformed lines name the member and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no GIN-format dataset there ({GIN_LAYOUT})")
+    if features == "attributes":
+        raise DataError(f"features: {path} is in the GIN format, which has node tags but no attributes; "
+                        "use labels, degree or constant")
+    source = _GinSource(path, name)
+    lines = source.lines(source.main) or []
+    edges, tags, labels = _parse_gin(lines, source.label(source.main))
+    sizes = [len(t) for t in tags]
+    all_tags = torch.tensor([t for graph in tags for t in graph], dtype=torch.long)
+    if features in ("all", "labels"):
+        x = _one_hot_codes(all_tags)
+    elif features == "degree":
+        x = torch.cat([degree_features(e, n, 10) for e, n in zip(edges, sizes)])
+    else:
+        x = torch.ones(len(all_tags), 1)
+    codes = sorted(set(labels))
+    lookup = {code: i for i, code in enumerate(codes)}
+    y = torch.tensor([lookup[value] for value in labels], dtype=torch.long)
+    graphs = GraphSet(name, edges, list(x.split(sizes)), y, [str(code) for code in codes])
+    graphs.folds = _gin_folds(source, len(sizes))
+    return graphs
+
+
+def _parse_gin(lines: list[str], where: str) -> tuple[list[torch.Tensor], list[list[int]], list[int]]:
+    """Per graph: symmetric edge list, node tags, graph label. Errors name ``where`` and the line."""
+
+    def header(number: int) -> tuple[int, int]:
+        if number > len(lines):
+            raise DataError(f"{where}:{number}: file ends before the graph header expected here")
+        parts = lines[number - 1].split()
+        if len(parts) < 2 or not all(p.lstrip("-").isdigit() for p in parts[:2]):
+            raise DataError(f"{where}:{number}: expected a graph header 'nodes label', got {lines[number - 1][:60]!r}")
+        return int(parts[0]), int(parts[1])
+
+    if not lines or not lines[0].strip().isdigit():
+        raise DataError(f"{where}:1: expected the number of graphs, got {(lines or [''])[0][:60]!r}")
+    number = 2
+    edges, tags, labels = [], [], []
+    for _ in range(int(lines[0])):
+        n, label = header(number)
+        if number + n > len(lines):
+            raise DataError(f"{where}:{number}: graph of {n} nodes runs past the end of the file")
+        sources: list[int] = []
+        targets: list[str] = []
+        graph_tags = []
+        for node in range(n):
+            line_number = number + 1 + node
+            parts = lines[line_number - 1].split()
+            try:
+                tag, degree = int(parts[0]), int(parts[1])
+                neighbours = parts[2 : 2 + degree]
+                if len(neighbours) != degree:
+                    raise ValueError
+            except (ValueError, IndexError):
+                raise DataError(f"{where}:{line_number}: expected 'tag degree neighbours...' with degree neighbours, "
+                                f"got {lines[line_number - 1][:60]!r}") from None
+            graph_tags.append(tag)
+            sources.extend([node] * degree)
+            targets.extend(neighbours)
+        try:
+            target = torch.from_numpy(np.array(targets, dtype=np.int64))
+        except ValueError:
+            raise DataError(f"{where}:{number}: a neighbour id of this graph's nodes is not an integer") from None
+        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
+            raise DataError(f"{where}:{number}: a neighbour id of this graph is outside 0..{n - 1}")
+        pair = torch.stack([torch.tensor(sources, dtype=torch.long), target]) if sources else torch.zeros(2, 0).long()
+        edges.append(_symmetric_simple(pair, n))
+        tags.append(graph_tags)
+        labels.append(label)
+        number += n + 1
+    if not tags:
+        raise DataError(f"{where}:1: no graphs")
+    return edges, tags, labels
+
+
+def _gin_folds(source: _GinSource, num_graphs: int) -> list[torch.Tensor] | None:
+    """The ``test_idx-k`` files as test folds (None when the dataset ships without them)."""
+    folds = []
+    for k in range(1, 11):
+        member = str(Path(source.root) / "10fold_idx" / f"test_idx-{k}.txt")
+        lines = source.lines(member)
+        if lines is None:
+            return None if k == 1 else _fold_error(source, member)
+        index = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = int(line)
+            except ValueError:
+                raise DataError(f"{source.label(member)}:{number}: expected a graph index, got {line!r}") from None
+            if not 0 <= value < num_graphs:
+                raise DataError(f"{source.label(member)}:{number}: graph index {value} outside 0..{num_graphs - 1}")
+            index.append(value)
+        folds.append(torch.tensor(index, dtype=torch.long))
+    covered = torch.cat(folds)
+    if len(covered.unique()) != len(covered):  # D&D's 10 x 117 test graphs leave 8 graphs always in training
+        raise DataError(f"{source.label(str(Path(source.root) / '10fold_idx'))}: a graph is in two test folds")
+    return folds
+
+
+def _fold_error(source: _GinSource, member: str) -> list[torch.Tensor]:
+    raise DataError(f"{source.label(member)}: missing (the 10fold_idx folder must hold test_idx-1..10.txt)")
+
+
+def find_dataset(home: Path, name: str) -> tuple[str, Path] | None:
+    """Where dataset ``name`` lives under ``home``: ``("tu", folder)`` for ``TUDataset/<NAME>/`` or
+    ``("gin", path)`` for ``TUDataset_gin_format/<NAME>.zip`` / ``<NAME>/`` (names compared on letters and
+    digits, so ``D&D`` finds ``DD``); None when neither is there. The TU layout wins when both are."""
+    key = _normalised(name)
+    for kind, folder in (("tu", home / "TUDataset"), ("gin", home / "TUDataset_gin_format")):
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            stem = entry.name[: -len(".zip")] if entry.name.endswith(".zip") else entry.name
+            if _normalised(stem) != key or not (entry.is_dir() or entry.suffix == ".zip"):
+                continue
+            if kind == "tu" and not any(entry.glob("*_graph_indicator.txt")):
+                continue
+            return kind, entry
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -413,6 +653,26 @@ def to_dense(graphs: GraphSet, max_nodes: int | None = None) -> DenseGraphs:
         adjs.append((dense.adj > 0).float())
         masks.append(dense.mask)
     return DenseGraphs(torch.stack(xs), torch.stack(adjs), torch.stack(masks), graphs.y.clone())
+
+
+def size_bucketed_batches(
+    sizes: torch.Tensor, batch_size: int, generator: torch.Generator, pool: int = 8
+) -> list[torch.Tensor]:
+    """One epoch's batches (positions into ``sizes``): shuffle, cut into pools of ``pool * batch_size`` graphs,
+    sort each pool by size, cut it into batches, shuffle the batches.
+
+    Each batch is still a random draw of the training set (within a pool of similar-size graphs), but its
+    largest graph is close to its smallest, so padding each batch to its own largest graph wastes little.
+    ``pool=0`` gives plain random batches (the official loader's order).
+    """
+    order = torch.randperm(len(sizes), generator=generator)
+    if pool <= 0:
+        return list(order.split(batch_size))
+    batches: list[torch.Tensor] = []
+    for chunk in order.split(pool * batch_size):
+        chunk = chunk[torch.argsort(sizes[chunk], stable=True)]
+        batches.extend(chunk.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def stratified_folds(y: torch.Tensor, folds: int, seed: int) -> list[torch.Tensor]:

@@ -10,26 +10,34 @@ the epoch on the test folds themselves and is therefore optimistic.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from reprolab.core.data import require_dataset
 from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
 from reprolab.diffpool.baselines import sortpool_k
 from reprolab.diffpool.data import (
-    DenseGraphs,
     GraphSet,
+    find_dataset,
     make_hierarchical_communities,
+    read_gin_dataset,
     read_tu_dataset,
     stratified_folds,
-    to_dense,
 )
-from reprolab.diffpool.experiment import EXPERIMENT, DiffPoolConfig, dataset_tag
+from reprolab.diffpool.experiment import (
+    GIN_LAYOUT,
+    PAPER_EPOCHS,
+    TU_LAYOUT,
+    DiffPoolConfig,
+    dataset_tag,
+    settings_warning,
+)
 from reprolab.diffpool.kernels import (
     ITERATIONS,
     KERNELS,
@@ -53,48 +61,62 @@ __all__ = ["load_graphs", "run_diffpool"]
 
 
 def load_graphs(config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
-    """The embedded synthetic set, or a TU dataset from ``tu_folder`` / ``<data home>/TUDataset/<dataset>``."""
+    """The embedded synthetic set, or a dataset by name: ``tu_folder`` if set, else ``<data home>/TUDataset/<NAME>/``
+    (TU text format) or ``<data home>/TUDataset_gin_format/<NAME>.zip`` (GIN/DGCNN format, read in place)."""
     if config.dataset == "synthetic":
         return make_hierarchical_communities(
             config.num_graphs, communities=(config.communities[0], config.communities[1]),
             community_size=(config.community_size[0], config.community_size[1]), seed=ctx.seed_for("synthetic-data"),
         )
     if config.tu_folder:
-        return read_tu_dataset(config.tu_folder, config.dataset, features=config.features)
-    known = {info.name: info for info in EXPERIMENT.datasets if not info.embedded}
-    if config.dataset in known:
-        folder = require_dataset(known[config.dataset], ctx.data_home)
-    else:
-        folder = ctx.data_home / "TUDataset" / config.dataset
-        if not folder.is_dir():
-            raise DataError(f"{folder}: no TU dataset {config.dataset!r} there; set tu_folder or --data")
-    return read_tu_dataset(folder, config.dataset, features=config.features)
+        folder = Path(config.tu_folder)
+        if folder.suffix == ".zip" or (folder.is_dir() and not any(folder.glob("*_graph_indicator.txt"))):
+            return read_gin_dataset(folder, config.dataset, features=config.features)
+        return read_tu_dataset(folder, config.dataset, features=config.features)
+    found = find_dataset(ctx.data_home, config.dataset)
+    if found is None:
+        raise DataError(
+            f"{ctx.data_home}: dataset {config.dataset!r} not found; expected {TU_LAYOUT} or <data home>/"
+            f"TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder, or --data to another data home)"
+        )
+    kind, path = found
+    if kind == "gin":
+        return read_gin_dataset(path, config.dataset, features=config.features)
+    return read_tu_dataset(path, path.name, features=config.features)
 
 
 def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
+    warning = settings_warning(config)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+        ctx.note(f"Warning: {warning}.")
     graphs = _filter_large(load_graphs(config, ctx), config, ctx)
-    dense = to_dense(graphs).to(ctx.device)
-    folds = stratified_folds(graphs.y, config.folds, seed=ctx.seed_for("folds"))
+    folds, fold_source = _folds(graphs, config, ctx)
     run_folds = config.run_folds or config.folds
     ctx.note(
         f"Data: {graphs.name}, {len(graphs)} graphs, {graphs.num_classes} classes, up to {graphs.max_nodes} nodes, "
-        f"{graphs.num_features} node features. Protocol: stratified {config.folds}-fold CV, "
-        f"{run_folds} fold(s) run; epoch chosen on {config.val_fraction:.0%} of each training fold."
+        f"{graphs.num_features} node features ({config.features}). Protocol: {fold_source} {config.folds}-fold CV, "
+        f"{run_folds} fold(s) run, {config.epochs} epochs; epoch chosen on {config.val_fraction:.0%} of each "
+        "training fold."
     )
     sweep = Sweep(ctx)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in config.models}
     kernels = _kernel_matrices(config, ctx, graphs)
-    for k in range(run_folds):
-        splits = _fold_splits(dense, folds, k, config.val_fraction, ctx.generator("fold", k, "val", device="cpu"))
-        for name in config.models:
-            unit = f"fold{k}/{name}"
-            if name in KERNELS:
-                result = sweep.once(unit, _run_kernel_unit, kernels[name], graphs, splits)
-            else:
-                result = sweep.once(unit, _run_unit, config, ctx, sweep, unit, name, graphs, splits, k == 0)
-            results[name].append(result)
+    units = [(k, name) for k in range(run_folds) for name in config.models]
+    splits: dict[str, Any] = {}
+    for k, name in ctx.progress(units, desc="folds x models", total=len(units)):
+        if splits.get("fold") != k:
+            splits = _fold_splits(graphs, folds, k, config.val_fraction, ctx.generator("fold", k, "val", device="cpu"))
+        unit = f"fold{k}/{name}"
+        if name in KERNELS:
+            result = sweep.once(unit, _run_kernel_unit, kernels[name], graphs, splits)
+        else:
+            result = sweep.once(unit, _run_unit, config, ctx, sweep, unit, name, graphs, splits, k == 0)
+        results[name].append(result)
     tag = dataset_tag(config)
+    _record_fold_units(ctx, tag, results, run_folds)
     metrics = _metrics(tag, results)
+    metrics[f"{tag}_protocol_complete"] = float(run_folds == config.folds and config.epochs >= _paper_epochs(config))
     _report(config, ctx, tag, results, metrics)
     _plot_curves(ctx, tag, results)
     if "diffpool" in results and results["diffpool"][0].get("assignments"):
@@ -105,6 +127,9 @@ def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
 def _kernel_labels(config: DiffPoolConfig, ctx: RunContext, graphs: GraphSet) -> list[Any]:
     """WL starting labels: the TU node labels when the dataset has them (the kernels' setting), else the features."""
     if config.dataset != "synthetic":
+        if config.features != "labels":
+            ctx.note(f"Inputs differ: the kernels start from the node labels, the networks see features="
+                     f"{config.features} (the claims against kernels assume the same labels).")
         try:
             labelled = _filter_large(load_graphs(replace(config, features="labels"), ctx), config, ctx)
             return initial_labels(labelled.x)
@@ -147,22 +172,34 @@ def _filter_large(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext) -> 
         return graphs
     keep = [g for g, n in enumerate(graphs.num_nodes()) if n <= config.max_nodes]
     ctx.note(f"Dropped {len(graphs) - len(keep)} graphs with more than max_nodes={config.max_nodes} nodes.")
-    return GraphSet(graphs.name, [graphs.edges[g] for g in keep], [graphs.x[g] for g in keep], graphs.y[keep],
-                    graphs.class_names, [graphs.clusters[g] for g in keep] if graphs.clusters else None)
+    kept = graphs.subset(keep)
+    if graphs.folds is not None:  # the format's own folds, renumbered to the graphs that remain
+        new_index = torch.full((len(graphs),), -1, dtype=torch.long)
+        new_index[torch.tensor(keep, dtype=torch.long)] = torch.arange(len(keep))
+        kept.folds = [new_index[fold][new_index[fold] >= 0] for fold in graphs.folds]
+    return kept
+
+
+def _folds(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext) -> tuple[list[torch.Tensor], str]:
+    """The dataset's own 10 folds when its format ships them (GIN/DGCNN ``10fold_idx``), else stratified ones."""
+    if graphs.folds is not None and config.folds == len(graphs.folds):
+        return graphs.folds, "the dataset's own (10fold_idx)"
+    return stratified_folds(graphs.y, config.folds, seed=ctx.seed_for("folds")), "stratified"
 
 
 def _fold_splits(
-    dense: DenseGraphs, folds: list[torch.Tensor], k: int, val_fraction: float, generator: torch.Generator
+    graphs: GraphSet, folds: list[torch.Tensor], k: int, val_fraction: float, generator: torch.Generator
 ) -> dict[str, Any]:
     test_index = folds[k]
-    train_index = torch.cat([fold for i, fold in enumerate(folds) if i != k])
+    outside = torch.ones(len(graphs), dtype=torch.bool)
+    outside[test_index] = False
+    train_index = torch.nonzero(outside).flatten()  # every graph not in the test fold (D&D's folds miss 8 graphs)
     train_index = train_index[torch.randperm(len(train_index), generator=generator)]
     n_val = int(round(val_fraction * len(train_index)))
     val_index, train_index = train_index[:n_val], train_index[n_val:]
-    device = dense.y.device
-    train, val, test = standardize(*(dense.subset(i.to(device)) for i in (train_index, val_index, test_index)))
-    return {"train": train, "val": val, "test": test, "test_index": test_index, "train_index": train_index,
-            "val_index": val_index}
+    train, val, test = standardize(*(graphs.subset(i) for i in (train_index, val_index, test_index)))
+    return {"fold": k, "train": train, "val": val, "test": test, "test_index": test_index,
+            "train_index": train_index, "val_index": val_index}
 
 
 def _run_unit(
@@ -171,15 +208,16 @@ def _run_unit(
 ) -> dict[str, Any]:
     torch.manual_seed(ctx.seed_for(unit, "init"))
     model = build_model(
-        name, graphs.num_features, graphs.num_classes, graphs.max_nodes, hidden=config.hidden, embed=config.embed,
-        layers=config.layers, mlp_hidden=config.mlp_hidden, dropout=config.dropout, batch_norm=config.batch_norm,
-        num_pool=config.num_pool, assign_ratio=config.assign_ratio, link_loss=config.link_loss,
+        name, graphs.num_features, graphs.num_classes, config.cluster_nodes or graphs.max_nodes, hidden=config.hidden,
+        embed=config.embed, layers=config.layers, mlp_hidden=config.mlp_hidden, dropout=config.dropout,
+        batch_norm=config.batch_norm, num_pool=config.num_pool, assign_ratio=config.assign_ratio,
+        link_loss=config.link_loss, link_loss_per_entry=config.link_loss_per_entry,
         entropy_loss=config.entropy_loss, sortpool_k=sortpool_k([len(x) for x in graphs.x]),
     ).to(ctx.device)
     settings = TrainSettings(config.epochs, config.batch_size, config.lr, config.clip, config.weight_decay,
-                             config.eval_every, config.checkpoint_every)
+                             config.eval_every, config.checkpoint_every, config.bucket_pool)
     history = train_fold(sweep, ctx, unit, model, splits["train"], splits["val"], splits["test"], settings,
-                         ctx.generator(unit, "train"))
+                         ctx.generator(unit, "train", device="cpu"))
     if len(splits["val"]):
         epoch, accuracy = history.selected()
     else:
@@ -191,16 +229,29 @@ def _run_unit(
 
 
 @torch.no_grad()
-def _assignments(model: DiffPoolNet, test: DenseGraphs, index: torch.Tensor, count: int) -> list[dict[str, Any]]:
+def _assignments(model: DiffPoolNet, test: GraphSet, index: torch.Tensor, count: int) -> list[dict[str, Any]]:
     """The first-level hard cluster (argmax of S, Eq. 2) of every node of ``count`` test graphs."""
     model.eval()
     count = min(count, len(test))
-    out = model(test.x[:count], test.adj[:count], test.mask[:count])
+    batch = test.batch(range(count), next(model.parameters()).device)
+    out = model(batch.x, batch.adj, batch.mask)
     drawn = []
     for i in range(count):
-        n = int(test.mask[i].sum())
+        n = int(batch.mask[i].sum())
         drawn.append({"graph": int(index[i]), "cluster": out.assignments[0][i, :n].argmax(-1).tolist()})
     return drawn
+
+
+def _record_fold_units(ctx: RunContext, tag: str, results: dict[str, list[dict[str, Any]]], run_folds: int) -> None:
+    """Each fold is a unit of the claims (``fold{k}``): every model's test accuracy (%) on that fold."""
+    for k in range(run_folds):
+        accuracies = {f"{tag}_{name}_acc": 100.0 * folds[k]["test_acc"] for name, folds in results.items()}
+        ctx.record_unit(f"fold{k}", accuracies)
+
+
+def _paper_epochs(config: DiffPoolConfig) -> int:
+    """Epochs of the paper's protocol (the official default) on real data; the synthetic set has none."""
+    return PAPER_EPOCHS if config.dataset != "synthetic" else config.epochs
 
 
 def _metrics(tag: str, results: dict[str, list[dict[str, Any]]]) -> dict[str, float]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprolab.diffpool.baselines import Set2SetNet, SortPoolNet
-from reprolab.diffpool.data import DenseGraphs
+from reprolab.diffpool.data import DenseGraphs, GraphSet, size_bucketed_batches
 from reprolab.diffpool.model import DiffPoolDet, DiffPoolNet, GraphSAGEPool
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     eval_every: int = 1
     checkpoint_every: int = 0
+    bucket_pool: int = 0  # 0 = random batches; k > 0 = size-bucketed (data.size_bucketed_batches)
 
 
 @dataclass
@@ -74,6 +75,7 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
             in_features, num_classes, max_nodes, num_pool=int(kwargs.get("num_pool", 1)),  # type: ignore[arg-type]
             assign_ratio=float(kwargs.get("assign_ratio", 0.1)),  # type: ignore[arg-type]
             link_loss=name == "diffpool" and bool(kwargs.get("link_loss", True)),
+            link_loss_per_entry=bool(kwargs.get("link_loss_per_entry", False)),
             entropy_loss=bool(kwargs.get("entropy_loss", True)), **common,  # type: ignore[arg-type]
         )
     if name == "diffpool_det":
@@ -90,32 +92,33 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
     raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODEL_NAMES)}")
 
 
-def standardize(train: DenseGraphs, *others: DenseGraphs) -> list[DenseGraphs]:
-    """Z-score node features with the mean/std of the training graphs' real nodes (padding stays 0)."""
-    nodes = train.x[train.mask.bool()]
-    mean = nodes.mean(dim=0)
-    std = nodes.std(dim=0).clamp(min=1e-6)
-    std = torch.where(nodes.std(dim=0) < 1e-6, torch.ones_like(std), std)
-    mean = torch.where(nodes.std(dim=0) < 1e-6, torch.zeros_like(mean), mean)
+def standardize(train: GraphSet, *others: GraphSet) -> list[GraphSet]:
+    """Z-score node features with the mean/std of the training graphs' nodes (constant columns left as is)."""
+    nodes = torch.cat(train.x)
+    spread = nodes.std(dim=0)
+    constant = spread < 1e-6
+    mean = torch.where(constant, torch.zeros_like(spread), nodes.mean(dim=0))
+    std = torch.where(constant, torch.ones_like(spread), spread)
     out = []
     for data in (train, *others):
-        x = (data.x - mean) / std * data.mask.unsqueeze(-1)
-        out.append(DenseGraphs(x, data.adj, data.mask, data.y))
+        scaled = [(x - mean) / std for x in data.x]
+        out.append(GraphSet(data.name, data.edges, scaled, data.y, data.class_names, data.clusters))
     return out
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DenseGraphs, batch_size: int = 256) -> float:
-    """Classification accuracy of ``model`` (in eval mode) on ``data``."""
+def evaluate(model: nn.Module, data: GraphSet, batch_size: int = 64, device: torch.device | str = "cpu") -> float:
+    """Classification accuracy of ``model`` (in eval mode) on ``data``, in size-sorted batches (the model is
+    padding-invariant, so the order changes nothing but the padding)."""
     if len(data) == 0:
         return float("nan")
     was_training = model.training
     model.eval()
     correct = 0
-    for start in range(0, len(data), batch_size):
-        out = model(data.x[start : start + batch_size], data.adj[start : start + batch_size],
-                    data.mask[start : start + batch_size])
-        correct += int((out.logits.argmax(dim=-1) == data.y[start : start + batch_size]).sum())
+    for index in torch.argsort(data.sizes(), stable=True).split(batch_size):
+        batch = data.batch(index, device)
+        out = model(batch.x, batch.adj, batch.mask)
+        correct += int((out.logits.argmax(dim=-1) == batch.y).sum())
     model.train(was_training)
     return correct / len(data)
 
@@ -128,21 +131,21 @@ def loss_on_batch(model: nn.Module, batch: DenseGraphs) -> tuple[torch.Tensor, t
 
 
 def train_fold(
-    sweep: Sweep, ctx: RunContext, unit: str, model: nn.Module, train: DenseGraphs, val: DenseGraphs,
-    test: DenseGraphs, settings: TrainSettings, generator: torch.Generator,
+    sweep: Sweep, ctx: RunContext, unit: str, model: nn.Module, train: GraphSet, val: GraphSet,
+    test: GraphSet, settings: TrainSettings, generator: torch.Generator,
 ) -> FoldHistory:
     """Train ``model`` for ``settings.epochs`` epochs; evaluate val/test every ``eval_every`` epochs."""
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     history = history_from_log(ctx, unit)
+    sizes = train.sizes()
 
     def epoch(step: int) -> dict[str, float]:
         model.train()
-        order = torch.randperm(len(train), generator=generator, device=generator.device).to(train.y.device)
         total, batches = 0.0, 0
-        for start in range(0, len(train), settings.batch_size):
-            batch = train.subset(order[start : start + settings.batch_size])
-            if len(batch) < 2:  # batch norm needs two graphs' worth of statistics
+        for index in size_bucketed_batches(sizes, settings.batch_size, generator, settings.bucket_pool):
+            if len(index) < 2:  # batch norm needs two graphs' worth of statistics
                 continue
+            batch = train.batch(index, ctx.device)
             optimizer.zero_grad()
             loss, _ = loss_on_batch(model, batch)
             loss.backward()
@@ -152,7 +155,8 @@ def train_fold(
             total, batches = total + float(loss.detach()), batches + 1
         values = {"loss": total / max(batches, 1)}
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.epochs:
-            values.update(val_acc=evaluate(model, val), test_acc=evaluate(model, test))
+            values.update(val_acc=evaluate(model, val, device=ctx.device),
+                          test_acc=evaluate(model, test, device=ctx.device))
             history.epochs.append(step + 1)
             history.loss.append(values["loss"])
             history.val_acc.append(values["val_acc"])

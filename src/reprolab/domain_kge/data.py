@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reprolab.core.errors import DataError, DatasetMissingError
+from reprolab.core.readers import read_text_utf8
 
 if TYPE_CHECKING:
     from pykeen.triples import TriplesFactory
@@ -33,18 +34,16 @@ def read_triples(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise DatasetMissingError(f"{path}: triple file not found (expected head<TAB>relation<TAB>tail lines)")
     rows: list[tuple[str, str, str]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3 or any(not f.strip() for f in fields):
-                raise DataError(
-                    f"{path}:{number}: expected 3 non-empty tab-separated fields (head, relation, tail), "
-                    f"got {len(fields)}: {line[:80]!r}"
-                )
-            rows.append((fields[0].strip(), fields[1].strip(), fields[2].strip()))
+    for number, line in enumerate(read_text_utf8(path, what="triple file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or any(not f.strip() for f in fields):
+            raise DataError(
+                f"{path}:{number}: expected 3 non-empty tab-separated fields (head, relation, tail), "
+                f"got {len(fields)}: {line[:80]!r}"
+            )
+        rows.append((fields[0].strip(), fields[1].strip(), fields[2].strip()))
     if not rows:
         raise DataError(f"{path}:1: file holds no triples")
     return np.asarray(rows, dtype=str)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -40,15 +40,15 @@ class DomainKGEConfig:
     # (<dataset>_<model>_<variant>_<metric>); the claims use base_model.
     extra_base_models: list[str] = field(default_factory=list)
     type_constrained: bool = True  # also report the type-constrained protocol (<dataset>_tc_<variant>_<metric>)
-    dim: int = 50
-    epochs: int = 40
-    batch_size: int = 512
-    lr: float = 0.01
-    num_negs: int = 1
-    domain_epochs: int = 150  # full-batch Adam steps of the domain fit
-    domain_lr: float = 0.01
-    domain_weight: float = 1.0  # energy = f_base + w (d_h + d_t); the paper adds them with w = 1
-    eval_batch_size: int = 256
+    dim: int = bounded(50, ge=1)
+    epochs: int = bounded(40, ge=1)
+    batch_size: int = bounded(512, ge=1)
+    lr: float = bounded(0.01, gt=0)
+    num_negs: int = bounded(1, ge=1)
+    domain_epochs: int = bounded(150, ge=0)  # full-batch Adam steps of the domain fit
+    domain_lr: float = bounded(0.01, gt=0)
+    domain_weight: float = bounded(1.0, ge=0)  # energy = f_base + w (d_h + d_t); the paper adds them with w = 1
+    eval_batch_size: int = bounded(256, ge=1)
 
     def validate(self) -> None:
         if not self.datasets:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import check_finite
 
 __all__ = [
     "CATEGORIES",
@@ -328,6 +329,7 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
         n = len(voxels)
         if n == 0:
             raise DataError(f"{path}: 'voxels' holds no shapes")
+        check_finite(voxels, path, "'voxels'")  # NaN > 0 is False: NaN voxels would read as empty space
         if resolutions is None:
             resolutions = sorted(int(k.split("_")[1]) for k in handle if k.startswith("points_"))
         sets = []
@@ -337,6 +339,8 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
                 if key not in handle:
                     raise DataError(f"{path}: dataset {key!r} missing; found {sorted(handle.keys())}")
             points, values = np.asarray(handle[pk]), np.asarray(handle[vk])
+            check_finite(points, path, repr(pk))
+            check_finite(values, path, repr(vk))
             if points.ndim != 3 or points.shape[0] != n or points.shape[2] != 3:
                 raise DataError(f"{path}: {pk!r} must have shape ({n}, M, 3), got {points.shape}")
             if values.shape != points.shape[:2] + (1,):
@@ -344,6 +348,9 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
             sets.append(PointValueSet(res, points_from_grid256(points), values.astype(np.float32)))
         labels, categories = _read_labels(path, handle, n)
     return ShapeSet((voxels > 0).astype(np.uint8), labels, categories), sets
+
+
+MAX_LABELS = 4096  # ShapeNet has 55 categories; a label of 1e12 would build a tuple of 1e12 names
 
 
 def _read_labels(path: Path, handle: Any, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -361,6 +368,10 @@ def _read_labels(path: Path, handle: Any, n: int) -> tuple[np.ndarray, tuple[str
             raise DataError(f"{path}: 'labels' must hold integers, got dtype {raw.dtype}")
         if n and raw.min() < 0:
             raise DataError(f"{path}: 'labels' must be >= 0, got {int(raw.min())}")
+        if n and raw.max() >= MAX_LABELS:  # one category name is built per label value
+            raise DataError(
+                f"{path}: 'labels' go up to {int(raw.max())}; at most {MAX_LABELS} categories are supported"
+            )
         labels = raw.astype(np.int64)
     n_labels = int(labels.max()) + 1 if n else 1
     if "categories" in handle.attrs:

@@ -24,8 +24,10 @@ __all__ = [
     "coarse_to_fine_grid",
     "dense_grid",
     "marching_cubes",
+    "read_obj",
     "render_meshes",
     "sample_mesh",
+    "signed_volume",
     "vertex_coords",
     "write_obj",
     "write_ply",
@@ -102,7 +104,8 @@ def coarse_to_fine_grid(field: Field, n: int, coarse: int, level: float = 0.5, d
 
 
 def marching_cubes(values: np.ndarray, level: float = 0.5, *, cell_centred: bool = False) -> Mesh:
-    """Marching cubes (skimage) on a grid over the unit cube, padded so that surfaces are closed.
+    """Marching cubes (skimage) on a grid over the unit cube, padded so that surfaces are closed; faces wind
+    counter-clockwise seen from outside (outward normals, positive signed volume), as OBJ/PLY viewers expect.
 
     ``values`` is a vertex grid ((N+1)^3 samples at ``i / N - 0.5``) or, with ``cell_centred``, a voxel grid
     (R^3 samples at ``(i + 0.5) / R - 0.5``).
@@ -113,10 +116,21 @@ def marching_cubes(values: np.ndarray, level: float = 0.5, *, cell_centred: bool
     padded = np.pad(values, 1, mode="constant", constant_values=min(float(values.min()), level - 1.0))
     if padded.max() < level or values.min() >= level and values.max() == values.min():
         return Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), dtype=np.int64))
-    verts, faces, _, _ = measure.marching_cubes(padded, level=level)
+    # Inside is the HIGH side of the field, so the field ascends into the shape: skimage's default
+    # ("descent", for fields that fall towards the object) winds every face inward, i.e. the mesh inside-out
+    # (negative signed volume). "ascent" winds the faces counter-clockwise seen from outside (outward normals).
+    verts, faces, _, _ = measure.marching_cubes(padded, level=level, gradient_direction="ascent")
     offset, cells = (0.5, values.shape[0]) if cell_centred else (1.0, values.shape[0] - 1)
     verts = (verts - offset) / cells - 0.5
     return Mesh(verts.astype(np.float32), faces.astype(np.int64))
+
+
+def signed_volume(mesh: Mesh) -> float:
+    """Signed volume of a closed triangle mesh (divergence theorem): positive when the faces wind outward."""
+    if mesh.empty:
+        return 0.0
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
 
 
 def sample_mesh(mesh: Mesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +159,18 @@ def write_obj(path: str | Path, mesh: Mesh) -> Path:
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces]
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
     return path
+
+
+def read_obj(path: str | Path) -> Mesh:
+    """Vertices and triangular faces of a Wavefront OBJ (as written by :func:`write_obj`; ``f a/b/c`` allowed)."""
+    verts, faces = [], []
+    for line in Path(path).read_text(encoding="ascii").splitlines():
+        parts = line.split()
+        if parts and parts[0] == "v":
+            verts.append([float(x) for x in parts[1:4]])
+        elif parts and parts[0] == "f":
+            faces.append([int(x.split("/")[0]) - 1 for x in parts[1:4]])
+    return Mesh(np.asarray(verts, np.float32).reshape(-1, 3), np.asarray(faces, np.int64).reshape(-1, 3))
 
 
 def write_ply(path: str | Path, mesh: Mesh) -> Path:

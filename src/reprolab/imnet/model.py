@@ -4,14 +4,18 @@ Paper (Chen & Zhang, CVPR 2019), Sec. 3 / Fig. 2: the implicit decoder maps the 
 ``z`` and a point ``p`` to the probability that ``p`` is inside the shape. Two variants:
 
 * ``paper``: hidden widths ``gf * (16, 8, 4, 2, 1)`` (2048-1024-512-256-128 for gf=128), the input ``(z, p)``
-  concatenated to every hidden layer (skip connections), leaky ReLU (slope 0.02) and a sigmoid output.
+  concatenated to the input of every hidden layer after the first (skip connections), leaky ReLU (slope 0.02) and
+  a sigmoid output. The output layer reads the last hidden layer (128) only: the paper's supplementary
+  ``network-structure.pdf`` (IM-AE decoder table: "fully-connected, -, (128), Sigmoid, (1)") and the paper-era
+  code (czq142857/implicit-decoder, ``IMGAN/model.py`` and ``IMSVR/model.py``: ``h6 = sigmoid(linear(h5, 1))``).
+  ``output_skip=True`` also concatenates ``(z, p)`` to the output layer's input (a variant, not the paper).
 * ``official`` (the improved IM-NET / IM-NET-pytorch code): widths ``gf * (8, 8, 8, 4, 2, 1)``
   (1024-1024-1024-512-256-128), no skips, leaky ReLU (0.02), and the output clipped to [0, 1] with a
   leaky clip ``max(min(h, 0.01 h + 0.99), 0.01 h)`` instead of a sigmoid.
 
 The encoder (Sec. 3.2, IM-AE) is a 3D CNN with 4^3 kernels and stride 2 halving the resolution down to 4^3,
-then a 4^3 valid convolution to ``z``; instance norm + leaky ReLU between layers (official code; the paper's
-encoder used batch norm) and a sigmoid on ``z``.
+then a 4^3 valid convolution to ``z``; batch norm (the paper's supplementary network table, ``norm="batch"``) or
+instance norm (IM-NET-pytorch, the default) + leaky ReLU between layers, and a sigmoid on ``z``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def _stages(res: int) -> int:
 class VoxelEncoder(nn.Module):
     """3D CNN: (B, 1, R, R, R) voxels -> (B, z_dim) codes in (0, 1). Five conv layers at R=64 (ef, 2ef, 4ef, 8ef)."""
 
-    def __init__(self, res: int = 64, ef_dim: int = 32, z_dim: int = 128) -> None:
+    def __init__(self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, norm: str = "instance") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1
@@ -53,7 +57,7 @@ class VoxelEncoder(nn.Module):
             out = ef_dim * 2 ** min(stage, 3)
             layers += [
                 nn.Conv3d(channels, out, 4, stride=2, padding=1, bias=False),
-                nn.InstanceNorm3d(out, affine=True),
+                _norm3d(norm, out),
                 nn.LeakyReLU(LEAK),
             ]
             channels = out
@@ -64,6 +68,15 @@ class VoxelEncoder(nn.Module):
         return torch.sigmoid(self.net(voxels).flatten(1))
 
 
+def _norm3d(norm: str, channels: int) -> nn.Module:
+    """Batch norm (the paper's supplementary network table) or instance norm (IM-NET-pytorch)."""
+    if norm == "batch":
+        return nn.BatchNorm3d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    raise ValueError(f"norm must be 'batch' or 'instance', got {norm!r}")
+
+
 def leaky_clip(h: Tensor) -> Tensor:
     """The official decoder's output: ``max(min(h, 0.01 h + 0.99), 0.01 h)`` (gradient never fully vanishes)."""
     return torch.maximum(torch.minimum(h, h * 0.01 + 0.99), h * 0.01)
@@ -72,11 +85,19 @@ def leaky_clip(h: Tensor) -> Tensor:
 class ImplicitDecoder(nn.Module):
     """The implicit field decoder F(z, p) -> inside probability (paper Fig. 2; see module docstring)."""
 
-    def __init__(self, z_dim: int = 128, gf_dim: int = 128, variant: str = "paper", point_dim: int = 3) -> None:
+    def __init__(
+        self,
+        z_dim: int = 128,
+        gf_dim: int = 128,
+        variant: str = "paper",
+        point_dim: int = 3,
+        output_skip: bool = False,
+    ) -> None:
         super().__init__()
         if variant not in ("paper", "official"):
             raise ValueError(f"decoder variant must be 'paper' or 'official', got {variant!r}")
         self.variant = variant
+        self.output_skip = output_skip
         mults = (16, 8, 4, 2, 1) if variant == "paper" else (8, 8, 8, 4, 2, 1)
         widths = [gf_dim * m for m in mults]
         in_dim = z_dim + point_dim
@@ -85,7 +106,7 @@ class ImplicitDecoder(nn.Module):
         for width in widths:
             self.layers.append(nn.Linear(previous + (in_dim if variant == "paper" and self.layers else 0), width))
             previous = width
-        self.out = nn.Linear(previous + (in_dim if variant == "paper" else 0), 1)
+        self.out = nn.Linear(previous + (in_dim if output_skip else 0), 1)
         self.widths = widths
 
     def forward(self, z: Tensor, points: Tensor) -> Tensor:
@@ -101,7 +122,7 @@ class ImplicitDecoder(nn.Module):
             h = nn.functional.leaky_relu(
                 self._affine(layer, h, z, points, z_dim, reads_input=index == 0 or self.variant == "paper"), LEAK
             )
-        out = self._affine(self.out, h, z, points, z_dim, reads_input=self.variant == "paper")
+        out = self._affine(self.out, h, z, points, z_dim, reads_input=self.output_skip)
         return torch.sigmoid(out) if self.variant == "paper" else leaky_clip(out)
 
     @staticmethod
@@ -121,11 +142,18 @@ class IMAE(nn.Module):
     """IM-AE: voxel encoder + implicit decoder, trained with MSE on point values (Sec. 3.2, Eq. 1)."""
 
     def __init__(
-        self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, gf_dim: int = 128, variant: str = "paper"
+        self,
+        res: int = 64,
+        ef_dim: int = 32,
+        z_dim: int = 128,
+        gf_dim: int = 128,
+        variant: str = "paper",
+        output_skip: bool = False,
+        norm: str = "instance",
     ) -> None:
         super().__init__()
-        self.encoder = VoxelEncoder(res, ef_dim, z_dim)
-        self.decoder = ImplicitDecoder(z_dim, gf_dim, variant)
+        self.encoder = VoxelEncoder(res, ef_dim, z_dim, norm)
+        self.decoder = ImplicitDecoder(z_dim, gf_dim, variant, output_skip=output_skip)
 
     def forward(self, voxels: Tensor, points: Tensor) -> Tensor:
         return self.decoder(self.encoder(voxels), points)
@@ -135,20 +163,20 @@ class CNNDecoder(nn.Module):
     """The CNN-AE baseline decoder (Table 1): z -> 4^3 by a 4^3 deconvolution, then stride-2 3D deconvolutions
     mirroring the encoder up to R^3, batch-free instance norm + leaky ReLU, sigmoid output."""
 
-    def __init__(self, res: int = 64, gf_dim: int = 32, z_dim: int = 128) -> None:
+    def __init__(self, res: int = 64, gf_dim: int = 32, z_dim: int = 128, norm: str = "instance") -> None:
         super().__init__()
         stages = _stages(res)
         widths = [gf_dim * 2 ** min(s, 3) for s in reversed(range(stages))]
         layers: list[nn.Module] = [
             nn.ConvTranspose3d(z_dim, widths[0], 4, stride=1, padding=0, bias=False),
-            nn.InstanceNorm3d(widths[0], affine=True),
+            _norm3d(norm, widths[0]),
             nn.LeakyReLU(LEAK),
         ]
         for index in range(stages):
             out = widths[index + 1] if index + 1 < stages else 1
             layers.append(nn.ConvTranspose3d(widths[index], out, 4, stride=2, padding=1, bias=index + 1 == stages))
             if index + 1 < stages:
-                layers += [nn.InstanceNorm3d(out, affine=True), nn.LeakyReLU(LEAK)]
+                layers += [_norm3d(norm, out), nn.LeakyReLU(LEAK)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -158,10 +186,12 @@ class CNNDecoder(nn.Module):
 class CNNAE(nn.Module):
     """CNN-AE: the same voxel encoder with a 3D deconvolution decoder at the same latent size."""
 
-    def __init__(self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, gf_dim: int = 32) -> None:
+    def __init__(
+        self, res: int = 64, ef_dim: int = 32, z_dim: int = 128, gf_dim: int = 32, norm: str = "instance"
+    ) -> None:
         super().__init__()
-        self.encoder = VoxelEncoder(res, ef_dim, z_dim)
-        self.decoder = CNNDecoder(res, gf_dim, z_dim)
+        self.encoder = VoxelEncoder(res, ef_dim, z_dim, norm)
+        self.decoder = CNNDecoder(res, gf_dim, z_dim, norm)
 
     def forward(self, voxels: Tensor) -> Tensor:
         return self.decoder(self.encoder(voxels))

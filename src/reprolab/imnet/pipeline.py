@@ -172,7 +172,10 @@ def _spread(n: int, k: int) -> np.ndarray:
 
 def _train_imae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, split: Split, train_vox: torch.Tensor) -> IMAE:
     torch.manual_seed(ctx.seed_for("imae", "init"))
-    model = IMAE(split.train.res, config.ef_dim, config.z_dim, config.gf_dim, config.decoder).to(ctx.device)
+    model = IMAE(
+        split.train.res, config.ef_dim, config.z_dim, config.gf_dim, config.decoder, config.output_skip, config.norm
+    )
+    model = model.to(ctx.device)
 
     def fit() -> None:
         point_sets = {
@@ -200,7 +203,7 @@ def _train_imae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, split: Split
 
 def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: torch.Tensor) -> CNNAE:
     torch.manual_seed(ctx.seed_for("cnnae", "init"))
-    model = CNNAE(train_vox.shape[-1], config.ef_dim, config.z_dim, config.cnn_gf_dim).to(ctx.device)
+    model = CNNAE(train_vox.shape[-1], config.ef_dim, config.z_dim, config.cnn_gf_dim, config.norm).to(ctx.device)
     fit = partial(
         train_cnnae,
         sweep,
@@ -208,7 +211,7 @@ def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: 
         model,
         train_vox,
         steps=config.cnn_steps,
-        batch_shapes=config.batch_shapes,
+        batch_shapes=config.cnn_batch_shapes or config.batch_shapes,
         lr=config.cnn_lr or config.lr,
         beta1=config.beta1,
         generator=ctx.generator("cnnae", "train", device="cpu"),
@@ -393,6 +396,8 @@ def _latent_gan_samples(
         batch_size=config.gan_batch,
         noise_dim=config.gan_noise_dim,
         n_critic=config.gan_n_critic,
+        noise_std=config.gan_noise_std,
+        beta2=config.gan_beta2,
         gp_weight=config.gan_gp_weight,
         lr=config.gan_lr,
         generator=ctx.generator(unit, "train", device="cpu"),
@@ -400,7 +405,8 @@ def _latent_gan_samples(
     )
     sweep.fit_once(unit, gen, fit)
     gen.eval()
-    noise = torch.randn(config.gan_samples, config.gan_noise_dim, generator=ctx.generator(unit, "sample", device="cpu"))
+    sample_generator = ctx.generator(unit, "sample", device="cpu")
+    noise = config.gan_noise_std * torch.randn(config.gan_samples, config.gan_noise_dim, generator=sample_generator)
     with torch.no_grad():
         return gen(noise.to(ctx.device))
 

@@ -145,6 +145,8 @@ def train_latent_gan(
     batch_size: int,
     noise_dim: int,
     n_critic: int,
+    noise_std: float = 1.0,
+    beta2: float = 0.9,
     gp_weight: float,
     lr: float,
     generator: torch.Generator,
@@ -153,16 +155,18 @@ def train_latent_gan(
 ) -> None:
     """IM-GAN: WGAN-GP on the autoencoder's codes (``n_critic`` critic steps per generator step).
 
-    Critic loss ``D(fake) - D(real) + gp_weight * GP``; generator loss ``-D(fake)``; Adam(lr, betas=(0.5, 0.9)).
+    Critic loss ``D(fake) - D(real) + gp_weight * GP``; generator loss ``-D(fake)``; Adam(lr, betas=(0.5, beta2));
+    noise ``N(0, noise_std^2)`` (the paper-era code: std 0.2, beta2 0.999, one critic step; Gulrajani et al.:
+    beta2 0.9, five critic steps).
     """
     gan = _GAN(gen, critic)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
-    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, beta2))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, beta2))
     both = _JointOptimizer(opt_d, opt_g)
     device = codes.device
 
     def noise(n: int) -> Tensor:
-        return torch.randn(n, noise_dim, generator=generator).to(device)
+        return (noise_std * torch.randn(n, noise_dim, generator=generator)).to(device)
 
     def step_fn(step: int) -> dict[str, float]:
         for _ in range(n_critic):

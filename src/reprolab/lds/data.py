@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import check_finite, check_index_range
 
 __all__ = [
     "PLANETOID_SUFFIXES",
@@ -150,10 +151,17 @@ def _read_test_index(path: Path) -> np.ndarray:
                 continue
             if not text.isdigit():
                 raise DataError(f"{path}:{number}: expected one non-negative node index per line, got {text[:40]!r}")
-            values.append(int(text))
+            values.append(min(int(text), 2**62))  # a larger value fails the range check with its line
     if not values:
         raise DataError(f"{path}:1: expected node indices, the file is empty")
     return np.asarray(values, dtype=np.int64)
+
+
+def _check_one_hot(labels: np.ndarray, path: Path) -> None:
+    """Every label row of a Planetoid file holds exactly one 1 (the files' one-hot class encoding)."""
+    bad = np.flatnonzero((labels.sum(1) != 1) | ((labels != 0) & (labels != 1)).any(1))
+    if len(bad):
+        raise DataError(f"{path}: label row {int(bad[0])} is not one-hot ({len(bad)} such row(s))")
 
 
 def _as_dense(value: object, path: Path, rows_expected: int | None = None) -> np.ndarray:
@@ -191,7 +199,16 @@ def read_planetoid(folder: str | Path, name: str = "cora", *, seed: int = 0) -> 
     graph = _unpickle(paths["graph"])
     if not isinstance(graph, dict):
         raise DataError(f"{paths['graph']}: expected an adjacency dict, got {type(graph).__name__}")
+    for suffix, matrix in (("x", x), ("y", y), ("allx", allx), ("ally", ally), ("tx", tx), ("ty", ty)):
+        check_finite(matrix, paths[suffix], "entries")
+    for suffix, matrix in (("y", y), ("ally", ally), ("ty", ty)):
+        _check_one_hot(matrix, paths[suffix])  # argmax would silently read an all-zero row as class 0
     test_index = _read_test_index(paths["test.index"])
+    # test nodes follow the allx nodes and are nodes of the graph: anything else is a corrupt index, and a huge
+    # one would make the padding below allocate a matrix of that many rows
+    check_index_range(test_index, allx.shape[0], len(graph), paths["test.index"], "test node index")
+    if len(np.unique(test_index)) != len(test_index):
+        raise DataError(f"{paths['test.index']}: a test node index occurs twice")
     if len(test_index) != tx.shape[0]:
         raise DataError(
             f"{paths['test.index']}: {len(test_index)} indices but {paths['tx'].name} has {tx.shape[0]} rows"

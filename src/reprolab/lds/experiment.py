@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -48,29 +48,30 @@ class LDSConfig:
     """Settings of the LDS experiment (defaults = the quick preset)."""
 
     tables: list[str] = field(default_factory=lambda: list(TABLES))  # any of wine, cancer, digits
-    seeds: int = 2  # data splits / initialisations per table
-    large_table_seeds: int = 1  # seeds for tables with more than 1000 rows (digits): n^2 theta is costly
-    knn_ks: list[int] = field(default_factory=lambda: [10])  # paper grid: 10, 20
+    seeds: int = bounded(2, ge=1)  # data splits / initialisations per table
+    large_table_seeds: int = bounded(1, ge=1)  # seeds for tables with more than 1000 rows (digits): n^2 theta is costly
+    knn_ks: list[int] = bounded(factory=lambda: [10], ge=1)  # paper grid: 10, 20
     knn_metrics: list[str] = field(default_factory=lambda: ["cosine"])  # paper grid: cosine, minkowski
-    taus: list[int] = field(default_factory=lambda: [5])  # kNN-LDS paper grid: 5, 16; LDS: 1, 5, 20
-    outer_lrs: list[float] = field(default_factory=lambda: [0.1])  # paper grid: 1.0, 0.1
-    inner_lr: float = 0.02  # Adam's starting rate; learned in [1e-4, 0.05] like theta (official code) ...
+    taus: list[int] = bounded(factory=lambda: [5], ge=1)  # kNN-LDS paper grid: 5, 16; LDS: 1, 5, 20
+    outer_lrs: list[float] = bounded(factory=lambda: [0.1], gt=0)  # paper grid: 1.0, 0.1
+    # Adam's starting rate; learned in [1e-4, 0.05] like theta (official code) ...
+    inner_lr: float = bounded(0.02, gt=0)
     learn_inner_lr: bool = True  # ... unless this is false
-    hidden: int = 16
-    dropout: float = 0.5
-    l2_reg: float = 5e-4
-    n_sample: int = 16
-    patience: int = 5  # paper: 20 outer iterations
-    max_outer: int = 12
-    inner_max_steps: int = 100  # paper: 400 per outer iteration
-    inner_patience: int = 20
+    hidden: int = bounded(16, ge=1)
+    dropout: float = bounded(0.5, ge=0, lt=1)
+    l2_reg: float = bounded(5e-4, ge=0)
+    n_sample: int = bounded(16, ge=1)
+    patience: int = bounded(5, ge=1)  # paper: 20 outer iterations
+    max_outer: int = bounded(12, ge=1)
+    inner_max_steps: int = bounded(100, ge=1)  # paper: 400 per outer iteration
+    inner_patience: int = bounded(20, ge=1)
     es_tiebreak_loss: bool = True  # official code: accuracy only (ties never accepted)
-    gcn_epochs: int = 200
+    gcn_epochs: int = bounded(200, ge=1)
     # tables on which to also run the control "LDS protocol with theta frozen at the kNN graph"
     frozen_control: list[str] = field(default_factory=lambda: ["wine", "cancer"])
     cora: bool = False  # needs $REPROLAB_DATA/planetoid
-    cora_removal: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # fraction of edges removed
-    cora_seeds: int = 1
+    cora_removal: list[float] = bounded(factory=lambda: [0.0, 0.5, 1.0], ge=0, le=1)  # fraction of edges removed
+    cora_seeds: int = bounded(1, ge=1)
 
     def validate(self) -> None:
         for name in self.tables:

@@ -85,17 +85,20 @@ def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> d
     for index in range(n_seeds):
         data = load_uci(name, _split_seed(ctx, name, "split", index)).to(ctx.device)
         unit = f"{name}/s{index}/baselines"
+        # a unit's line is logged before the checkpoint that records it, so a resumed run never logs it twice
         if not sweep.is_done(unit):
             with _threads_for(data.num_nodes, ctx.device):
-                sweep.complete(unit, _table_baselines(config, ctx, data, unit))
+                done = _table_baselines(config, ctx, data, unit)
+            ctx.log(unit=unit, **{k: v for k, v in done.items() if isinstance(v, float)})
+            sweep.complete(unit, done)
         results["baselines"].append(sweep.result(unit))
-        ctx.log(unit=unit, **{k: v for k, v in sweep.result(unit).items() if isinstance(v, float)})
         unit = f"{name}/s{index}/lds"
         if not sweep.is_done(unit):
             with _threads_for(data.num_nodes, ctx.device):
-                sweep.complete(unit, _table_lds(config, ctx, data, unit))
+                done = _table_lds(config, ctx, data, unit)
+            ctx.log(unit=unit, acc=done["acc"], es_acc=done["es_acc"])
+            sweep.complete(unit, done)
         results["lds"].append(sweep.result(unit))
-        ctx.log(unit=unit, acc=sweep.result(unit)["acc"], es_acc=sweep.result(unit)["es_acc"])
     return results
 
 
@@ -272,9 +275,11 @@ def _run_cora(config: LDSConfig, ctx: RunContext, sweep: Sweep) -> dict[str, flo
             gcn = sweep.once(unit, _cora_gcn, config, ctx, on_device, graph, unit)
             accuracy["gcn"].setdefault(fraction, []).append(gcn["acc"])
             unit = f"cora/{tag}/s{index}/lds"
-            lds = sweep.once(unit, _cora_lds, config, ctx, on_device, graph, unit)
-            accuracy["lds"].setdefault(fraction, []).append(lds["acc"])
-            ctx.log(unit=f"cora/{tag}/s{index}", gcn=accuracy["gcn"][fraction][-1], lds=accuracy["lds"][fraction][-1])
+            if not sweep.is_done(unit):  # logged before the checkpoint that records the unit (never twice)
+                lds = _cora_lds(config, ctx, on_device, graph, unit)
+                ctx.log(unit=f"cora/{tag}/s{index}", gcn=gcn["acc"], lds=lds["acc"])
+                sweep.complete(unit, lds)
+            accuracy["lds"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
     return _cora_metrics(config, ctx, accuracy)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -97,21 +97,23 @@ PAPER_UNEXPLAINED_DIM: dict[str, int] = {"brute_force": 64**5, "cubic": 3 * 64**
 class MaxKProofsConfig:
     """Settings of the experiment (defaults = the quick preset; model and training as in Appendix B)."""
 
-    d_vocab: int = 64
-    n_ctx: int = 4  # K of Max-of-K
-    d_model: int = 32
-    d_head: int = 32
-    d_vocab_out: int = 0  # 0: same as d_vocab
-    n_seeds: int = 4  # models in the sweep: the first n_seeds of `seeds` (or 0 .. n_seeds-1 when it is empty)
+    d_vocab: int = bounded(64, ge=2)
+    n_ctx: int = bounded(4, ge=1)  # K of Max-of-K
+    d_model: int = bounded(32, ge=1)
+    d_head: int = bounded(32, ge=1)
+    d_vocab_out: int = bounded(0, ge=0)  # 0: same as d_vocab
+    n_seeds: int = bounded(4, ge=1)  # models: the first n_seeds of `seeds` (or 0 .. n_seeds-1 when it is empty)
     seeds: list[int] = field(default_factory=list)  # explicit model seeds; `paper`: the official 151 (OFFICIAL_SEEDS)
-    steps: int = 3000
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.01  # torch's AdamW default
+    steps: int = bounded(3000, ge=0)
+    batch_size: int = bounded(128, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.01, ge=0)  # torch's AdamW default
     use_log1p: bool = True  # the official MAX_OF_K configs' log1p log-softmax (precise near loss 0); False: torch's
     strategies: list[str] = field(default_factory=lambda: list(STRATEGY_NAMES))
-    forward_check_samples: int = 100_000  # random inputs on which brute force is compared with the forward pass
-    forward_check_queries: int = 1  # query tokens whose d_vocab**(n_ctx-1) inputs are checked in full (if <= 2**20)
+    # random inputs on which brute force is compared with the forward pass
+    forward_check_samples: int = bounded(100_000, ge=0)
+    # query tokens whose d_vocab**(n_ctx-1) inputs are checked in full (if <= 2**20)
+    forward_check_queries: int = bounded(1, ge=0)
     exhaustive_forward_check: bool = False  # also run the forward pass on every input (slow for d_vocab=64)
     model_files: list[str] = field(default_factory=list)  # TransformerLens state dicts to prove instead of training
     # TransformerLens config fields of model_files (empty/0: from a JSON next to each file, else the defaults);
@@ -120,7 +122,10 @@ class MaxKProofsConfig:
     model_attn_scale: float = 0.0
     model_positional_embedding_type: str = ""
     float32_forward: bool = False  # float32 accuracy by the float32 forward pass (~50 s/model) instead of tables
-    checkpoint_every: int = 1000
+    checkpoint_every: int = bounded(1000, ge=0)
+    # most inputs brute force may enumerate (d_vocab^n_ctx) and table entries a proof may allocate
+    # (d_vocab^2 d_vocab_out, 8 bytes each); a model file's own shapes are checked against it before any work
+    max_inputs: int = bounded(2**31, ge=1)
 
     def validate(self) -> None:
         if self.d_vocab < 2 or self.n_ctx < 2 or self.d_model < 1 or self.d_head < 1:
@@ -139,11 +144,10 @@ class MaxKProofsConfig:
         unknown = [s for s in self.strategies if s not in STRATEGY_NAMES]
         if unknown:
             raise ConfigError(f"strategies: unknown {unknown}; valid: {', '.join(STRATEGY_NAMES)}")
-        if "brute_force" in self.strategies and self.d_vocab**self.n_ctx > 2**31:
-            raise ConfigError(
-                f"strategies: brute force over d_vocab**n_ctx = {self.d_vocab**self.n_ctx} inputs is infeasible; "
-                "drop 'brute_force' from strategies (soundness claims are then not evaluated)"
-            )
+        if not self.model_files:  # a model file's shapes set d_vocab/n_ctx; they are checked when it is read
+            problem = work_beyond_limit(self, self.d_vocab, self.n_ctx, self.d_vocab_out or self.d_vocab)
+            if problem:
+                raise ConfigError(f"d_vocab, n_ctx: {problem}")
 
     def tl_overrides(self) -> dict[str, Any]:
         """The TransformerLens config fields given explicitly for ``model_files``."""
@@ -173,6 +177,21 @@ class MaxKProofsConfig:
                 )
             except DataError as err:
                 raise ConfigError(str(err)) from err
+
+
+def work_beyond_limit(config: MaxKProofsConfig, d_vocab: int, n_ctx: int, d_vocab_out: int) -> str | None:
+    """Why a model of these sizes is beyond ``config.max_inputs`` (``None`` when it is within)."""
+    if "brute_force" in config.strategies and d_vocab**n_ctx > config.max_inputs:
+        return (
+            f"brute force over d_vocab**n_ctx = {d_vocab}**{n_ctx} = {d_vocab**n_ctx} inputs exceeds max_inputs="
+            f"{config.max_inputs}; raise it with --set max_inputs=N or drop 'brute_force' from strategies"
+        )
+    if d_vocab * d_vocab * d_vocab_out > config.max_inputs:
+        return (
+            f"the proofs' tables need d_vocab^2*d_vocab_out = {d_vocab * d_vocab * d_vocab_out} entries, beyond "
+            f"max_inputs={config.max_inputs}; raise it with --set max_inputs=N"
+        )
+    return None
 
 
 _K_STRATEGIES = ["brute_force", "cubic", "joint_logit", "subcubic", "subcubic_no_gap", "lowrank_qk", "no_attention"]

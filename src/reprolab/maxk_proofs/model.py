@@ -113,7 +113,9 @@ class MaxKTransformer(nn.Module):
         return PathProducts(EQKE=Eq @ M @ E.T, EQKP=Eq @ M @ P.T, EVOU=E @ OV @ U, PVOU=P @ OV @ U, EU=Eq @ U)
 
     def to_transformer_lens_state_dict(self) -> dict[str, Tensor]:
-        """Keys and shapes of TransformerLens's ``HookedTransformer`` (attn_only, no LayerNorm)."""
+        """Keys and shapes of TransformerLens's ``HookedTransformer`` (attn_only, no LayerNorm), buffers included:
+        the causal ``mask`` (lower-triangular, bool) and ``IGNORE`` (-inf) that a strict ``load_state_dict``
+        of ``HookedTransformer`` expects."""
         c = self.config
         zeros = torch.zeros
         d = self.W_E.dtype
@@ -128,6 +130,8 @@ class MaxKTransformer(nn.Module):
             "blocks.0.attn.b_K": zeros(1, c.d_head, dtype=d),
             "blocks.0.attn.b_V": zeros(1, c.d_head, dtype=d),
             "blocks.0.attn.b_O": zeros(c.d_model, dtype=d),
+            "blocks.0.attn.mask": torch.tril(torch.ones(c.n_ctx, c.n_ctx, dtype=torch.bool)),
+            "blocks.0.attn.IGNORE": torch.tensor(-torch.inf),
             "unembed.W_U": self.W_U.detach().clone(),
             "unembed.b_U": zeros(c.vocab_out, dtype=d),
         }
@@ -159,6 +163,10 @@ class MaxKTransformer(nn.Module):
         for key, value in state.items():
             if (key.split(".")[-1].startswith("b_")) and torch.count_nonzero(value):
                 raise DataError(f"{source}: {key} is non-zero; the proofs assume zero biases")
+        mask = state.get("blocks.0.attn.mask")
+        n_pos = state["pos_embed.W_pos"].shape[0]
+        if mask is not None and not torch.equal(mask.bool(), torch.tril(torch.ones(n_pos, n_pos, dtype=torch.bool))):
+            raise DataError(f"{source}: blocks.0.attn.mask is not the causal mask; the proofs assume causal attention")
         E, P, WQ = state["embed.W_E"], state["pos_embed.W_pos"], state["blocks.0.attn.W_Q"]
         if WQ.shape[0] != 1:
             raise DataError(f"{source}: blocks.0.attn.W_Q has {WQ.shape[0]} heads, expected 1")
@@ -201,7 +209,8 @@ def load_state_dict_file(path: str | Path, config_overrides: Mapping[str, Any] |
     """
     path = Path(path)
     tl_config = read_transformer_lens_config(path, config_overrides)
-    state = read_state_dict(path, what="torch state dict")
+    # TransformerLens's attention buffer IGNORE is -inf by design (the masked-score fill value)
+    state = read_state_dict(path, what="torch state dict", nonfinite_ok=frozenset({"blocks.0.attn.IGNORE"}))
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise DataError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}")
     W_Q = state.get("blocks.0.attn.W_Q")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
@@ -18,7 +19,12 @@ from reprolab.maxk_proofs.brute_force import (
     float32_correct,
     forward_count_for_query,
 )
-from reprolab.maxk_proofs.experiment import PAPER_TABLE1, PAPER_UNEXPLAINED_DIM, MaxKProofsConfig
+from reprolab.maxk_proofs.experiment import (
+    PAPER_TABLE1,
+    PAPER_UNEXPLAINED_DIM,
+    MaxKProofsConfig,
+    work_beyond_limit,
+)
 from reprolab.maxk_proofs.model import MaxKConfig, MaxKTransformer, load_state_dict_file, save_state_dict_file
 from reprolab.maxk_proofs.proofs import get_strategy
 from reprolab.maxk_proofs.train import random_sequences, train_model
@@ -30,6 +36,8 @@ __all__ = ["prove_all", "run_maxk_proofs"]
 
 
 def run_maxk_proofs(config: MaxKProofsConfig, ctx: RunContext) -> dict[str, float]:
+    for path in config.model_files:  # every file's sizes are checked before any work starts
+        _check_model_file(config, path)
     sweep = Sweep(ctx)
     results: list[dict[str, Any]] = []
     for name, source in _model_units(config):
@@ -48,6 +56,14 @@ def run_maxk_proofs(config: MaxKProofsConfig, ctx: RunContext) -> dict[str, floa
     metrics = _metrics(config, results)
     _report(config, ctx, results, metrics)
     return metrics
+
+
+def _check_model_file(config: MaxKProofsConfig, path: str) -> None:
+    """A model file's shapes set its sizes: refuse it when they are beyond ``max_inputs``."""
+    sizes = load_state_dict_file(path).config
+    problem = work_beyond_limit(config, sizes.d_vocab, sizes.n_ctx, sizes.d_vocab_out or sizes.d_vocab)
+    if problem:
+        raise DataError(f"{path}: {problem}")
 
 
 def _model_units(config: MaxKProofsConfig) -> list[tuple[str, str | None]]:

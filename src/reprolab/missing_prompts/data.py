@@ -24,6 +24,7 @@ half. The table is drawn once per split from a seed.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import load_json_capped, open_image_safe, read_text_utf8
 from reprolab.missing_prompts.model import COMPLETE, IMAGE_MISSING, TEXT_MISSING
 
 __all__ = [
@@ -142,11 +144,11 @@ def save_missing_table(
 
 
 def load_missing_table(path: Path) -> torch.Tensor:
-    try:
-        payload = json.loads(Path(path).read_text())
-        table = torch.tensor(payload["table"], dtype=torch.long)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path}: not a missing table ({err})") from err
+    payload = load_json_capped(path)
+    values = payload.get("table") if isinstance(payload, dict) else None
+    if not isinstance(values, list) or not all(type(v) is int for v in values):
+        raise DataError(f"{path}: not a missing table (expected {{'table': [0|1|2, ...]}})")
+    table = torch.tensor([v if 0 <= v <= 2 else -1 for v in values], dtype=torch.long)
     if table.numel() and (int(table.min()) < 0 or int(table.max()) > 2):
         raise DataError(f"{path}: table values must be 0, 1 or 2")
     return table
@@ -310,12 +312,7 @@ class Record:
 
 
 def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: file not found") from err
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+    return load_json_capped(path)
 
 
 def read_mmimdb(root: str | Path, split: str) -> list[Record]:
@@ -360,8 +357,9 @@ def read_food101(root: str | Path, split: str) -> tuple[list[Record], list[str]]
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: file not found")
     records = []
-    with open(csv_path, encoding="utf-8", newline="") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
+    text_in = io.StringIO(read_text_utf8(csv_path, what="CSV file"), newline="")
+    try:
+        for line_no, row in enumerate(csv.reader(text_in), start=1):
             if line_no == 1 and row and row[0].strip().lower() in ("image", "image_path", "file", "filename"):
                 continue
             if len(row) != 3:
@@ -370,6 +368,10 @@ def read_food101(root: str | Path, split: str) -> tuple[list[Record], list[str]]
             if cls not in index:
                 raise DataError(f"{csv_path}:{line_no}: unknown class {cls!r} (no folder {class_dir / cls})")
             records.append(Record(root / "images" / split / cls / name, text, index[cls]))
+    except csv.Error as err:
+        raise DataError(f"{csv_path}: malformed CSV ({err})") from None
+    if not records:
+        raise DataError(f"{csv_path}: holds no rows")
     return records, classes
 
 
@@ -381,19 +383,17 @@ def read_hateful_memes(root: str | Path, split: str) -> list[Record]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{line_no}: invalid JSON ({err.msg})") from err
-            if not isinstance(item, dict) or not {"img", "text", "label"} <= set(item):
-                raise DataError(f"{path}:{line_no}: expected keys img, text, label")
-            if item["label"] not in (0, 1):
-                raise DataError(f"{path}:{line_no}: label must be 0 or 1, got {item['label']!r}")
-            records.append(Record(root / str(item["img"]), str(item["text"]), int(item["label"])))
+    for line_no, line in enumerate(read_text_utf8(path, what="JSON-lines file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        item = load_json_capped(path, text=line, line=line_no)
+        if not isinstance(item, dict) or not {"img", "text", "label"} <= set(item):
+            raise DataError(f"{path}:{line_no}: expected keys img, text, label")
+        if item["label"] not in (0, 1):
+            raise DataError(f"{path}:{line_no}: label must be 0 or 1, got {item['label']!r}")
+        records.append(Record(root / str(item["img"]), str(item["text"]), int(item["label"])))
+    if not records:
+        raise DataError(f"{path}: holds no samples")
     return records
 
 
@@ -436,19 +436,13 @@ def records_to_tensors(
     multi_label: bool,
 ) -> PairData:
     """Load images (RGB, resized to ``image_size``, scaled to [-1, 1]) and encode texts into a :class:`PairData`."""
-    from PIL import Image, UnidentifiedImageError
-
     n = len(records)
     ids = torch.zeros(n, max_text_len, dtype=torch.long)
     mask = torch.zeros(n, max_text_len, dtype=torch.long)
     pixels = torch.zeros(n, 3, image_size, image_size)
     labels = torch.zeros(n, n_labels) if multi_label else torch.zeros(n, dtype=torch.long)
     for i, rec in enumerate(records):
-        try:
-            with Image.open(rec.image) as img:
-                arr = img.convert("RGB").resize((image_size, image_size))
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(f"{rec.image}: cannot read image ({err})") from err
+        arr = open_image_safe(rec.image, "RGB").resize((image_size, image_size))
         pixels[i] = (
             torch.frombuffer(bytearray(arr.tobytes()), dtype=torch.uint8)
             .view(image_size, image_size, 3)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
-from reprolab.core.config import ConfigError
+from reprolab.core.config import MAX_SEED, ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
 
@@ -39,43 +39,47 @@ class MissingPromptsConfig:
 
     vilt_path: str = ""  # local folder with real ViLT weights (from_pretrained); "" = the mini ViLT
     real_dataset: str = ""  # "" = generated tasks; else mmimdb | food101 | hateful_memes under the data home
-    real_train_limit: int = 0  # use at most this many real training samples (0 = all)
-    real_max_text_len: int = 40
+    real_train_limit: int = bounded(0, ge=0)  # use at most this many real training samples (0 = all)
+    real_max_text_len: int = bounded(40, ge=1)
     # mini ViLT and the generated world
-    image_size: int = 16
-    hidden: int = 32
-    layers: int = 4
-    heads: int = 4
-    n_codes: int = 24  # glyph/word pairs of the pretraining world; the tasks use the first 8 (see docs)
-    pixel_noise: float = 0.3  # 0.5 left the 600-step backbone nearly blind to glyphs (see docs)
-    label_noise: float = 0.2  # probability that a modality shows a random code instead of the true one
-    pretrain_steps: int = 900
-    pretrain_batch: int = 64
-    pretrain_lr: float = 3e-3
-    pretrain_pool: int = 4000
-    pretrain_seed: int = 0  # fixed, so the cached backbone is shared by every run seed
+    image_size: int = bounded(16, ge=1)
+    hidden: int = bounded(32, ge=1)
+    layers: int = bounded(4, ge=1)
+    heads: int = bounded(4, ge=1)
+    n_codes: int = bounded(24, ge=1)  # glyph/word pairs of the pretraining world; the tasks use the first 8 (see docs)
+    pixel_noise: float = bounded(0.3, ge=0)  # 0.5 left the 600-step backbone nearly blind to glyphs (see docs)
+    # probability that a modality shows a random code instead of the true one
+    label_noise: float = bounded(0.2, ge=0, le=1)
+    pretrain_steps: int = bounded(900, ge=0)
+    pretrain_batch: int = bounded(64, ge=1)
+    pretrain_lr: float = bounded(3e-3, gt=0)
+    pretrain_pool: int = bounded(4000, ge=1)
+    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)  # fixed, so the cached backbone is shared by every run seed
     pretrain_negatives: str = "hard"  # ITM negatives: "random" (another pair's text) or "hard" (one word swapped)
     tasks: list[str] = field(default_factory=lambda: list(SYNTHETIC_TASKS))
-    n_classes: int = 8
-    multi_word_shift: int = 1  # multi task: label j shows glyph j (j <= 6) and word j - shift (j >= 1), see docs
-    n_train: int = 4000
-    n_test: int = 2000  # 600 left about +-1 point of test-sample noise on paired differences (docs, "Test noise")
+    n_classes: int = bounded(8, ge=2)
+    # multi task: label j shows glyph j (j <= 6) and word j - shift (j >= 1), see docs
+    multi_word_shift: int = bounded(1, ge=0)
+    n_train: int = bounded(4000, ge=1)
+    # 600 left about +-1 point of test-sample noise on paired differences (docs, "Test noise")
+    n_test: int = bounded(2000, ge=1)
     # missing-modality protocol (eta = fraction of samples that miss a modality)
-    train_missing_rate: float = 0.7
+    train_missing_rate: float = bounded(0.7, ge=0, le=1)
     train_missing_type: str = "both"
-    test_missing_rate: float = 0.7
-    test_table_draws: int = 32  # a test metric is averaged over this many draws of its missing table (docs)
-    sweep_rates: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.7, 1.0])
+    test_missing_rate: float = bounded(0.7, ge=0, le=1)
+    # a test metric is averaged over this many draws of its missing table (docs)
+    test_table_draws: int = bounded(32, ge=1)
+    sweep_rates: list[float] = bounded(factory=lambda: [0.0, 0.3, 0.7, 1.0], ge=0, le=1)
     # prompts and training (paper: 16 tokens on layers 0-5 of 12; AdamW lr 1e-2, wd 2e-2, 10% warm-up)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    prompt_length: int = 4  # paper 16 for ~185 ViLT tokens; 4 for our 28 (see docs)
-    prompt_layers: list[int] = field(default_factory=lambda: [0, 1])
+    prompt_length: int = bounded(4, ge=1)  # paper 16 for ~185 ViLT tokens; 4 for our 28 (see docs)
+    prompt_layers: list[int] = bounded(factory=lambda: [0, 1], ge=0)
     input_mode: str = "accumulate"  # official code; "replace" = the paper's wording
-    epochs: int = 2
-    batch_size: int = 64
-    lr: float = 1e-2
-    weight_decay: float = 2e-2
-    finetune_lr: float = 1e-3
+    epochs: int = bounded(2, ge=0)
+    batch_size: int = bounded(64, ge=1)
+    lr: float = bounded(1e-2, gt=0)
+    weight_decay: float = bounded(2e-2, ge=0)
+    finetune_lr: float = bounded(1e-3, gt=0)
 
     def validate(self) -> None:
         for name in ("hidden", "layers", "heads", "n_codes", "image_size"):

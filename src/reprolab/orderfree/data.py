@@ -13,7 +13,6 @@ The readers turn object boxes into image-level multi-label targets, as the paper
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reprolab.core.errors import DataError, DatasetMissingError
+from reprolab.core.readers import load_json_capped, open_image_safe, read_text_utf8
 
 __all__ = [
     "DIGIT_PARTNERS",
@@ -32,6 +32,7 @@ __all__ = [
     "label_sets_to_targets",
     "load_image_tensor",
     "make_digit_canvases",
+    "read_coco_dataset",
     "read_coco_instances",
     "read_yolo_dataset",
     "read_yolo_labels",
@@ -224,12 +225,7 @@ def read_coco_instances(path: str | Path) -> MultiLabelSet:
     path = Path(path)
     if not path.is_file():
         raise DatasetMissingError(f"{path}: COCO instances JSON not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from error
+    data = load_json_capped(path)
     data = _require_keys(data, ("images", "annotations", "categories"), str(path))
     category_ids: dict[int, str] = {}
     for i, category in enumerate(_require_list(data, "categories", path)):
@@ -266,10 +262,7 @@ def read_coco_instances(path: str | Path) -> MultiLabelSet:
 
 # -- YOLO label folders -------------------------------------------------------------------------
 def _parse_yolo_file(path: Path, num_classes: int) -> set[int]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
+    text = read_text_utf8(path, what="YOLO label file")
     labels: set[int] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
@@ -310,14 +303,10 @@ def read_yolo_labels(
 
 def load_image_tensor(path: str | Path, size: int, channels: int = 3) -> Tensor:
     """An image file as a ``channels x size x size`` float tensor in [0, 1] (PIL, bilinear resize)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L").resize((size, size), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as error:
-        raise DataError(f"{path}: not a readable image ({error})") from error
+    image = open_image_safe(path, "RGB" if channels == 3 else "L").resize((size, size), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
     tensor = torch.from_numpy(array)
     return tensor.permute(2, 0, 1).contiguous() if channels == 3 else tensor[None]
 
@@ -327,11 +316,30 @@ def read_yolo_dataset(root: str | Path, split: str, *, size: int = 64, num_class
     root = Path(root)
     labels = read_yolo_labels(root / "labels" / split, num_classes)
     image_dir = root / "images" / split
+    if not image_dir.is_dir():
+        raise DatasetMissingError(f"{image_dir}: YOLO image folder not found")
     images = []
     for stem in labels.ids:
         candidates = [image_dir / f"{stem}{ext}" for ext in (".jpg", ".jpeg", ".png")]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise DataError(f"{image_dir}: no image for label file {stem}.txt")
+            raise DataError(f"{image_dir / stem}.jpg|.jpeg|.png: no image for label file {stem}.txt")
         images.append(load_image_tensor(found, size))
     return torch.stack(images), labels.targets()
+
+
+def read_coco_dataset(
+    annotations: str | Path, image_dir: str | Path, *, size: int = 64
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Images ``N x 3 x size x size``, multi-hot targets and class names from a COCO ``instances_*.json`` and
+    the folder holding its images (each image's ``file_name``, else its id, relative to ``image_dir``)."""
+    labels = read_coco_instances(annotations)
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise DatasetMissingError(f"{image_dir}: COCO image folder not found")
+    missing = [name for name in labels.ids if not (image_dir / name).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"{annotations}: {len(missing)} image(s) not found in {image_dir}: {shown}")
+    images = torch.stack([load_image_tensor(image_dir / name, size) for name in labels.ids])
+    return images, labels.targets(), labels.class_names

@@ -169,7 +169,9 @@ class AttentionLSTMDecoder(nn.Module):
     * ``M_att`` (Sec. 3.2): ``e_{t,l} = w^T tanh(W_k v_feat_l + W_q h_{t-1})``, ``alpha_t = softmax_l(e_t)``,
       context ``z_t = sum_l alpha_{t,l} v_feat_l``.
     * LSTM input at step t: the label-probability vector ``p_{t-1}`` with already emitted labels zeroed
-      (the candidate pool), an embedding of the label emitted at ``t-1`` and ``z_t``.
+      (the candidate pool) and ``z_t`` (Fig. 2: ``p`` is "updated at every time stamp" and fed back; the
+      paper feeds no label embedding). ``label_embedding=True`` also feeds an embedding of the label emitted
+      at ``t-1`` (an option of ours, off by default and in the ``paper`` preset).
     * ``M_pred`` (Sec. 3.3): logits over the K labels and the end token from ``[h_t, z_t]``; ``p_t`` is the
       softmax over the labels still in the candidate pool.
     """
@@ -183,12 +185,14 @@ class AttentionLSTMDecoder(nn.Module):
         embed: int = 32,
         attention_dim: int = 64,
         attention: bool = True,
+        label_embedding: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.end = num_classes  # end token index
         self.start = num_classes + 1  # start token (input only)
         self.attention = attention
+        self.label_embedding = label_embedding
         self.map_feat = nn.Linear(channels, hidden)
         self.map_prob = nn.Linear(channels, num_classes)
         self.init_h = nn.Linear(num_classes, hidden)
@@ -196,8 +200,8 @@ class AttentionLSTMDecoder(nn.Module):
         self.att_key = nn.Linear(hidden, attention_dim)
         self.att_query = nn.Linear(hidden, attention_dim, bias=False)
         self.att_score = nn.Linear(attention_dim, 1, bias=False)
-        self.embed = nn.Embedding(num_classes + 2, embed)
-        self.cell = nn.LSTMCell(num_classes + embed + hidden, hidden)
+        self.embed = nn.Embedding(num_classes + 2, embed) if label_embedding else None
+        self.cell = nn.LSTMCell(num_classes + (embed if label_embedding else 0) + hidden, hidden)
         self.pred = nn.Linear(2 * hidden, num_classes + 1)
 
     # -- M_map ------------------------------------------------------------------------------------
@@ -232,7 +236,8 @@ class AttentionLSTMDecoder(nn.Module):
         """Masked logits ``B x (K+1)`` (emitted labels at -inf), attention weights, and the new ``(h, c)``."""
         context, weights = self.attend(encoded, state.h)
         pool_p = state.p.masked_fill(state.emitted, 0.0)
-        x = torch.cat([pool_p, self.embed(state.last), context], dim=1)
+        parts = [pool_p] + ([self.embed(state.last)] if self.embed is not None else []) + [context]
+        x = torch.cat(parts, dim=1)
         h, c = self.cell(x, (state.h, state.c))
         logits = self.pred(torch.cat([h, context], dim=1))
         blocked = F.pad(state.emitted, (0, 1), value=False)

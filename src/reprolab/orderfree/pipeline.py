@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
-from reprolab.orderfree.data import CanvasSplit, make_digit_canvases
+from reprolab.orderfree.data import CanvasSplit, make_digit_canvases, read_coco_dataset, read_yolo_dataset
 from reprolab.orderfree.decode import (
     DecodeResult,
     beam_search,
@@ -38,12 +40,13 @@ __all__ = ["build_backbone", "build_decoder", "run_orderfree"]
 
 SCORE_KEYS = ("cp", "cr", "cf1", "op", "or", "of1")
 # the sequence models: attention LSTM with a fixed frequent-first order, Wang et al.'s CNN-RNN (same order),
-# and the order-free attention LSTM
+# and the order-free attention LSTM; "noatt" (attention_ablation): the order-free RNN without attention
 RNN_MODELS = ("fixed", "cnnrnn", "orderfree")
+ORDER_FREE = ("orderfree", "noatt")
 
 
 def build_backbone(config: OrderFreeConfig) -> ResNetBackbone:
-    in_channels = 3 if config.pretrained_path else 1
+    in_channels = 3 if config.pretrained_path or config.data != "digits" else 1
     return ResNetBackbone(config.widths, config.blocks, in_channels=in_channels, stem=config.stem)
 
 
@@ -52,7 +55,8 @@ def build_decoder(config: OrderFreeConfig, channels: int, num_classes: int, name
     if name == "cnnrnn":
         return CNNRNNDecoder(channels, num_classes, hidden=config.hidden, embed=config.hidden)
     return AttentionLSTMDecoder(
-        channels, num_classes, hidden=config.hidden, embed=config.embed, attention_dim=config.attention_dim
+        channels, num_classes, hidden=config.hidden, embed=config.embed, attention_dim=config.attention_dim,
+        attention=name != "noatt", label_embedding=config.label_embedding,
     )
 
 
@@ -68,15 +72,46 @@ def _features(backbone: ResNetBackbone, images: Tensor, device: torch.device, ba
     return torch.cat(parts)
 
 
-def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
-    train, test = make_digit_canvases(
-        config.n_train, config.n_test, canvas=config.canvas, max_digits=config.max_digits,
-        partner_prob=config.partner_prob, scale_range=(config.scale_min, config.scale_max), seed=ctx.seed,
-    )
+def load_data(config: OrderFreeConfig, ctx: RunContext) -> tuple[CanvasSplit, CanvasSplit]:
+    """The digit canvases, or a user's COCO-format data (YOLO folders or instances JSON + images)."""
+    if config.data == "digits":
+        train, test = make_digit_canvases(
+            config.n_train, config.n_test, canvas=config.canvas, max_digits=config.max_digits,
+            partner_prob=config.partner_prob, scale_range=(config.scale_min, config.scale_max), seed=ctx.seed,
+        )
+        ctx.note(
+            f"Data: {len(train)} train / {len(test)} test canvases ({config.canvas}x{config.canvas}) of 1-"
+            f"{config.max_digits} sklearn digits; mean {float(train.targets.sum(1).mean()):.2f} labels per image."
+        )
+        return train, test
+    size = config.image_size
+    if config.data == "yolo":
+        root = Path(config.data_root).expanduser()
+        parts = [read_yolo_dataset(root, split, size=size, num_classes=config.num_classes)
+                 for split in (config.train_split, config.test_split)]
+        where = f"YOLO folders {root}/{{images,labels}}/{{{config.train_split},{config.test_split}}}"
+    else:
+        parts = []
+        for annotations, images in ((config.train_annotations, config.train_images),
+                                    (config.test_annotations, config.test_images)):
+            x, y, _ = read_coco_dataset(Path(annotations).expanduser(), Path(images).expanduser(), size=size)
+            parts.append((x, y))
+        if parts[0][1].shape[1] != parts[1][1].shape[1]:
+            raise DataError(
+                f"{config.test_annotations}: {parts[1][1].shape[1]} categories, but the training JSON has "
+                f"{parts[0][1].shape[1]}"
+            )
+        where = f"COCO instances {config.train_annotations} / {config.test_annotations}"
+    (train_x, train_y), (test_x, test_y) = parts
     ctx.note(
-        f"Data: {len(train)} train / {len(test)} test canvases ({config.canvas}x{config.canvas}) of 1-"
-        f"{config.max_digits} sklearn digits; mean {float(train.targets.sum(1).mean()):.2f} labels per image."
+        f"Data: {len(train_x)} train / {len(test_x)} test images from {where}, resized to {size}x{size} RGB; "
+        f"{train_y.shape[1]} classes, mean {float(train_y.sum(1).mean()):.2f} labels per training image."
     )
+    return CanvasSplit(train_x, train_y, []), CanvasSplit(test_x, test_y, [])
+
+
+def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
+    train, test = load_data(config, ctx)
     sweep = Sweep(ctx)
     metrics: dict[str, float] = {}
     br = _train_cnn(config, ctx, sweep, train, test)
@@ -86,10 +121,11 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
     class_f1 = {"BR": torch.tensor(br["class_f1"])}
     decoders: dict[str, SequenceDecoder] = {}
     shared = backbone
-    for name in RNN_MODELS:
+    for name in RNN_MODELS + (("noatt",) if config.attention_ablation else ()):
         result = _train_rnn(config, ctx, sweep, name, shared, train, test)
         metrics.update(result["metrics"])
-        class_f1[name] = torch.tensor(result["class_f1"])
+        if name != "noatt":
+            class_f1[name] = torch.tensor(result["class_f1"])
         decoder = build_decoder(config, backbone.out_channels, train.targets.shape[1], name).to(ctx.device)
         decoder.load_state_dict(result["decoder"])
         decoders[name] = decoder
@@ -115,7 +151,8 @@ def _train_cnn(config: OrderFreeConfig, ctx: RunContext, sweep: Sweep, train: Ca
     if config.pretrained_path:
         ignored = load_torchvision_resnet(backbone, config.pretrained_path)
         ctx.note(f"CNN initialised from {config.pretrained_path} (ignored keys: {', '.join(ignored) or 'none'}).")
-    model = nn.ModuleDict({"backbone": backbone, "head": BinaryRelevanceHead(backbone.out_channels, 10)}).to(ctx.device)
+    head = BinaryRelevanceHead(backbone.out_channels, train.targets.shape[1])
+    model = nn.ModuleDict({"backbone": backbone, "head": head}).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.cnn_lr)
     generator = ctx.generator(unit, "train", device="cpu")
 
@@ -201,7 +238,7 @@ def _train_rnn(
     model = nn.ModuleDict(parts)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr)
     frequency = train.targets.sum(dim=0)
-    order = "free" if name == "orderfree" else "fixed"
+    order = "free" if name in ORDER_FREE else "fixed"
     sequences = frequent_first_sequences(train.targets, frequency, decoder.end) if order == "fixed" else None
     prob_weight = 0.0 if name == "cnnrnn" else config.prob_weight  # Wang et al.'s CNN-RNN has no v_prob
     generator = ctx.generator(unit, "train", device="cpu")
@@ -233,7 +270,10 @@ def _train_rnn(
     for decoding, predictions in (("beam", beam), ("greedy", greedy)):
         metrics.update({f"{name}_{decoding}_{k}": v for k, v in multilabel_scores(predictions, test.targets).items()})
     metrics[f"{name}_beam_greedy_disagree"] = 100.0 * float((beam != greedy).any(dim=1).float().mean())
-    metrics.update(_search_diagnostics(name, decoder, features, beam_result, greedy_result, test.targets, max_labels))
+    if name != "noatt":  # the search diagnostics concern the models of the beam-vs-greedy analysis
+        metrics.update(
+            _search_diagnostics(name, decoder, features, beam_result, greedy_result, test.targets, max_labels)
+        )
     if config.set_map_eps > 0:
         set_map, certified = set_map_decode(decoder, features, eps=config.set_map_eps, max_labels=max_labels)
         scores = multilabel_scores(set_map.labels.cpu(), test.targets)
@@ -291,7 +331,10 @@ def _report(
         ["BR (same CNN, sigmoid > threshold)", *[metrics[f"br_{k}"] for k in SCORE_KEYS], metrics["br_map"]],
     ]
     for name, label in (("cnnrnn", "CNN-RNN of Wang et al., frequent-first"),
-                        ("fixed", "attention LSTM, frequent-first order"), ("orderfree", "order-free RNN")):
+                        ("fixed", "attention LSTM, frequent-first order"), ("orderfree", "order-free RNN"),
+                        ("noatt", "order-free RNN without attention")):
+        if f"{name}_beam_cf1" not in metrics:
+            continue
         for decoding in ("greedy", "beam"):
             width = f" (width {config.beam_width})" if decoding == "beam" else ""
             rows.append([f"{label}, {decoding}{width}", *[metrics[f"{name}_{decoding}_{k}"] for k in SCORE_KEYS],
@@ -341,7 +384,7 @@ def _report(
         positions = [k + (offset - (len(class_f1) - 1) / 2) * width for k in range(len(values))]
         ax.bar(positions, values[order].tolist(), width=width, label=labels[name])
     ax.set_xticks(range(len(order)), [str(int(k)) for k in order])
-    ax.set_xlabel("digit label, from the most to the least frequent in training")
+    ax.set_xlabel("label (the digit, for canvases), from the most to the least frequent in training")
     ax.set_ylabel("test F1 (%)")
     ax.set_ylim(0, 128)  # headroom above 100 % for the legend, so it hides no bar
     ax.set_yticks(range(0, 101, 20))
@@ -366,11 +409,12 @@ def _plot_attention(
     axes = axes.reshape(count, steps + 1) if hasattr(axes, "reshape") else [[axes]]
     for row in range(count):
         truth = sorted(int(k) for k in torch.nonzero(test.targets[row]).squeeze(1).tolist())
-        axes[row][0].imshow(images[row, 0].numpy(), cmap="gray")
+        picture = images[row].permute(1, 2, 0).numpy() if images.shape[1] == 3 else images[row, 0].numpy()
+        axes[row][0].imshow(picture, cmap="gray")
         axes[row][0].set_title(f"truth {truth}", fontsize=7)
         for step in range(steps):
             ax = axes[row][step + 1]
-            ax.imshow(images[row, 0].numpy(), cmap="gray")
+            ax.imshow(picture, cmap="gray")
             if step < len(result.sequences[row]):
                 weights = result.attention[step][row].reshape(1, 1, height, width)
                 upsampled = F.interpolate(weights, size=images.shape[2:], mode="bilinear", align_corners=False)

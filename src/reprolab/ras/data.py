@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from reprolab.core.errors import DataError
+from reprolab.core.readers import open_image_safe
 
 __all__ = [
     "CAFFE_BGR_MEAN",
@@ -247,14 +248,7 @@ def _index(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path
 
 
 def _open(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as handle:
-            handle.load()
-            return np.asarray(handle.convert(mode))
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise DataError(f"{path}: unreadable image file ({err})") from err
+    return np.asarray(open_image_safe(path, mode))
 
 
 def _resize(array: torch.Tensor, size: int | None, mode: str) -> torch.Tensor:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reprolab.core.claims import Claim
+from reprolab.core.config import MAX_SEED, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.errors import ConfigError
 from reprolab.core.registry import Experiment, Paper, register
@@ -37,17 +38,18 @@ SIZE_TOLERANCE = 0.05  # relative; MB vs MiB and rounding of "81 MB"
 class RASConfig:
     """Settings of the RAS experiment (defaults = the quick preset)."""
 
-    width: float = 0.125  # channel multiplier; 1.0 = the paper's VGG-16 network
+    width: float = bounded(0.125, gt=0)  # channel multiplier; 1.0 = the paper's VGG-16 network
     # training/evaluation resolution. 128 px (issue 9): the global map S_6 has stride 32, so it is 4x4 here
     # (the paper's 352 px gives 11x11); at 64 px it was 2x2 and could not be confident inside objects
     # (best possible mean probability inside them 0.28, vs 0.77 at 128 px; docs/ras.md)
-    image_size: int = 128
-    n_train: int = 400
-    n_test: int = 120
-    steps: int = 300  # 400 until issue 21: two seeds of the quick preset must fit ~220 CPU-s
-    batch_size: int = 6  # 6 images of 128 px = twice the pixels per step of the former 12 of 64 px (CPU budget)
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    image_size: int = bounded(128, ge=1)
+    n_train: int = bounded(400, ge=1)
+    n_test: int = bounded(120, ge=1)
+    steps: int = bounded(300, ge=0)  # 400 until issue 21: two quick seeds must fit ~220 CPU-s
+    # 6 images of 128 px = twice the pixels per step of the former 12 of 64 px (CPU budget)
+    batch_size: int = bounded(6, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
     # optimisation recipe (train.Recipe); the ECCV values are in the `paper` preset, read from solver.prototxt
     # and train.prototxt of ShuhanChen/RAS_ECCV18
     optimizer: str = "adam"  # adam | sgd (ECCV: SGD, momentum 0.9)
@@ -77,20 +79,20 @@ class RASConfig:
     # "imagenet" = the paper's, from pretrained_vgg16; without that file the run falls back to the proxy backbone
     # (with imagenet normalisation) and says so: a FALLBACK note first in report.md and metric imagenet_backbone=0
     backbone_init: str = "proxy"
-    pretrain_steps: int = 300
-    pretrain_images: int = 600
-    pretrain_batch: int = 16
-    pretrain_lr: float = 1e-3
-    pretrain_size: int = 64
-    pretrain_seed: int = 0
+    pretrain_steps: int = bounded(300, ge=0)
+    pretrain_images: int = bounded(600, ge=1)
+    pretrain_batch: int = bounded(16, ge=1)
+    pretrain_lr: float = bounded(1e-3, gt=0)
+    pretrain_size: int = bounded(64, ge=1)
+    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)
     # diagnostic (uses the ground truth; not a saliency detector): > 0 replaces the learned global map S_6
     # by the blurred mask at +-coarse_oracle logits, in training and test, for both variants
-    coarse_oracle: float = 0.0
-    fps_size: int = 352
-    fps_repeats: int = 5
+    coarse_oracle: float = bounded(0.0, ge=0)
+    fps_size: int = bounded(352, ge=1)
+    fps_repeats: int = bounded(5, ge=1)
     full_width_fps: bool = False  # also time the width-1 network at fps_size (slow on a CPU)
-    figure_examples: int = 4
-    checkpoint_every: int = 200
+    figure_examples: int = bounded(4, ge=0)
+    checkpoint_every: int = bounded(200, ge=0)
 
     def validate(self) -> None:
         if not self.width > 0:  # also refuses nan

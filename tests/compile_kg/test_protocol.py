@@ -1,0 +1,85 @@
+"""GraIL's sampled protocol (49 with replacement, support filter, argsort ties), CoMPILE's edge update,
+best-validation selection and the twelve splits by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reprolab.compile_kg.data import family_inductive_split, write_grail_split
+from reprolab.compile_kg.evaluate import grail_rank, sample_protocol
+from reprolab.compile_kg.experiment import EXPERIMENT, GRAIL_DATASETS, PAPER_METRICS, CompileConfig
+from reprolab.compile_kg.model import CoMPILE
+from reprolab.compile_kg.pipeline import load_split
+from reprolab.compile_kg.subgraph import SubgraphExtractor
+
+
+def test_grail_rank_is_the_position_of_the_true_triple_in_the_reversed_argsort():
+    assert grail_rank(0.5, np.array([0.9, 0.1, 0.7])) == 3.0
+    assert grail_rank(1.0, np.array([0.2, 0.3])) == 1.0
+    scores = np.array([0.5, 0.5, 0.1])  # ties fall where argsort puts them: rank 1, 2 or 3
+    assert grail_rank(0.5, scores) in (1.0, 2.0, 3.0)
+
+
+def test_grail_negatives_are_49_per_side_with_replacement_and_filtered_against_the_support_graph():
+    split = family_inductive_split(train_families=4, ind_families=2, seed=1)
+    known = split.ind_graph.known()
+    entities = np.arange(split.ind_graph.num_entities)
+    protocol = sample_protocol(split.ind_test[:10], entities, known, np.random.default_rng(0))
+    assert protocol.head_candidates.shape == (10, 49)
+    for (h, r, t), heads, tails in zip(protocol.test.tolist(), protocol.head_candidates, protocol.tail_candidates):
+        assert all((e, r, t) not in known and e != t for e in heads.tolist())
+        assert all((h, r, e) not in known and e != h for e in tails.tolist())
+    # with replacement among ~30 entities, 49 draws repeat entities
+    assert any(len(set(row.tolist())) < 49 for row in protocol.head_candidates)
+    old = sample_protocol(split.ind_test[:10], entities, split.ind_all_true(), np.random.default_rng(0),
+                          num_negatives=20, replace=False, distinct_ends=False)  # fmt: skip
+    assert all(len(set(row[row >= 0].tolist())) == (row >= 0).sum() for row in old.head_candidates)
+
+
+def test_edge_update_scaled_differs_from_unscaled_with_the_same_weights():
+    split = family_inductive_split(train_families=3, ind_families=2, seed=0)
+    batch = SubgraphExtractor(split.train_graph, hops=2, directed=False)(split.train_graph.triples[:6])
+    torch.manual_seed(0)
+    scaled = CoMPILE(split.num_relations, 4, emb_dim=8, dropout=0.0).eval()
+    unscaled = CoMPILE(split.num_relations, 4, emb_dim=8, dropout=0.0, edge_update="unscaled").eval()
+    unscaled.load_state_dict(scaled.state_dict())
+    assert scaled.edge_update == "scaled"
+    assert not torch.allclose(scaled(batch), unscaled(batch))
+
+
+def test_best_validation_checkpoint_is_kept_and_loaded(run_context):
+    from reprolab.compile_kg.pipeline import _trained_model
+    from reprolab.core.sweep import Sweep
+
+    config = CompileConfig(train_families=3, ind_families=2, hops=2, emb_dim=8, rel_emb_dim=8, attn_rel_emb_dim=8,
+                           models=["grail"], valid_every=5, steps=20, batch_size=8)  # fmt: skip
+    split = load_split(config)
+    ctx = run_context("compile_kg")
+    sweep = Sweep(ctx)
+    _trained_model(config, ctx, sweep, split, "grail", 0, 20)
+    result = sweep.result("train/grail/0")
+    assert result["best_step"] in (5, 10, 15, 20)
+    assert "train/grail/0/best" not in sweep.done
+
+
+def test_twelve_splits_have_paper_and_official_presets_and_paper_numbers():
+    assert len(GRAIL_DATASETS) == 12
+    for name in GRAIL_DATASETS:
+        tag = name.lower()
+        assert EXPERIMENT.presets[tag]["dataset"] == name
+        assert EXPERIMENT.presets[tag]["compile_subgraph"] == "directed_fallback"
+        assert EXPERIMENT.presets[f"{tag}_official"]["compile_subgraph"] == "undirected"
+        assert 0.5 < PAPER_METRICS[f"{tag}_auc_pr_compile"] <= 1.0
+    ids = {claim.id for claim in EXPERIMENT.claims}
+    assert "nell_v1_compile_below_grail_auc_pr" in ids and "wn18rr_v3_compile_beats_grail_auc_pr" in ids
+
+
+def test_a_v3_split_loads_by_name_when_present(tmp_path, run_context):
+    split = family_inductive_split(train_families=3, ind_families=2, seed=0)
+    split.name = "WN18RR_v3"
+    write_grail_split(split, tmp_path / "data" / "grail_inductive")
+    ctx = run_context("compile_kg")
+    ctx.data_home = tmp_path / "data"
+    loaded = load_split(CompileConfig(dataset="WN18RR_v3"), ctx)
+    assert loaded.name == "WN18RR_v3" and len(loaded.ind_test) == len(split.ind_test)

@@ -1,0 +1,53 @@
+"""Models a user can keep: a run's trained models saved as safetensors and loaded back with load_run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import reprolab
+from reprolab.cli import app
+from reprolab.core.errors import ReproError
+from reprolab.core.seeding import derive_seed, torch_generator
+
+SETTINGS = ["steps=15", "eval_batches=2", "true_mis=[2,20]", "ks=[2]", "digits=false", "hidden=16", "batch_size=32"]
+
+
+def test_load_run_rebuilds_a_saved_model_that_predicts_as_in_the_run(tmp_path):
+    from reprolab.demi.data import CorrelatedGaussian
+    from reprolab.demi.train import evaluate_estimator
+
+    out = tmp_path / "run"
+    args = ["run", "demi", *[f"--set={s}" for s in SETTINGS], "--seed", "1", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = reprolab.load_run(out)
+    assert run.method == "demi" and run.config["steps"] == 15 and set(run.verdicts) == {c["id"] for c in run.claims}
+    assert "demi_k2-mi20" in run.models and "infonce-mi2" in run.models
+    estimator = run.model("demi_k2-mi20")
+    assert not estimator.training and json.loads((out / "models" / "demi_k2-mi20.json").read_text())["meta"]
+    # the reloaded weights give exactly the run's own evaluation (same evaluation batches, same seed)
+    estimate = evaluate_estimator(
+        estimator,
+        CorrelatedGaussian(20, 20.0),
+        batch_size=32,
+        batches=2,
+        generator=torch_generator(derive_seed(1, "gauss/demi_k2/mi20", "eval")),
+        device=torch.device("cpu"),
+    )
+    assert estimate.mean == pytest.approx(run.metrics["demi_k2_at_20"], abs=1e-6)
+    with pytest.raises(ReproError, match="no saved model 'nope'"):
+        run.model("nope")
+
+
+def test_load_run_refuses_non_runs_and_foreign_builders(tmp_path):
+    with pytest.raises(ReproError, match="no results.json"):
+        reprolab.load_run(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"method": "demi"}))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "x.json").write_text(json.dumps({"build": "os:system", "kwargs": {}}))
+    with pytest.raises(ReproError, match="outside reprolab"):
+        reprolab.load_run(tmp_path).model("x")
