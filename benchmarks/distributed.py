@@ -62,11 +62,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _own_ports() -> list[str]:
+    """Free ports for the head's side services (their defaults are fixed and collide with another head)."""
+    names = ("ray-client-server-port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+             "metrics-export-port", "runtime-env-agent-port")  # fmt: skip
+    return [f"--{name}={_free_port()}" for name in names]
+
+
 def _start_head(cpus: int, log: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     ray_cli = Path(sys.executable).with_name("ray")
     command = [str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block", f"--port={port}",
-               f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats"]
+               f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats", *_own_ports()]
     with open(log, "w") as handle:
         # loopback only (Ray's node address 127.0.0.1): a one-machine cluster never uses the network interface
         head = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **LOOPBACK})

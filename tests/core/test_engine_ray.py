@@ -53,6 +53,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _own_ports() -> list[str]:
+    """Free ports for the head's side services, whose defaults (10001, 8265, 52365, ...) are fixed: two heads on
+    one machine (xdist workers, another test run) would otherwise collide and hang."""
+    names = ("ray-client-server-port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+             "metrics-export-port", "runtime-env-agent-port")  # fmt: skip
+    return [f"--{name}={_free_port()}" for name in names]
+
+
 def _start_head(log_path: Path) -> tuple[subprocess.Popen, str] | None:
     """`ray start --head --num-cpus 2 --block`; the process and its address, or None when it did not start
     (Ray gives a raylet 30 s to register, which a heavily loaded machine can miss)."""
@@ -60,7 +68,7 @@ def _start_head(log_path: Path) -> tuple[subprocess.Popen, str] | None:
     ray_cli = Path(sys.executable).with_name("ray")
     command = [str(ray_cli)] if ray_cli.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
     command += ["start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                "--disable-usage-stats"]
+                "--disable-usage-stats", *_own_ports()]
     with open(log_path, "w") as log:
         head = subprocess.Popen(command, env={**os.environ, **RAY_ENV}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from reprolab.core.errors import DataError
-from reprolab.ras.data import generate_scenes, normalize, read_saliency_folder
+from reprolab.ras.data import generate_scenes, normalize, read_saliency_folder, split_names
 
 
 def _write_pair(root, name, size=(12, 10), mask_size=None, value=200):
@@ -38,7 +38,7 @@ def test_reader_names_mismatched_files(tmp_path):
     _write_pair(tmp_path, "a")
     _write_pair(tmp_path, "b")
     (tmp_path / "masks" / "b.png").rename(tmp_path / "masks" / "b_gt.png")
-    with pytest.raises(DataError, match=r"images without a mask.*b\.jpg.*masks without an image.*b_gt\.png"):
+    with pytest.raises(DataError, match=r"image\(s\) without a mask.*b\.jpg.*mask\(s\) without an image.*b_gt\.png"):
         read_saliency_folder(tmp_path / "images", tmp_path / "masks")
 
 
@@ -49,10 +49,38 @@ def test_reader_names_unreadable_files(tmp_path):
         read_saliency_folder(tmp_path / "images", tmp_path / "masks")
 
 
-def test_reader_names_size_mismatch(tmp_path):
-    _write_pair(tmp_path, "a", size=(12, 10), mask_size=(11, 10))
-    with pytest.raises(DataError, match=r"a\.png: mask is 11x10 but image .*a\.jpg is 12x10"):
+def test_reader_resizes_each_mask_to_its_image(tmp_path):
+    _write_pair(tmp_path, "a", size=(12, 10), mask_size=(24, 20))  # mask saved at twice the scale
+    _write_pair(tmp_path, "b")
+    data = read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+    assert data.resized_masks == ["a"] and data.masks.shape == (2, 1, 10, 12)
+    assert 0 < data.masks[0].sum() < 12 and set(torch.unique(data.masks).tolist()) == {0.0, 1.0}
+
+
+def test_reader_lists_every_unmatched_pair_at_once(tmp_path):
+    for name in ("a", "b", "c", "d", "e", "f", "g"):
+        _write_pair(tmp_path, name)
+        (tmp_path / "masks" / f"{name}.png").rename(tmp_path / "masks" / f"{name}_gt.png")
+    with pytest.raises(DataError, match=r"7 image\(s\) without a mask.*g\.jpg.*7 mask\(s\) without an image.*g_gt"):
         read_saliency_folder(tmp_path / "images", tmp_path / "masks")
+
+
+def test_split_by_ratio_or_list_file(tmp_path):
+    names = [f"n{i}" for i in range(10)]
+    train, test = split_names(names, "0.3")
+    assert len(test) == 3 and sorted(train + test) == names and split_names(names, "0.3") == (train, test)
+    (tmp_path / "test.lst").write_text("n1.jpg\nn4\n")
+    assert split_names(names, str(tmp_path / "test.lst"))[1] == ["n1", "n4"]
+    (tmp_path / "bad.lst").write_text("zz\n")
+    with pytest.raises(DataError, match="zz"):
+        split_names(names, str(tmp_path / "bad.lst"))
+
+
+def test_bgr_mean_normalisation_is_the_caffe_data_layer():
+    x = torch.zeros(1, 3, 2, 2)
+    x[:, 0] = 1.0  # pure red
+    out = normalize(x, "bgr_mean")
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([-104.00699, -116.66877, 255.0 - 122.67892]))
 
 
 def test_reader_reports_missing_or_empty_folders(tmp_path):

@@ -14,14 +14,17 @@ shapes so state dicts move between the two libraries.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from reprolab.core.checkpoint import read_state_dict
 from reprolab.core.errors import DataError
+from reprolab.maxk_proofs.tl_config import check_transformer_lens_config, read_transformer_lens_config
 
 __all__ = ["MaxKConfig", "MaxKTransformer", "PathProducts", "load_state_dict_file", "save_state_dict_file"]
 
@@ -154,7 +157,7 @@ class MaxKTransformer(nn.Module):
                 )
             if state[key].ndim != ndim:
                 raise DataError(f"{source}: {key} has shape {tuple(state[key].shape)}, expected {ndim} dimensions")
-        extra = [k for k in state if k.startswith("blocks.1.") or "mlp" in k or k.startswith("ln")]
+        extra = [k for k in state if k.startswith("blocks.1.") or "mlp" in k or k.startswith("ln") or ".ln" in k]
         if extra:
             raise DataError(f"{source}: unsupported keys {extra[:3]} (only 1-layer attention-only, no LayerNorm)")
         for key, value in state.items():
@@ -197,11 +200,20 @@ def save_state_dict_file(model: MaxKTransformer, path: str | Path) -> Path:
     return path
 
 
-def load_state_dict_file(path: str | Path) -> MaxKTransformer:
-    """Load a TransformerLens-style state dict saved by us or by ``HookedTransformer.state_dict()``."""
+def load_state_dict_file(path: str | Path, config_overrides: Mapping[str, Any] | None = None) -> MaxKTransformer:
+    """Load a TransformerLens-style state dict saved by us or by ``HookedTransformer.state_dict()``.
+
+    The model's TransformerLens configuration (a JSON next to the file, updated by ``config_overrides``) is
+    checked first: LayerNorm, a non-default attention scale or non-standard positions are refused
+    (:mod:`reprolab.maxk_proofs.tl_config`), since the state dict alone would load as a different function.
+    """
     path = Path(path)
+    tl_config = read_transformer_lens_config(path, config_overrides)
     # TransformerLens's attention buffer IGNORE is -inf by design (the masked-score fill value)
     state = read_state_dict(path, what="torch state dict", nonfinite_ok=frozenset({"blocks.0.attn.IGNORE"}))
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise DataError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}")
+    W_Q = state.get("blocks.0.attn.W_Q")
+    d_head = int(W_Q.shape[-1]) if isinstance(W_Q, Tensor) and W_Q.ndim == 3 else None
+    check_transformer_lens_config(tl_config, d_head=d_head, source=str(path))
     return MaxKTransformer.from_transformer_lens_state_dict(state, source=str(path))

@@ -13,7 +13,12 @@ from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
 from reprolab.core.sweep import Sweep
-from reprolab.maxk_proofs.brute_force import brute_force_correct, correct_mask_forward, forward_count_for_query
+from reprolab.maxk_proofs.brute_force import (
+    brute_force_correct,
+    correct_mask_forward,
+    float32_correct,
+    forward_count_for_query,
+)
 from reprolab.maxk_proofs.experiment import (
     PAPER_TABLE1,
     PAPER_UNEXPLAINED_DIM,
@@ -46,6 +51,8 @@ def run_maxk_proofs(config: MaxKProofsConfig, ctx: RunContext) -> dict[str, floa
             sweep.complete(unit, result)
         results.append(sweep.result(unit))
     _write_csv(ctx.out_dir / "proofs.csv", results)
+    for result in results:  # each model is a unit of the claims (x run seeds), as the paper's 151-seed means
+        ctx.record_unit(result["model"], unit_metrics(result, config.n_ctx))
     metrics = _metrics(config, results)
     _report(config, ctx, results, metrics)
     return metrics
@@ -62,12 +69,12 @@ def _check_model_file(config: MaxKProofsConfig, path: str) -> None:
 def _model_units(config: MaxKProofsConfig) -> list[tuple[str, str | None]]:
     if config.model_files:
         return [(f"file{i}", path) for i, path in enumerate(config.model_files)]
-    return [(f"seed{s}", None) for s in range(config.n_seeds)]
+    return [(f"seed{s}", None) for s in config.model_seeds()]
 
 
 def _obtain_model(config: MaxKProofsConfig, ctx: RunContext, sweep: Sweep, unit: str, source: str | None):
     if source is not None:
-        return load_state_dict_file(source)
+        return load_state_dict_file(source, config.tl_overrides())
     model_config = MaxKConfig(config.d_vocab, config.n_ctx, config.d_model, config.d_head, config.d_vocab_out or None)
     model = MaxKTransformer(model_config).to(ctx.device)
     model.reset_parameters(ctx.generator(unit, "init"))
@@ -82,6 +89,7 @@ def _obtain_model(config: MaxKProofsConfig, ctx: RunContext, sweep: Sweep, unit:
         unit=unit,
         log_every=max(1, config.steps // 4) if config.steps else 0,
         checkpoint_every=config.checkpoint_every,
+        use_log1p=config.use_log1p,
     )
     return model.cpu()
 
@@ -111,8 +119,44 @@ def prove_all(
         mismatches += abs(_forward_count_all(model) - int(brute["certified"]))
     result["true_accuracy"] = brute["bound"]
     result["forward_mismatches"] = mismatches
-    result["max_bound_excess"] = max((p["certified"] - brute["certified"]) / p["total"] for p in proofs.values())
+    # the float32 model (what users run) may lose near-ties the exact model wins: every proof's bound is checked
+    # against the smaller of the two exhaustive counts
+    single = float32_correct(model, forward=config.float32_forward)
+    result["true_accuracy_float32"] = single / brute["total"]
+    floor = min(single, int(brute["certified"]))
+    result["max_bound_excess"] = max(
+        [(p["certified"] - floor) / p["total"] for name, p in proofs.items() if name != "brute_force"], default=0.0
+    )
     return result
+
+
+FRONTIER = ("brute_force", "cubic", "subcubic", "subcubic_no_gap", "no_attention")
+
+
+def unit_metrics(result: dict[str, Any], n_ctx: int) -> dict[str, float]:
+    """One model's metrics for the claims, named with the context length (``_k4``): bounds and FLOPs per strategy,
+    the exhaustive float64 / float32 accuracies, the soundness and agreement checks and the frontier gap (the
+    smallest drop in bound along brute force > cubic > subcubic > subcubic_no_gap > no_attention, each proof in
+    that chain costing fewer FLOPs than the one before: ``frontier_flops_gap``, the smallest FLOP ratio)."""
+    k = f"_k{n_ctx}"
+    proofs = result["proofs"]
+    out: dict[str, float] = {}
+    for name, proof in proofs.items():
+        out[f"bound_{name}{k}"] = float(proof["bound"])
+        out[f"flops_{name}{k}"] = float(proof["flops"])
+        out[f"unexplained_dim_{name}{k}"] = float(proof.get("unexplained_dim", 0))
+    if "true_accuracy" in result:
+        out[f"true_accuracy{k}"] = float(result["true_accuracy"])
+        out[f"true_accuracy_float32{k}"] = float(result["true_accuracy_float32"])
+        out[f"max_bound_excess{k}"] = float(result["max_bound_excess"])
+        out[f"forward_mismatches{k}"] = float(result["forward_mismatches"])
+    chain = [name for name in FRONTIER if name in proofs]
+    if len(chain) == len(FRONTIER):
+        out[f"frontier_gap{k}"] = min(proofs[a]["bound"] - proofs[b]["bound"] for a, b in zip(chain, chain[1:]))
+        out[f"frontier_flops_gap{k}"] = min(
+            float(proofs[a]["flops"]) / float(proofs[b]["flops"]) for a, b in zip(chain, chain[1:])
+        )
+    return out
 
 
 def _table_correct(model: MaxKTransformer, tokens: torch.Tensor) -> torch.Tensor:
@@ -159,6 +203,8 @@ def _metrics(config: MaxKProofsConfig, results: list[dict[str, Any]]) -> dict[st
         metrics["true_accuracy_min"] = min(r["true_accuracy"] for r in results)
         metrics["true_accuracy_mean"] = mean_std([r["true_accuracy"] for r in results])[0]
         metrics["brute_force_forward_mismatches"] = float(sum(r["forward_mismatches"] for r in results))
+        metrics["true_accuracy_float32_min"] = min(r["true_accuracy_float32"] for r in results)
+        metrics["true_accuracy_float32_mean"] = mean_std([r["true_accuracy_float32"] for r in results])[0]
         metrics["max_bound_excess"] = max(r["max_bound_excess"] for r in results)
     for name in config.strategies:
         bounds = [r["proofs"][name]["bound"] for r in results]

@@ -34,7 +34,9 @@ Floating point: everything is float64. A group is certified only when its margin
 ``1e-9 * (1 + scale)`` where ``scale`` bounds the magnitudes involved; float64 rounding over the O(d_model)
 operations behind each number is below 1e-13 relative, so this slack makes every certified group truly
 correct for the exact real-valued model. Interval bounds on EQKE get the same relative slack; numerically
-computed norms (spectral, Frobenius, row norms) are inflated by a factor (1 + 1e-9).
+computed norms (spectral, Frobenius, row norms) are inflated by a factor (1 + 1e-9). The positional scores
+``EQKP`` are computed the same way, so their rounding slack (the same relative size) is added to the token
+interval too: every attention score ``EQKE[q,t] + EQKP[q,i]`` is then bracketed, not only its token part.
 
 Unexplained dimension (paper Appendix A.2; accounting as in the official code, ``EffectiveDimensionApproximation``
 and ``max_of_K_all_models.py``): the number of real numbers, read off the model without a structural claim, on
@@ -182,21 +184,23 @@ class QKBound:
         counter.matmul(V, d, d)
         EQKP = EqM @ w.P.T
         counter.matmul(V, d, n)
+        # Rounding slack of the token score plus that of the positional score: a score is EQKE[q,t] + EQKP[q,i]
+        # and EQKP is computed in float64 just like EQKE, so its rounding error is widened into the token
+        # interval (the true score then lies in [lo + EQKP, hi + EQKP] for the computed EQKP).
+        slack = 2.0 * _REL_TOL * w.scale
         if self.mode == "exact":
             EQKE = EqM @ w.E.T
             counter.matmul(V, d, V)
-            slack = _REL_TOL * w.scale
             return EQKE - slack, EQKE + slack, EQKP
         if self.mode == "none":
             e = EqM.norm(dim=1) * _INFLATE
             f = w.E.norm(dim=1) * _INFLATE
             counter.elementwise(2 * V * d + 2 * V * V)
-            err = e[:, None] * f[None, :] + _REL_TOL * w.scale
+            err = e[:, None] * f[None, :] + slack
             return -err, err, EQKP
         if self.mode != "lowrank":
             raise ValueError(f"unknown QK mode {self.mode!r}")
         center, err = self._lowrank(w, counter)
-        slack = _REL_TOL * w.scale
         counter.elementwise(V * V, 4)
         return center - err - slack, center + err + slack, EQKP
 

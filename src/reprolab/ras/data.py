@@ -11,7 +11,7 @@ background, and small high-contrast specks). The mask holds the salient objects 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +22,21 @@ from reprolab.core.errors import DataError
 from reprolab.core.readers import open_image_safe
 
 __all__ = [
+    "CAFFE_BGR_MEAN",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SCENE_STYLES",
     "SaliencySet",
     "generate_scenes",
     "normalize",
+    "folder_names",
     "read_saliency_folder",
+    "split_names",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)  # train.prototxt mean_value, B, G, R
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".gif")
 
@@ -44,6 +48,7 @@ class SaliencySet:
     images: torch.Tensor
     masks: torch.Tensor
     names: list[str]
+    resized_masks: list[str] = field(default_factory=list)  # stems whose mask was resized to its image
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.shape[1] != 3:
@@ -59,8 +64,18 @@ class SaliencySet:
         return SaliencySet(self.images[index], self.masks[index], names)
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """ImageNet mean/std normalisation (what torchvision-format VGG-16 weights expect)."""
+def normalize(images: torch.Tensor, mode: str = "imagenet") -> torch.Tensor:
+    """Input normalisation of RGB images in [0, 1].
+
+    ``imagenet``: mean/std (what torchvision-format VGG-16 weights expect). ``bgr_mean``: the ECCV Caffe
+    data layer (``train.prototxt``): channels in BGR order on the 0-255 scale with the mean
+    (104.00699, 116.66877, 122.67892) subtracted and no division (what Caffe's VGG-16 weights expect).
+    """
+    if mode == "bgr_mean":
+        mean = torch.tensor(CAFFE_BGR_MEAN, device=images.device).view(1, 3, 1, 1)
+        return images.flip(1) * 255.0 - mean
+    if mode != "imagenet":
+        raise ValueError(f"unknown input normalisation {mode!r}")
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
     return (images - mean) / std
@@ -250,14 +265,16 @@ def read_saliency_folder(
     size: int | None = None,
     limit: int | None = None,
     threshold: int = 128,
+    names: list[str] | None = None,
 ) -> SaliencySet:
     """Read an image folder and a mask folder whose files match by name (stem).
 
     Masks are grey-level images binarised at ``threshold`` (>=); a mask whose only values are 0 and 1
-    (masks saved as class indices rather than 0/255) is read as 0/1. With ``size``, images are resized
-    bilinearly and masks by nearest neighbour to ``size`` x ``size``; without it all pairs must share one
-    size. Raises :class:`DataError` naming the files when names do not match, a file cannot be decoded, or
-    an image and its mask differ in size.
+    (masks saved as class indices rather than 0/255) is read as 0/1. A mask whose size differs from its image
+    is resized to the image (nearest neighbour; counted in ``SaliencySet.resized_masks``). With ``size``, images
+    are resized bilinearly and masks by nearest neighbour to ``size`` x ``size``; without it all pairs must share
+    one size. ``names`` restricts the read to those stems (a split). Raises :class:`DataError` listing every
+    unmatched name, or every file that cannot be decoded, at once.
     """
     image_dir, mask_dir = Path(image_dir), Path(mask_dir)
     images = _index(image_dir, IMAGE_SUFFIXES, "image")
@@ -267,26 +284,71 @@ def read_saliency_folder(
     if only_images or only_masks:
         parts = []
         if only_images:
-            parts.append(f"images without a mask in {mask_dir}: {', '.join(images[n].name for n in only_images[:5])}")
+            listed = ", ".join(images[n].name for n in only_images)
+            parts.append(f"{len(only_images)} image(s) without a mask in {mask_dir}: {listed}")
         if only_masks:
-            parts.append(f"masks without an image in {image_dir}: {', '.join(masks[n].name for n in only_masks[:5])}")
+            listed = ", ".join(masks[n].name for n in only_masks)
+            parts.append(f"{len(only_masks)} mask(s) without an image in {image_dir}: {listed}")
         raise DataError("; ".join(parts))
-    names = sorted(images)[:limit] if limit else sorted(images)
-    image_list, mask_list = [], []
-    for name in names:
-        image = _open(images[name], "RGB")
-        mask = _open(masks[name], "L")
-        if image.shape[:2] != mask.shape[:2]:
-            raise DataError(
-                f"{masks[name]}: mask is {mask.shape[1]}x{mask.shape[0]} but image {images[name]} is "
-                f"{image.shape[1]}x{image.shape[0]} (width x height)"
-            )
+    if names is not None:
+        unknown = sorted(set(names) - set(images))
+        if unknown:
+            raise DataError(f"{image_dir}: {len(unknown)} listed name(s) not found: {', '.join(unknown)}")
+        chosen = sorted(set(names))
+    else:
+        chosen = sorted(images)
+    chosen = chosen[:limit] if limit else chosen
+    image_list, mask_list, resized, unreadable = [], [], [], []
+    for name in chosen:
+        try:
+            image = _open(images[name], "RGB")
+            mask = _open(masks[name], "L")
+        except DataError as err:
+            unreadable.append(str(err))
+            continue
         image_t = torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255.0
         cut = 1 if mask.max() == 1 else threshold  # 0/1-coded mask: every 1 is salient
         mask_t = torch.from_numpy((mask >= cut).astype(np.float32))[None]
+        if image.shape[:2] != mask.shape[:2]:  # e.g. masks saved at another scale: bring them to their image
+            mask_t = F.interpolate(mask_t[None], size=image.shape[:2], mode="nearest")[0]
+            resized.append(name)
         image_list.append(_resize(image_t, size, "bilinear").clamp(0, 1))
         mask_list.append(_resize(mask_t, size, "nearest"))
+    if unreadable:
+        raise DataError(f"{len(unreadable)} unreadable file(s): " + "; ".join(unreadable))
     shapes = {tuple(t.shape) for t in image_list}
     if len(shapes) > 1:
         raise DataError(f"{image_dir}: images differ in size ({sorted(shapes)[:3]}); pass size= to resize them")
-    return SaliencySet(torch.stack(image_list), torch.stack(mask_list), names)
+    return SaliencySet(torch.stack(image_list), torch.stack(mask_list), chosen, resized)
+
+
+def folder_names(image_dir: str | Path) -> list[str]:
+    """The stems of the image files in ``image_dir`` (sorted)."""
+    return sorted(_index(Path(image_dir), IMAGE_SUFFIXES, "image"))
+
+
+def split_names(names: list[str], split: str) -> tuple[list[str], list[str]]:
+    """(train, test) stems: ``split`` is a test ratio in (0, 1) (a fixed shuffle with seed 0, so every run seed
+    sees the same split) or a text file listing the test stems, one per line (file names are reduced to stems)."""
+    try:
+        ratio: float | None = float(split)
+    except ValueError:
+        ratio = None
+    if ratio is None:
+        path = Path(split)
+        try:
+            listed = [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
+        except OSError as err:
+            raise DataError(f"{path}: unreadable split list ({err})") from err
+        unknown = sorted(set(listed) - set(names))
+        if unknown:
+            raise DataError(f"{path}: {len(unknown)} listed name(s) have no image: {', '.join(unknown)}")
+        test = sorted(set(listed))
+    else:
+        order = np.random.default_rng(0).permutation(len(names))
+        count = max(1, round(ratio * len(names)))
+        test = sorted(names[i] for i in order[:count])
+    train = [n for n in names if n not in set(test)]
+    if not train or not test:
+        raise DataError(f"split {split!r}: leaves {len(train)} training and {len(test)} test pairs; both must be > 0")
+    return train, test

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from reprolab.core.checkpoint import read_state_dict
 from reprolab.core.data import cache_home
-from reprolab.core.errors import DatasetMissingError
+from reprolab.core.errors import DataError, DatasetMissingError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
-from reprolab.ras.data import SaliencySet, generate_scenes, read_saliency_folder
+from reprolab.ras.data import SaliencySet, folder_names, generate_scenes, read_saliency_folder, split_names
 from reprolab.ras.experiment import PAPER_FPS, PAPER_SIZE_MB, RASConfig
 from reprolab.ras.metrics import SaliencyScores, evaluate_maps
 from reprolab.ras.model import RAS, load_vgg16_backbone
@@ -21,6 +24,8 @@ from reprolab.ras.train import measure_fps, predict, train_ras
 
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "best_coarse_confidence",
@@ -47,13 +52,21 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
     metrics: dict[str, float] = {}
     scores: dict[str, SaliencyScores] = {}
     models: dict[str, RAS] = {}
-    backbone = backbone_init(config, ctx, metrics)
+    saved = _saved_run(config, ctx)
+    if config.backbone_init == "imagenet" and not config.pretrained_vgg16 and saved is None:
+        config = dataclasses.replace(config, input_norm="imagenet")  # the proxy backbone's normalisation
+    backbone = None if saved is not None else backbone_init(config, ctx, metrics)
     variants = VARIANTS if config.ablation else VARIANTS[:1]
+    if saved is not None:
+        variants = tuple(v for v in variants if (saved / f"{v[0]}_seed0.pt").is_file())
     for prefix, use_ra in variants:
         per_seed, diagnostics = [], []
         for seed_index in range(config.seeds):
-            model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index, backbone)
-            seed_scores, seed_diagnostics = _evaluate(model, test, ctx, config.coarse_oracle)
+            if saved is not None:
+                model = _saved_model(config, ctx, saved, prefix, use_ra, seed_index)
+            else:
+                model = _trained_model(config, ctx, sweep, train, prefix, use_ra, seed_index, backbone)
+            seed_scores, seed_diagnostics = _evaluate(model, test, ctx, config.coarse_oracle, config.input_norm)
             per_seed.append(seed_scores)
             diagnostics.append(seed_diagnostics)
             if seed_index == 0:
@@ -71,6 +84,29 @@ def run_ras(config: RASConfig, ctx: RunContext) -> dict[str, float]:
     return metrics
 
 
+def _saved_run(config: RASConfig, ctx: RunContext) -> Path | None:
+    """``evaluate_run``'s models folder (evaluate-only mode), else None."""
+    if not config.evaluate_run:
+        return None
+    folder = Path(config.evaluate_run).expanduser() / "models"
+    ctx.note(f"Evaluate-only: the models saved in {folder} are scored on this run's test data; nothing is trained.")
+    return folder
+
+
+def _saved_model(config: RASConfig, ctx: RunContext, folder: Path, prefix: str, use_ra: bool, seed: int) -> RAS:
+    path = folder / f"{prefix}_seed{seed}.pt"
+    if not path.is_file():
+        raise DataError(f"{path}: no saved model for seed {seed} (the saved run has fewer seeds; set seeds=)")
+    state = read_state_dict(path, what="RAS state dict")
+    model = RAS(width=config.width, reverse_attention=use_ra)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise DataError(f"{path}: does not fit a RAS network of width {config.width:g} ({first})") from err
+    return model.to(ctx.device).eval()
+
+
 def _resolve(path: str, ctx: RunContext) -> Path:
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else ctx.data_home / candidate
@@ -86,18 +122,29 @@ def _load_data(config: RASConfig, ctx: RunContext) -> tuple[SaliencySet, Salienc
             f"style {config.scene_style})."
         )
         return train, test
-    folders = [
-        _resolve(getattr(config, key), ctx) for key in ("train_images", "train_masks", "test_images", "test_masks")
-    ]
+    keys = ("train_images", "train_masks") + (() if config.split else ("test_images", "test_masks"))
+    folders = [_resolve(getattr(config, key), ctx) for key in keys]
     for folder in folders:
         if not folder.is_dir():
             raise DatasetMissingError(
                 f"{folder}: saliency folder not found. Expected an image folder and a mask folder with matching "
                 "names (DUTS, ECSSD, MSRA-B, HKU-IS, DUT-OMRON as distributed); set REPROLAB_DATA or absolute paths."
             )
-    train = read_saliency_folder(folders[0], folders[1], size=config.image_size, limit=config.n_train)
-    test = read_saliency_folder(folders[2], folders[3], size=config.image_size, limit=config.n_test)
-    ctx.note(f"Data: {len(train)} training pairs from {folders[0]}, {len(test)} test pairs from {folders[2]}.")
+    size = config.image_size
+    if config.split:
+        train_names, test_names = split_names(folder_names(folders[0]), config.split)
+        train = read_saliency_folder(folders[0], folders[1], size=size, limit=config.n_train, names=train_names)
+        test = read_saliency_folder(folders[0], folders[1], size=size, limit=config.n_test, names=test_names)
+        source = f"{folders[0]} split by {config.split!r} into {len(train_names)}/{len(test_names)} names"
+    else:
+        train = read_saliency_folder(folders[0], folders[1], size=size, limit=config.n_train)
+        test = read_saliency_folder(folders[2], folders[3], size=size, limit=config.n_test)
+        source = f"{folders[0]} (train) and {folders[2]} (test)"
+    resized = len(train.resized_masks) + len(test.resized_masks)
+    ctx.note(
+        f"Data: {len(train)} training and {len(test)} test pairs from {source}; {resized} mask(s) had another size "
+        "than their image and were resized to it (nearest neighbour)."
+    )
     return train, test
 
 
@@ -105,15 +152,30 @@ def backbone_init(config: RASConfig, ctx: RunContext, metrics: dict[str, float])
     """The backbone weights both variants start from: a VGG-16 file (``pretrained_vgg16``), the
     proxy-pretrained backbone (``backbone_init=proxy``, cached) or ``None`` (random, ``scratch``).
     Proxy scores go into ``metrics`` as ``pretrain_*``."""
+    metrics["imagenet_backbone"] = float(bool(config.pretrained_vgg16))
     if config.pretrained_vgg16:
         path = _resolve(config.pretrained_vgg16, ctx)
         probe = RAS(width=config.width)
         load_vgg16_backbone(probe, path)  # validates the file (DataError naming it)
         ctx.note(f"Backbone: VGG-16 weights from {path} (both variants).")
         return {k: v.detach().clone() for k, v in probe.backbone.state_dict().items()}
+    if config.backbone_init == "imagenet":
+        message = (
+            "FALLBACK: backbone_init=imagenet (the paper's initialisation) but no pretrained_vgg16 file was given, "
+            "so this run uses the proxy-pretrained stand-in backbone with imagenet input normalisation instead of "
+            "the preset's; metric imagenet_backbone=0. Pass pretrained_vgg16=<VGG-16 file> "
+            "for the paper's setting."
+        )
+        logger.warning(message)
+        ctx.note(message)
+        return _proxy_backbone(config, ctx, metrics)
     if config.backbone_init == "scratch":
         ctx.note("Backbone: random initialisation (trained from scratch; no pretraining).")
         return None
+    return _proxy_backbone(config, ctx, metrics)
+
+
+def _proxy_backbone(config: RASConfig, ctx: RunContext, metrics: dict[str, float]) -> dict[str, torch.Tensor]:
     spec = ProxySpec(
         width=config.width,
         size=config.pretrain_size,
@@ -162,6 +224,7 @@ def _trained_model(
     if sweep.is_done(unit):
         model = RAS(width=config.width, reverse_attention=use_ra).to(ctx.device)
         model.load_state_dict(sweep.result(unit)["state"])
+        _save_model(ctx, prefix, seed_index, sweep.result(unit)["state"])
         return model.eval()
     model = initial_model(config.width, use_ra, ctx.seed_for("init", seed_index), backbone).to(ctx.device)
     train_ras(
@@ -171,8 +234,7 @@ def _trained_model(
         train,
         steps=config.steps,
         batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
+        recipe=config.recipe(),
         generator=ctx.generator("train", seed_index, device="cpu"),
         device=ctx.device,
         checkpoint_every=config.checkpoint_every,
@@ -180,13 +242,23 @@ def _trained_model(
     )
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     sweep.complete(unit, {"state": state})
+    _save_model(ctx, prefix, seed_index, state)
     return model.eval()
 
 
+def _save_model(ctx: RunContext, prefix: str, seed_index: int, state: dict[str, torch.Tensor]) -> None:
+    """``models/<variant>_seed<i>.pt`` (a plain state dict), read back by ``evaluate_run``."""
+    folder = ctx.out_dir / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(state, folder / f"{prefix}_seed{seed_index}.pt")
+
+
 def _evaluate(
-    model: RAS, data: SaliencySet, ctx: RunContext, coarse_oracle: float = 0.0
+    model: RAS, data: SaliencySet, ctx: RunContext, coarse_oracle: float = 0.0, input_norm: str = "imagenet"
 ) -> tuple[SaliencyScores, dict[str, float]]:
-    outputs = predict(model, data.images, device=ctx.device, masks=data.masks, coarse_oracle=coarse_oracle)
+    outputs = predict(
+        model, data.images, device=ctx.device, masks=data.masks, coarse_oracle=coarse_oracle, input_norm=input_norm
+    )
     maps = torch.cat([torch.sigmoid(o.logits) for o in outputs])
     coarse = torch.cat([torch.sigmoid(o.upsampled[-1]) for o in outputs])  # S_6, the global prediction
     # diagnostics, named as metrics: region MAEs (final and global map) and the deep maps' confidence
@@ -359,10 +431,13 @@ def _plot_grid(config: RASConfig, ctx: RunContext, models: dict[str, RAS], test:
     if count < 1:
         return
     images, masks, oracle = test.images[:count], test.masks[:count], config.coarse_oracle
-    out = predict(models["ras"], images, device=ctx.device, masks=masks, coarse_oracle=oracle)[0]
+    norm = config.input_norm
+    out = predict(models["ras"], images, device=ctx.device, masks=masks, coarse_oracle=oracle, input_norm=norm)[0]
     ablation = None
     if "no_ra" in models:
-        ablation = predict(models["no_ra"], images, device=ctx.device, masks=masks, coarse_oracle=oracle)[0]
+        ablation = predict(
+            models["no_ra"], images, device=ctx.device, masks=masks, coarse_oracle=oracle, input_norm=norm
+        )[0]
     size = test.images.shape[-2:]
     up = [torch.sigmoid(u) for u in out.upsampled]  # S_1 .. S_6 at the input size
     attention = [torch.nn.functional.interpolate(a, size=size, mode="nearest") for a in out.attention]
