@@ -9,7 +9,7 @@ export REPROLAB_TENSORBOARD=0
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/mkdocs build --strict --quiet  # the docs and the API reference build without a warning
 status=0
-.venv/bin/python -m pytest -n 2 -q --durations=15 tests "$@" || status=$?
+.venv/bin/python -m pytest -n 2 --dist loadgroup -q --durations=15 tests "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests"  # not a failure by the project's rule; nothing ran
     exit 0

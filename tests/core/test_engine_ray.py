@@ -110,8 +110,18 @@ def _task_pids(title: str) -> list[int]:
     return pids
 
 
+# Both Ray tests run in one xdist worker, one after the other (scripts/test.sh uses --dist loadgroup): two Ray
+# instances started at once on one machine share ~/.ray state (the auth token, the current-cluster file) and hang.
+pytestmark = pytest.mark.xdist_group("ray")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the worker through /proc")
+@pytest.mark.skipif(
+    os.environ.get("REPROLAB_RAY_CLUSTER_TEST") != "1",
+    reason="opt-in (REPROLAB_RAY_CLUSTER_TEST=1): with the loopback-only node address this test hangs here; see "
+    "docs/distributed.md",
+)
 def test_cluster_sweep_matches_serial_survives_a_killed_worker_and_ships_folders(cluster, tmp_path, monkeypatch):
     for key, value in RAY_ENV.items():
         monkeypatch.setenv(key, value)
