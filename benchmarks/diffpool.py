@@ -206,7 +206,7 @@ def memory_worker(mode: str, batch_size: int, synthetic: int = 0) -> dict:
             x, adj, mask, _ = fetch(index)
             model(x, adj, mask)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"measure": "memory", "mode": mode, "dataset": name, "graphs": len(graphs),
+    return {"measure": "memory", "mode": mode, "dataset": name, "graphs": len(graphs), "batch_size": batch_size,
             "largest_graph": graphs.max_nodes, "cpu_s": time.process_time() - start, "peak_rss_mb": peak_mb}
 
 
@@ -317,6 +317,7 @@ def _throughput(args: argparse.Namespace) -> None:
     ours, plain = _spawn("ours", args, 0), _spawn("plain", args, 0)
     if args.json:
         ratio = {"measure": "throughput_ratio", "dataset": ours["dataset"], "baseline": "plain PyG-example DiffPool",
+                 "batch_size": args.batch_size,
                  "throughput_ratio": ours["graphs_per_s"] / plain["graphs_per_s"],
                  "memory_ratio": ours["peak_mb"] / max(plain["peak_mb"], 1e-9)}
         for row in ({"measure": "throughput", **ours}, {"measure": "throughput", **plain}, ratio):
