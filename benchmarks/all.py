@@ -18,17 +18,21 @@ and every benchmark's growth record (time at three sizes along its cost driver, 
     python benchmarks/all.py --quick                     # seconds: every benchmark at toy sizes, in one process
     python benchmarks/all.py --only compile_kg,cocoop    # a subset
 
-In the full run each benchmark runs in its own process (its own threads and peak memory), one after the other;
-the machine facts (CPU model, cores, load, date, git commit) are recorded before and after. ``--quick`` runs
-everything in this process at toy sizes: its numbers mean nothing, it checks that the scripts still run (see
-tests/core/test_benchmarks.py). Exits 1 when a benchmark failed to run (a missed target is a result, not a
-failure: it is reported in the table and under ``done_when``).
+In the full run each benchmark runs in its own process (its own threads and peak memory), one after the other,
+with this checkout's ``src`` first on ``PYTHONPATH``; the machine facts (CPU model, cores, load, date, git commit)
+are recorded before and after. The Max-of-4 baseline is TransformerLens's ``HookedTransformer`` when
+``transformer_lens`` 3.x is importable (the README's baseline; it is not a dependency of the project: put an
+installation on ``PYTHONPATH``), else the model's own batched forward pass; its row names which one ran.
+``--quick`` runs everything in this process at toy sizes: its numbers mean nothing, it checks that the scripts
+still run (see tests/core/test_benchmarks.py). Exits 1 when a benchmark failed to run (a missed target is a
+result, not a failure: it is reported in the table and under ``done_when``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -42,6 +46,7 @@ from typing import Any
 import growth
 
 HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"  # the code of this checkout is what gets measured (its commit is in the report)
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,9 @@ def run_job(job: Job, quick: bool) -> dict[str, Any]:
         if quick:
             lines = growth.json_lines(growth.call_main(HERE / job.script, argv))
         else:
-            done = subprocess.run([sys.executable, str(HERE / job.script), *argv], capture_output=True, text=True)
+            path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+            done = subprocess.run([sys.executable, str(HERE / job.script), *argv], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": path})
             lines = growth.json_lines(done.stdout)
             result["exit_code"] = done.returncode  # 1 may be a missed target; no JSON at all is a failure
             if not lines:
@@ -336,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--only: unknown job(s) {', '.join(sorted(unknown))}")
     growth.IN_PROCESS = args.quick
+    sys.path.insert(0, str(SRC))
     report: dict[str, Any] = {"command": "python benchmarks/all.py " + " ".join(sys.argv[1:] if argv is None else argv),
                               "quick": args.quick, "machine": growth.machine_facts(), "jobs": []}
     start, cpu = time.perf_counter(), _cpu_seconds()
