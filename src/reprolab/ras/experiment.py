@@ -313,7 +313,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
-        seeds={"quick": 2},
+        # ~100 CPU-s per quick seed; with 2 seeds (t crit 6.31) the MAE verdict moved under --perturb 1e-6
+        seeds={"quick": 4},
         datasets=(
             DatasetInfo(
                 name="ras-generated-scenes",
