@@ -74,6 +74,15 @@ def build_base_model(
     return cls(triples_factory=splits.training, **options)
 
 
+def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: bool = False) -> Any:
+    """Rebuild a run's saved base model (``reprolab.load_run(dir).model("base")``): the PyKEEN model (or STransE)
+    over ``dataset``'s training triples (an embedded name or the folder the run read), whose entity and relation
+    ids fix the embedding tables' sizes; the weights are loaded afterwards."""
+    from reprolab.domain_kge.data import load_splits
+
+    return build_base_model(name, load_splits(dataset), dim=dim, seed=0, relation_unit_ball=relation_unit_ball)
+
+
 def train_base_model(
     model: Any, splits: KGSplits, *, epochs: int, batch_size: int, lr: float, num_negs: int = 1,
     filtered_negatives: bool = False,
