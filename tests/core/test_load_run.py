@@ -51,3 +51,26 @@ def test_load_run_refuses_non_runs_and_foreign_builders(tmp_path):
     (tmp_path / "models" / "x.json").write_text(json.dumps({"build": "os:system", "kwargs": {}}))
     with pytest.raises(ReproError, match="outside reprolab"):
         reprolab.load_run(tmp_path).model("x")
+
+
+def test_frozen_parts_are_not_saved_and_must_be_the_only_missing_keys(tmp_path):
+    """``frozen=`` prefixes (a pretrained backbone the builder restores) stay out of the file; loading accepts exactly
+    those keys missing. Here the builder's backbone is a fresh one: only the head is the saved model's."""
+    from safetensors import safe_open
+
+    from reprolab.core.results import save_model
+    from reprolab.orderfree.model import build_image_labeller
+
+    (tmp_path / "results.json").write_text(json.dumps({"method": "orderfree"}))
+    kwargs = {"backbone": {"widths": [4, 4, 8], "blocks": [1, 1, 1]}, "decoder": "br", "num_classes": 3}
+    model = build_image_labeller(**kwargs)
+    save_model(tmp_path, "m", model, build=build_image_labeller, kwargs=kwargs, frozen=("backbone.",))
+    with safe_open(str(tmp_path / "models" / "m.safetensors"), "pt") as handle:
+        assert sorted(handle.keys()) == ["decoder.fc.bias", "decoder.fc.weight"]
+    rebuilt = reprolab.load_run(tmp_path).model("m")
+    assert torch.equal(rebuilt.decoder.fc.weight, model.decoder.fc.weight)
+    card = json.loads((tmp_path / "models" / "m.json").read_text())
+    card["frozen"] = ["nothing."]  # the file then lacks keys the card does not explain
+    (tmp_path / "models" / "m.json").write_text(json.dumps(card))
+    with pytest.raises(ReproError, match="do not fit the rebuilt model"):
+        reprolab.load_run(tmp_path).model("m")
