@@ -107,3 +107,4 @@ def test_graph_without_data_names_the_missing_folder(tmp_path, preset):
     args = ["run", "lds", "--preset", preset, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "planetoid" in result.output
+    assert "Or fetch it: reprolab data fetch planetoid-" in result.output  # the set can be fetched by URL

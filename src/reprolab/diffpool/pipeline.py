@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from reprolab.core.data import fetch_hint
 from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
@@ -77,7 +78,8 @@ def load_graphs(config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
     if found is None:
         raise DataError(
             f"{ctx.data_home}: dataset {config.dataset!r} not found; expected {TU_LAYOUT} or <data home>/"
-            f"TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder, or --data to another data home)"
+            f"TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder, or --data to another data home)."
+            + fetch_hint(config.dataset)
         )
     kind, path = found
     if kind == "gin":
