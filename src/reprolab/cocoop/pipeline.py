@@ -207,7 +207,8 @@ def fit_learner(
 ) -> float:
     """Train ``model``'s learner with ``method``'s own recipe (``{method}_epochs/_batch_size/_lr``, shared warm-up
     and weight decay). Returns how far the context vectors moved, ||v_end - v_start|| / ||v_start|| (the measure
-    behind the quick preset's learning rate, see docs)."""
+    behind the quick preset's learning rate, measured in
+    docs/notes/cocoop.md#learning-rate-the-10-larger-embeddings-justification-measured-and-dropped)."""
     start = model.learner.ctx.detach().clone()
     train_prompts(
         model,

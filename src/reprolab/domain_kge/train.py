@@ -67,7 +67,7 @@ def build_base_model(
     if cls.__name__ == "TransE":
         # The paper's (and Bordes et al.'s official) TransE only rescales entity vectors whose norm exceeds 1;
         # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for
-        # every relation and DRE can say nothing (see docs/domain_kge.md).
+        # every relation and DRE can say nothing (see docs/notes/domain_kge.md#wn18rr-benchmark-and-smoke-runs).
         options.setdefault("entity_constrainer", unit_ball)
         if relation_unit_ball:
             options.setdefault("relation_constrainer", unit_ball)

@@ -42,7 +42,8 @@ SINGLE_THREAD_NODES = 2000  # below this, n x n kernels are too small to gain fr
 @contextlib.contextmanager
 def _threads_for(num_nodes: int, device: torch.device) -> Iterator[None]:
     """Run small CPU problems on one thread: thread start-up costs more than the kernels, and on a shared
-    machine two spinning threads made a 178-node step 15x slower (docs/lds.md). Restored afterwards."""
+    machine two spinning threads made a 178-node step 15x slower (docs/notes/lds.md#deviations-and-known-gaps).
+    Restored afterwards."""
     before = torch.get_num_threads()
     if device.type == "cpu" and num_nodes <= SINGLE_THREAD_NODES:
         torch.set_num_threads(1)

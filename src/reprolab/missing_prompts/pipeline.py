@@ -258,7 +258,8 @@ def _missing_tables(config: MissingPromptsConfig, ctx: RunContext, task: Task) -
     A test table comes with ``test_table_draws - 1`` further draws of the same rate and type (seeds
     ``seed_for("missing", task, key, d)``, listed in the saved file); the reported metric of a test table is its
     mean over all draws (draw 0 = the saved table), so which samples happen to miss a modality does not decide a
-    comparison (see docs, "Test noise")."""
+    comparison (see
+    docs/notes/missing_prompts.md#test-noise-where-it-comes-from-and-what-changed-in-this-increment-issue-8)."""
     folder = ctx.out_dir / "missing_tables"
     specs = {f"train_{kind}": ("train", config.train_missing_rate, kind) for kind in config.scenarios}
     specs |= {kind: ("test", config.test_missing_rate, kind) for kind in config.scenarios}

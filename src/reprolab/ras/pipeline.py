@@ -403,8 +403,9 @@ def _report(
             "Reverse attention did not lower the MAE here. It erases side features where the deeper map is "
             "salient, so object interiors rely on the coarse prediction; compare the interior/boundary/background "
             f"errors and the deep maps' confidence above (S_6 mean probability inside objects: "
-            f"{metrics['ras_coarse_p_in']:.2f}) and docs/ras.md (backbone: {init}; saliency decidable from local "
-            "colour)."
+            f"{metrics['ras_coarse_p_in']:.2f}) and "
+            f"docs/notes/ras.md#why-the-reverse-attention-claims-fail-in-miniature (backbone: {init}; saliency "
+            "decidable from local colour)."
         )
     _plot_pr(ctx, scores, labels)
     _plot_grid(config, ctx, models, test)
