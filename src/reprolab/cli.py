@@ -43,6 +43,10 @@ AddressOption = Annotated[
 GpusOption = Annotated[
     float, typer.Option("--gpus-per-task", min=0, help="GPUs each Ray task asks for (with --device cuda; default 0)")
 ]
+SeedsOption = Annotated[
+    int | None,
+    typer.Option("--seeds", min=1, help="seeds 0..N-1 per method or grid point (default: the preset's stated seeds)"),
+]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")]
 
 
@@ -162,9 +166,7 @@ def run_command(
 def reproduce_command(
     methods: Annotated[list[str] | None, typer.Argument(help="methods to run, or `all` (default all)")] = None,
     preset: Annotated[str, typer.Option("--preset", help="the preset of every method (`reprolab show`)")] = "quick",
-    seeds: Annotated[
-        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per method (default: the preset's stated seeds)")
-    ] = None,
+    seeds: SeedsOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/reproduce-...)")] = None,
     data: DataOption = None,
     device: DeviceOption = "cpu",
@@ -214,9 +216,7 @@ def sweep_command(
     grid: Annotated[
         list[str] | None, typer.Option("--grid", help="key=v1,v2,... (repeat for a product of several keys)")
     ] = None,
-    seeds: Annotated[
-        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per grid point (default: the preset's)")
-    ] = None,
+    seeds: SeedsOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/sweep-...)")] = None,
     set_: SetOption = None,
     data: DataOption = None,
