@@ -223,7 +223,6 @@ def run(config: MaxKProofsConfig, ctx: RunContext) -> Mapping[str, float]:
 
 
 _R = "recalled"  # Table 1 values: recalled, not read (see PAPER_TABLE1)
-_DOCS = "docs/maxk_proofs.md"
 
 CLAIMS = (
     # ------------------------------------------------------------------ Max-of-4 (the paper's Table 1 setting)
