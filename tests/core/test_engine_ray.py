@@ -232,51 +232,57 @@ def test_cluster_sweep_matches_serial_survives_a_killed_worker_and_ships_folders
     assert not list((tmp_path / "ray").glob(".reprolab-driver-*")), "the shared-filesystem marker is removed"
 
 
-DEMI_SETS = [part for item in [*DEMI, "steps=20"] for part in ("--set", item)]
+DEMI_SETS = [part for item in DEMI for part in ("--set", item)]
 
 
-def _reproduce(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    """`reprolab reproduce demi --seeds 2` (20 steps) in a child process with a hard timeout."""
-    command = [sys.executable, "-m", "reprolab", "reproduce", "demi", "--seeds", "2", *DEMI_SETS, "--out", str(out),
-               *extra]  # fmt: skip
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """`reprolab ARGS` in a child process with a hard timeout."""
     try:
-        return subprocess.run(command, env=_child_env(), capture_output=True, text=True, timeout=CLI_S)
+        return subprocess.run([sys.executable, "-m", "reprolab", *args], env=_child_env(), capture_output=True,
+                              text=True, timeout=CLI_S)  # fmt: skip
     except subprocess.TimeoutExpired as err:
-        pytest.fail(f"reproduce {' '.join(extra)} ran over {CLI_S} s:\n{err.stderr!r}"[-3000:])
+        pytest.fail(f"reprolab {' '.join(args)} ran over {CLI_S} s:\n{err.stderr!r}"[-3000:])
 
 
 def _demi_metrics(out: Path) -> list[str]:
-    return [_metrics(out / "demi" / f"seed{s}") for s in range(2)]
+    return [_metrics(out / f"seed{s}") for s in range(2)]
 
 
 @pytest.fixture(scope="module")
 def demi_jobs_1(tmp_path_factory) -> list[str]:
-    """`reproduce demi --seeds 2 --jobs 1` (the serial path: no Ray, run here); its metrics per seed."""
+    """`reproduce demi --seeds 2 --set steps=20 --jobs 1` (the serial path: no Ray, run here); its metrics."""
     from typer.testing import CliRunner
 
     from reprolab.cli import app
 
     out = tmp_path_factory.mktemp("jobs1")
-    done = CliRunner().invoke(app, ["reproduce", "demi", "--seeds", "2", *DEMI_SETS, "--jobs", "1", "--out", str(out)])
+    args = ["reproduce", "demi", "--seeds", "2", *DEMI_SETS, "--set", "steps=20", "--jobs", "1", "--out", str(out)]
+    done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
-    return _demi_metrics(out)
+    return _demi_metrics(out / "demi")
 
 
 @pytest.mark.slow
-def test_reproduce_address_of_a_ray_start_head_matches_jobs_1(cluster, demi_jobs_1, tmp_path):
-    """`--address 127.0.0.1:PORT` of a head started by `ray start --head` on this machine, from the CLI."""
-    joined = _reproduce(tmp_path, "--address", cluster)
+def test_sweep_address_of_a_ray_start_head_matches_jobs_1(cluster, demi_jobs_1, tmp_path):
+    """`reprolab sweep --address 127.0.0.1:PORT` of the head started by `ray start --head` on this machine."""
+    args = ["sweep", "demi", "--grid", "steps=20", "--seeds", "2", *DEMI_SETS, "--out", str(tmp_path)]
+    joined = _cli(*args, "--address", cluster)
     assert joined.returncode == 0, joined.stderr[-3000:]
-    assert "[2/2] demi seed" in joined.stderr
-    assert _demi_metrics(tmp_path) == demi_jobs_1
+    assert "[2/2] demi" in joined.stderr
+    assert _demi_metrics(tmp_path / "p00-steps=20") == demi_jobs_1
+    # nothing at the address: one line and exit 2 within seconds, not Ray's minutes of retries
+    refused = _cli(*args[:-1], str(tmp_path / "refused"), "--address", f"127.0.0.1:{_free_port()}")
+    assert refused.returncode == 2 and "no Ray head answers" in refused.stderr, refused.stderr[-3000:]
+    assert refused.stderr.strip().count("\n") == 0 and not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow
 def test_reproduce_jobs_2_on_the_embedded_ray_matches_jobs_1(demi_jobs_1, tmp_path):
-    done = _reproduce(tmp_path, "--jobs", "2")
+    done = _cli("reproduce", "demi", "--seeds", "2", *DEMI_SETS, "--set", "steps=20", "--jobs", "2",
+                "--out", str(tmp_path))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[2/2] demi seed" in done.stderr
-    assert _demi_metrics(tmp_path) == demi_jobs_1
+    assert _demi_metrics(tmp_path / "demi") == demi_jobs_1
     assert demi_jobs_1[0] != demi_jobs_1[1]
 
 

@@ -250,11 +250,15 @@ def _execute_serial(specs: Sequence[RunSpec], report: _Progress) -> list[RunOutc
 
 
 def check_available(jobs: int | None, address: str | None) -> None:
-    """Refuse up front (before any folder is made) an explicit ``--jobs > 1``/``--address`` without Ray."""
+    """Refuse up front (before any folder is made) an explicit ``--jobs > 1``/``--address`` without Ray, and an
+    ``--address`` where no Ray head answers."""
     import importlib.util
 
     if (address is not None or (jobs or 1) > 1) and importlib.util.find_spec("ray") is None:
         raise ConfigError(f"--jobs > 1 and --address run on Ray, which is not installed: {DISTRIBUTED_HINT}")
+    if address is not None:
+        _import_ray(explicit=True)  # Ray's settings from the environment first
+        _join_target(address)
 
 
 def _import_ray(*, explicit: bool) -> Any:
@@ -329,7 +333,8 @@ def _join_target(address: str) -> tuple[str, bool]:
     when it is imported. A head started with that setting listens on 127.0.0.1 only, so a driver without it
     retried the interface address forever (the hang of the cluster test). The head's port decides instead:
     a head on this machine answering on 127.0.0.1 is joined over loopback, otherwise through the interface
-    address as Ray does by default. An address where nothing answers is one line, not a hang.
+    address as Ray does by default (such a head listens on every address of the machine, 127.0.0.1 included,
+    so the interface address is tried first). An address where nothing answers is one line, not a hang.
     """
     if address.startswith("ray://"):
         return address, False  # Ray Client: a gRPC proxy in front of the cluster, no node address of ours
@@ -337,11 +342,11 @@ def _join_target(address: str) -> tuple[str, bool]:
         address = _recorded_address()
     host, port = _split_address(address)
     if host.lower() in _LOOPBACK_HOSTS:
-        if _answers("127.0.0.1", port):
-            return f"127.0.0.1:{port}", True
         interface = _interface_address()
         if interface not in _LOOPBACK_HOSTS and _answers(interface, port):
             return f"{interface}:{port}", False
+        if _answers("127.0.0.1", port):
+            return f"127.0.0.1:{port}", True
         raise ConfigError(f"--address {address}: no Ray head answers on port {port} of this machine")
     if not _answers(host, port):
         raise ConfigError(f"--address {address}: no Ray head answers there (within {_PROBE_TIMEOUT_S:.0f} s)")
