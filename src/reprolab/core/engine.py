@@ -8,9 +8,10 @@ Two paths behind one signature:
 * **serial** (``jobs=1``, or nothing to spread): each run in this process, one after the other. Ray is not
   imported on this path, so a plain ``pip install reprolab`` keeps working.
 * **Ray** (``jobs > 1`` or ``address``): each run is one Ray task. Without ``address`` a local Ray instance is
-  started with ``num_cpus=jobs`` and no dashboard; ``address`` (``ray://host:port`` or ``auto``) joins a
-  running cluster. A task asks for ``--threads`` CPUs (torch keeps that many threads, as in a serial run) and
-  ``gpus_per_task`` GPUs. A task runs the same :func:`run_spec` as the serial path, so its metrics are
+  started with ``num_cpus=jobs``, no dashboard, on the loopback address; ``address`` (``host:port``,
+  ``ray://host:port`` or ``auto``) joins a running cluster (``_join_target``: a head on this machine is joined
+  on the address it listens on). A task asks for ``--threads`` CPUs (torch keeps that many threads, as in a
+  serial run) and ``gpus_per_task`` GPUs. A task runs the same :func:`run_spec` as the serial path, so its metrics are
   bit-identical to the serial run's. A task whose worker dies is retried by Ray; the retry resumes from the
   run's checkpoint (``--resume`` semantics, :meth:`RunSpec.should_resume`) and ends with the same metrics.
 
@@ -331,10 +332,10 @@ def _join_target(address: str) -> tuple[str, bool]:
     Ray replaces a loopback host (``127.0.0.1``, ``localhost``) in an address by the machine's interface
     address unless the process runs with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` -- a setting Ray reads once,
     when it is imported. A head started with that setting listens on 127.0.0.1 only, so a driver without it
-    retried the interface address forever (the hang of the cluster test). The head's port decides instead:
-    a head on this machine answering on 127.0.0.1 is joined over loopback, otherwise through the interface
-    address as Ray does by default (such a head listens on every address of the machine, 127.0.0.1 included,
-    so the interface address is tried first). An address where nothing answers is one line, not a hang.
+    retried the interface address for many minutes (the former hang of the cluster test). The head's port
+    decides instead: a head on this machine answering on the interface address (Ray's default head listens
+    on every address) is joined there, as Ray does by default; one answering on 127.0.0.1 only is joined over
+    loopback. An address where nothing answers is one line, not a hang.
     """
     if address.startswith("ray://"):
         return address, False  # Ray Client: a gRPC proxy in front of the cluster, no node address of ours
