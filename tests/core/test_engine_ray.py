@@ -191,7 +191,37 @@ def _run_child(root: Path, address: str, watch) -> dict:
     return json.loads((root / "errors.json").read_text())
 
 
-# Both Ray tests run in one xdist worker, one after the other (scripts/test.sh uses --dist loadgroup): two Ray
+def test_joining_this_machine_follows_how_the_head_listens_and_refuses_silence():
+    """A head on the loopback address only is joined over loopback; one listening on every address (Ray's
+    default head) through the interface address, as Ray does; nothing listening is one line, no hang."""
+    import ray._private.ray_constants as ray_constants
+
+    from reprolab.core import engine
+    from reprolab.core.errors import ConfigError
+
+    for bind, expected_loopback in (("127.0.0.1", True), ("0.0.0.0", False)):
+        with socket.socket() as head:
+            head.bind((bind, 0))
+            head.listen()
+            port = head.getsockname()[1]
+            for host in ("127.0.0.1", "localhost"):
+                target, loopback = engine._join_target(f"{host}:{port}")
+                assert loopback is expected_loopback
+                assert target == ("127.0.0.1" if loopback else engine._interface_address()) + f":{port}"
+    with pytest.raises(ConfigError, match="no Ray head answers"):
+        engine._join_target(f"127.0.0.1:{_free_port()}")
+    with pytest.raises(ConfigError, match="expected host:port"):
+        engine._join_target("127.0.0.1")
+    assert engine._join_target("ray://example.org:10001") == ("ray://example.org:10001", False)
+    # the switch is set for the connection and put back afterwards
+    before, env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(LOOPBACK_ENV)
+    restore = engine._node_address_mode(loopback=True)
+    assert ray_constants.ENABLE_RAY_CLUSTER is False and os.environ[LOOPBACK_ENV] == "0"
+    restore()
+    assert (ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(LOOPBACK_ENV)) == (before, env)
+
+
+# The Ray tests run in one xdist worker, one after the other (scripts/test.sh uses --dist loadgroup): two Ray
 # instances started at once on one machine share ~/.ray state (the auth token) and compete for 2 cores.
 pytestmark = pytest.mark.xdist_group("ray")
 
