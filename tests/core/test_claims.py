@@ -178,6 +178,18 @@ def test_unknown_operator_kind_and_source_are_refused():
         Claim.compare("c", "", "a", ">", 0.0, kind="anecdotal")
     with pytest.raises(ValueError, match="paper_source"):
         Claim.compare("c", "", "a", ">", 0.0, paper=1.0, paper_source="guessed")
+    with pytest.raises(ValueError, match="needs paper_source"):
+        Claim.compare("c", "", "a", ">", 0.0, paper=1.0)
+
+
+def test_every_registered_paper_number_states_its_source():
+    """Issue 18: every ``paper=`` number of every method says whether it was read from the paper or recalled."""
+    from reprolab.core.registry import get_experiment, list_experiments
+
+    for experiment in list_experiments():
+        for claim in get_experiment(experiment.name).claims:
+            if claim.paper is not None:
+                assert claim.paper_source in ("read", "recalled"), (experiment.name, claim.id)
 
 
 def test_paper_source_is_recorded_and_shown():

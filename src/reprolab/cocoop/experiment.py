@@ -68,7 +68,7 @@ class CoCoOpConfig:
     # 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1 (batch 1, lr 0.002, 10 epochs); both SGD
     # (momentum 0.9, weight decay 5e-4, Dassl defaults), cosine per epoch after warmup_epochs at warmup_lr.
     # Both presets use these official recipes (lr 0.002 moves the mini CLIP's context as far as CoOp needs:
-    # measured in docs, "Learning rate").
+    # measured in docs/notes/cocoop.md#learning-rate-the-10-larger-embeddings-justification-measured-and-dropped).
     coop_epochs: int = bounded(200, ge=0)
     coop_batch_size: int = bounded(32, ge=1)
     coop_lr: float = bounded(0.002, gt=0)
@@ -361,7 +361,8 @@ EXPERIMENT = register(
             ),
         ),
         summary_metrics=tuple(f"{m}_{k}" for m in METHODS for k in ("base", "new", "h", "source", "target_avg")),
-        # one run seed: the run's 3 prompt-learning seeds (config.seeds) are the claims' units (docs, Results)
+        # one run seed: the run's 3 prompt-learning seeds (config.seeds) are the claims' units
+        # (docs/cocoop.md#results-with-each-learners-own-recipe-quick-preset-shapes-world)
         seeds={"quick": 1, "paper": 1},
     )
 )

@@ -200,6 +200,9 @@ class Claim:
     def __post_init__(self) -> None:
         if self.paper_source is not None and self.paper_source not in PAPER_SOURCES:
             raise ValueError(f"paper_source must be one of {PAPER_SOURCES} or None, got {self.paper_source!r}")
+        if self.paper is not None and self.paper_source is None:
+            # a paper number without its provenance cannot be checked by a reader: read from the paper, or recalled
+            raise ValueError(f"claim {self.id!r}: paper={self.paper} needs paper_source (one of {PAPER_SOURCES})")
         if self.kind not in CLAIM_KINDS:
             raise ValueError(f"kind must be one of {CLAIM_KINDS}, got {self.kind!r}")
         if self.op not in _OPERATORS:
