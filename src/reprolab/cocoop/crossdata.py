@@ -11,6 +11,7 @@ average over targets are reported, seeds averaged, with the paper's Table 2 numb
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,14 +127,19 @@ def cross_dataset(
 
 
 def run_cross_dataset(
-    config: CoCoOpConfig, ctx: RunContext, clip: Any, tok: Any, source: Path, targets: dict[str, tuple[str, Path]]
+    config: CoCoOpConfig, ctx: RunContext, clips: Callable[[int], tuple[Any, Any, Any]], source: Path,
+    targets: dict[str, tuple[str, Path]],
 ) -> dict[str, float]:
-    """All seeds of the cross-dataset transfer (resumable per seed), averaged; report table and figure."""
+    """All seeds of the cross-dataset transfer (resumable per seed), averaged; report table and figure.
+    ``clips(seed)`` is the seed's frozen CLIP, tokenizer and world (``pipeline.Backbones``)."""
     sweep = Sweep(ctx)
     results = []
     for seed in config.seeds:
         unit = f"xd/seed{seed}/shots{config.shots}"
-        results.append(sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True))
+        if not sweep.is_done(unit):
+            clip, tok, _ = clips(seed)
+            sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True)
+        results.append(sweep.result(unit))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     for seed, result in zip(config.seeds, results):  # the claims are decided over these units (x run seeds)
         ctx.record_unit(f"seed{seed}", result)
