@@ -107,7 +107,8 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch",
             "pretrain_negatives"]  # fmt: skip
     spec = {k: getattr(config, k) for k in keys}
-    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": config.pretrain_seed, "v": 1}
+    seed = config.pretrain_seed + ctx.seed if config.backbone_per_seed else config.pretrain_seed
+    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": seed, "v": 1}
     digest = config_fingerprint(spec)
     name = f"minivilt-{digest}.pt"
     vilt = _mini_vilt(config, world)
@@ -115,9 +116,9 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     cached = load_cached(name, folders, digest, note=ctx.note)
     if cached is not None:
         vilt.load_state_dict(cached[0])
-        ctx.note(f"Mini ViLT loaded from the cache {cached[1]}.")
+        ctx.note(f"Mini ViLT (pretraining seed {seed}) loaded from the cache {cached[1]}.")
         return vilt.to(ctx.device).eval(), world, None
-    torch.manual_seed(config.pretrain_seed)
+    torch.manual_seed(seed)
     vilt = _mini_vilt(config, world).to(ctx.device)
     losses = pretrain_backbone(
         vilt,
@@ -126,7 +127,7 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         batch_size=config.pretrain_batch,
         lr=config.pretrain_lr,
         pool_size=config.pretrain_pool,
-        generator=torch.Generator().manual_seed(config.pretrain_seed),
+        generator=torch.Generator().manual_seed(seed),
         negatives=config.pretrain_negatives,
         log=lambda step, loss: ctx.log(unit="pretrain", step=step, loss=loss),
     )
@@ -134,7 +135,8 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     ctx.log(unit="pretrain", final_loss=sum(tail) / len(tail))
     path = save_cached(name, folders, vilt.state_dict(), digest) or "(not cached)"
     ctx.note(
-        f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
+        f"Mini ViLT ({count_parameters(vilt)} parameters, pretraining seed {seed}) pretrained for "
+        f"{config.pretrain_steps} steps on complete "
         f"generated pairs (image-text matching with {config.pretrain_negatives} negatives over {config.n_codes} "
         f"codes + masked code words; no task labels); cached at {path}."
     )
