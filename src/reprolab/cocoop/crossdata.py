@@ -94,7 +94,14 @@ def cross_dataset(
     seed: int,
 ) -> dict[str, float]:
     """One seed of Table 2's protocol: train on all source classes, test on the source and every target."""
-    from reprolab.cocoop.pipeline import _make_learner, _note_unknown_words, _transfer, fit_learner
+    from reprolab.cocoop.pipeline import (
+        _make_learner,
+        _note_unknown_words,
+        _transfer,
+        backbone_seed,
+        fit_learner,
+        save_learner,
+    )
 
     size = int(clip.config.vision_config.image_size)
     task = load_full_task(source, size, config.shots, config.test_per_class, ctx.generator("xd-source", seed))
@@ -120,6 +127,9 @@ def cross_dataset(
         for split, (x, y, names) in sets.items():
             evaluated = model if split == "source" else _transfer(method, config, clip, tok, learner, names)
             out[f"{method}_{split}"] = accuracy(evaluated, x, y)
+        name = method if seed == config.seeds[0] else f"{method}-seed{seed}"
+        meta = {"seed": seed, "shots": config.shots, "classes": "source"}
+        save_learner(ctx, config, name, method, model, task.names, meta, backbone_seed(config, seed))
     for m in METHODS:
         scores = [out[f"{m}_target_{key}"] for key in targets]
         out[f"{m}_target_avg"] = sum(scores) / len(scores)

@@ -61,7 +61,8 @@ class CoCoOpConfig:
     miscaption: float = bounded(1.0, ge=0, le=1)
     # prompt learning: M = 4 context vectors from "a photo of a" (paper Sec. 4.1)
     # prompt-learning seeds = the claims' units (quick: 10, each on its own mini CLIP, from the measured noise and
-    # a power calculation, docs "Units and seeds"; the paper preset keeps the paper's 3 on one CLIP)
+    # a power calculation: docs/cocoop.md#units-and-seeds-issue-18; the paper preset keeps the paper's 3 on one
+    # CLIP)
     seeds: list[int] = bounded(factory=lambda: list(range(1, 11)), ge=0, le=MAX_SEED)
     shots: int = bounded(16, ge=1)
     ctx_init: str = "a photo of a"
@@ -74,7 +75,7 @@ class CoCoOpConfig:
     # 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1 (batch 1, lr 0.002, 10 epochs); both SGD
     # (momentum 0.9, weight decay 5e-4, Dassl defaults), cosine per epoch after warmup_epochs at warmup_lr.
     # Both presets use these official recipes (lr 0.002 moves the mini CLIP's context as far as CoOp needs:
-    # measured in docs, "Learning rate").
+    # measured in docs/notes/cocoop.md#learning-rate-the-10-larger-embeddings-justification-measured-and-dropped).
     coop_epochs: int = bounded(200, ge=0)
     coop_batch_size: int = bounded(32, ge=1)
     coop_lr: float = bounded(0.002, gt=0)
@@ -369,7 +370,7 @@ EXPERIMENT = register(
         ),
         summary_metrics=tuple(f"{m}_{k}" for m in METHODS for k in ("base", "new", "h", "source", "target_avg")),
         # one run seed: its prompt-learning seeds (config.seeds) are the claims' units: quick 10, each with its
-        # own cached mini CLIP; paper 3 on one CLIP, as the paper (docs, "Units and seeds")
+        # own cached mini CLIP; paper 3 on one CLIP, as the paper (docs/cocoop.md#units-and-seeds-issue-18)
         seeds={"quick": 1, "paper": 1},
     )
 )

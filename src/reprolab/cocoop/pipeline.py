@@ -17,6 +17,7 @@ from reprolab.cocoop.model import (
     build_mini_clip,
     freeze,
     image_features,
+    saved_prompt_classifier,
 )
 from reprolab.cocoop.train import accuracy, pretrain_clip, train_prompts, zero_shot_accuracy
 from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
@@ -28,7 +29,7 @@ from reprolab.core.sweep import Sweep
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["Backbones", "fit_learner", "load_clip", "run_cocoop"]
+__all__ = ["Backbones", "backbone_seed", "fit_learner", "load_clip", "run_cocoop", "save_learner"]
 
 PAPER_AVG = {"zs": (69.34, 74.22, 71.70), "coop": (82.69, 63.22, 71.66), "cocoop": (80.47, 71.69, 75.83)}
 LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
@@ -86,14 +87,10 @@ class Backbones:
 
     def __init__(self, config: CoCoOpConfig, ctx: RunContext) -> None:
         self.config, self.ctx = config, ctx
-        self.per_seed = config.backbone_per_seed and not config.clip_path
         self._last: tuple[int, tuple[Any, Any, ShapesWorld]] | None = None
 
-    def pretrain_seed(self, seed: int) -> int:
-        return self.config.pretrain_seed + seed if self.per_seed else self.config.pretrain_seed
-
     def __call__(self, seed: int) -> tuple[Any, Any, ShapesWorld]:
-        key = self.pretrain_seed(seed)
+        key = backbone_seed(self.config, seed)
         if self._last is None or self._last[0] != key:
             clip, tokenizer, world = load_clip(self.config, self.ctx, key)
             self._last = (key, (freeze(clip.to(self.ctx.device)), tokenizer, world))
@@ -118,12 +115,7 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext, pretrain_seed: int | None =
     world = ShapesWorld(config.image_size, config.n_colours, config.n_shapes, miscaption=config.miscaption)
     tok = WordTokenizer.for_shapes()
     clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
-    keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
-    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": seed, "v": 3}
-    if config.miscaption > 0:  # a different pretraining world; the v3 key of the clean world stays valid
-        spec |= {"miscaption": config.miscaption, "targets": "same-class captions"}
-    digest = config_fingerprint(spec)
-    name = f"miniclip-{digest}.pt"
+    name, digest = _mini_clip_cache(config, seed)
     folders = (cache_home() / "cocoop", ctx.out_dir / "checkpoints")
     cached = load_cached(name, folders, digest, note=ctx.note)
     if cached is not None:
@@ -148,6 +140,42 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext, pretrain_seed: int | None =
         f"Mini CLIP pretrained (seed {seed}) for {config.pretrain_steps} steps on generated captions; cached at {path}."
     )
     return clip, tok, world
+
+
+def backbone_seed(config: CoCoOpConfig, seed: int) -> int:
+    """The pretraining seed of prompt-learning seed ``seed``'s mini CLIP: ``pretrain_seed + seed`` with
+    ``backbone_per_seed`` (each unit its own backbone, issue 18), else ``pretrain_seed`` (one shared)."""
+    return config.pretrain_seed + seed if config.backbone_per_seed and not config.clip_path else config.pretrain_seed
+
+
+def _mini_clip_cache(config: CoCoOpConfig, seed: int) -> tuple[str, str]:
+    """The mini CLIP's cache file name and fingerprint: every setting its pretraining depends on, and its
+    pretraining ``seed``."""
+    keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
+    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": seed, "v": 3}
+    if config.miscaption > 0:  # a different pretraining world; the v3 key of the clean world stays valid
+        spec |= {"miscaption": config.miscaption, "targets": "same-class captions"}
+    digest = config_fingerprint(spec)
+    return f"miniclip-{digest}.pt", digest
+
+
+def save_learner(
+    ctx: RunContext, config: CoCoOpConfig, name: str, method: str, model: PromptClassifier, classnames: list[str],
+    meta: dict[str, Any], pretrain_seed: int,
+) -> None:
+    """Keep a trained prompt learner as ``models/<name>``: its weights only, the frozen CLIP named in the card
+    (``saved_prompt_classifier`` rebuilds the classifier from it; ``pretrain_seed`` picks the mini CLIP)."""
+    if config.clip_path:
+        backbone: dict[str, Any] = {"clip_path": str(Path(config.clip_path).expanduser().resolve())}
+    else:
+        cache, digest = _mini_clip_cache(config, pretrain_seed)
+        folders = [str(cache_home() / "cocoop"), str((ctx.out_dir / "checkpoints").resolve())]
+        keys = ("image_size", "width", "layers")
+        backbone = {"mini_clip": {k: getattr(config, k) for k in keys} | {"cache": cache, "fingerprint": digest,
+                                                                            "folders": folders}}
+    kwargs = {"method": method, "classnames": list(classnames), "n_ctx": config.n_ctx, "ctx_init": config.ctx_init,
+              "class_specific": config.class_specific, "chunk": config.text_chunk, "backbone": backbone}
+    ctx.save_model(name, model, build=saved_prompt_classifier, kwargs=kwargs, meta=meta, frozen=("clip.",))
 
 
 def _sample(world: ShapesWorld, classes: list[int], per_class: int, gen: torch.Generator, bg: str, device: Any):
@@ -195,6 +223,10 @@ def base_to_new(
         for split, (x, y, cls) in sets.items():
             evaluated = model if cls is base_names else _transfer(method, config, clip, tok, learner, cls)
             out[f"{method}_{split}"] = accuracy(evaluated, x, y)
+        if shift:  # the main units (not the shot curve): models/coop, models/cocoop (-seed<s> after the first)
+            name = method if seed == config.seeds[0] else f"{method}-seed{seed}"
+            meta = {"seed": seed, "shots": shots, "classes": "base"}
+            save_learner(ctx, config, name, method, model, base_names, meta, backbone_seed(config, seed))
     for m in METHODS:
         if f"{m}_shift_base" in out:
             out[f"{m}_shift"] = (out.pop(f"{m}_shift_base") + out.pop(f"{m}_shift_new")) / 2
@@ -206,7 +238,8 @@ def fit_learner(
 ) -> float:
     """Train ``model``'s learner with ``method``'s own recipe (``{method}_epochs/_batch_size/_lr``, shared warm-up
     and weight decay). Returns how far the context vectors moved, ||v_end - v_start|| / ||v_start|| (the measure
-    behind the quick preset's learning rate, see docs)."""
+    behind the quick preset's learning rate, measured in
+    docs/notes/cocoop.md#learning-rate-the-10-larger-embeddings-justification-measured-and-dropped)."""
     start = model.learner.ctx.detach().clone()
     train_prompts(
         model,

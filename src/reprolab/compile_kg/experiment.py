@@ -75,7 +75,7 @@ class CompileConfig:
     batch_size: int = bounded(32, ge=1)  # paper: 16 (the paper presets use it)
     steps: int = bounded(300, ge=0)
     # models trained per method (different initialisations and batches); metrics average them; each repeat is
-    # one claim unit (quick: 4, from the measured noise, docs "Units and seeds")
+    # one claim unit (quick: 4, from the measured noise: docs/compile_kg.md#units-and-seeds-issue-18)
     repeats: int = bounded(4, ge=1)
     epochs: float = bounded(0.0, ge=0)  # when > 0, steps = epochs * ceil(train triples / batch_size)
     checkpoint_every: int = bounded(200, ge=0)
@@ -88,7 +88,8 @@ class CompileConfig:
     negative_filter: str = "support"
     rank_ties: str = "grail"
     # seeded draws of the negatives, averaged inside each unit (they evaluate the same models); 10 as the paper
-    # presets: with 3 the draw noise was the larger part of a unit's AUC-PR (docs "Units and seeds")
+    # presets: with 3 the draw noise was the larger part of a unit's AUC-PR
+    # (docs/compile_kg.md#units-and-seeds-issue-18)
     samplings: int = bounded(10, ge=1)
     # best-validation checkpoint (GraIL's trainer.py): validation ROC-AUC every valid_every steps, best kept
     select_best: bool = True
@@ -304,7 +305,8 @@ EXPERIMENT = register(
         ),
         paper_metrics=PAPER_METRICS,
         # quick: 3 seeds x 4 repeats = 12 units for every claim (targeted test included), chosen by a power
-        # calculation on the measured unit noise (docs, "Units and seeds"); the paper presets hold 5 repeats.
+        # calculation on the measured unit noise (docs/compile_kg.md#units-and-seeds-issue-18); the paper presets
+        # hold 5 repeats.
         seeds={"quick": 3},
         summary_metrics=(
             "auc_pr_grail",

@@ -31,7 +31,7 @@ from reprolab.core.sweep import Sweep
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["load_split", "make_extractor", "make_model", "run_compile"]
+__all__ = ["load_split", "make_extractor", "make_model", "model_kwargs", "run_compile"]
 
 LABELS = {"grail": "GraIL", "compile": "CoMPILE"}
 
@@ -60,18 +60,23 @@ def make_extractor(
     )
 
 
-def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.nn.Module:
-    num_labels = config.hops + 2
+def model_kwargs(config: CompileConfig, model: str, num_relations: int) -> dict[str, Any]:
+    """The arguments of :func:`build_model` for ``model`` ("grail" or "compile") under ``config`` (JSON-able: the
+    saved models' cards hold them)."""
+    common = {"name": model, "num_relations": num_relations, "num_labels": config.hops + 2, "emb_dim": config.emb_dim}
     if model == "grail":
-        return build_model(
-            "grail", num_relations, num_labels, emb_dim=config.emb_dim, rel_emb_dim=config.rel_emb_dim,
-            attn_rel_emb_dim=config.attn_rel_emb_dim, num_layers=config.num_layers, num_bases=config.num_bases,
-            edge_dropout=config.edge_dropout,
-        )
-    return build_model(
-        "compile", num_relations, num_labels, emb_dim=config.emb_dim, depth=config.num_layers,
-        dropout=config.compile_dropout, readout=config.compile_readout, edge_update=config.compile_edge_update,
-    )
+        return common | {
+            "rel_emb_dim": config.rel_emb_dim, "attn_rel_emb_dim": config.attn_rel_emb_dim,
+            "num_layers": config.num_layers, "num_bases": config.num_bases, "edge_dropout": config.edge_dropout,
+        }
+    return common | {
+        "depth": config.num_layers, "dropout": config.compile_dropout, "readout": config.compile_readout,
+        "edge_update": config.compile_edge_update,
+    }
+
+
+def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.nn.Module:
+    return build_model(**model_kwargs(config, model, num_relations))
 
 
 def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
@@ -240,6 +245,7 @@ def _trained_model(
     model = make_model(config, name, split.num_relations).to(ctx.device)
     if sweep.is_done(unit):
         model.load_state_dict(sweep.result(unit)["state"])
+        _save_model(ctx, config, split, name, repeat, prefix, model)
         return model
     extractor = make_extractor(config, name, split, inductive=False, seed=ctx.seed_for(unit, "hop_cap"))
     validate = _validator(config, ctx, split, extractor, unit) if config.select_best and config.valid_every else None
@@ -255,7 +261,25 @@ def _trained_model(
         ctx.note(f"{unit}: best validation ROC-AUC {best['valid_auc']:.4f} at step {best['step']} of {steps}.")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     sweep.complete(unit, {"state": state, "steps": steps, "best_step": best["step"] if best else steps})
+    _save_model(ctx, config, split, name, repeat, prefix, model)
     return model
+
+
+def _save_model(
+    ctx: RunContext, config: CompileConfig, split: InductiveSplit, name: str, repeat: int, prefix: str,
+    model: torch.nn.Module,
+) -> None:
+    """``models/grail`` and ``models/compile`` (repeat 0; ``<model>-repeat<r>`` after it): the models the
+    evaluation scores, rebuilt by :func:`reprolab.compile_kg.model.build_model`. The targeted-reversal models
+    (``targeted_steps``) are a diagnostic and are not kept."""
+    if prefix != "train":
+        return
+    meta = {"dataset": split.name, "repeat": repeat, "relation_names": list(split.relation_names),
+            "subgraph": config.compile_subgraph if name == "compile" else "undirected", "hops": config.hops}
+    ctx.save_model(
+        name if repeat == 0 else f"{name}-repeat{repeat}", model, build=build_model,
+        kwargs=model_kwargs(config, name, split.num_relations), meta=meta,
+    )
 
 
 def _validator(
