@@ -61,6 +61,24 @@ def safetensors_keys(path) -> list[str]:
         return list(handle.keys())
 
 
+def test_each_seed_gets_its_own_cached_backbone_unless_shared(tmp_path, monkeypatch, tiny_cli_args):
+    """Issue 18: the claims' units (prompt-learning seeds) each pretrain their own mini CLIP (seed pretrain_seed +
+    s, in the cache key), so they sample the backbone's variance; backbone_per_seed=false shares one (paper)."""
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, tiny_cli_args(tmp_path / "own", "seeds=[1, 2]", "test_per_class=2"))
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))) == 2
+    units = json.loads((tmp_path / "own" / "results.json").read_text())["units"]
+    assert sorted(units) == ["seed1", "seed2"]
+    args = tiny_cli_args(tmp_path / "shared", "seeds=[1, 2]", "test_per_class=2", "backbone_per_seed=false")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))) == 3  # pretrain_seed 0: one more
+    quick = resolve_config(CoCoOpConfig, get_experiment("cocoop").presets, "quick")
+    paper = resolve_config(CoCoOpConfig, get_experiment("cocoop").presets, "paper")
+    assert quick.backbone_per_seed and len(quick.seeds) == 10 and not paper.backbone_per_seed
+
+
 def test_paper_preset_gives_coop_and_cocoop_their_own_official_recipes():
     """Official configs: CoOp vit_b16_ctxv1 (batch 32, lr 0.002, 200 epochs), CoCoOp vit_b16_c4_ep10_batch1_ctxv1
     (batch 1, lr 0.002, 10 epochs), both with 1 constant warm-up epoch at 1e-5 (issue 21)."""

@@ -109,6 +109,18 @@ def test_missing_table_same_for_same_seed_across_runs(tmp_path, monkeypatch):
         ).read_text()
     notes = json.loads((tmp_path / "b" / "results.json").read_text())["notes"]
     assert any("loaded from the cache" in n for n in notes)
+    # issue 18: another run seed is another unit and pretrains its own backbone (pretrain_seed + seed) ...
+    args = ["run", "missing_prompts", "--seed", "4", "--out", str(tmp_path / "c")]
+    for item in base:
+        args += ["--set", item]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert len(list((tmp_path / "cache" / "missing_prompts").glob("minivilt-*.pt"))) == 2
+    notes = json.loads((tmp_path / "c" / "results.json").read_text())["notes"]
+    assert any("pretraining seed 4" in n for n in notes) and not any("loaded from the cache" in n for n in notes)
+    # ... unless backbone_per_seed is off (the paper preset): then every seed shares pretrain_seed's backbone
+    paper = resolve_config(get_experiment("missing_prompts").config_cls, get_experiment("missing_prompts").presets,
+                           "paper")  # fmt: skip
+    assert not paper.backbone_per_seed
 
 
 def test_presets_resolve_and_bad_values_are_refused():

@@ -55,7 +55,12 @@ class MissingPromptsConfig:
     pretrain_batch: int = bounded(64, ge=1)
     pretrain_lr: float = bounded(3e-3, gt=0)
     pretrain_pool: int = bounded(4000, ge=1)
-    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)  # fixed, so the cached backbone is shared by every run seed
+    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)
+    # True: run seed r pretrains (and caches) its own mini ViLT with seed pretrain_seed + r, so that the claims'
+    # units (run seeds) sample the backbone's variance (issue 18: units sharing one cached backbone give a verdict
+    # about that backbone); False: every run seed shares the pretrain_seed backbone, as the paper's one ViLT
+    # (paper preset). Ignored with vilt_path.
+    backbone_per_seed: bool = True
     pretrain_negatives: str = "hard"  # ITM negatives: "random" (another pair's text) or "hard" (one word swapped)
     tasks: list[str] = field(default_factory=lambda: list(SYNTHETIC_TASKS))
     n_classes: int = bounded(8, ge=2)
@@ -185,6 +190,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_steps": 6000,
         "pretrain_batch": 128,
         "pretrain_pool": 20000,
+        "backbone_per_seed": False,
         "n_test": 3000,
         "prompt_layers": [0, 1, 2, 3, 4, 5],
         "prompt_length": 16,

@@ -110,15 +110,16 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         return vilt, world, lambda text, n: tok(text, truncation=True, max_length=n)["input_ids"]
     if config.real_dataset:
         return None, world, None  # built in _real_task once the vocabulary is known
-    name, digest = _mini_vilt_cache(config)
+    seed = _backbone_seed(config, ctx)
+    name, digest = _mini_vilt_cache(config, seed)
     vilt = _mini_vilt(config, world)
     folders = (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints")
     cached = load_cached(name, folders, digest, note=ctx.note)
     if cached is not None:
         vilt.load_state_dict(cached[0])
-        ctx.note(f"Mini ViLT loaded from the cache {cached[1]}.")
+        ctx.note(f"Mini ViLT (pretraining seed {seed}) loaded from the cache {cached[1]}.")
         return vilt.to(ctx.device).eval(), world, None
-    torch.manual_seed(config.pretrain_seed)
+    torch.manual_seed(seed)
     vilt = _mini_vilt(config, world).to(ctx.device)
     losses = pretrain_backbone(
         vilt,
@@ -127,7 +128,7 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         batch_size=config.pretrain_batch,
         lr=config.pretrain_lr,
         pool_size=config.pretrain_pool,
-        generator=torch.Generator().manual_seed(config.pretrain_seed),
+        generator=torch.Generator().manual_seed(seed),
         negatives=config.pretrain_negatives,
         log=lambda step, loss: ctx.log(unit="pretrain", step=step, loss=loss),
     )
@@ -135,19 +136,27 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     ctx.log(unit="pretrain", final_loss=sum(tail) / len(tail))
     path = save_cached(name, folders, vilt.state_dict(), digest) or "(not cached)"
     ctx.note(
-        f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
+        f"Mini ViLT ({count_parameters(vilt)} parameters, pretraining seed {seed}) pretrained for "
+        f"{config.pretrain_steps} steps on complete "
         f"generated pairs (image-text matching with {config.pretrain_negatives} negatives over {config.n_codes} "
         f"codes + masked code words; no task labels); cached at {path}."
     )
     return vilt.eval(), world, None
 
 
-def _mini_vilt_cache(config: MissingPromptsConfig) -> tuple[str, str]:
-    """The pretrained mini ViLT's cache file name and fingerprint: every setting its pretraining depends on."""
+def _backbone_seed(config: MissingPromptsConfig, ctx: RunContext) -> int:
+    """The mini ViLT's pretraining seed: ``pretrain_seed + run seed`` with ``backbone_per_seed`` (each unit its
+    own backbone, issue 18), else ``pretrain_seed`` (one shared by every run seed)."""
+    return config.pretrain_seed + ctx.seed if config.backbone_per_seed else config.pretrain_seed
+
+
+def _mini_vilt_cache(config: MissingPromptsConfig, seed: int) -> tuple[str, str]:
+    """The pretrained mini ViLT's cache file name and fingerprint: every setting its pretraining depends on, and
+    its pretraining ``seed``."""
     keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch",
             "pretrain_negatives"]  # fmt: skip
     spec = {k: getattr(config, k) for k in keys}
-    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": config.pretrain_seed, "v": 1}
+    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": seed, "v": 1}
     digest = config_fingerprint(spec)
     return f"minivilt-{digest}.pt", digest
 
@@ -171,7 +180,7 @@ def _save_model(
                  "max_text_len": c.max_position_embeddings}
         backbone = {"build": build}
         if not config.real_dataset:
-            cache, digest = _mini_vilt_cache(config)
+            cache, digest = _mini_vilt_cache(config, _backbone_seed(config, ctx))
             folders = [str(cache_home() / "missing_prompts"), str((ctx.out_dir / "checkpoints").resolve())]
             backbone |= {"cache": cache, "fingerprint": digest, "folders": folders}
     rebuildable = "vilt_path" in backbone or "cache" in backbone  # else the file holds the backbone too
