@@ -86,6 +86,10 @@ class RASConfig:
     pretrain_lr: float = bounded(1e-3, gt=0)
     pretrain_size: int = bounded(64, ge=1)
     pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)
+    # True: run seed r pretrains (and caches) its own proxy backbone with seed pretrain_seed + r, so the claims'
+    # units (run seeds) sample the backbone's variance (issue 18: units sharing one cached backbone give a verdict
+    # about that backbone); False: every run seed shares the pretrain_seed backbone
+    backbone_per_seed: bool = True
     # diagnostic (uses the ground truth; not a saliency detector): > 0 replaces the learned global map S_6
     # by the blurred mask at +-coarse_oracle logits, in training and test, for both variants
     coarse_oracle: float = bounded(0.0, ge=0)

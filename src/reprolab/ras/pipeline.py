@@ -183,7 +183,7 @@ def _proxy_backbone(config: RASConfig, ctx: RunContext, metrics: dict[str, float
         steps=config.pretrain_steps,
         batch_size=config.pretrain_batch,
         lr=config.pretrain_lr,
-        seed=config.pretrain_seed,
+        seed=config.pretrain_seed + ctx.seed if config.backbone_per_seed else config.pretrain_seed,
     )
     proxy = pretrained_backbone(spec, [cache_home() / "ras", ctx.out_dir / "checkpoints"], note=ctx.note)
     for key, value in proxy.scores.items():
