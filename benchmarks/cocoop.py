@@ -7,7 +7,8 @@ embeddings, recomputing the chunk's activations in the backward. All modes compu
 gradients. Measured: training-step throughput (images/s, best of ``--repeats`` timings) and peak memory at
 equal batch size, each mode in a fresh subprocess (on CPU: growth of peak RSS over the loaded model and data; on
 CUDA: peak allocated). Then the time of one step of the chosen mode at three batch sizes and the fitted exponent
-of time in batch size (issue 24).
+of time in batch size (issue 24): the batch is the cost driver, as every image conditions its own prompts and so its
+own text-encoder pass over all classes (the instance-conditional context v_m(x) = v_m + pi(x)); expected ~1.
 
     python benchmarks/cocoop.py [--batch 64] [--classes 24] [--width 64] [--layers 2] [--chunk 8] [--json]
 """
@@ -18,9 +19,10 @@ import argparse
 import json
 import math
 import resource
-import subprocess
 import sys
 import time
+
+from growth import emit, growth_record, run_worker
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -48,7 +50,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     step(1)  # one image first: lazy imports, thread pools and optimiser state do not count as the step's memory
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -73,29 +75,13 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             "loss": loss}  # fmt: skip
 
 
-def child(args: argparse.Namespace, chunk: int, checkpoint: bool, batch: int) -> dict[str, float]:
-    cmd = [
-        sys.executable,
-        __file__,
-        *sys.argv[1:],
-        "--mode-chunk",
-        str(chunk),
-        "--mode-checkpoint",
-        str(int(checkpoint)),
-    ]
-    cmd += ["--batch", str(batch)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def child(argv: list[str], chunk: int, checkpoint: bool, batch: int) -> dict[str, float]:
+    """One mode measured in a fresh process (its own peak memory), with this run's options."""
+    mode = ["--mode-chunk", str(chunk), "--mode-checkpoint", str(int(checkpoint)), "--batch", str(batch)]
+    return run_worker(__file__, [*argv, *mode])[-1]
 
 
-def fitted_exponent(sizes: list[float], times: list[float]) -> float:
-    """Least-squares slope of log(time) on log(size)."""
-    xs, ys = [math.log(s) for s in sizes], [math.log(t) for t in times]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--classes", type=int, default=24)
@@ -109,7 +95,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
     parser.add_argument("--mode-chunk", type=int, default=None, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--mode-checkpoint", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
     if args.mode_chunk is not None:
         print(json.dumps(measure(args)))
         return
@@ -119,26 +106,22 @@ def main() -> None:
         f"chunks of {args.chunk}": (args.chunk, False),
         f"chunks of {args.chunk} + checkpointing": (args.chunk, True),
     }
-    results = {label: child(args, chunk, ckpt, args.batch) for label, (chunk, ckpt) in modes.items()}
+    results = {label: child(argv, chunk, ckpt, args.batch) for label, (chunk, ckpt) in modes.items()}
     ref = results["per-image loop (reference)"]
     for label, res in results.items():
-        row = {"mode": label, "batch": args.batch, **res, "speedup": res["images_per_s"] / ref["images_per_s"],
-               "memory_ratio": res["peak_mb"] / ref["peak_mb"]}  # fmt: skip
+        row = {"measure": "mode", "mode": label, "batch": args.batch, "device": args.device, **res,
+               "speedup": res["images_per_s"] / ref["images_per_s"],
+               "memory_ratio": res["peak_mb"] / ref["peak_mb"] if ref["peak_mb"] > 0 else float("nan")}  # fmt: skip
         if args.json:
             print(json.dumps(row))
         else:
             print(f"{label:36s} {res['images_per_s']:8.1f} images/s  peak {res['peak_mb']:7.1f} MB  "
                   f"speed-up x{row['speedup']:.2f}  memory ratio {row['memory_ratio']:.2f}")  # fmt: skip
     label = f"chunks of {args.chunk} + checkpointing"
-    sizes = [args.batch // 4, args.batch // 2, args.batch]
-    times = [child(args, args.chunk, True, b)["step_s"] for b in sizes[:2]] + [results[label]["step_s"]]
-    exponent = fitted_exponent(sizes, times)
-    scaling = {"mode": label, "batches": sizes, "step_s": times, "exponent": exponent}
-    if args.json:
-        print(json.dumps(scaling))
-    else:
-        steps = ", ".join(f"batch {b}: {t * 1000:.1f} ms" for b, t in zip(sizes, times))
-        print(f"scaling of {label}: {steps}; time ~ batch^{exponent:.2f}")
+    sizes = [max(1, args.batch // 4), max(1, args.batch // 2), args.batch]
+    times = [child(argv, args.chunk, True, b)["step_s"] for b in sizes[:2]] + [results[label]["step_s"]]
+    emit(growth_record(f"CoCoOp training step ({label})", "batch", sizes, times, device=args.device,
+                       expected_exponent=1), args.json)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@ subgraph kind it times the batched extractor (batches of ``--batch``) and the le
 and wall time on a shared machine measures the other jobs), and fits ``time ~ triples^p`` by least squares in
 log-log. With ``--json`` it prints one JSON object per size and kind: ``graph_triples``, ``batched_s``,
 ``baseline_s``, ``ratio`` (baseline / batched), the subgraph sizes, and the fitted exponents
-``batched_exponent`` / ``baseline_exponent`` of that kind (the same on each of its lines).
+``batched_exponent`` / ``baseline_exponent`` of that kind (the same on each of its lines), then the growth records
+of both extractors (``"measure": "growth"``, the format of every benchmark's growth; see ``benchmarks/growth.py``).
+The graph's size is the axis because it is what must NOT drive the cost: at fixed queries each subgraph is the
+same, so the work is proportional to the subgraphs returned and the expected exponent is 0.
 
 Three extractors cut the same subgraphs (nodes, double-radius labels, edges, target edge removed):
 
@@ -45,6 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import shortest_path
 
+from growth import emit, fitted_exponent, growth_record
 from reprolab.compile_kg.data import KnowledgeGraph, family_inductive_split, load_grail_split
 from reprolab.compile_kg.subgraph import PerTripleExtractor, SubgraphExtractor
 
@@ -148,11 +152,6 @@ def scaling_queries(base: KnowledgeGraph, count: int, seed: int = 0) -> np.ndarr
     return np.concatenate([positives, negatives])
 
 
-def _exponent(sizes: list[int], times: list[float]) -> float:
-    """Least-squares slope of log(time) against log(size)."""
-    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
-
-
 def scaling(args: argparse.Namespace) -> None:
     base = family_inductive_split(train_families=60, missing=0.0).train_graph
     queries = scaling_queries(base, args.queries)
@@ -180,7 +179,8 @@ def scaling(args: argparse.Namespace) -> None:
             run_batched()
             sizes = batched.sizes.summary()
             rows[kind].append({
-                "kind": kind, "graph_triples": len(graph.triples), "graph_entities": graph.num_entities,
+                "measure": "scaling", "kind": kind, "graph_triples": len(graph.triples),
+                "graph_entities": graph.num_entities,
                 "queries": len(queries), "hops": args.hops, "batch": args.batch,
                 "batched_s": round(t_batched, 4), "baseline_s": round(t_python, 4),
                 "ratio": round(t_python / t_batched, 2),
@@ -196,19 +196,20 @@ def scaling(args: argparse.Namespace) -> None:
     for kind in kinds:
         triples = [row["graph_triples"] for row in rows[kind]]
         exponents = {
-            "batched_exponent": round(_exponent(triples, [row["batched_s"] for row in rows[kind]]), 3),
-            "baseline_exponent": round(_exponent(triples, [row["baseline_s"] for row in rows[kind]]), 3),
+            "batched_exponent": round(fitted_exponent(triples, [row["batched_s"] for row in rows[kind]]), 3),
+            "baseline_exponent": round(fitted_exponent(triples, [row["baseline_s"] for row in rows[kind]]), 3),
         }
         for row in rows[kind]:
             row.update(exponents)
             if args.json:
                 print(json.dumps(row))
-        if not args.json:
-            print(f"{kind}: time ~ triples^p, batched p = {exponents['batched_exponent']}, "
-                  f"per-query BFS p = {exponents['baseline_exponent']}")
+        for name, key, expected in (("batched SubgraphExtractor", "batched_s", 0),
+                                    ("per-query BFS (PerTripleExtractor)", "baseline_s", 0)):
+            emit(growth_record(f"{name}, {kind}, {len(queries)} queries", "graph triples", triples,
+                               [row[key] for row in rows[kind]], clock="cpu", expected_exponent=expected), args.json)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triples", type=int, default=400)
     parser.add_argument("--hops", type=int, default=3)
@@ -219,7 +220,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.scaling:
         scaling(args)
         return

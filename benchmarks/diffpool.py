@@ -8,8 +8,9 @@
    *After* is the pipeline now: random batches built per batch and padded to their own largest graph
    (``GraphSet.batch``), evaluation in size-sorted batches; *bucketed* adds the size-bucketed order
    (``size_bucketed_batches``, ``bucket_pool=8``).
-2. Scaling: our DiffPool's training step on the same batches padded to N, 2N and 4N nodes; time per step
-   and the fitted exponent of time in N (dense pooling is O(B N^2 C)).
+2. Scaling (issue 24): our DiffPool's training step on the same batches padded to N, 2N and 4N nodes; time per
+   step and the fitted exponent of time in N. The padded node count is the cost driver because DiffPool works on
+   dense B x N x N adjacencies (the coarsened adjacency S^T A S costs O(B N^2 C)); expected exponent ~2.
 3. Throughput: our ``DiffPoolNet`` vs a plain PyG-example DiffPool on ENZYMES (memory = bytes autograd saves).
 
     python benchmarks/diffpool.py                 # all three
@@ -21,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from growth import emit, growth_record, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -87,25 +88,27 @@ def _recorder(storages: dict[int, int]) -> Callable[[torch.Tensor], torch.Tensor
     return pack
 
 
-def _load(max_nodes: int) -> tuple[Any, Any, str]:
+def _load(max_nodes: int, synthetic: int = 0) -> tuple[Any, Any, str]:
     from reprolab.diffpool.data import make_hierarchical_communities, read_tu_dataset, to_dense
 
     home = os.environ.get("REPROLAB_DATA")
     folder = Path(home) / "TUDataset" / "ENZYMES" if home else None
-    if folder is not None and folder.is_dir():
+    if synthetic:
+        graphs, name = make_hierarchical_communities(synthetic, seed=0), "synthetic"
+    elif folder is not None and folder.is_dir():
         graphs, name = read_tu_dataset(folder, "ENZYMES"), "ENZYMES"
     else:
         graphs, name = make_hierarchical_communities(480, seed=0), "synthetic"
     return to_dense(graphs, max(max_nodes, graphs.max_nodes)), graphs, name
 
 
-def worker(impl: str, steps: int, batch_size: int, max_nodes: int, device: str) -> dict:
+def worker(impl: str, steps: int, batch_size: int, max_nodes: int, device: str, synthetic: int = 0) -> dict:
     """Train ``impl`` for ``steps`` batches; return graphs/s and peak memory."""
     from reprolab.diffpool.model import DiffPoolNet, cluster_counts
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    dense, graphs, name = _load(max_nodes)
+    dense, graphs, name = _load(max_nodes, synthetic)
     dense = dense.to(device)
     n = dense.x.shape[1]
     clusters = cluster_counts(graphs.max_nodes, 0.1, 1)[0]
@@ -148,17 +151,19 @@ def worker(impl: str, steps: int, batch_size: int, max_nodes: int, device: str) 
             "rss_growth_mb": rss_mb}
 
 
-def _memory_graphs() -> tuple[Any, str]:
+def _memory_graphs(synthetic: int = 0) -> tuple[Any, str]:
     from reprolab.diffpool.data import make_hierarchical_communities, read_tu_dataset
 
     home = os.environ.get("REPROLAB_DATA")
     folder = Path(home) / "TUDataset" / "PROTEINS" if home else None
+    if synthetic:
+        return make_hierarchical_communities(synthetic, seed=0), "synthetic"
     if folder is not None and folder.is_dir():
         return read_tu_dataset(folder, "PROTEINS", features="labels"), "PROTEINS"
     return make_hierarchical_communities(480, seed=0), "synthetic"
 
 
-def memory_worker(mode: str, batch_size: int) -> dict:
+def memory_worker(mode: str, batch_size: int, synthetic: int = 0) -> dict:
     """One training epoch + evaluation of every graph, the ``before`` (pad to the set's largest) or ``after``
     (per-batch padding, size-bucketed) way; returns CPU seconds and the peak resident memory."""
     from reprolab.diffpool.data import size_bucketed_batches, to_dense
@@ -166,7 +171,7 @@ def memory_worker(mode: str, batch_size: int) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    graphs, name = _memory_graphs()
+    graphs, name = _memory_graphs(synthetic)
     model = DiffPoolNet(graphs.num_features, graphs.num_classes, graphs.max_nodes, hidden=30, embed=30,
                         assign_ratio=0.1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -201,17 +206,17 @@ def memory_worker(mode: str, batch_size: int) -> dict:
             x, adj, mask, _ = fetch(index)
             model(x, adj, mask)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"measure": "memory", "mode": mode, "dataset": name, "graphs": len(graphs),
+    return {"measure": "memory", "mode": mode, "dataset": name, "graphs": len(graphs), "batch_size": batch_size,
             "largest_graph": graphs.max_nodes, "cpu_s": time.process_time() - start, "peak_rss_mb": peak_mb}
 
 
-def scaling_worker(steps: int, batch_size: int) -> list[dict]:
+def scaling_worker(steps: int, batch_size: int, synthetic: int = 0) -> list[dict]:
     """Seconds per training step of our DiffPool on fixed batches padded to N, 2N, 4N nodes; fitted exponent."""
     from reprolab.diffpool.model import DiffPoolNet
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    dense, graphs, name = _load(0)
+    dense, graphs, name = _load(0, synthetic)
     base = dense.x.shape[1]
     rows = []
     for padded in (base, 2 * base, 4 * base):
@@ -234,48 +239,47 @@ def scaling_worker(steps: int, batch_size: int) -> list[dict]:
             if step:  # one warm-up step
                 elapsed += time.process_time() - start
         rows.append({"measure": "scaling", "dataset": name, "padded_nodes": padded, "s_per_step": elapsed / steps})
-    sizes = [math.log(row["padded_nodes"]) for row in rows]
-    times = [math.log(row["s_per_step"]) for row in rows]
-    mean_x, mean_y = sum(sizes) / 3, sum(times) / 3
-    slope = sum((a - mean_x) * (b - mean_y) for a, b in zip(sizes, times)) / sum((a - mean_x) ** 2 for a in sizes)
+    record = growth_record(f"DiffPool training step, {name}, batch {batch_size}", "padded nodes",
+                           [row["padded_nodes"] for row in rows], [row["s_per_step"] for row in rows], clock="cpu",
+                           threads=1, expected_exponent=2)
     for row in rows:
-        row["fitted_exponent"] = slope
-    return rows
+        row["fitted_exponent"] = record["exponent"]
+    return [*rows, record]
 
 
 def _spawn_json(extra: list[str]) -> list[dict]:
-    output = subprocess.run([sys.executable, __file__, *extra], check=True, capture_output=True, text=True).stdout
-    return [json.loads(line) for line in output.strip().splitlines() if line.startswith("{")]
+    return run_worker(__file__, extra)
 
 
 def _spawn(impl: str, args: argparse.Namespace, max_nodes: int) -> dict:
-    command = [sys.executable, __file__, "--worker", impl, "--steps", str(args.steps), "--batch-size",
-               str(args.batch_size), "--max-nodes", str(max_nodes), "--device", args.device]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_worker(__file__, ["--worker", impl, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                                 "--max-nodes", str(max_nodes), "--device", args.device, "--synthetic",
+                                 str(args.synthetic)])[-1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-nodes", type=int, default=0)
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="N > 0: N synthetic graphs instead of PROTEINS / ENZYMES (quick checks)")
     parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
     parser.add_argument("--only", choices=["memory", "scaling", "throughput"], default=None)
     parser.add_argument("--worker", choices=["ours", "plain", "before", "after", "bucketed", "scaling"], default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker in ("ours", "plain"):
-        print(json.dumps(worker(args.worker, args.steps, args.batch_size, args.max_nodes, args.device)))
+        print(json.dumps(worker(args.worker, args.steps, args.batch_size, args.max_nodes, args.device, args.synthetic)))
         return
     if args.worker in ("before", "after", "bucketed"):
-        print(json.dumps(memory_worker(args.worker, args.batch_size)))
+        print(json.dumps(memory_worker(args.worker, args.batch_size, args.synthetic)))
         return
     if args.worker == "scaling":
-        for row in scaling_worker(args.steps, args.batch_size):
+        for row in scaling_worker(args.steps, args.batch_size, args.synthetic):
             print(json.dumps(row))
         return
-    common = ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    common = ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--synthetic", str(args.synthetic)]
     if args.only in (None, "memory"):
         before, after, bucketed = (_spawn_json(["--worker", mode, *common])[0]
                                    for mode in ("before", "after", "bucketed"))
@@ -291,14 +295,20 @@ def main() -> None:
                                (bucketed, "after, size-bucketed order (bucket_pool=8)")):
                 print(f"{label:<52}{row['peak_rss_mb']:>12.0f}{row['cpu_s']:>8.1f}")
         for row in (after, bucketed):
-            print(f"memory ratio {row['mode']}/before: {row['peak_rss_mb'] / before['peak_rss_mb']:.2f}; "
-                  f"CPU-time ratio: {row['cpu_s'] / before['cpu_s']:.2f}")
+            ratio = {"measure": "memory_ratio", "mode": row["mode"], "baseline": "before",
+                     "dataset": row["dataset"], "memory_ratio": row["peak_rss_mb"] / before["peak_rss_mb"],
+                     "cpu_ratio": row["cpu_s"] / before["cpu_s"]}
+            if args.json:
+                emit(ratio, True)
+            else:
+                print(f"memory ratio {row['mode']}/before: {ratio['memory_ratio']:.2f}; "
+                      f"CPU-time ratio: {ratio['cpu_ratio']:.2f}")
     if args.only in (None, "scaling"):
-        rows = _spawn_json(["--worker", "scaling", *common])
+        *rows, record = _spawn_json(["--worker", "scaling", *common])
         for row in rows:
             print(json.dumps(row) if args.json else
                   f"scaling: padded to {row['padded_nodes']:>4} nodes: {1000 * row['s_per_step']:.1f} ms per step")
-        print(f"fitted exponent of time in padded nodes: {rows[0]['fitted_exponent']:.2f}")
+        emit(record, args.json)
     if args.only in (None, "throughput"):
         _throughput(args)
 
@@ -306,8 +316,13 @@ def main() -> None:
 def _throughput(args: argparse.Namespace) -> None:
     ours, plain = _spawn("ours", args, 0), _spawn("plain", args, 0)
     if args.json:
-        print(json.dumps(ours))
-        print(json.dumps(plain))
+        ratio = {"measure": "throughput_ratio", "dataset": ours["dataset"], "baseline": "plain PyG-example DiffPool",
+                 "batch_size": args.batch_size,
+                 "throughput_ratio": ours["graphs_per_s"] / plain["graphs_per_s"],
+                 "memory_ratio": ours["peak_mb"] / max(plain["peak_mb"], 1e-9)}
+        for row in ({"measure": "throughput", **ours}, {"measure": "throughput", **plain}, ratio):
+            print(json.dumps(row))
+        return
     print(f"throughput: {ours['dataset']}, batch {args.batch_size}, padded to {ours['padded_nodes']} nodes, "
           f"{args.device}")
     memory = "peak MB" if args.device.startswith("cuda") else "saved MB"

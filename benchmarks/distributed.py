@@ -1,15 +1,19 @@
-"""`reprolab reproduce` serial (--jobs 1) against Ray (--jobs N, or --address of a `ray start --head` cluster).
+"""`reprolab reproduce` serial (--jobs 1) against Ray (--jobs N, or --address of `ray start` clusters).
 
 Runs the same methods/preset/seeds through the CLI in each mode, checks that every run's metrics are identical
 (clock metrics -- proof wall times, training seconds, time ratios -- aside), and prints wall time, the runs'
 CPU time and their ratio::
 
     python benchmarks/distributed.py maxk_proofs domain_kge --preset quick --jobs 2
-    python benchmarks/distributed.py demi --seeds 2 --address-cluster --set steps=30   # also via ray start --head
+    python benchmarks/distributed.py demi --seeds 2 --address-cluster --set steps=30   # also via ray start
 
-`--address-cluster` starts `ray start --head --block --num-cpus N` on a free port (this machine only), runs
-`reproduce --address 127.0.0.1:PORT`, then stops the head. Numbers are ratios within one invocation; on a
-shared machine the wall times depend on the load, so the script prints the load average before and after.
+`--address-cluster` runs `reproduce --address 127.0.0.1:PORT` against two clusters started with `ray start`
+on this machine, then stops them: a head alone on the loopback address (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`,
+N CPUs), and two nodes -- a head and a second `ray start --address` node of one CPU each -- on the machine's
+interface address (Ray refuses a second node in loopback mode). Every cluster gets free ports and its own
+temp folder, and only its process groups are stopped (never `ray stop`, which stops every Ray instance of the
+user on the machine). Numbers are ratios within one invocation; on a shared machine the wall times depend on
+the load, so the script prints the load average before and after.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,16 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-# loopback only: on one machine Ray uses 127.0.0.1 as the node address, never the network interface
-LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Ray's multi-machine switch: "0" puts a node on the loopback address 127.0.0.1, "1" on the interface address
+SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
 
 def is_clock(name: str) -> bool:
     """Metrics that time the computation (proof wall times, training seconds, time ratios) vary run to run."""
     return "wall" in name or "time" in name or name.endswith("_s")
 
 
-def computed(metrics: dict) -> dict:
-    return {name: value for name, value in metrics.items() if not is_clock(name)}
+def computed(metrics: dict) -> str:
+    """The metrics that measure the computation, as comparable text (NaN equals NaN)."""
+    return json.dumps({name: value for name, value in metrics.items() if not is_clock(name)}, sort_keys=True)
 
 
 def _reproduce(methods: list[str], args: argparse.Namespace, out: Path, *extra: str) -> tuple[float, float, dict]:
@@ -43,7 +51,8 @@ def _reproduce(methods: list[str], args: argparse.Namespace, out: Path, *extra: 
     command = [sys.executable, "-m", "reprolab", "reproduce", *methods, "--preset", args.preset, *seeds, *sets,
                "--out", str(out), *extra]
     start = time.perf_counter()
-    env = {**os.environ, "REPROLAB_PROGRESS": "0", **LOOPBACK}
+    # the user's environment: Ray's loopback switch unset (reprolab finds out how the head listens)
+    env = {**{k: v for k, v in os.environ.items() if k != SWITCH}, "REPROLAB_PROGRESS": "0"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -69,21 +78,61 @@ def _own_ports() -> list[str]:
     return [f"--{name}={_free_port()}" for name in names]
 
 
-def _start_head(cpus: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+def _ray_start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`ray start ... --block` in its own process group, waiting for it to say it started."""
     ray_cli = Path(sys.executable).with_name("ray")
-    command = [str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block", f"--port={port}",
-               f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats", *_own_ports()]
+    command = [str(ray_cli) if ray_cli.exists() else "ray", "start", "--block", "--disable-usage-stats", *args]
     with open(log, "w") as handle:
-        # loopback only (Ray's node address 127.0.0.1): a one-machine cluster never uses the network interface
-        head = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **LOOPBACK})
+        node = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                start_new_session=True)  # fmt: skip
     deadline = time.time() + 180
     while "Ray runtime started" not in log.read_text():
-        if head.poll() is not None or time.time() > deadline:
-            head.terminate()
-            sys.exit(f"ray start --head failed:\n{log.read_text()[-2000:]}")
+        if node.poll() is not None or time.time() > deadline:
+            _stop(node)
+            sys.exit(f"{' '.join(command)} failed:\n{log.read_text()[-2000:]}")
         time.sleep(0.5)
-    return head, f"127.0.0.1:{port}"
+    return node
+
+
+def _stop(node: subprocess.Popen) -> None:
+    """SIGTERM the `ray start --block` process (it stops what it started), then SIGKILL its process group."""
+    if node.poll() is None:
+        node.terminate()
+        try:
+            node.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(node.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    node.wait(timeout=30)
+
+
+def _start_cluster(cpus: int, logs: Path, temp: Path, *, two_nodes: bool) -> tuple[list[subprocess.Popen], str]:
+    """A loopback head with ``cpus`` CPUs, or a head and a second node of one CPU each on the interface address
+    (logs under ``logs``, Ray's files under ``temp``); the `ray start` processes and the address to give
+    reprolab (127.0.0.1:PORT in both cases, as a user on this machine would type it)."""
+    port = _free_port()
+    mode = {SWITCH: "1" if two_nodes else "0"}
+    head_args = ["--head", f"--port={port}", f"--num-cpus={1 if two_nodes else cpus}", "--include-dashboard=false",
+                 f"--temp-dir={temp}", *_own_ports()]  # fmt: skip
+    nodes = [_ray_start(head_args, logs / "head.log", mode)]
+    if two_nodes:
+        # the second node's side services need ports of their own too; RAY_AUTH_MODE=token: the node sends
+        # the token the head wrote to ~/.ray/auth_token (Ray's token authentication)
+        join = [f"--address={_head_address(logs / 'head.log')}", "--num-cpus=1", f"--temp-dir={temp}",
+                *_own_ports()[2:]]  # fmt: skip
+        nodes.append(_ray_start(join, logs / "node.log", {**mode, "RAY_AUTH_MODE": "token"}))
+    return nodes, f"127.0.0.1:{port}"
+
+
+def _head_address(log: Path) -> str:
+    """The address `ray start --head` tells other nodes to join (its node address, the interface here)."""
+    for line in log.read_text().splitlines():
+        if "ray start --address=" in line:
+            return line.split("--address=")[1].strip().strip("'")
+    sys.exit(f"no join address in {log}")
 
 
 def main() -> None:
@@ -93,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="key=value for every run")
-    parser.add_argument("--address-cluster", action="store_true", help="also run against `ray start --head`")
+    parser.add_argument("--address-cluster", action="store_true", help="also run against `ray start` clusters")
     parser.add_argument("--out", type=Path, default=None, help="keep run folders here (default: a temp folder)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="reprolab-distributed-"))
@@ -104,13 +153,18 @@ def main() -> None:
     wall, cpu, metrics = _reproduce(args.methods, args, root / f"jobs{args.jobs}", "--jobs", str(args.jobs))
     rows.append((f"--jobs {args.jobs}", wall, cpu, metrics == serial))
     if args.address_cluster:
-        head, address = _start_head(args.jobs, root / "head.log")
-        try:
-            wall, cpu, metrics = _reproduce(args.methods, args, root / "address", "--address", address)
-        finally:
-            head.terminate()
-            head.wait(timeout=60)
-        rows.append((f"--address {address}", wall, cpu, metrics == serial))
+        for two_nodes, name in ((False, "loopback-head"), (True, "two-nodes")):
+            logs = root / f"{name}-logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            temp = Path(tempfile.mkdtemp(prefix="rl-ray-"))  # short: Ray's sockets live there (AF_UNIX: 107 bytes)
+            nodes, address = _start_cluster(args.jobs, logs, temp, two_nodes=two_nodes)
+            try:
+                wall, cpu, metrics = _reproduce(args.methods, args, root / name, "--address", address)
+            finally:
+                for node in reversed(nodes):
+                    _stop(node)
+                shutil.rmtree(temp, ignore_errors=True)
+            rows.append((f"--address ({name})", wall, cpu, metrics == serial))
     print(f"load average after: {os.getloadavg()}; runs: {len(serial)}")
     print(f"{'mode':<28} {'wall s':>8} {'runs CPU s':>11} {'CPU/wall':>9}  metrics == --jobs 1")
     for mode, wall, cpu, same in rows:

@@ -3,18 +3,24 @@
 Usage:
     python benchmarks/domain_kge.py [--data /path/to/WN18RR] [--epochs 5] [--domain-epochs 100]
     python benchmarks/domain_kge.py --eval [--data /path/to/WN18] [--test-triples 1000] [--sizes 250,500,1000]
+                                    [--json]
 
 Default: time to fit the domains vs time to train the base TransE model (target: a small fraction).
 ``--eval``: DRE's evaluation (three variants base / + head / + head and tail domains, filtered and raw
 protocols, one pass) vs PyKEEN's ``RankBasedEvaluator`` on the base model alone (filtered with train +
 valid, the same test triples), both on the same trained TransE; target: DRE's time <= 2x PyKEEN's. CPU time
-(process time) and wall time are printed; the ratio uses CPU time. ``--sizes`` times DRE's evaluation at
-several test-set sizes and fits the exponent of time in size. Falls back to UMLS when the folder is absent.
+(process time) and wall time are printed; the ratio uses CPU time. Falls back to UMLS when the folder is absent.
+
+Growth (issue 24): DRE's evaluation scores every entity as the candidate head and tail of each test triple, under
+three variants, so its cost is (test triples) x (entities); at a fixed graph the number of test triples is the
+axis (expected exponent ~1; a larger one would mean work that grows faster than the ranking itself, e.g. the
+filter). ``--sizes`` gives the test-set sizes (default n/4, n/2, n of ``--test-triples``); CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -28,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from growth import emit, growth_record
 from reprolab.domain_kge.data import load_splits
 from reprolab.domain_kge.train import (
     build_base_model,
@@ -62,16 +69,21 @@ def _subset(splits: Any, count: int) -> Any:
 
 
 def evaluation_benchmark(args: argparse.Namespace) -> None:
-    splits = load_splits(args.data)
+    # the evaluations' cost does not depend on how well the model is trained: --epochs / --domain-epochs only
+    # set how long the setup takes (its CPU time is reported beside the evaluations')
+    splits, _, load_cpu = _timed(load_splits, args.data)
     torch.manual_seed(0)
     model = build_base_model("TransE", splits, dim=args.dim, seed=0)
-    train_base_model(model, splits, epochs=args.epochs, batch_size=args.batch_size, lr=0.01)
-    domains, _ = fit_domains(
-        model, splits.training.mapped_triples, splits.training.num_relations, epochs=args.domain_epochs, lr=0.01
+    _, train_cpu, _ = _timed(train_base_model, model, splits, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=0.01)
+    (domains, _), fit_cpu, _ = _timed(
+        fit_domains, model, splits.training.mapped_triples, splits.training.num_relations, epochs=args.domain_epochs,
+        lr=0.01,
     )
     small = _subset(splits, args.test_triples)
-    print(f"dataset {splits.name}: {splits.training.num_entities} entities, {small.testing.num_triples} test triples, "
-          f"TransE dim {args.dim}, {torch.get_num_threads()} thread(s)")
+    if not args.json:
+        print(f"dataset {splits.name}: {splits.training.num_entities} entities, {small.testing.num_triples} test "
+              f"triples, TransE dim {args.dim}, {torch.get_num_threads()} thread(s)")
 
     def ours(part: Any) -> Any:
         distances = domain_distances(model, domains, part.training.num_relations)
@@ -83,20 +95,31 @@ def evaluation_benchmark(args: argparse.Namespace) -> None:
     ranks, ours_cpu, ours_wall = _timed(ours, small)
     base = ranks["filtered"]["base"]
     hits = float(np.mean(np.concatenate([base["head"], base["tail"]]) <= 10))
-    print(f"PyKEEN RankBasedEvaluator, base model, filtered: {theirs_cpu:8.2f} s CPU {theirs_wall:8.2f} s wall "
-          f"(Hits@10 {theirs_hits:.4f})")
-    print(f"DRE evaluation, 3 variants x filtered+raw:        {ours_cpu:8.2f} s CPU {ours_wall:8.2f} s wall "
-          f"(base Hits@10 {hits:.4f})")
-    print(f"ratio DRE / PyKEEN (CPU) = {ours_cpu / theirs_cpu:.3f}  (target <= 2)")
-    sizes = [int(x) for x in args.sizes.split(",") if x]
-    if len(sizes) >= 2:
-        times = [_timed(ours, _subset(splits, n))[1] for n in sizes]
-        slope = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
-        print("DRE evaluation CPU s by test triples: " + ", ".join(f"{n}: {t:.2f}" for n, t in zip(sizes, times))
-              + f"; fitted exponent {slope:.2f}")
+    row = {"measure": "ratio", "dataset": splits.name, "entities": splits.training.num_entities,
+           "test_triples": small.testing.num_triples, "dim": args.dim, "threads": torch.get_num_threads(),
+           "pykeen_cpu_s": theirs_cpu, "pykeen_wall_s": theirs_wall, "pykeen_hits_at_10": theirs_hits,
+           "dre_cpu_s": ours_cpu, "dre_wall_s": ours_wall, "dre_base_hits_at_10": hits,
+           "ratio_cpu": ours_cpu / theirs_cpu, "target": "<= 2", "met": ours_cpu / theirs_cpu <= 2,
+           "setup_cpu_s": {"load": load_cpu, f"train_{args.epochs}_epochs": train_cpu,
+                           f"domain_fit_{args.domain_epochs}_steps": fit_cpu}}
+    if args.json:
+        print(json.dumps(row))
+    else:
+        print(f"PyKEEN RankBasedEvaluator, base model, filtered: {theirs_cpu:8.2f} s CPU {theirs_wall:8.2f} s wall "
+              f"(Hits@10 {theirs_hits:.4f})")
+        print(f"DRE evaluation, 3 variants x filtered+raw:        {ours_cpu:8.2f} s CPU {ours_wall:8.2f} s wall "
+              f"(base Hits@10 {hits:.4f})")
+        print(f"ratio DRE / PyKEEN (CPU) = {ours_cpu / theirs_cpu:.3f}  (target <= 2)")
+        print(f"setup CPU s: load {load_cpu:.1f}, base training ({args.epochs} epochs) {train_cpu:.1f}, "
+              f"domain fit ({args.domain_epochs} steps) {fit_cpu:.1f}")
+    n = small.testing.num_triples
+    sizes = [int(x) for x in args.sizes.split(",") if x] or [max(1, n // 4), max(1, n // 2), n]
+    times = [ours_cpu if size == n else _timed(ours, _subset(splits, size))[1] for size in sizes]
+    emit(growth_record(f"DRE evaluation on {splits.name} (3 variants x filtered + raw)", "test triples", sizes, times,
+                       clock="cpu", threads=torch.get_num_threads(), expected_exponent=1), args.json)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     home = Path(os.environ.get("REPROLAB_DATA", "/work/shared/data"))
     parser.add_argument("--data", default=None)
@@ -107,8 +130,9 @@ def main() -> None:
     parser.add_argument("--eval", action="store_true", help="time DRE's evaluation against PyKEEN's evaluator")
     parser.add_argument("--test-triples", type=int, default=1000)
     parser.add_argument("--eval-batch-size", type=int, default=256)
-    parser.add_argument("--sizes", default="")
-    args = parser.parse_args()
+    parser.add_argument("--sizes", default="", help="--eval: test-set sizes for the growth (default n/4, n/2, n)")
+    parser.add_argument("--json", action="store_true", help="--eval: one JSON line per measurement")
+    args = parser.parse_args(argv)
     default = home / ("WN18" if args.eval else "WN18RR")
     args.data = args.data or (str(default) if default.is_dir() else "umls")
     if args.eval:

@@ -14,11 +14,18 @@ coarse-to-fine grid differs from the dense one (IoU < 0.99) or saves less than h
                                                          # run lacks"); --curve cnnae for the baseline;
                                                          # --points N IM-AE points per shape per step (default
                                                          # 256 as quick; >= 4096 feeds all points, as official)
+    python benchmarks/imnet.py --scaling 32,64,128 [--json]  # how extraction grows with the grid (issue 24)
+
+Growth (issue 24, ``--scaling``): the grid size n is the cost driver of extraction, as the decoder is evaluated at
+grid vertices: dense at all (n + 1)^3 (expected exponent ~3), coarse-to-fine at the coarse grid plus the vertices
+of cells near the surface at each finer level (~2 once the surface dominates). ``--json`` prints the benchmark's
+rows and the growth records as JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from growth import emit, fitted_exponent, growth_record
 from reprolab.imnet.data import make_shape_set, points_from_grid256, sample_point_values
 from reprolab.imnet.mesh import coarse_to_fine_grid, dense_grid
 from reprolab.imnet.metrics import voxel_iou
@@ -257,12 +265,7 @@ def curve(args: argparse.Namespace) -> None:
         tick = time.process_time()
 
 
-def fitted_exponent(sizes: list[int], times: list[float]) -> float:
-    """Least-squares slope of log(time) on log(size): time ~ size^exponent."""
-    return float(np.polyfit(np.log(sizes), np.log(np.maximum(times, 1e-9)), 1)[0])
-
-
-def scaling(sizes: list[int], threads: int, run: str | None, steps: int) -> None:
+def scaling(sizes: list[int], threads: int, run: str | None, steps: int, as_json: bool = False) -> None:
     """CPU time of dense and coarse-to-fine extraction (coarse grid = size / 4) of one decoded IM-AE shape at
     several grid sizes, and the fitted exponents: dense evaluates (n+1)^3 vertices (expected ~3),
     coarse-to-fine about the surface cells (~2 once the decoder dominates)."""
@@ -279,20 +282,22 @@ def scaling(sizes: list[int], threads: int, run: str | None, steps: int) -> None
         t_c2f = time.process_time() - start
         iou = voxel_iou(c2f.values >= 0.5, dense.values >= 0.5)
         rows.append((n, dense.evaluations, c2f.evaluations, t_dense, t_c2f))
-        print(
-            f"n={n:4d}  dense {dense.evaluations:>9} evals {t_dense:7.2f} CPU-s   coarse-to-fine "
-            f"{c2f.evaluations:>8} evals {t_c2f:6.2f} CPU-s   IoU {iou:.5f}",
-            flush=True,
-        )
+        if not as_json:
+            print(
+                f"n={n:4d}  dense {dense.evaluations:>9} evals {t_dense:7.2f} CPU-s   coarse-to-fine "
+                f"{c2f.evaluations:>8} evals {t_c2f:6.2f} CPU-s   IoU {iou:.5f}",
+                flush=True,
+            )
     ns = [r[0] for r in rows]
-    k = [fitted_exponent(ns, [r[i] for r in rows]) for i in (3, 4, 1, 2)]
-    print(
-        f"fitted exponents (time ~ n^k, {threads} thread(s)): dense k = {k[0]:.2f}, coarse-to-fine k = {k[1]:.2f}; "
-        f"evaluations: dense k = {k[2]:.2f}, coarse-to-fine k = {k[3]:.2f}"
-    )
+    for name, t, e, expected in (("dense extraction", 3, 1, 3), ("coarse-to-fine extraction", 4, 2, 2)):
+        record = growth_record(f"{name} (IM-AE shape, coarse = n/4)", "grid n", ns, [r[t] for r in rows],
+                               clock="cpu", threads=threads, expected_exponent=expected,
+                               evaluations=[r[e] for r in rows])
+        record["evaluations_exponent"] = round(fitted_exponent(ns, record["evaluations"]), 3)
+        emit(record, as_json)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--res", type=int, default=128)
     parser.add_argument("--coarse", type=int, default=32)
@@ -309,10 +314,11 @@ def main() -> int:
     parser.add_argument("--uniform", action="store_true", help="--curve: uniform instead of near-surface points")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scaling", default=None, help="grid sizes, e.g. 32,64,128: time and fitted exponent")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="benchmark rows and --scaling growth as JSON lines")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.scaling:
-        scaling([int(n) for n in args.scaling.split(",")], args.threads, args.run, args.steps)
+        scaling([int(n) for n in args.scaling.split(",")], args.threads, args.run, args.steps, args.json)
         return 0
     if args.diagnose:
         diagnose(args.diagnose)
@@ -326,17 +332,21 @@ def main() -> int:
     codes = encode(model.encoder, vox[: args.shapes])
     for i, z in enumerate(codes):
         rows.append(measure(f"IM-AE shape {i}", decode_field(model.decoder, z), args.res, args.coarse))
+    ok = all(r["iou"] >= 0.99 and r["eval_ratio"] <= 0.5 for r in rows)
+    if args.json:
+        for r in rows:
+            print(json.dumps({"measure": "ratio", "res": args.res, "coarse": args.coarse, "threads": args.threads,
+                              **r}))
+        return 0 if ok else 1
     header = f"{'field':<20}{'dense evals':>12}{'c2f evals':>11}{'ratio':>8}{'dense s':>9}{'c2f s':>8}"
     header += f"{'speedup':>9}{'IoU':>9}"
     print(f"coarse-to-fine {args.coarse}^3 -> {args.res}^3 cells vs dense ({(args.res + 1) ** 3} vertices)")
     print(header)
-    ok = True
     for r in rows:
         print(
             f"{r['field']:<20}{r['dense_evals']:>12}{r['c2f_evals']:>11}{r['eval_ratio']:>8.3f}"
             f"{r['dense_s']:>9.2f}{r['c2f_s']:>8.2f}{r['speedup']:>9.2f}{r['iou']:>9.5f}"
         )
-        ok &= r["iou"] >= 0.99 and r["eval_ratio"] <= 0.5
     return 0 if ok else 1
 
 

@@ -7,20 +7,23 @@ Reports, for one training step (forward + backward + AdamW) on the same mini ViL
 * optimizer-state size (AdamW keeps two tensors per trainable parameter) relative to full fine-tuning;
 * inference time overhead of the prompts relative to the plain backbone;
 * how the main cost grows: time of one input-level training step at three batch sizes and the fitted exponent of
-  time in batch size (issue 24).
+  time in batch size (issue 24). The batch is the cost driver: the prompts are fixed-length tokens prepended to
+  every input, so each step runs the whole frozen backbone forward and backward (for the prompts' gradients) on
+  every example of the batch; expected ~1 (attention is quadratic in the sequence length, which is fixed).
 
-Run: ``python benchmarks/missing_prompts.py [--hidden 64 --layers 4 --batch 64 --steps 20]``.
+Run: ``python benchmarks/missing_prompts.py [--hidden 64 --layers 4 --batch 64 --steps 20] [--json]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import math
+import json
 import time
 
 import torch
 
+from growth import emit, growth_record
 from reprolab.missing_prompts.data import GlyphWordWorld, apply_missing, draw_missing_table
 from reprolab.missing_prompts.model import PromptedVilt, build_mini_vilt
 from reprolab.missing_prompts.train import make_optimizer, task_loss
@@ -42,7 +45,7 @@ def _time_steps(model: PromptedVilt, batch, missing, labels, steps: int, train: 
     return (time.perf_counter() - start) / steps
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
@@ -50,7 +53,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--prompt-length", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     world = GlyphWordWorld()
@@ -78,23 +82,28 @@ def main() -> None:
         rows[name] = (train_s, infer_s, 2 * model.trainable_parameters())
     base_train, base_infer, base_state = rows["finetune"]
     head_train, head_infer, _ = rows["head_only"]
-    print(f"mini ViLT hidden={args.hidden} layers={args.layers} batch={args.batch}, prompts on layers {layers}, "
-          f"length {args.prompt_length}, threads={args.threads}")  # fmt: skip
-    print(f"{'method':18s} {'train ms':>9s} {'x finetune':>10s} {'x head':>7s} {'infer ms':>9s} {'x head':>7s} "
-          f"{'AdamW state x finetune':>22s}")  # fmt: skip
-    for name, (train_s, infer_s, state) in rows.items():
-        print(f"{name:18s} {1e3 * train_s:9.1f} {train_s / base_train:10.2f} {train_s / head_train:7.2f} "
-              f"{1e3 * infer_s:9.1f} {infer_s / head_infer:7.2f} {state / base_state:22.4f}")  # fmt: skip
+    if args.json:
+        for name, (train_s, infer_s, state) in rows.items():
+            print(json.dumps({"measure": "ratio", "method": name, "batch": args.batch, "threads": args.threads,
+                              "train_step_s": train_s, "train_vs_finetune": train_s / base_train,
+                              "train_vs_head_only": train_s / head_train, "infer_s": infer_s,
+                              "infer_vs_head_only": infer_s / head_infer,
+                              "optimizer_state_vs_finetune": state / base_state}))
+    else:
+        print(f"mini ViLT hidden={args.hidden} layers={args.layers} batch={args.batch}, prompts on layers {layers}, "
+              f"length {args.prompt_length}, threads={args.threads}")  # fmt: skip
+        print(f"{'method':18s} {'train ms':>9s} {'x finetune':>10s} {'x head':>7s} {'infer ms':>9s} {'x head':>7s} "
+              f"{'AdamW state x finetune':>22s}")  # fmt: skip
+        for name, (train_s, infer_s, state) in rows.items():
+            print(f"{name:18s} {1e3 * train_s:9.1f} {train_s / base_train:10.2f} {train_s / head_train:7.2f} "
+                  f"{1e3 * infer_s:9.1f} {infer_s / head_infer:7.2f} {state / base_state:22.4f}")  # fmt: skip
     sizes = [max(1, args.batch // 4), max(1, args.batch // 2), args.batch]
     model = PromptedVilt(copy.deepcopy(vilt), 8, prompt_type="input", prompt_layers=layers,
                          prompt_length=args.prompt_length, input_mode="accumulate").freeze_backbone()  # fmt: skip
     times = [_time_steps(model, tuple(t[:n] for t in batch), missing[:n], data.labels[:n], args.steps, train=True)
              for n in sizes]  # fmt: skip
-    xs, ys = [math.log(n) for n in sizes], [math.log(t) for t in times]
-    mx, my = sum(xs) / 3, sum(ys) / 3
-    exponent = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    steps = ", ".join(f"batch {n}: {1e3 * t:.1f} ms" for n, t in zip(sizes, times))
-    print(f"scaling of an input-level prompt training step: {steps}; time ~ batch^{exponent:.2f}")
+    emit(growth_record("input-level prompt training step (accumulate)", "batch", sizes, times, threads=args.threads,
+                       expected_exponent=1), args.json)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ already returns the argmax.
 
     python benchmarks/orderfree.py [--images 256] [--width 3] [--classes 10] [--threads 1] [--repeats 3]
     python benchmarks/orderfree.py --scaling 64,256,1024     # CPU time at three sizes, fitted exponent
+    python benchmarks/orderfree.py --json [--scaling ...]     # one JSON line per measurement
+
+Growth (issue 24, ``--scaling``): the number of images is the cost driver of decoding, since every image runs its
+own beam of attention-LSTM steps over its own feature map; all three decoders are expected linear (~1), and the
+batched search's advantage is its constant.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 
 import torch
 
+from growth import emit, fitted_exponent, growth_record
 from reprolab.orderfree.decode import beam_search, beam_search_per_image, exact_search, greedy_decode, sequence_loss
 from reprolab.orderfree.model import AttentionLSTMDecoder
 
@@ -50,15 +56,6 @@ def _fit_briefly(decoder: AttentionLSTMDecoder, features: torch.Tensor, classes:
         optimizer.step()
 
 
-def _fitted_exponent(sizes: list[int], times: list[float]) -> float:
-    """Least-squares slope of log(time) on log(size): time ~ size^exponent."""
-    import math
-
-    xs, ys = [math.log(n) for n in sizes], [math.log(max(t, 1e-9)) for t in times]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-
-
 def scaling(args: argparse.Namespace, sizes: list[int]) -> None:
     """CPU time of batched and per-image beam search and of greedy decoding at several image counts, and the
     fitted exponents (all three are linear in the images, k ~ 1; the batched search's advantage is its
@@ -79,15 +76,20 @@ def scaling(args: argparse.Namespace, sizes: list[int]) -> None:
             fn(decoder, features, **extra)
             timed.append(time.process_time() - start)
         rows.append((n, *timed))
-        print(f"images={n:5d}  batched beam {timed[0]:.3f} CPU-s  per-image beam {timed[1]:.3f} CPU-s  "
-              f"greedy {timed[2]:.3f} CPU-s", flush=True)
+        if not args.json:
+            print(f"images={n:5d}  batched beam {timed[0]:.3f} CPU-s  per-image beam {timed[1]:.3f} CPU-s  "
+                  f"greedy {timed[2]:.3f} CPU-s", flush=True)
     ns = [r[0] for r in rows]
-    k = [_fitted_exponent(ns, [r[i] for r in rows]) for i in (1, 2, 3)]
-    print(f"fitted exponents (time ~ images^k, {args.threads} thread(s)): batched beam k = {k[0]:.2f}, "
-          f"per-image beam k = {k[1]:.2f}, greedy k = {k[2]:.2f}")
+    for i, name in ((1, "batched beam search"), (2, "per-image beam search"), (3, "greedy decoding")):
+        emit(growth_record(f"{name} (width {args.width})", "images", ns, [r[i] for r in rows], clock="cpu",
+                           threads=args.threads, expected_exponent=1), args.json)
+    if not args.json:
+        k = [fitted_exponent(ns, [r[i] for r in rows]) for i in (1, 2, 3)]
+        print(f"fitted exponents (time ~ images^k, {args.threads} thread(s)): batched beam k = {k[0]:.2f}, "
+              f"per-image beam k = {k[1]:.2f}, greedy k = {k[2]:.2f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--width", type=int, default=3)
@@ -100,7 +102,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fit-steps", type=int, default=150)
     parser.add_argument("--scaling", default=None, help="image counts, e.g. 64,256,1024: time and fitted exponent")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.scaling:
         scaling(args, [int(n) for n in args.scaling.split(",")])
@@ -135,7 +138,8 @@ def main() -> None:
         "exact_cost_vs_beam": t_exact / t_batched,
         "beam_returns_argmax_pct": 100.0 * beam_is_map,
     }
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=2))
+    result = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+    print(json.dumps({"measure": "ratio", **result}) if args.json else json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

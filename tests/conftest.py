@@ -50,3 +50,27 @@ def run_context(tmp_path):
         return ctx
 
     return make
+
+
+@pytest.fixture
+def saved_demi_estimate():
+    """Return ``estimate(run, name, unit, true_mi)``: the saved DEMI estimator ``name`` of a finished demi run,
+    rebuilt by ``load_run`` and evaluated on the run's own evaluation batches (``eval_batches``, the seed of
+    ``unit``), to be compared with the run's metric."""
+    from reprolab.core.seeding import derive_seed, torch_generator
+    from reprolab.demi.data import CorrelatedGaussian
+    from reprolab.demi.train import evaluate_estimator
+
+    def estimate(run, name: str, unit: str, true_mi: float) -> float:
+        config = run.config
+        return evaluate_estimator(
+            run.model(name),
+            CorrelatedGaussian(config["dim"], true_mi),
+            batch_size=config["batch_size"],
+            batches=config["eval_batches"],
+            generator=torch_generator(derive_seed(run.results["seed"], unit, "eval")),
+            device=torch.device("cpu"),
+        ).mean
+
+    return estimate
+

@@ -1,4 +1,4 @@
-"""The ``reprolab`` command line: ``list``, ``run``, ``reproduce``, ``sweep``, ``report``.
+"""The ``reprolab`` command line: ``list``, ``show``, ``run``, ``reproduce``, ``sweep``, ``report``, ``data``.
 
 Errors a user can cause are printed as one line (``error: ...``) with exit code 2; failing claims are
 results, not errors, and exit 0.
@@ -42,6 +42,10 @@ AddressOption = Annotated[
 ]
 GpusOption = Annotated[
     float, typer.Option("--gpus-per-task", min=0, help="GPUs each Ray task asks for (with --device cuda; default 0)")
+]
+SeedsOption = Annotated[
+    int | None,
+    typer.Option("--seeds", min=1, help="seeds 0..N-1 per method or grid point (default: the preset's stated seeds)"),
 ]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config field of every run: key=value")]
 
@@ -162,9 +166,7 @@ def run_command(
 def reproduce_command(
     methods: Annotated[list[str] | None, typer.Argument(help="methods to run, or `all` (default all)")] = None,
     preset: Annotated[str, typer.Option("--preset", help="the preset of every method (`reprolab show`)")] = "quick",
-    seeds: Annotated[
-        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per method (default: the preset's stated seeds)")
-    ] = None,
+    seeds: SeedsOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/reproduce-...)")] = None,
     data: DataOption = None,
     device: DeviceOption = "cpu",
@@ -214,9 +216,7 @@ def sweep_command(
     grid: Annotated[
         list[str] | None, typer.Option("--grid", help="key=v1,v2,... (repeat for a product of several keys)")
     ] = None,
-    seeds: Annotated[
-        int | None, typer.Option("--seeds", min=1, help="seeds 0..N-1 per grid point (default: the preset's)")
-    ] = None,
+    seeds: SeedsOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/sweep-...)")] = None,
     set_: SetOption = None,
     data: DataOption = None,
@@ -282,6 +282,47 @@ def report_command(
         _fail(str(err))
         return
     typer.echo(str(path))
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Datasets that can be fetched by URL (pinned, sha256-checked).")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def data_list_command(
+    dest: Annotated[Path | None, typer.Option("--dest", help="data home to check (default $REPROLAB_DATA)")] = None,
+) -> None:
+    """Every fetchable dataset: name, folder under the data home, files, source, and whether it is present."""
+    from reprolab.core.data import data_home
+    from reprolab.core.fetch import FETCHABLE
+
+    home = data_home(dest)
+    typer.echo(f"data home: {home}")
+    for entry in FETCHABLE.values():
+        state = "present" if entry.present(home) else "absent"
+        typer.echo(f"{entry.name:<20} {entry.folder + '/':<22} {len(entry.files):>2} files  {state:<8} "
+                   f"{entry.source()}  {entry.description}")  # fmt: skip
+
+
+@data_app.command("fetch")
+def data_fetch_command(
+    name: Annotated[str, typer.Argument(help="a name from `reprolab data list`")],
+    dest: Annotated[Path | None, typer.Option("--dest", help="data home to write to (default $REPROLAB_DATA)")] = None,
+) -> None:
+    """Download NAME's files (each sha256-checked before it is kept) and print the layout written."""
+    from reprolab.core.data import data_home
+    from reprolab.core.errors import ReproError
+    from reprolab.core.fetch import fetch
+
+    try:
+        files = fetch(name, dest)
+    except ReproError as err:
+        _fail(str(err))
+        return
+    home = data_home(dest)
+    typer.echo(f"{name}: {len(files)} files under {home}")
+    for path in files:
+        typer.echo(f"  {path.relative_to(home)}  ({path.stat().st_size:,} bytes)")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from reprolab.cli import app
@@ -28,6 +29,54 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch, tiny_cli_args):
     assert (tmp_path / "run" / "figures" / "base_new_h.png").exists()
     assert (tmp_path / "run" / "figures" / "accuracy_vs_shots.png").exists()
     assert list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))  # pretrained model cached
+    _saved_learners_predict_as_in_the_run(tmp_path / "run", results)
+
+
+def _saved_learners_predict_as_in_the_run(out, results) -> None:
+    """models/coop and models/cocoop: only the learners saved; rebuilt on the cached mini CLIP, they give the run's
+    base accuracy on the run's own base test images."""
+    import reprolab
+    from reprolab.cocoop.data import ShapesWorld, base_new_split
+    from reprolab.cocoop.train import accuracy
+    from reprolab.core.seeding import derive_seed, torch_generator
+
+    run = reprolab.load_run(out)
+    assert set(run.models) == {"coop", "cocoop"}
+    config = run.config
+    world = ShapesWorld(config["image_size"], config["n_colours"], config["n_shapes"])
+    base, _ = base_new_split(world)
+    labels = torch.tensor(base).repeat_interleave(config["test_per_class"])
+    pixels, _ = world.render(labels, torch_generator(derive_seed(results["seed"], "test", 1), "cpu"), "dark")
+    local = torch.arange(len(base)).repeat_interleave(config["test_per_class"])
+    for method in ("coop", "cocoop"):
+        model = run.model(method)
+        assert not any(k.startswith("clip.") for k in safetensors_keys(out / "models" / f"{method}.safetensors"))
+        assert accuracy(model, pixels, local) == pytest.approx(results["metrics"][f"{method}_base"], abs=1e-9)
+
+
+def safetensors_keys(path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return list(handle.keys())
+
+
+def test_each_seed_gets_its_own_cached_backbone_unless_shared(tmp_path, monkeypatch, tiny_cli_args):
+    """Issue 18: the claims' units (prompt-learning seeds) each pretrain their own mini CLIP (seed pretrain_seed +
+    s, in the cache key), so they sample the backbone's variance; backbone_per_seed=false shares one (paper)."""
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, tiny_cli_args(tmp_path / "own", "seeds=[1, 2]", "test_per_class=2"))
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))) == 2
+    units = json.loads((tmp_path / "own" / "results.json").read_text())["units"]
+    assert sorted(units) == ["seed1", "seed2"]
+    args = tiny_cli_args(tmp_path / "shared", "seeds=[1, 2]", "test_per_class=2", "backbone_per_seed=false")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))) == 3  # pretrain_seed 0: one more
+    quick = resolve_config(CoCoOpConfig, get_experiment("cocoop").presets, "quick")
+    paper = resolve_config(CoCoOpConfig, get_experiment("cocoop").presets, "paper")
+    assert quick.backbone_per_seed and len(quick.seeds) == 10 and not paper.backbone_per_seed
 
 
 def test_paper_preset_gives_coop_and_cocoop_their_own_official_recipes():

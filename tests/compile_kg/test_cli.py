@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from reprolab.cli import app
 
+CPU = torch.device("cpu")
 SHRINK = [
     "--set", "train_families=4", "--set", "ind_families=3", "--set", "steps=30", "--set", "hops=2",
     "--set", "emb_dim=8", "--set", "rel_emb_dim=8", "--set", "attn_rel_emb_dim=8", "--set", "samplings=2",
@@ -32,6 +35,29 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
     assert "compile_beats_grail_auc_pr" in claim_ids and "compile_separates_inverse" in claim_ids
     assert (out / "figures" / "training_curves.png").is_file()
     assert (out / "figures" / "score_distributions.png").is_file()
+    _saved_models_score_as_in_the_run(out, metrics)
+
+
+def _saved_models_score_as_in_the_run(out, metrics) -> None:
+    """models/grail and models/compile, rebuilt by load_run, give the run's reversal ROC-AUC on the inductive graph."""
+    import reprolab
+    from reprolab.compile_kg.evaluate import reversal_auc
+    from reprolab.compile_kg.experiment import CompileConfig
+    from reprolab.compile_kg.pipeline import _reversal_triples, load_split, make_extractor
+    from reprolab.compile_kg.train import score_triples
+
+    run = reprolab.load_run(out)
+    assert set(run.models) == {"grail", "compile"}
+    config = CompileConfig(**run.config)
+    split = load_split(config)
+    reversals = _reversal_triples(split)
+    for name in ("grail", "compile"):
+        model, extractor = run.model(name), make_extractor(config, name, split, inductive=True)
+
+        def score(triples, model=model, extractor=extractor):
+            return score_triples(model, extractor, triples, batch_size=config.eval_batch_size, device=CPU)
+
+        assert reversal_auc(reversals, score) == pytest.approx(metrics[f"reversal_auc_{name}"], abs=1e-12)
 
 
 def test_bad_config_is_refused_with_the_field_name(tmp_path):

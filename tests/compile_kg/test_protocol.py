@@ -83,3 +83,29 @@ def test_a_v3_split_loads_by_name_when_present(tmp_path, run_context):
     ctx.data_home = tmp_path / "data"
     loaded = load_split(CompileConfig(dataset="WN18RR_v3"), ctx)
     assert loaded.name == "WN18RR_v3" and len(loaded.ind_test) == len(split.ind_test)
+
+
+def test_claim_units_are_trained_models_with_samplings_averaged_inside():
+    """A unit is one trained pair (repeat r of GraIL with repeat r of CoMPILE); the seeded draws of negatives
+    evaluate the same models, so they are averaged inside the unit, never units of their own (issue 18)."""
+    from types import SimpleNamespace
+
+    from reprolab.compile_kg.pipeline import _record_units
+
+    recorded: dict[str, dict[str, float]] = {}
+    ctx = SimpleNamespace(record_unit=lambda name, metrics: recorded.__setitem__(name, dict(metrics)))
+
+    def repeat(auc_prs: list[float], reversal: float) -> dict:
+        draws = [{"auc_pr": a, "hits10": 0.5, "mrr": 0.25} for a in auc_prs]
+        return {"per_sampling": draws, "reversal_auc": reversal}
+
+    results = {  # 2 repeats x 3 samplings per model
+        "grail": [repeat([0.8, 0.7, 0.9], 0.6), repeat([0.6, 0.6, 0.6], 0.5)],
+        "compile": [repeat([0.9, 0.9, 0.6], 0.7), repeat([0.5, 0.7, 0.6], 0.4)],
+    }
+    _record_units(ctx, SimpleNamespace(name="family"), results)
+    assert sorted(recorded) == ["repeat0", "repeat1"]
+    assert abs(recorded["repeat0"]["family_auc_pr_grail"] - 0.8) < 1e-12
+    assert abs(recorded["repeat0"]["family_auc_pr_compile"] - 0.8) < 1e-12
+    assert abs(recorded["repeat1"]["family_auc_pr_compile"] - 0.6) < 1e-12
+    assert recorded["repeat1"]["reversal_auc_grail"] == 0.5

@@ -63,3 +63,21 @@ def test_a_perturbed_run_is_recorded_and_never_resumes_an_unperturbed_one(tmp_pa
     assert other.exit_code == 2 and "--perturb 1e-05 differs from the run's 1e-06" in other.output
     bad = CliRunner().invoke(app, ["run", "demi", *tiny, "--out", str(tmp_path / "x"), "--perturb", "-1"])
     assert bad.exit_code == 2 and "--perturb" in bad.output
+
+
+def test_plain_tensor_weights_are_perturbed_only_inside_a_perturbed_run():
+    """perturb_initial reaches weights kept outside nn.Module (LDS's bilevel GCN), and is the identity otherwise."""
+    from reprolab.core.seeding import perturb_initial
+    from reprolab.lds.model import init_gcn
+
+    def first_weight(relative: float) -> torch.Tensor:
+        with perturbed_parameters(relative, seed=0):
+            return init_gcn(5, 4, 3, generator=torch.Generator().manual_seed(0)).as_list()[0].detach()
+
+    plain = first_weight(0.0)
+    assert torch.equal(plain, init_gcn(5, 4, 3, generator=torch.Generator().manual_seed(0)).as_list()[0].detach())
+    changed = first_weight(1e-3)
+    assert not torch.equal(plain, changed)
+    assert torch.allclose(plain, changed, rtol=1e-2, atol=0.0)
+    weight = torch.ones(3)
+    assert torch.equal(perturb_initial(weight), torch.ones(3))  # no perturbed run active

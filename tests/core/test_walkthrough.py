@@ -10,10 +10,8 @@ import sys
 import time
 
 import pytest
-import torch
 
 import reprolab
-from reprolab.core.seeding import derive_seed, torch_generator
 
 SETTINGS = ["steps=160", "eval_batches=3", "true_mis=[2,20]", "ks=[2]", "digits=false", "hidden=16",
             "embed=8", "batch_size=32", "checkpoint_every=20"]  # fmt: skip
@@ -24,7 +22,7 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_readme_walkthrough(tmp_path):
+def test_readme_walkthrough(tmp_path, saved_demi_estimate):
     env = {**os.environ, "REPROLAB_PROGRESS": "0", "REPROLAB_TENSORBOARD": "0", "OMP_NUM_THREADS": "1"}
     shown = subprocess.run(_cli("show", "demi"), env=env, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "batch_size" in shown.stdout and "presets" in shown.stdout
@@ -51,16 +49,5 @@ def test_readme_walkthrough(tmp_path):
 
     run = reprolab.load_run(out)
     assert run.config["steps"] == 160 and run.results["seed"] == 1 and run.results["overrides"]["hidden"] == 16
-    from reprolab.demi.data import CorrelatedGaussian
-    from reprolab.demi.train import evaluate_estimator
-
-    estimator = run.model("demi_k2-mi20")
-    estimate = evaluate_estimator(
-        estimator,
-        CorrelatedGaussian(20, 20.0),
-        batch_size=32,
-        batches=3,
-        generator=torch_generator(derive_seed(1, "gauss/demi_k2/mi20", "eval")),
-        device=torch.device("cpu"),
-    )
-    assert estimate.mean == pytest.approx(run.metrics["demi_k2_at_20"], abs=1e-6)
+    estimate = saved_demi_estimate(run, "demi_k2-mi20", "gauss/demi_k2/mi20", 20.0)
+    assert estimate == pytest.approx(run.metrics["demi_k2_at_20"], abs=1e-6)

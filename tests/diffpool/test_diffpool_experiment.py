@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from reprolab.cli import app
@@ -85,6 +86,31 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     assert (out / "figures" / "cluster_assignments.png").is_file()
     epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any(record.get("unit") == "fold1/graphsage_mean" and record.get("epoch") == 2 for record in epochs)
+    _saved_models_predict_as_in_the_run(out, results, epochs)
+
+
+def _saved_models_predict_as_in_the_run(out, results, records) -> None:
+    """models/<name>: fold 0's model after its last epoch; rebuilt, it gives that epoch's test accuracy on the fold's
+    test graphs standardised with the statistics in its card."""
+    import reprolab
+    from reprolab.core.seeding import derive_seed
+    from reprolab.diffpool.data import GraphSet, make_hierarchical_communities
+    from reprolab.diffpool.train import evaluate
+
+    run = reprolab.load_run(out)
+    assert set(run.models) == {"diffpool", "diffpool_nolp", "graphsage_mean"}
+    config = run.config
+    graphs = make_hierarchical_communities(
+        config["num_graphs"], communities=tuple(config["communities"]), community_size=tuple(config["community_size"]),
+        seed=derive_seed(results["seed"], "synthetic-data"),
+    )
+    for name in run.models:
+        meta = json.loads((out / "models" / f"{name}.json").read_text())["meta"]
+        test = graphs.subset(meta["test_index"])
+        mean, std = torch.tensor(meta["feature_mean"]), torch.tensor(meta["feature_std"])
+        test = GraphSet(test.name, test.edges, [(x - mean) / std for x in test.x], test.y, test.class_names)
+        logged = [r["test_acc"] for r in records if r.get("unit") == f"fold0/{name}" and r.get("epoch") == 2]
+        assert evaluate(run.model(name), test) == pytest.approx(logged[-1], abs=1e-12) == meta["last_epoch_test_acc"]
 
 
 @pytest.mark.slow

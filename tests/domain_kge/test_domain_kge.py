@@ -265,6 +265,24 @@ def test_cli_quick_run(tmp_path):
     assert {"nations_hits10_improves", "nations_mr_improves", "domain_fit_is_cheap"} <= ids
     assert "umls_hits10_improves" in {claim["id"] for claim in results["claims_not_evaluated"]}
     assert (out / "figures").is_dir() and any((out / "figures").iterdir())
+    _saved_models_rank_as_in_the_run(out, metrics)
+
+
+def _saved_models_rank_as_in_the_run(out, metrics) -> None:
+    """models/base and models/domains, rebuilt by load_run, give the run's filtered ranks of every variant."""
+    import reprolab
+    from reprolab.domain_kge.pipeline import _summarise
+
+    run = reprolab.load_run(out)
+    assert set(run.models) == {"base", "domains"}
+    model, domains = run.model("base"), run.model("domains")
+    splits = load_splits("nations")
+    distances = domain_distances(model, domains, splits.training.num_relations)
+    config = run.config
+    ranks = evaluate(model, splits, distances, weight=config["domain_weight"], batch_size=config["eval_batch_size"])
+    summary = _summarise(splits, ranks, "nations")["metrics"]
+    for variant in ("base", "head", "both"):
+        assert summary[f"nations_{variant}_mrr"] == pytest.approx(metrics[f"nations_{variant}_mrr"], abs=1e-12)
 
 
 def test_padded_and_looped_fit_losses_agree(tmp_path):

@@ -77,6 +77,37 @@ def test_quick_cli_run_writes_valid_results(tmp_path):
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     imae = [(entry["step"], entry["res"]) for entry in logs if entry.get("unit") == "imae"]
     assert imae == [(50, 8.0), (53, 16.0)]
+    _saved_autoencoders_reconstruct_as_in_the_run(out, results, tmp_path / "again")
+
+
+def _saved_autoencoders_reconstruct_as_in_the_run(out, results, scratch) -> None:
+    """models/imae and models/cnnae, rebuilt by load_run, give the run's reconstruction IoU on its test shapes."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    import reprolab
+    from reprolab.core.seeding import derive_seed
+    from reprolab.imnet.experiment import IMNetConfig
+    from reprolab.imnet.metrics import voxel_iou
+    from reprolab.imnet.pipeline import _decode_grid, _load_data, _spread
+    from reprolab.imnet.train import encode
+
+    run = reprolab.load_run(out)
+    assert set(run.models) == {"imae", "cnnae", "gan", "cnngan", "svr"}
+    config = IMNetConfig(**run.config)
+    ctx = SimpleNamespace(seed_for=lambda *keys: derive_seed(results["seed"], *keys), note=print, out_dir=scratch)
+    split = _load_data(config, ctx)
+    eval_idx = _spread(len(split.test), min(config.eval_shapes, len(split.test)))
+    vox = torch.from_numpy(split.test.voxels[eval_idx]).float()[:, None]
+    imae, cnnae = run.model("imae"), run.model("cnnae")
+    grids = {"imae": [_decode_grid(imae, z, split.train.res) for z in encode(imae.encoder, vox)]}
+    with torch.no_grad():
+        grids["cnnae"] = [g[0].numpy() for g in cnnae(vox)]
+    for name, decoded in grids.items():
+        iou = np.mean([voxel_iou(g >= 0.5, gt) for g, gt in zip(decoded, split.test.voxels[eval_idx])])
+        assert iou == pytest.approx(results["metrics"][f"{name}_iou"], abs=1e-12)
 
 
 def test_presets_and_config_errors():

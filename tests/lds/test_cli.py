@@ -42,6 +42,22 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     assert CliRunner().invoke(app, [*args, "--resume"]).exit_code == 0
     assert (out / "metrics.jsonl").read_text() == log
     assert json.loads((out / "results.json").read_text())["metrics"] == metrics
+    _saved_model_predicts_as_in_the_run(out, metrics)
+
+
+def _saved_model_predicts_as_in_the_run(out, metrics) -> None:
+    """models/lds-wine (split 0), rebuilt by load_run, gives the run's test accuracy: its GCN weights and theta, and
+    the run's own graph draws (the saved generator state)."""
+    import reprolab
+    from reprolab.core.seeding import derive_seed
+    from reprolab.lds.data import load_uci
+
+    run = reprolab.load_run(out)
+    assert run.models == ["lds-wine"]
+    data = load_uci("wine", derive_seed(3, "wine", "split", 0) % (2**31))
+    logits = run.model("lds-wine")(data.features)
+    accuracy = float((logits[data.test_mask].argmax(1) == data.labels[data.test_mask]).double().mean())
+    assert 100 * accuracy == pytest.approx(metrics["wine_acc_lds"], abs=1e-5)  # results.json rounds to 6 digits
 
 
 @pytest.mark.parametrize(
@@ -91,3 +107,4 @@ def test_graph_without_data_names_the_missing_folder(tmp_path, preset):
     args = ["run", "lds", "--preset", preset, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "planetoid" in result.output
+    assert "Or fetch it: reprolab data fetch planetoid-" in result.output  # the set can be fetched by URL

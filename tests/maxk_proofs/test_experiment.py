@@ -50,6 +50,24 @@ def test_quick_run_end_to_end(tmp_path):
     assert (tmp_path / "run" / "figures" / "flops_vs_bound.png").exists()
     assert (tmp_path / "run" / "figures" / "unexplained_dimension.png").exists()
     assert (tmp_path / "run" / "models" / "seed0.pt").exists()
+    _saved_models_are_the_proved_ones(tmp_path / "run", results)
+
+
+def _saved_models_are_the_proved_ones(out, results) -> None:
+    """models/seed<s>, rebuilt by load_run, has the run's exhaustive float32 accuracy, and the TransformerLens export
+    beside it holds the same weights."""
+    import reprolab
+    from reprolab.maxk_proofs.brute_force import float32_correct
+    from reprolab.maxk_proofs.model import load_state_dict_file
+
+    run = reprolab.load_run(out)
+    assert run.models == ["seed0", "seed1"]
+    for name in run.models:
+        model = run.model(name)
+        expected = results["units"][name]["true_accuracy_float32_k4"]
+        assert float32_correct(model) / 8**4 == pytest.approx(expected, abs=1e-6)  # one input is 2.4e-4
+        exported = load_state_dict_file(out / "models" / f"{name}.pt").state_dict()
+        assert all(torch.equal(value, exported[key]) for key, value in model.state_dict().items())
 
 
 def test_run_on_user_supplied_transformer_lens_models(tmp_path):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from reprolab.cli import app
@@ -57,6 +59,36 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
     test_table = json.loads((run / "missing_tables" / "single_image.json").read_text())
     assert len(test_table["extra_draw_seeds"]) == 31  # test_table_draws = 32, draw 0 is the saved table
     assert list((tmp_path / "cache" / "missing_prompts").glob("minivilt-*.pt"))  # pretrained backbone cached
+    _saved_models_predict_as_in_the_run(run, results)
+
+
+def _saved_models_predict_as_in_the_run(out, results) -> None:
+    """models/<task>-<scenario>-<method>: the prompts, pooler and head only (a fine-tuned model whole); rebuilt on
+    the cached mini ViLT they give the run's metric on the complete test set."""
+    from types import SimpleNamespace
+
+    import reprolab
+    from reprolab.core.seeding import derive_seed, torch_generator
+    from reprolab.missing_prompts.data import GlyphWordWorld
+    from reprolab.missing_prompts.experiment import MissingPromptsConfig
+    from reprolab.missing_prompts.model import COMPLETE
+    from reprolab.missing_prompts.pipeline import _synthetic_tasks
+    from reprolab.missing_prompts.train import predict_per_case, table_metric
+
+    run = reprolab.load_run(out)
+    assert len(run.models) == 2 * 3 * 5 and "single-both-prompt_input" in run.models
+    config = MissingPromptsConfig(**run.config)
+    world = GlyphWordWorld(image_size=config.image_size, n_codes=config.n_codes, pixel_noise=config.pixel_noise)
+    ctx = SimpleNamespace(generator=lambda *keys, device=None: torch_generator(derive_seed(results["seed"], *keys)))
+    task = _synthetic_tasks(config, ctx, world)[0]
+    complete = torch.full((len(task.test),), COMPLETE, dtype=torch.long)
+    for method in ("prompt_input", "prompt_attention", "finetune"):
+        with safe_open(str(out / "models" / f"single-both-{method}.safetensors"), "pt") as handle:
+            saved = list(handle.keys())
+        assert any(k.startswith("vilt.encoder.") for k in saved) == (method == "finetune")
+        logits = predict_per_case(run.model(f"single-both-{method}"), task.test)
+        value = table_metric(logits, complete, task.test.labels, task.metric)
+        assert value == pytest.approx(results["metrics"][f"single_{method}_complete"], abs=1e-6)
 
 
 def test_missing_table_same_for_same_seed_across_runs(tmp_path, monkeypatch):
@@ -77,6 +109,18 @@ def test_missing_table_same_for_same_seed_across_runs(tmp_path, monkeypatch):
         ).read_text()
     notes = json.loads((tmp_path / "b" / "results.json").read_text())["notes"]
     assert any("loaded from the cache" in n for n in notes)
+    # issue 18: another run seed is another unit and pretrains its own backbone (pretrain_seed + seed) ...
+    args = ["run", "missing_prompts", "--seed", "4", "--out", str(tmp_path / "c")]
+    for item in base:
+        args += ["--set", item]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert len(list((tmp_path / "cache" / "missing_prompts").glob("minivilt-*.pt"))) == 2
+    notes = json.loads((tmp_path / "c" / "results.json").read_text())["notes"]
+    assert any("pretraining seed 4" in n for n in notes) and not any("loaded from the cache" in n for n in notes)
+    # ... unless backbone_per_seed is off (the paper preset): then every seed shares pretrain_seed's backbone
+    paper = resolve_config(get_experiment("missing_prompts").config_cls, get_experiment("missing_prompts").presets,
+                           "paper")  # fmt: skip
+    assert not paper.backbone_per_seed
 
 
 def test_presets_resolve_and_bad_values_are_refused():

@@ -41,6 +41,27 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     assert (out / "figures" / "attention_maps.png").is_file()
     assert (out / "figures" / "per_class_f1.png").is_file()
     assert any("binary relevance" in note for note in results["notes"])
+    _saved_models_predict_as_in_the_run(out, metrics)
+
+
+def _saved_models_predict_as_in_the_run(out, metrics) -> None:
+    """models/<name>, rebuilt by load_run, give the run's beam-search (or BR) F1 scores on its test canvases."""
+    import reprolab
+    from reprolab.orderfree.data import make_digit_canvases
+    from reprolab.orderfree.metrics import multilabel_scores
+
+    run = reprolab.load_run(out)
+    assert run.models == ["br", "cnnrnn", "fixed", "noatt", "orderfree"]
+    c = run.config
+    _, test = make_digit_canvases(c["n_train"], c["n_test"], canvas=c["canvas"], max_digits=c["max_digits"],
+                                  partner_prob=c["partner_prob"], scale_range=(c["scale_min"], c["scale_max"]), seed=2)
+    for name in run.models:
+        predicted = run.model(name).predict(test.images, width=c["beam_width"], max_labels=c["max_labels"] or None,
+                                            threshold=c["threshold"])
+        scores = multilabel_scores(predicted, test.targets)
+        key = name if name == "br" else f"{name}_beam"
+        assert scores["cf1"] == pytest.approx(metrics[f"{key}_cf1"], abs=1e-5)
+        assert scores["of1"] == pytest.approx(metrics[f"{key}_of1"], abs=1e-5)
 
 
 @pytest.mark.parametrize(

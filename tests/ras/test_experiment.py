@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from reprolab.cli import app
@@ -112,6 +113,11 @@ def test_split_and_evaluate_only_from_a_saved_run(tmp_path):
     assert result.exit_code == 0, result.output
     trained = json.loads((tmp_path / "train" / "results.json").read_text())
     assert (tmp_path / "train" / "models" / "ras_seed0.pt").exists()
+    import reprolab  # the safetensors copy load_run rebuilds holds the weights evaluate_run reads from the .pt
+
+    saved = torch.load(tmp_path / "train" / "models" / "ras_seed0.pt", map_location="cpu", weights_only=True)
+    rebuilt = reprolab.load_run(tmp_path / "train").model("ras_seed0").state_dict()
+    assert rebuilt.keys() == saved.keys() and all(torch.equal(rebuilt[k], saved[k]) for k in saved)
     assert any("3 test pairs" in note and "10 mask(s)" in note for note in trained["notes"])
     args = ["run", "ras", "--out", str(tmp_path / "eval"), "--set", f"evaluate_run={tmp_path / 'train'}"]
     for item in common:

@@ -12,7 +12,14 @@ from typing import Any
 
 from reprolab.cocoop.experiment import CoCoOpConfig, harmonic_mean
 
-_MODEL_EXPORTS = ("CoOpPromptLearner", "CoCoOpPromptLearner", "HFTokenizer", "PromptClassifier", "build_mini_clip")
+_MODEL_EXPORTS = (
+    "CoOpPromptLearner",
+    "CoCoOpPromptLearner",
+    "HFTokenizer",
+    "PromptClassifier",
+    "build_mini_clip",
+    "saved_prompt_classifier",
+)
 
 __all__ = ["CoCoOpConfig", "harmonic_mean", *_MODEL_EXPORTS]
 

@@ -11,6 +11,7 @@ average over targets are reported, seeds averaged, with the paper's Table 2 numb
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,14 @@ def cross_dataset(
     seed: int,
 ) -> dict[str, float]:
     """One seed of Table 2's protocol: train on all source classes, test on the source and every target."""
-    from reprolab.cocoop.pipeline import _make_learner, _note_unknown_words, _transfer, fit_learner
+    from reprolab.cocoop.pipeline import (
+        _make_learner,
+        _note_unknown_words,
+        _transfer,
+        backbone_seed,
+        fit_learner,
+        save_learner,
+    )
 
     size = int(clip.config.vision_config.image_size)
     task = load_full_task(source, size, config.shots, config.test_per_class, ctx.generator("xd-source", seed))
@@ -119,6 +127,9 @@ def cross_dataset(
         for split, (x, y, names) in sets.items():
             evaluated = model if split == "source" else _transfer(method, config, clip, tok, learner, names)
             out[f"{method}_{split}"] = accuracy(evaluated, x, y)
+        name = method if seed == config.seeds[0] else f"{method}-seed{seed}"
+        meta = {"seed": seed, "shots": config.shots, "classes": "source"}
+        save_learner(ctx, config, name, method, model, task.names, meta, backbone_seed(config, seed))
     for m in METHODS:
         scores = [out[f"{m}_target_{key}"] for key in targets]
         out[f"{m}_target_avg"] = sum(scores) / len(scores)
@@ -126,14 +137,19 @@ def cross_dataset(
 
 
 def run_cross_dataset(
-    config: CoCoOpConfig, ctx: RunContext, clip: Any, tok: Any, source: Path, targets: dict[str, tuple[str, Path]]
+    config: CoCoOpConfig, ctx: RunContext, clips: Callable[[int], tuple[Any, Any, Any]], source: Path,
+    targets: dict[str, tuple[str, Path]],
 ) -> dict[str, float]:
-    """All seeds of the cross-dataset transfer (resumable per seed), averaged; report table and figure."""
+    """All seeds of the cross-dataset transfer (resumable per seed), averaged; report table and figure.
+    ``clips(seed)`` is the seed's frozen CLIP, tokenizer and world (``pipeline.Backbones``)."""
     sweep = Sweep(ctx)
     results = []
     for seed in config.seeds:
         unit = f"xd/seed{seed}/shots{config.shots}"
-        results.append(sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True))
+        if not sweep.is_done(unit):
+            clip, tok, _ = clips(seed)
+            sweep.once(unit, cross_dataset, config, ctx, clip, tok, source, targets, seed, log=True)
+        results.append(sweep.result(unit))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     for seed, result in zip(config.seeds, results):  # the claims are decided over these units (x run seeds)
         ctx.record_unit(f"seed{seed}", result)

@@ -28,6 +28,7 @@ __all__ = [
     "encode_text_embeddings",
     "encode_token_ids",
     "freeze",
+    "saved_prompt_classifier",
 ]
 
 
@@ -270,3 +271,49 @@ def zero_shot_logits(clip: Any, text_feats: torch.Tensor, pixels: torch.Tensor) 
     """Zero-shot CLIP: hand-written prompts' features (n_cls, E) against images."""
     img = image_features(clip, pixels)
     return clip.logit_scale.exp() * img @ F.normalize(text_feats, dim=-1).t()
+
+
+def saved_prompt_classifier(
+    method: str,
+    classnames: list[str],
+    n_ctx: int,
+    ctx_init: str,
+    class_specific: bool,
+    chunk: int,
+    backbone: dict[str, Any],
+) -> PromptClassifier:
+    """Rebuild a run's saved ``coop``/``cocoop`` classifier (``reprolab.load_run(dir).model("coop")``).
+
+    Only the prompt learner's weights are saved (context vectors, CoCoOp's Meta-Net); the frozen CLIP comes
+    from ``backbone``: ``{"clip_path": DIR}`` (``CLIPModel.from_pretrained``) or ``{"mini_clip": {...}}``, the
+    run's pretrained mini CLIP read from the cache file the run wrote (``miniclip-<fingerprint>.pt``). The
+    learner's weights do not depend on ``classnames`` (unless class-specific): build with other class names
+    and load the same ``learner.*`` weights to transfer to new classes, as the base-to-new protocol does."""
+    if "clip_path" in backbone:
+        from transformers import CLIPModel, CLIPTokenizer
+
+        clip = CLIPModel.from_pretrained(backbone["clip_path"], attn_implementation="eager")
+        tok: Any = HFTokenizer(CLIPTokenizer.from_pretrained(backbone["clip_path"]))
+    else:
+        from reprolab.cocoop.data import WordTokenizer
+        from reprolab.core.checkpoint import load_cached
+        from reprolab.core.data import cache_home
+        from reprolab.core.errors import ReproError
+
+        spec = backbone["mini_clip"]
+        tok = WordTokenizer.for_shapes()
+        clip = build_mini_clip(len(tok.vocab), spec["image_size"], 4, spec["width"], spec["layers"])
+        folders = [cache_home() / "cocoop", *spec.get("folders", [])]
+        cached = load_cached(spec["cache"], folders, spec["fingerprint"])
+        if cached is None:
+            raise ReproError(
+                f"the run's mini CLIP {spec['cache']} is in none of {', '.join(map(str, folders))}; rerun the "
+                "run's command with the same settings to pretrain it again (deterministic)"
+            )
+        clip.load_state_dict(cached[0])
+    freeze(clip)
+    if method == "cocoop":
+        learner: CoOpPromptLearner = CoCoOpPromptLearner(clip, tok, classnames, n_ctx, ctx_init)
+    else:
+        learner = CoOpPromptLearner(clip, tok, classnames, n_ctx, ctx_init, class_specific)
+    return PromptClassifier(clip, learner, chunk)

@@ -17,6 +17,7 @@ from reprolab.cocoop.model import (
     build_mini_clip,
     freeze,
     image_features,
+    saved_prompt_classifier,
 )
 from reprolab.cocoop.train import accuracy, pretrain_clip, train_prompts, zero_shot_accuracy
 from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
@@ -28,7 +29,7 @@ from reprolab.core.sweep import Sweep
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["fit_learner", "load_clip", "run_cocoop"]
+__all__ = ["Backbones", "backbone_seed", "fit_learner", "load_clip", "run_cocoop", "save_learner"]
 
 PAPER_AVG = {"zs": (69.34, 74.22, 71.70), "coop": (82.69, 63.22, 71.66), "cocoop": (80.47, 71.69, 75.83)}
 LABELS = {"zs": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
@@ -46,19 +47,21 @@ def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
         from reprolab.cocoop.crossdata import check_targets
 
         targets = check_targets(config, ctx)
-    clip, tokenizer, world = load_clip(config, ctx)
-    clip = freeze(clip.to(ctx.device))
+    clips = Backbones(config, ctx)
     if targets is not None:
         from reprolab.cocoop.crossdata import run_cross_dataset
 
         if config.shot_curve:
             ctx.note("shot_curve is a base-to-new figure; it is skipped in the cross-dataset transfer.")
-        return run_cross_dataset(config, ctx, clip, tokenizer, dataset_folder(config, ctx), targets)
+        return run_cross_dataset(config, ctx, clips, dataset_folder(config, ctx), targets)
     sweep = Sweep(ctx)
     results = []
     for seed in config.seeds:
         unit = f"b2n/seed{seed}/shots{config.shots}"
-        results.append(sweep.once(unit, base_to_new, config, ctx, clip, tokenizer, world, seed, config.shots, log=True))
+        if not sweep.is_done(unit):  # a resumed run loads no backbone for the seeds it has
+            clip, tokenizer, world = clips(seed)
+            sweep.once(unit, base_to_new, config, ctx, clip, tokenizer, world, seed, config.shots, log=True)
+        results.append(sweep.result(unit))
     metrics = {key: sum(r[key] for r in results) / len(results) for key in results[0]}
     for m in METHODS:
         metrics[f"{m}_h"] = harmonic_mean(metrics[f"{m}_base"], metrics[f"{m}_new"])
@@ -69,15 +72,35 @@ def run_cocoop(config: CoCoOpConfig, ctx: RunContext) -> dict[str, float]:
     curve = {config.shots: results[0]}
     for shots in config.shot_curve:
         unit = f"b2n/seed{config.seeds[0]}/shots{shots}"
-        curve[shots] = sweep.once(
-            unit, base_to_new, config, ctx, clip, tokenizer, world, config.seeds[0], shots, shift=False
-        )
+        if not sweep.is_done(unit):
+            clip, tokenizer, world = clips(config.seeds[0])
+            sweep.once(unit, base_to_new, config, ctx, clip, tokenizer, world, config.seeds[0], shots, shift=False)
+        curve[shots] = sweep.result(unit)
     _report(config, ctx, metrics, curve)
     return metrics
 
 
-def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWorld]:
-    """Real CLIP from ``clip_path`` (``from_pretrained``), else the mini CLIP from cache or pretrained now."""
+class Backbones:
+    """The frozen CLIP of each prompt-learning seed: with ``backbone_per_seed`` (and no ``clip_path``) seed ``s``
+    gets the mini CLIP pretrained with seed ``pretrain_seed + s`` (each cached), else every seed shares one. The
+    last one is kept in memory (the shot curve reuses the first seed's)."""
+
+    def __init__(self, config: CoCoOpConfig, ctx: RunContext) -> None:
+        self.config, self.ctx = config, ctx
+        self._last: tuple[int, tuple[Any, Any, ShapesWorld]] | None = None
+
+    def __call__(self, seed: int) -> tuple[Any, Any, ShapesWorld]:
+        key = backbone_seed(self.config, seed)
+        if self._last is None or self._last[0] != key:
+            clip, tokenizer, world = load_clip(self.config, self.ctx, key)
+            self._last = (key, (freeze(clip.to(self.ctx.device)), tokenizer, world))
+        return self._last[1]
+
+
+def load_clip(config: CoCoOpConfig, ctx: RunContext, pretrain_seed: int | None = None) -> tuple[Any, Any, ShapesWorld]:
+    """Real CLIP from ``clip_path`` (``from_pretrained``), else the mini CLIP from cache or pretrained now with
+    ``pretrain_seed`` (default ``config.pretrain_seed``; part of the cache key)."""
+    seed = config.pretrain_seed if pretrain_seed is None else pretrain_seed
     if config.clip_path:
         from transformers import CLIPModel, CLIPTokenizer
 
@@ -92,21 +115,16 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
     world = ShapesWorld(config.image_size, config.n_colours, config.n_shapes, miscaption=config.miscaption)
     tok = WordTokenizer.for_shapes()
     clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
-    keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
-    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": config.pretrain_seed, "v": 3}
-    if config.miscaption > 0:  # a different pretraining world; the v3 key of the clean world stays valid
-        spec |= {"miscaption": config.miscaption, "targets": "same-class captions"}
-    digest = config_fingerprint(spec)
-    name = f"miniclip-{digest}.pt"
+    name, digest = _mini_clip_cache(config, seed)
     folders = (cache_home() / "cocoop", ctx.out_dir / "checkpoints")
     cached = load_cached(name, folders, digest, note=ctx.note)
     if cached is not None:
         clip.load_state_dict(cached[0])
-        ctx.note(f"Mini CLIP loaded from the cache {cached[1]}.")
+        ctx.note(f"Mini CLIP (pretraining seed {seed}) loaded from the cache {cached[1]}.")
         return clip, tok, world
-    torch.manual_seed(config.pretrain_seed)
+    torch.manual_seed(seed)
     clip = build_mini_clip(len(tok.vocab), config.image_size, 4, config.width, config.layers)
-    gen = torch.Generator().manual_seed(config.pretrain_seed)
+    gen = torch.Generator().manual_seed(seed)
     losses = pretrain_clip(
         clip,
         world,
@@ -116,10 +134,48 @@ def load_clip(config: CoCoOpConfig, ctx: RunContext) -> tuple[Any, Any, ShapesWo
         lr=config.pretrain_lr,
         generator=gen,
     )
-    ctx.log(unit="pretrain", final_loss=sum(losses[-50:]) / max(len(losses[-50:]), 1))
+    ctx.log(unit=f"pretrain/seed{seed}", final_loss=sum(losses[-50:]) / max(len(losses[-50:]), 1))
     path = save_cached(name, folders, clip.state_dict(), digest) or "(not cached)"
-    ctx.note(f"Mini CLIP pretrained for {config.pretrain_steps} steps on generated captions; cached at {path}.")
+    ctx.note(
+        f"Mini CLIP pretrained (seed {seed}) for {config.pretrain_steps} steps on generated captions; cached at {path}."
+    )
     return clip, tok, world
+
+
+def backbone_seed(config: CoCoOpConfig, seed: int) -> int:
+    """The pretraining seed of prompt-learning seed ``seed``'s mini CLIP: ``pretrain_seed + seed`` with
+    ``backbone_per_seed`` (each unit its own backbone, issue 18), else ``pretrain_seed`` (one shared)."""
+    return config.pretrain_seed + seed if config.backbone_per_seed and not config.clip_path else config.pretrain_seed
+
+
+def _mini_clip_cache(config: CoCoOpConfig, seed: int) -> tuple[str, str]:
+    """The mini CLIP's cache file name and fingerprint: every setting its pretraining depends on, and its
+    pretraining ``seed``."""
+    keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
+    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": seed, "v": 3}
+    if config.miscaption > 0:  # a different pretraining world; the v3 key of the clean world stays valid
+        spec |= {"miscaption": config.miscaption, "targets": "same-class captions"}
+    digest = config_fingerprint(spec)
+    return f"miniclip-{digest}.pt", digest
+
+
+def save_learner(
+    ctx: RunContext, config: CoCoOpConfig, name: str, method: str, model: PromptClassifier, classnames: list[str],
+    meta: dict[str, Any], pretrain_seed: int,
+) -> None:
+    """Keep a trained prompt learner as ``models/<name>``: its weights only, the frozen CLIP named in the card
+    (``saved_prompt_classifier`` rebuilds the classifier from it; ``pretrain_seed`` picks the mini CLIP)."""
+    if config.clip_path:
+        backbone: dict[str, Any] = {"clip_path": str(Path(config.clip_path).expanduser().resolve())}
+    else:
+        cache, digest = _mini_clip_cache(config, pretrain_seed)
+        folders = [str(cache_home() / "cocoop"), str((ctx.out_dir / "checkpoints").resolve())]
+        keys = ("image_size", "width", "layers")
+        backbone = {"mini_clip": {k: getattr(config, k) for k in keys} | {"cache": cache, "fingerprint": digest,
+                                                                            "folders": folders}}
+    kwargs = {"method": method, "classnames": list(classnames), "n_ctx": config.n_ctx, "ctx_init": config.ctx_init,
+              "class_specific": config.class_specific, "chunk": config.text_chunk, "backbone": backbone}
+    ctx.save_model(name, model, build=saved_prompt_classifier, kwargs=kwargs, meta=meta, frozen=("clip.",))
 
 
 def _sample(world: ShapesWorld, classes: list[int], per_class: int, gen: torch.Generator, bg: str, device: Any):
@@ -167,6 +223,10 @@ def base_to_new(
         for split, (x, y, cls) in sets.items():
             evaluated = model if cls is base_names else _transfer(method, config, clip, tok, learner, cls)
             out[f"{method}_{split}"] = accuracy(evaluated, x, y)
+        if shift:  # the main units (not the shot curve): models/coop, models/cocoop (-seed<s> after the first)
+            name = method if seed == config.seeds[0] else f"{method}-seed{seed}"
+            meta = {"seed": seed, "shots": shots, "classes": "base"}
+            save_learner(ctx, config, name, method, model, base_names, meta, backbone_seed(config, seed))
     for m in METHODS:
         if f"{m}_shift_base" in out:
             out[f"{m}_shift"] = (out.pop(f"{m}_shift_base") + out.pop(f"{m}_shift_new")) / 2
@@ -178,7 +238,8 @@ def fit_learner(
 ) -> float:
     """Train ``model``'s learner with ``method``'s own recipe (``{method}_epochs/_batch_size/_lr``, shared warm-up
     and weight decay). Returns how far the context vectors moved, ||v_end - v_start|| / ||v_start|| (the measure
-    behind the quick preset's learning rate, see docs)."""
+    behind the quick preset's learning rate, measured in
+    docs/notes/cocoop.md#learning-rate-the-10-larger-embeddings-justification-measured-and-dropped)."""
     start = model.learner.ctx.detach().clone()
     train_prompts(
         model,
@@ -311,18 +372,27 @@ GAPS = {
 }
 
 
+SEED_COLUMNS = 6  # more prompt-learning seeds than this: the spread table shows min / max instead of every seed
+
+
 def _report_seed_spread(ctx: RunContext, seeds: list[int], results: list[dict[str, float]]) -> None:
-    """Every claimed gap per seed, with mean and sample standard deviation over seeds (the seed noise)."""
+    """Every claimed gap per seed (or its min and max over many seeds), with mean and sample standard deviation
+    over seeds (the seed noise the claims are decided against)."""
     rows = []
+    per_seed = len(seeds) <= SEED_COLUMNS
     for label, (a, b) in GAPS.items():
         if not all(a in r and b in r for r in results):
             continue
         gaps = [r[a] - r[b] for r in results]
         mean = sum(gaps) / len(gaps)
         sd = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5 if len(gaps) > 1 else float("nan")
-        rows.append([label, *(round(g, 2) for g in gaps), round(mean, 2), round(sd, 2)])
+        shown = gaps if per_seed else [min(gaps), max(gaps)]
+        rows.append([label, *(round(g, 2) for g in shown), round(mean, 2), round(sd, 2)])
+    columns = [f"seed {s}" for s in seeds] if per_seed else ["min", "max"]
     ctx.add_table(
-        "Gaps per seed (accuracy points) and their spread", ["gap", *(f"seed {s}" for s in seeds), "mean", "sd"], rows
+        f"Gaps over {len(seeds)} prompt-learning seeds (accuracy points) and their spread",
+        ["gap", *columns, "mean", "sd"],
+        rows,
     )
 
 

@@ -31,7 +31,7 @@ from reprolab.core.sweep import Sweep
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
 
-__all__ = ["load_split", "make_extractor", "make_model", "run_compile"]
+__all__ = ["load_split", "make_extractor", "make_model", "model_kwargs", "run_compile"]
 
 LABELS = {"grail": "GraIL", "compile": "CoMPILE"}
 
@@ -60,18 +60,23 @@ def make_extractor(
     )
 
 
-def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.nn.Module:
-    num_labels = config.hops + 2
+def model_kwargs(config: CompileConfig, model: str, num_relations: int) -> dict[str, Any]:
+    """The arguments of :func:`build_model` for ``model`` ("grail" or "compile") under ``config`` (JSON-able: the
+    saved models' cards hold them)."""
+    common = {"name": model, "num_relations": num_relations, "num_labels": config.hops + 2, "emb_dim": config.emb_dim}
     if model == "grail":
-        return build_model(
-            "grail", num_relations, num_labels, emb_dim=config.emb_dim, rel_emb_dim=config.rel_emb_dim,
-            attn_rel_emb_dim=config.attn_rel_emb_dim, num_layers=config.num_layers, num_bases=config.num_bases,
-            edge_dropout=config.edge_dropout,
-        )
-    return build_model(
-        "compile", num_relations, num_labels, emb_dim=config.emb_dim, depth=config.num_layers,
-        dropout=config.compile_dropout, readout=config.compile_readout, edge_update=config.compile_edge_update,
-    )
+        return common | {
+            "rel_emb_dim": config.rel_emb_dim, "attn_rel_emb_dim": config.attn_rel_emb_dim,
+            "num_layers": config.num_layers, "num_bases": config.num_bases, "edge_dropout": config.edge_dropout,
+        }
+    return common | {
+        "depth": config.num_layers, "dropout": config.compile_dropout, "readout": config.compile_readout,
+        "edge_update": config.compile_edge_update,
+    }
+
+
+def make_model(config: CompileConfig, model: str, num_relations: int) -> torch.nn.Module:
+    return build_model(**model_kwargs(config, model, num_relations))
 
 
 def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
@@ -93,7 +98,11 @@ def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
                 sweep.once(unit, _evaluate, config, split, name, model, protocols, reversal_triples, ctx.device, cache)
             )
     metrics = _metrics(config, split, results)
-    _record_units(ctx, split, results)
+    targeted: list[dict[str, float]] = []
+    if config.targeted_steps > 0 and len(reversal_triples):
+        targeted = _targeted_asymmetry_test(config, ctx, sweep, split, reversal_triples)
+        metrics.update(_targeted_metrics(targeted))
+    _record_units(ctx, split, results, targeted)
     metrics.update(sizes)
     metrics["paper_protocol_complete"] = float(
         split.name != "family" and config.epochs >= 30 and config.select_best and config.num_negatives == 49
@@ -109,8 +118,6 @@ def run_compile(config: CompileConfig, ctx: RunContext) -> dict[str, float]:
             "Direction-blind control (AUC-PR of (s(h,r,t) + s(t,r,h)) / 2, which cannot tell a triple from its "
             "reversal): " + "; ".join(blind) + ". When blind matches raw, the protocol does not reward direction."
         )
-    if config.targeted_steps > 0 and len(reversal_triples):
-        metrics.update(_targeted_asymmetry_test(config, ctx, sweep, split, reversal_triples))
     _report(config, ctx, results)
     return metrics
 
@@ -188,28 +195,44 @@ def _steps(config: CompileConfig, split: InductiveSplit) -> int:
 
 def _targeted_asymmetry_test(
     config: CompileConfig, ctx: RunContext, sweep: Sweep, split: InductiveSplit, reversal_triples: np.ndarray
-) -> dict[str, float]:
-    """Train each model once more with reversed triples among its negatives; ROC-AUC true vs reversed.
+) -> list[dict[str, float]]:
+    """Train each model ``repeats`` times more with reversed triples among its negatives; ROC-AUC true vs
+    reversed, one dict per repeat (a claim unit, paired with the repeat of the main test).
 
     With random corruptions alone a reversal is almost never a training negative, so no model is asked to
     tell ``(h, r, t)`` from ``(t, r, h)``. Here ``targeted_reversal_rate`` of the negatives are reversals
     (where false), so the test measures whether the architecture *can* represent the direction.
     """
+    per_repeat: list[dict[str, float]] = []
+    for repeat in range(config.repeats):
+        values: dict[str, float] = {}
+        for name in config.models:
+            unit = f"targeted/{name}/{repeat}"
+            if not sweep.is_done(unit):
+                model = _trained_model(
+                    config, ctx, sweep, split, name, repeat, config.targeted_steps, prefix="train_targeted",
+                    reversal_rate=config.targeted_reversal_rate,
+                )
+                extractor = make_extractor(config, name, split, inductive=True)
+
+                def score(triples: np.ndarray, model: torch.nn.Module = model, extractor=extractor) -> np.ndarray:
+                    return score_triples(
+                        model, extractor, triples, batch_size=config.eval_batch_size, device=ctx.device
+                    )
+
+                sweep.complete(unit, {"reversal_auc": reversal_auc(reversal_triples, score)})
+            values[f"reversal_auc_targeted_{name}"] = float(sweep.result(unit)["reversal_auc"])
+        per_repeat.append(values)
+    return per_repeat
+
+
+def _targeted_metrics(per_repeat: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and spread over repeats of the targeted test's ROC-AUCs."""
     metrics: dict[str, float] = {}
-    for name in config.models:
-        unit = f"targeted/{name}"
-        if not sweep.is_done(unit):
-            model = _trained_model(
-                config, ctx, sweep, split, name, 0, config.targeted_steps, prefix="train_targeted",
-                reversal_rate=config.targeted_reversal_rate,
-            )
-            extractor = make_extractor(config, name, split, inductive=True)
-
-            def score(triples: np.ndarray, model: torch.nn.Module = model, extractor=extractor) -> np.ndarray:
-                return score_triples(model, extractor, triples, batch_size=config.eval_batch_size, device=ctx.device)
-
-            sweep.complete(unit, {"reversal_auc": reversal_auc(reversal_triples, score)})
-        metrics[f"reversal_auc_targeted_{name}"] = float(sweep.result(unit)["reversal_auc"])
+    for key in per_repeat[0] if per_repeat else ():
+        values = np.array([r[key] for r in per_repeat])
+        metrics[key] = float(values.mean())
+        metrics[f"{key}_seed_std"] = float(values.std())
     return metrics
 
 
@@ -222,6 +245,7 @@ def _trained_model(
     model = make_model(config, name, split.num_relations).to(ctx.device)
     if sweep.is_done(unit):
         model.load_state_dict(sweep.result(unit)["state"])
+        _save_model(ctx, config, split, name, repeat, prefix, model)
         return model
     extractor = make_extractor(config, name, split, inductive=False, seed=ctx.seed_for(unit, "hop_cap"))
     validate = _validator(config, ctx, split, extractor, unit) if config.select_best and config.valid_every else None
@@ -237,7 +261,25 @@ def _trained_model(
         ctx.note(f"{unit}: best validation ROC-AUC {best['valid_auc']:.4f} at step {best['step']} of {steps}.")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     sweep.complete(unit, {"state": state, "steps": steps, "best_step": best["step"] if best else steps})
+    _save_model(ctx, config, split, name, repeat, prefix, model)
     return model
+
+
+def _save_model(
+    ctx: RunContext, config: CompileConfig, split: InductiveSplit, name: str, repeat: int, prefix: str,
+    model: torch.nn.Module,
+) -> None:
+    """``models/grail`` and ``models/compile`` (repeat 0; ``<model>-repeat<r>`` after it): the models the
+    evaluation scores, rebuilt by :func:`reprolab.compile_kg.model.build_model`. The targeted-reversal models
+    (``targeted_steps``) are a diagnostic and are not kept."""
+    if prefix != "train":
+        return
+    meta = {"dataset": split.name, "repeat": repeat, "relation_names": list(split.relation_names),
+            "subgraph": config.compile_subgraph if name == "compile" else "undirected", "hops": config.hops}
+    ctx.save_model(
+        name if repeat == 0 else f"{name}-repeat{repeat}", model, build=build_model,
+        kwargs=model_kwargs(config, name, split.num_relations), meta=meta,
+    )
 
 
 def _validator(
@@ -365,9 +407,16 @@ def _metrics(
     return metrics
 
 
-def _record_units(ctx: RunContext, split: InductiveSplit, results: dict[str, list[dict[str, Any]]]) -> None:
+def _record_units(
+    ctx: RunContext, split: InductiveSplit, results: dict[str, list[dict[str, Any]]],
+    targeted: list[dict[str, float]] | None = None,
+) -> None:
     """One unit per repeat (the papers average 5 runs): the repeat's metrics of both models, so that the
-    claims are decided over repeats x seeds. Repeat ``r`` of GraIL is paired with repeat ``r`` of CoMPILE."""
+    claims are decided over repeats x seeds. Repeat ``r`` of GraIL is paired with repeat ``r`` of CoMPILE.
+
+    A unit is one independently trained model per method: the ``samplings`` draws of negatives evaluate the
+    same models, so they are averaged inside the unit (as units they would be pseudo-replicates, issue 18).
+    The targeted test's models of repeat ``r`` (``targeted``) join unit ``r``."""
     tag = dataset_tag(split.name)
     repeats = min(len(r) for r in results.values())
     for index in range(repeats):
@@ -382,6 +431,8 @@ def _record_units(ctx: RunContext, split: InductiveSplit, results: dict[str, lis
                 unit[f"reversal_auc_{name}"] = float(runs[index]["reversal_auc"])
             if "full" in runs[index]:
                 unit[f"mrr_full_{name}"] = float(runs[index]["full"]["mrr"])
+        if targeted and index < len(targeted):
+            unit.update(targeted[index])
         ctx.record_unit(f"repeat{index}", unit)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "data_home",
     "dataset_info",
     "download",
+    "fetch_hint",
     "list_datasets",
     "register_dataset",
     "require_dataset",
@@ -128,7 +129,7 @@ def require_dataset(info: DatasetInfo, home: str | Path | None = None, *, verify
         raise DatasetMissingError(
             f"dataset {info.name!r} not found under {root} (missing: {shown or root}). "
             f"Source: {info.source}. Expected layout: {info.layout or 'see the method docs'}. "
-            "Set REPROLAB_DATA or pass --data to the folder that holds it."
+            "Set REPROLAB_DATA or pass --data to the folder that holds it." + fetch_hint(info.name)
         )
     if verify:
         for relative, expected in info.sha256.items():
@@ -136,6 +137,13 @@ def require_dataset(info: DatasetInfo, home: str | Path | None = None, *, verify
             if actual != expected:
                 raise DataError(f"{root / relative}: sha256 {actual} does not match the expected {expected}")
     return root
+
+
+def fetch_hint(name: str) -> str:
+    """`` Or fetch it: reprolab data fetch NAME`` when ``name`` is a fetchable dataset, else ``""``."""
+    from reprolab.core.fetch import fetchable
+
+    return f" Or fetch it: reprolab data fetch {name}" if fetchable(name) is not None else ""
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:

@@ -8,9 +8,10 @@ Two paths behind one signature:
 * **serial** (``jobs=1``, or nothing to spread): each run in this process, one after the other. Ray is not
   imported on this path, so a plain ``pip install reprolab`` keeps working.
 * **Ray** (``jobs > 1`` or ``address``): each run is one Ray task. Without ``address`` a local Ray instance is
-  started with ``num_cpus=jobs`` and no dashboard; ``address`` (``ray://host:port`` or ``auto``) joins a
-  running cluster. A task asks for ``--threads`` CPUs (torch keeps that many threads, as in a serial run) and
-  ``gpus_per_task`` GPUs. A task runs the same :func:`run_spec` as the serial path, so its metrics are
+  started with ``num_cpus=jobs``, no dashboard, on the loopback address; ``address`` (``host:port``,
+  ``ray://host:port`` or ``auto``) joins a running cluster (``_join_target``: a head on this machine is joined
+  on the address it listens on). A task asks for ``--threads`` CPUs (torch keeps that many threads, as in a
+  serial run) and ``gpus_per_task`` GPUs. A task runs the same :func:`run_spec` as the serial path, so its metrics are
   bit-identical to the serial run's. A task whose worker dies is retried by Ray; the retry resumes from the
   run's checkpoint (``--resume`` semantics, :meth:`RunSpec.should_resume`) and ends with the same metrics.
 
@@ -250,11 +251,15 @@ def _execute_serial(specs: Sequence[RunSpec], report: _Progress) -> list[RunOutc
 
 
 def check_available(jobs: int | None, address: str | None) -> None:
-    """Refuse up front (before any folder is made) an explicit ``--jobs > 1``/``--address`` without Ray."""
+    """Refuse up front (before any folder is made) an explicit ``--jobs > 1``/``--address`` without Ray, and an
+    ``--address`` where no Ray head answers."""
     import importlib.util
 
     if (address is not None or (jobs or 1) > 1) and importlib.util.find_spec("ray") is None:
         raise ConfigError(f"--jobs > 1 and --address run on Ray, which is not installed: {DISTRIBUTED_HINT}")
+    if address is not None:
+        _import_ray(explicit=True)  # Ray's settings from the environment first
+        _join_target(address)
 
 
 def _import_ray(*, explicit: bool) -> Any:
@@ -275,34 +280,144 @@ def _import_ray(*, explicit: bool) -> Any:
 
 
 # -- the Ray path --------------------------------------------------------------------------------------------
-def _connect(ray: Any, jobs: int, address: str | None) -> bool:
-    """Start a local Ray instance or join ``address``; True when this call did (and must shut it down)."""
+def _connect(ray: Any, jobs: int, address: str | None) -> Callable[[], None] | None:
+    """Start a local Ray instance or join ``address``; the call that shuts it down again, or None when Ray was
+    already set up by the caller (a test, a notebook), which then keeps it."""
     if ray.is_initialized():
-        return False  # the caller (a test, a notebook) set Ray up itself; use it as it is
+        return None  # the caller set Ray up itself; use it as it is
     logging.getLogger(_AUTH_LOGGER).addFilter(_drop_auth_enabled_notice)
-    if address is not None and address != "auto":
-        _send_auth_token()
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "namespace": "reprolab"}
+    where = f"--address {address}" if address else "a local Ray instance"
+    if address is None:
+        # A one-machine instance talks over loopback only: Ray takes 127.0.0.1 as the node address instead of
+        # the machine's network interface (nothing of a local run leaves the machine), unless the user set
+        # Ray's switch to 1 himself.
+        target, loopback = "local", os.environ.get(LOOPBACK_ENV, "0").lower() not in ("1", "true")
+    else:
+        target, loopback = _join_target(address)
+        _send_auth_token()
+    restore = _node_address_mode(loopback)
     try:
         if address is None:
-            # A one-machine instance talks over loopback only: with this setting Ray takes 127.0.0.1 as the node
-            # address instead of the machine's network interface (nothing of a local run leaves the machine).
-            os.environ.setdefault(LOOPBACK_ENV, "0")
             # address="local": a new instance even when a `ray start` cluster runs on this machine
             ray.init(address="local", num_cpus=jobs, include_dashboard=False,
                      object_store_memory=_OBJECT_STORE_BYTES, **quiet)
         else:
-            ray.init(address=address, **quiet)
+            ray.init(address=target, **quiet)
     except Exception as err:  # ConnectionError, ValueError, RuntimeError from a wrong address or a dead head
-        where = f"--address {address}" if address else "a local Ray instance"
+        restore()
         cause = f"; {_last_line(err.__cause__)[:240]}" if err.__cause__ is not None else ""
         raise ConfigError(f"{where}: could not start/join Ray ({_first_line(err)}{cause})") from err
-    return True
+
+    def close() -> None:
+        ray.shutdown()
+        restore()
+
+    return close
 
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
-# Ray's switch for multi-machine clusters; "0" makes a node use the loopback address (ray_constants)
+# Ray's switch for multi-machine clusters (ray_constants.ENABLE_RAY_CLUSTER): "0" makes a node, and every
+# process that starts or joins one, use the loopback address 127.0.0.1 as this machine's node address.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# How long joining waits for the head's port to answer: Ray's own client retries an unreachable address for
+# many minutes (it would look like a hang).
+_PROBE_TIMEOUT_S = 10.0
+
+
+def _join_target(address: str) -> tuple[str, bool]:
+    """The address to hand to ``ray.init`` and whether this process must use the loopback node address.
+
+    Ray replaces a loopback host (``127.0.0.1``, ``localhost``) in an address by the machine's interface
+    address unless the process runs with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` -- a setting Ray reads once,
+    when it is imported. A head started with that setting listens on 127.0.0.1 only, so a driver without it
+    retried the interface address for many minutes (the former hang of the cluster test). The head's port
+    decides instead: a head on this machine answering on the interface address (Ray's default head listens
+    on every address) is joined there, as Ray does by default; one answering on 127.0.0.1 only is joined over
+    loopback. An address where nothing answers is one line, not a hang.
+    """
+    if address.startswith("ray://"):
+        return address, False  # Ray Client: a gRPC proxy in front of the cluster, no node address of ours
+    if address == "auto":
+        address = _recorded_address()
+    host, port = _split_address(address)
+    if host.lower() in _LOOPBACK_HOSTS:
+        interface = _interface_address()
+        if interface not in _LOOPBACK_HOSTS and _answers(interface, port):
+            return f"{interface}:{port}", False
+        if _answers("127.0.0.1", port):
+            return f"127.0.0.1:{port}", True
+        raise ConfigError(f"--address {address}: no Ray head answers on port {port} of this machine")
+    if not _answers(host, port):
+        raise ConfigError(f"--address {address}: no Ray head answers there (within {_PROBE_TIMEOUT_S:.0f} s)")
+    return address, False
+
+
+def _interface_address() -> str:
+    """The address Ray puts in place of a loopback host when it runs as a multi-machine cluster."""
+    try:
+        from ray._common.network_utils import node_ip_address_from_perspective
+    except ImportError:
+        from ray.util import get_node_ip_address as node_ip_address_from_perspective
+    return node_ip_address_from_perspective(None)
+
+
+def _recorded_address() -> str:
+    """The head ``address=auto`` joins: $RAY_ADDRESS, else the last `ray start --head` on this machine."""
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        found = get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        found = None
+    if not found:
+        raise ConfigError("--address auto: no Ray cluster was started on this machine (run `ray start --head`)")
+    return found
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6-host]:port``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected host:port, auto or ray://host:port")
+    return host.strip("[]"), int(port)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _node_address_mode(loopback: bool) -> Callable[[], None]:
+    """Make this process (and the Ray processes it starts) use the loopback node address or the interface
+    address; return the call that puts the previous setting back.
+
+    The environment variable reaches the processes a local instance starts; the constant is what Ray in this
+    process reads (imported before us by a test or a notebook, Ray no longer looks at the variable).
+    """
+    previous_env = os.environ.get(LOOPBACK_ENV)
+    os.environ[LOOPBACK_ENV] = "0" if loopback else "1"
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # a Ray without the switch: its own default
+        ray_constants = None
+    previous_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if previous_flag is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = not loopback
+
+    def restore() -> None:
+        if previous_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = previous_env
+        if previous_flag is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = previous_flag
+
+    return restore
 
 
 def _drop_auth_enabled_notice(record: logging.LogRecord) -> bool:
@@ -344,7 +459,7 @@ def _execute_ray(
             queue.append(index)
     if not queue:
         return outcomes  # type: ignore[return-value]
-    started = _connect(ray, jobs, address)
+    close = _connect(ray, jobs, address)
     marker = _write_marker(specs) if ship is None else None
     try:
         task = ray.remote(_ray_task)
@@ -372,8 +487,8 @@ def _execute_ray(
     finally:
         if marker is not None:
             Path(marker[0]).unlink(missing_ok=True)
-        if started:
-            ray.shutdown()
+        if close is not None:
+            close()
     return outcomes  # type: ignore[return-value]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,13 @@ def save_model(
     build: Callable[..., torch.nn.Module],
     kwargs: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
+    frozen: Sequence[str] = (),
 ) -> Path:
-    """Save ``model``'s weights as safetensors with what rebuilds it: ``build(**kwargs)`` (JSON-able kwargs)."""
+    """Save ``model``'s weights as safetensors with what rebuilds it: ``build(**kwargs)`` (JSON-able kwargs).
+
+    ``frozen`` names submodule prefixes (e.g. ``"clip."``) whose weights are not saved because ``build``
+    restores them itself (a frozen pretrained backbone): only the trained parts are written, and loading
+    checks that every key missing from the file lies under one of these prefixes."""
     from safetensors.torch import save_file
 
     from reprolab.core.io import atomic_write_text
@@ -51,13 +56,19 @@ def save_model(
     target = Path(folder) / MODELS_DIR
     target.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared storage: store contiguous CPU copies (loading ties them again via the module)
-    tensors = {key: value.detach().to("cpu").contiguous().clone() for key, value in model.state_dict().items()}
+    tensors = {
+        key: value.detach().to("cpu").contiguous().clone()
+        for key, value in model.state_dict().items()
+        if not key.startswith(tuple(frozen))
+    }
     weights = target / f"{name}.safetensors"
     partial = weights.with_suffix(".safetensors.tmp")
     save_file(tensors, str(partial))
     partial.replace(weights)
     card = {"build": _builder_path(build), "kwargs": dict(kwargs or {}), "class": type(model).__qualname__}
     card["meta"] = dict(meta or {})
+    if frozen:
+        card["frozen"] = list(frozen)
     atomic_write_text(target / f"{name}.json", json.dumps(card, indent=1, sort_keys=True))
     return weights
 
@@ -118,7 +129,14 @@ class RunResult:
             state = load_file(str(card_path.with_suffix(".safetensors")), device=str(device))
         except Exception as err:  # safetensors raises its own error types for corrupt files
             raise ReproError(f"{card_path.with_suffix('.safetensors')}: unreadable weights ({err})") from None
-        model.load_state_dict(state, strict=True)
+        frozen = tuple(card.get("frozen", ()))
+        if frozen:  # the builder restored these weights (a frozen backbone); the file holds the rest
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            stray = [k for k in missing if not k.startswith(frozen)] + list(unexpected)
+            if stray:
+                raise ReproError(f"{card_path}: the weights do not fit the rebuilt model (e.g. {stray[0]!r})")
+        else:
+            model.load_state_dict(state, strict=True)
         return model.to(device).eval()
 
 

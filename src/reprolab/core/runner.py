@@ -145,11 +145,8 @@ def resume_settings(
     config_path = Path(out_dir) / CONFIG_FILE
     if not config_path.is_file():  # nothing saved yet (killed before its first write): start as asked
         return {"preset": preset, "seed": seed, "overrides": dict(overrides), "perturb": perturb}
-    try:
-        saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as err:
-        raise ConfigError(f"{config_path}: unreadable run config ({type(err).__name__})") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+    saved = _read_run_config(config_path)
+    if not isinstance(saved.get("config"), dict):
         raise ConfigError(f"{config_path}: not a reprolab run config (expected a mapping with a config section)")
     if saved.get("method") != method:
         raise ConfigError(f"{config_path}: this run folder holds a {saved.get('method')!r} run, not {method!r}")
@@ -202,6 +199,8 @@ def _read_run_config(path: Path) -> dict[str, Any]:
     """A run folder's ``config.yaml`` as a mapping, or one line naming the file."""
     try:
         saved = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise ConfigError(f"{path}: unreadable run config ({err.strerror or type(err).__name__})") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: unreadable run config (not UTF-8 text at byte {err.start})") from None
     except yaml.YAMLError as err:

@@ -161,12 +161,14 @@ class RunContext:
         build: Any,
         kwargs: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
+        frozen: Sequence[str] = (),
     ) -> Path:
         """Keep a trained model: ``models/<name>.safetensors`` + ``models/<name>.json`` (``build(**kwargs)``
-        rebuilds it). ``reprolab.load_run(dir).model(name)`` loads it back."""
+        rebuilds it; ``frozen`` prefixes are restored by ``build``, not saved). ``reprolab.load_run(dir).model(name)``
+        loads it back."""
         from reprolab.core.results import save_model
 
-        return save_model(self.out_dir, name, model, build=build, kwargs=kwargs, meta=meta)
+        return save_model(self.out_dir, name, model, build=build, kwargs=kwargs, meta=meta, frozen=frozen)
 
     def record_unit(self, unit: str, metrics: Mapping[str, Any]) -> None:
         """Record the metrics of one unit inside this run (a fold, a repeat), stored in ``results.json``

@@ -112,6 +112,7 @@ def perturbed_parameters(relative: float, seed: int) -> Iterator[None]:
     if not relative:
         yield
         return
+    global _ACTIVE_PERTURBATION
     seen: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
     generator = torch_generator(derive_seed(seed, "perturb"))
 
@@ -119,14 +120,36 @@ def perturbed_parameters(relative: float, seed: int) -> Iterator[None]:
         if module in seen:
             return
         seen.add(module)
-        with torch.no_grad():
-            for parameter in module.parameters(recurse=False):
-                if parameter.is_floating_point():
-                    noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
-                    parameter.mul_((1.0 + relative * noise).to(parameter.dtype).to(parameter.device))
+        for parameter in module.parameters(recurse=False):
+            _multiply_by_noise(parameter, relative, generator)
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(perturb_once)
+    previous, _ACTIVE_PERTURBATION = _ACTIVE_PERTURBATION, (relative, generator)
     try:
         yield
     finally:
+        _ACTIVE_PERTURBATION = previous
         handle.remove()
+
+
+# (relative size, noise generator) while a ``perturbed_parameters`` context is active, for ``perturb_initial``
+_ACTIVE_PERTURBATION: tuple[float, torch.Generator] | None = None
+
+
+def _multiply_by_noise(tensor: torch.Tensor, relative: float, generator: torch.Generator) -> None:
+    if tensor.is_floating_point():
+        with torch.no_grad():
+            noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float64)
+            tensor.mul_((1.0 + relative * noise).to(tensor.dtype).to(tensor.device))
+
+
+def perturb_initial(tensor: torch.Tensor) -> torch.Tensor:
+    """Apply the run's ``--perturb`` noise to an initial weight that lives outside any ``torch.nn.Module``.
+
+    Methods that keep their parameters as plain tensors (LDS's bilevel GCN) call this on each freshly
+    initialised weight, so the verdict-stability check reaches them too; outside a perturbed run it is the
+    identity. Returns ``tensor`` (modified in place).
+    """
+    if _ACTIVE_PERTURBATION is not None:
+        _multiply_by_noise(tensor, *_ACTIVE_PERTURBATION)
+    return tensor

@@ -70,7 +70,7 @@ class DEMIConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
-    # The paper's synthetic settings could not be verified here (see docs/demi.md); this preset is the
+    # The paper's synthetic settings could not be verified here (docs/demi.md#paper-and-presets); this preset is the
     # same protocol at a scale that trains the critics to convergence, with the extra baselines.
     "paper": {
         "true_mis": [2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0],
@@ -120,7 +120,8 @@ CLAIMS = (
     ),
     # The paper's decomposed bound: I_NCE(x''; y) + I_CNCE(x'; y | x'') with negatives from p(y | x''), which the
     # Gaussian benchmark samples exactly (DEMI-exact). I_IS, its importance-sampled approximation, overshoots the
-    # true MI here (docs/demi.md), so no "beats InfoNCE" claim rests on it.
+    # true MI here (docs/notes/demi.md#why-no-estimate-above-the-true-mi-fails), so no "beats InfoNCE" claim rests
+    # on it.
     *(
         Claim.compare(
             f"demi_exact_k{k}_beats_infonce_at_high_mi",

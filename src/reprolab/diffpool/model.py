@@ -19,7 +19,7 @@ configurations"), the hierarchy of pooling levels and the per-level max readout 
 MLP classifier (the official ``SoftPoolingGcnEncoder``).
 
 Dense pooling costs ``O(B N^2)`` memory for the adjacency and ``O(B N^2 C + B N C^2)`` time per level for
-``S^T A S`` (``N`` = padded node count, ``C`` = clusters); see docs/diffpool.md.
+``S^T A S`` (``N`` = padded node count, ``C`` = clusters); see docs/notes/diffpool.md#speed-and-memory.
 """
 
 from __future__ import annotations

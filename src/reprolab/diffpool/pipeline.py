@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from reprolab.core.data import fetch_hint
 from reprolab.core.errors import DataError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.report import mean_std
@@ -52,7 +53,7 @@ from reprolab.diffpool.kernels import (
     wl_features,
 )
 from reprolab.diffpool.model import DiffPoolNet
-from reprolab.diffpool.train import TrainSettings, build_model, standardize, train_fold
+from reprolab.diffpool.train import TrainSettings, build_model, feature_stats, standardize, train_fold
 
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
@@ -77,7 +78,8 @@ def load_graphs(config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
     if found is None:
         raise DataError(
             f"{ctx.data_home}: dataset {config.dataset!r} not found; expected {TU_LAYOUT} or <data home>/"
-            f"TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder, or --data to another data home)"
+            f"TUDataset_gin_format/{GIN_LAYOUT} (or set tu_folder, or --data to another data home)."
+            + fetch_hint(config.dataset)
         )
     kind, path = found
     if kind == "gin":
@@ -197,9 +199,10 @@ def _fold_splits(
     train_index = train_index[torch.randperm(len(train_index), generator=generator)]
     n_val = int(round(val_fraction * len(train_index)))
     val_index, train_index = train_index[:n_val], train_index[n_val:]
-    train, val, test = standardize(*(graphs.subset(i) for i in (train_index, val_index, test_index)))
+    raw_train = graphs.subset(train_index)
+    train, val, test = standardize(raw_train, *(graphs.subset(i) for i in (val_index, test_index)))
     return {"fold": k, "train": train, "val": val, "test": test, "test_index": test_index,
-            "train_index": train_index, "val_index": val_index}
+            "train_index": train_index, "val_index": val_index, "stats": feature_stats(raw_train)}
 
 
 def _run_unit(
@@ -207,13 +210,15 @@ def _run_unit(
     splits: dict[str, Any], first_fold: bool,
 ) -> dict[str, Any]:
     torch.manual_seed(ctx.seed_for(unit, "init"))
-    model = build_model(
-        name, graphs.num_features, graphs.num_classes, config.cluster_nodes or graphs.max_nodes, hidden=config.hidden,
-        embed=config.embed, layers=config.layers, mlp_hidden=config.mlp_hidden, dropout=config.dropout,
-        batch_norm=config.batch_norm, num_pool=config.num_pool, assign_ratio=config.assign_ratio,
-        link_loss=config.link_loss, link_loss_per_entry=config.link_loss_per_entry,
-        entropy_loss=config.entropy_loss, sortpool_k=sortpool_k([len(x) for x in graphs.x]),
-    ).to(ctx.device)
+    kwargs = {
+        "name": name, "in_features": graphs.num_features, "num_classes": graphs.num_classes,
+        "max_nodes": config.cluster_nodes or graphs.max_nodes, "hidden": config.hidden,
+        "embed": config.embed, "layers": config.layers, "mlp_hidden": config.mlp_hidden, "dropout": config.dropout,
+        "batch_norm": config.batch_norm, "num_pool": config.num_pool, "assign_ratio": config.assign_ratio,
+        "link_loss": config.link_loss, "link_loss_per_entry": config.link_loss_per_entry,
+        "entropy_loss": config.entropy_loss, "sortpool_k": sortpool_k([len(x) for x in graphs.x]),
+    }
+    model = build_model(**kwargs).to(ctx.device)
     settings = TrainSettings(config.epochs, config.batch_size, config.lr, config.clip, config.weight_decay,
                              config.eval_every, config.checkpoint_every, config.bucket_pool)
     history = train_fold(sweep, ctx, unit, model, splits["train"], splits["val"], splits["test"], settings,
@@ -223,6 +228,12 @@ def _run_unit(
     else:
         epoch, accuracy = history.epochs[-1], history.test_acc[-1]
     result: dict[str, Any] = {"test_acc": accuracy, "epoch": epoch, "history": history.to_dict()}
+    if first_fold:  # models/<model name>: fold 0's model after its last epoch, with what its inputs need
+        mean, std = splits["stats"]
+        meta = {"fold": 0, "epochs": config.epochs, "last_epoch_test_acc": history.test_acc[-1],
+                "test_index": splits["test_index"].tolist(), "feature_mean": mean.tolist(),
+                "feature_std": std.tolist(), "dataset": graphs.name, "class_names": list(graphs.class_names)}
+        ctx.save_model(name, model, build=build_model, kwargs=kwargs, meta=meta)
     if first_fold and isinstance(model, DiffPoolNet) and config.assignment_graphs > 0:
         result["assignments"] = _assignments(model, splits["test"], splits["test_index"], config.assignment_graphs)
     return result

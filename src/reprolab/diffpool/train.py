@@ -92,13 +92,19 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
     raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODEL_NAMES)}")
 
 
-def standardize(train: GraphSet, *others: GraphSet) -> list[GraphSet]:
-    """Z-score node features with the mean/std of the training graphs' nodes (constant columns left as is)."""
+def feature_stats(train: GraphSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """The node-feature mean and std :func:`standardize` applies (0 and 1 for constant columns)."""
     nodes = torch.cat(train.x)
     spread = nodes.std(dim=0)
     constant = spread < 1e-6
     mean = torch.where(constant, torch.zeros_like(spread), nodes.mean(dim=0))
     std = torch.where(constant, torch.ones_like(spread), spread)
+    return mean, std
+
+
+def standardize(train: GraphSet, *others: GraphSet) -> list[GraphSet]:
+    """Z-score node features with the mean/std of the training graphs' nodes (constant columns left as is)."""
+    mean, std = feature_stats(train)
     out = []
     for data in (train, *others):
         scaled = [(x - mean) / std for x in data.x]

@@ -67,12 +67,13 @@ class DomainKGEConfig:
             raise ConfigError("domain_epochs >= 0, lr > 0, domain_lr > 0 and domain_weight >= 0 are required")
 
 
-# The official code's training and domain details that the paper does not state (docs/domain_kge.md table).
+# The official code's training and domain details that the paper does not state (the table in
+# docs/domain_kge.md#paper-official-code-and-presets).
 OFFICIAL = {"k_form": "official", "filtered_negatives": True, "relation_unit_ball": True}
 BASE_MODELS = ("TransE", "TransR", "STransE")
 # Filtered Hits@10 (%) and mean rank of the three base models as published (TransE: Bordes et al. 2013;
 # TransR: Lin et al. 2015; STransE: Nguyen et al. 2016), the baselines of the DRE paper's table (recalled;
-# the DRE rows themselves could not be re-read here, see docs/domain_kge.md).
+# the DRE rows themselves could not be re-read here, see docs/domain_kge.md#paper-official-code-and-presets).
 PAPER_BASE = {
     "wn18": {"TransE": (89.2, 251.0), "TransR": (92.0, 225.0), "STransE": (93.4, 206.0)},
     "fb15k": {"TransE": (47.1, 125.0), "TransR": (68.7, 77.0), "STransE": (79.7, 69.0)},

@@ -24,6 +24,7 @@ from reprolab.domain_kge.train import (
     fit_domains,
     rank_metrics,
     relation_categories,
+    saved_base_model,
     train_base_model,
     type_constraints,
 )
@@ -95,7 +96,8 @@ def _report_tables(ctx: RunContext, title: str, result: dict[str, Any]) -> None:
 
 
 def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, base_model: str) -> dict[str, Any]:
-    splits = load_splits(resolve_dataset(name, ctx.data_home))
+    dataset = resolve_dataset(name, ctx.data_home)
+    splits = load_splits(dataset)
     torch.manual_seed(ctx.seed_for(tag, "init"))
     model = build_base_model(
         base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"),
@@ -118,6 +120,7 @@ def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, 
     domain_time = time.perf_counter() - start
     if not torch.equal(frozen, entity_space(model)[0]):
         raise RuntimeError("fitting the domains changed the base embeddings")
+    _save_models(ctx, config, tag, base_model, dataset, model, domains)
     distances = domain_distances(model, domains, num_relations)
     protocols = ("filtered", "raw", "tc") if config.type_constrained else ("filtered", "raw")
     allowed = None
@@ -151,6 +154,24 @@ def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, 
     _plot_relations(ctx, splits, ranks, tag)
     _plot_domain(ctx, model, domains, splits, tag)
     return result
+
+
+def _save_models(
+    ctx: RunContext, config: DomainKGEConfig, tag: str, base_model: str, dataset: str | Path, model: Any,
+    domains: EllipsoidDomains,
+) -> None:
+    """``models/base`` (the trained KGE model) and ``models/domains`` (its head/tail ellipsoids) of the first
+    dataset's claimed base model; ``<tag>-base`` and ``<tag>-domains`` for every other dataset or base model."""
+    first = tag == metric_tag(Path(config.datasets[0]).name)
+    prefix = "" if first else f"{tag}-"
+    source = str(Path(dataset).resolve()) if isinstance(dataset, Path) else dataset
+    base_kwargs = {"name": base_model, "dataset": source, "dim": config.dim,
+                   "relation_unit_ball": config.relation_unit_ball}
+    meta = {"tag": tag, "domain_weight": config.domain_weight}
+    ctx.save_model(f"{prefix}base", model, build=saved_base_model, kwargs=base_kwargs, meta=meta)
+    domain_kwargs = {"num_relations": domains.center.shape[0], "dim": domains.center.shape[-1],
+                     "k_form": domains.k_form}
+    ctx.save_model(f"{prefix}domains", domains, build=EllipsoidDomains, kwargs=domain_kwargs, meta=meta)
 
 
 def _all_triples(splits: KGSplits) -> np.ndarray:

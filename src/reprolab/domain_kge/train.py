@@ -67,11 +67,20 @@ def build_base_model(
     if cls.__name__ == "TransE":
         # The paper's (and Bordes et al.'s official) TransE only rescales entity vectors whose norm exceeds 1;
         # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for
-        # every relation and DRE can say nothing (see docs/domain_kge.md).
+        # every relation and DRE can say nothing (see docs/notes/domain_kge.md#wn18rr-benchmark-and-smoke-runs).
         options.setdefault("entity_constrainer", unit_ball)
         if relation_unit_ball:
             options.setdefault("relation_constrainer", unit_ball)
     return cls(triples_factory=splits.training, **options)
+
+
+def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: bool = False) -> Any:
+    """Rebuild a run's saved base model (``reprolab.load_run(dir).model("base")``): the PyKEEN model (or STransE)
+    over ``dataset``'s training triples (an embedded name or the folder the run read), whose entity and relation
+    ids fix the embedding tables' sizes; the weights are loaded afterwards."""
+    from reprolab.domain_kge.data import load_splits
+
+    return build_base_model(name, load_splits(dataset), dim=dim, seed=0, relation_unit_ball=relation_unit_ball)
 
 
 def train_base_model(

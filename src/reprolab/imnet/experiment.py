@@ -73,7 +73,8 @@ class IMNetConfig:
     norm: str = "instance"
     schedule_res: list[int] = bounded(factory=lambda: [16, 32], ge=1)  # progressive resolutions
     # steps at each resolution; 1800 in all, the most the quick budget (150 CPU-s) holds: the IM-AE learns thin
-    # parts (legs) only after ~1500-3000 steps, so quick length decides the CD claim (docs/imnet.md)
+    # parts (legs) only after ~1500-3000 steps, so quick length decides the CD claim
+    # (docs/notes/imnet.md#known-gaps)
     schedule_steps: list[int] = bounded(factory=lambda: [600, 1200], ge=0)
     batch_shapes: int = bounded(8, ge=1)
     cnn_batch_shapes: int = 0  # CNN-AE shapes per step; 0 = batch_shapes (paper preset: 32, the supplementary's)
@@ -81,7 +82,8 @@ class IMNetConfig:
     lr: float = bounded(1e-3, gt=0)  # paper/official: 5e-5 with ~200 epochs per stage; higher here for short runs
     beta1: float = bounded(0.5, ge=0, lt=1)
     cnn_steps: int = bounded(1800, ge=0)  # CNN-AE steps (= IM-AE's total steps: same budget of shape batches)
-    # CNN-AE learning rate; 0 = the same as lr (docs/imnet.md: lr sweep of both models)
+    # CNN-AE learning rate; 0 = the same as lr (lr sweep of both models:
+    # docs/notes/imnet.md#earlier-increments-isolating-runs-and-measurements)
     cnn_lr: float = bounded(0.0, ge=0)
     gan_steps: int = bounded(500, ge=0)
     gan_hidden: int = bounded(128, ge=1)  # paper: 2048
@@ -182,9 +184,10 @@ class IMNetConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     # The quick protocol trained 3.3x longer (about 6 CPU-minutes): long enough for the implicit decoder to learn
-    # thin parts and pass the CNN-AE (see docs/imnet.md: at quick length whether it has is a coin flip).
+    # thin parts and pass the CNN-AE (at quick length whether it has is a coin flip).
     # gf 8 here: at this length gf 16 reconstructs better (IoU 0.805 vs 0.740) but adds floating fragments that
-    # fail the CD and interpolation claims (docs/imnet.md, "Width and length"); gf 8 passed all five.
+    # fail the CD and interpolation claims ("Width and length"); gf 8 passed all five. Both measured in
+    # docs/notes/imnet.md#earlier-increments-isolating-runs-and-measurements.
     "cpu": {
         "schedule_steps": [2000, 4000],
         "cnn_steps": 6000,
@@ -195,7 +198,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The paper's settings: Sec. 4, the supplementary network-structure.pdf (read in czq142857/implicit-decoder)
     # and the paper-era code (implicit-decoder IMGAN/: main.py, model.py, modelz.py, README). Rows and reasons:
-    # docs/imnet.md, "Settings: paper, official code, preset". 64^3 voxels, progressive 16 -> 32 -> 64, z 128,
+    # docs/imnet.md#paper-official-code-and-presets. 64^3 voxels, progressive 16 -> 32 -> 64, z 128,
     # decoder 2048-1024-512-256-128 with skips into the hidden layers, encoder ef 32 with batch norm; Adam lr 5e-5,
     # beta1 0.5; one shape per step with up to 16384 of its points (the code's batch); 50 / 50 / 100 epochs per
     # stage over the 800 training shapes (two 16384-point batches per shape at 64^3); latent GAN 2048-wide, batch
@@ -317,8 +320,8 @@ EXPERIMENT = register(
         run=run,
         claims=CLAIMS,
         # one quick seed costs ~135 CPU-s, so the ~220 CPU-s budget of a quick reproduce holds one; with one unit
-        # every claim is inconclusive (docs/imnet.md: the seed-to-seed spread of the quick claims needs >= 5
-        # seeds to decide, and the quick length sits in the IM-AE's thin-part transition)
+        # every claim is inconclusive (docs/notes/imnet.md#issue-21-what-changed: the seed-to-seed spread of the
+        # quick claims needs >= 5 seeds to decide, and the quick length sits in the IM-AE's thin-part transition)
         seeds={"quick": 1},
         datasets=(
             DatasetInfo(

@@ -198,6 +198,9 @@ def _train_imae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, split: Split
         )
 
     sweep.fit_once("imae", model, fit)
+    kwargs = {"res": split.train.res, "ef_dim": config.ef_dim, "z_dim": config.z_dim, "gf_dim": config.gf_dim,
+              "variant": config.decoder, "output_skip": config.output_skip, "norm": config.norm}
+    ctx.save_model("imae", model, build=IMAE, kwargs=kwargs, meta={"input": "voxels (B, 1, res, res, res) in {0, 1}"})
     return model
 
 
@@ -218,6 +221,9 @@ def _train_cnnae(config: IMNetConfig, ctx: RunContext, sweep: Sweep, train_vox: 
         checkpoint_every=config.checkpoint_every,
     )
     sweep.fit_once("cnnae", model, fit)
+    kwargs = {"res": train_vox.shape[-1], "ef_dim": config.ef_dim, "z_dim": config.z_dim, "gf_dim": config.cnn_gf_dim,
+              "norm": config.norm}
+    ctx.save_model("cnnae", model, build=CNNAE, kwargs=kwargs, meta={"input": "voxels (B, 1, res, res, res) in {0, 1}"})
     return model
 
 
@@ -404,6 +410,10 @@ def _latent_gan_samples(
         checkpoint_every=config.checkpoint_every,
     )
     sweep.fit_once(unit, gen, fit)
+    kwargs = {"noise_dim": config.gan_noise_dim, "z_dim": config.z_dim, "hidden": config.gan_hidden}
+    decoder = "imae" if unit == "gan" else "cnnae"  # models/gan: IM-GAN's generator; models/cnngan: CNN-GAN's
+    meta = {"noise_std": config.gan_noise_std, "decoder": f"models/{decoder} decodes the generated codes"}
+    ctx.save_model(unit, gen, build=LatentGenerator, kwargs=kwargs, meta=meta)
     gen.eval()
     sample_generator = ctx.generator(unit, "sample", device="cpu")
     noise = config.gan_noise_std * torch.randn(config.gan_samples, config.gan_noise_dim, generator=sample_generator)
@@ -442,6 +452,9 @@ def _single_view(
         checkpoint_every=config.checkpoint_every,
     )
     sweep.fit_once("svr", model, fit)
+    kwargs = {"size": config.svr_image, "z_dim": config.z_dim, "width": config.svr_width}
+    meta = {"decoder": "models/imae decodes the predicted codes", "views": config.svr_views}
+    ctx.save_model("svr", model, build=ImageEncoder, kwargs=kwargs, meta=meta)
     z = predict_codes(model, test_images[:, 0].to(ctx.device))
     ctx.note(
         f"IM-SVR: a 2D CNN (width {config.svr_width}) regresses the frozen IM-AE codes from {config.svr_image}^2 "

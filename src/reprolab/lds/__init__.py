@@ -17,6 +17,7 @@ from reprolab.lds.model import (
 )
 from reprolab.lds.train import (
     GCNSettings,
+    LDSModel,
     LDSResult,
     LDSSettings,
     hypergradient,
@@ -34,6 +35,7 @@ __all__ = [
     "GCNParams",
     "GCNSettings",
     "GraphData",
+    "LDSModel",
     "LDSResult",
     "LDSSettings",
     "gcn_forward",

@@ -29,7 +29,8 @@ PAPER = Paper(
 
 TABLES = ("wine", "cancer", "digits")
 PLANETOID_GRAPHS = ("cora", "citeseer")  # the paper's two graphs; any ind.<name>.* set under planetoid/ loads
-# kNN-LDS test accuracy (%) in the paper's Table 2 (recalled; see docs/lds.md), without any given graph.
+# kNN-LDS test accuracy (%) in the paper's Table 2, without any given graph (recalled; see
+# docs/notes/lds.md#deviations-and-known-gaps).
 PAPER_TABLE_ACCURACY = {"wine": 97.3, "cancer": 94.4, "digits": 92.5, "citeseer_knn": 71.5, "cora_knn": 71.5}
 # LDS on the full given graph (paper Table 2 / Fig. 2; recalled, matches the PapersWithCode listing).
 PAPER_GRAPH_LDS = {"cora": 84.1, "citeseer": 75.0}
@@ -145,7 +146,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "frozen_control": list(TABLES),
     },
     # Planetoid graphs: LDS initialised from the graph with 0/25/50/75 % of its edges removed (the paper's
-    # range, Fig. 2) against GCN on the same graph; shortened outer loop (see docs/lds.md for the cost).
+    # range, Fig. 2) against GCN on the same graph; shortened outer loop (the cost:
+    # docs/notes/lds.md#cost-the-n-n-parameter).
     **{name: {
         "tables": [], "graphs": [name], "graph_taus": [5], "graph_outer_lrs": [1.0],
         "patience": 3, "max_outer": 6, "inner_max_steps": 100,

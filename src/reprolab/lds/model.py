@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from reprolab.core.seeding import perturb_initial
+
 __all__ = [
     "DifferentiableAdam",
     "LearnedRate",
@@ -131,9 +133,10 @@ def _glorot(fan_in: int, fan_out: int, generator: torch.Generator | None, dtype:
 def init_gcn(in_dim: int, hidden: int, out_dim: int, *, generator: torch.Generator | None = None,
              dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> GCNParams:
     """Glorot-uniform initialisation (Kipf & Welling)."""
+    # perturb_initial: the --perturb float-noise check must reach these plain-tensor weights too (issue 18)
     return GCNParams(
-        _glorot(in_dim, hidden, generator, dtype, device).requires_grad_(True),
-        _glorot(hidden, out_dim, generator, dtype, device).requires_grad_(True),
+        perturb_initial(_glorot(in_dim, hidden, generator, dtype, device)).requires_grad_(True),
+        perturb_initial(_glorot(hidden, out_dim, generator, dtype, device)).requires_grad_(True),
     )
 
 

@@ -17,7 +17,16 @@ from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 from reprolab.lds.data import GraphData, knn_graph, load_uci, read_planetoid, remove_edges
 from reprolab.lds.experiment import PAPER_GRAPH_LDS, PAPER_TABLE_ACCURACY, LDSConfig, planetoid_info
-from reprolab.lds.train import GCNSettings, LDSSettings, logistic_regression, train_gcn, train_lds, train_mlp
+from reprolab.lds.train import (
+    GCNSettings,
+    LDSModel,
+    LDSResult,
+    LDSSettings,
+    logistic_regression,
+    train_gcn,
+    train_lds,
+    train_mlp,
+)
 
 if TYPE_CHECKING:
     from reprolab.core.runs import RunContext
@@ -33,7 +42,8 @@ SINGLE_THREAD_NODES = 2000  # below this, n x n kernels are too small to gain fr
 @contextlib.contextmanager
 def _threads_for(num_nodes: int, device: torch.device) -> Iterator[None]:
     """Run small CPU problems on one thread: thread start-up costs more than the kernels, and on a shared
-    machine two spinning threads made a 178-node step 15x slower (docs/lds.md). Restored afterwards."""
+    machine two spinning threads made a 178-node step 15x slower (docs/notes/lds.md#deviations-and-known-gaps).
+    Restored afterwards."""
     before = torch.get_num_threads()
     if device.type == "cpu" and num_nodes <= SINGLE_THREAD_NODES:
         torch.set_num_threads(1)
@@ -106,7 +116,7 @@ def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str, load
         unit = f"{name}/s{index}/lds"
         if not sweep.is_done(unit):
             with _threads_for(data.num_nodes, ctx.device):
-                done = _table_lds(config, ctx, data, unit)
+                done = _table_lds(config, ctx, data, unit, save_as=f"lds-{name}" if index == 0 else None)
             ctx.log(unit=unit, acc=done["acc"], es_acc=done["es_acc"])
             sweep.complete(unit, done)
         results["lds"].append(sweep.result(unit))
@@ -135,8 +145,11 @@ def _table_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: 
     return {"logreg": 100 * logreg, "mlp": 100 * mlp, "knn_gcn": 100 * best[1], "knn_gcn_choice": best[2]}
 
 
-def _table_lds(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -> dict[str, Any]:
+def _table_lds(
+    config: LDSConfig, ctx: RunContext, data: GraphData, unit: str, save_as: str | None = None
+) -> dict[str, Any]:
     best: dict[str, Any] = {"es_acc": -1.0}
+    chosen = None
     for k, metric, tau, outer_lr in itertools.product(config.knn_ks, config.knn_metrics, config.taus, config.outer_lrs):
         graph = knn_graph(data.features.cpu(), k, metric).to(ctx.device)
         choice = f"k={k} {metric} tau={tau} outer_lr={outer_lr:g}"
@@ -150,6 +163,9 @@ def _table_lds(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -
                 "k": k, "metric": metric, "tau": tau, "outer_lr": outer_lr, "outer_iterations": result.outer_iterations,
                 "hyper_steps": result.hyper_steps, **_theta_summary(result.theta, graph),
             }
+            chosen = result
+    if save_as is not None and chosen is not None:
+        _save_model(ctx, config, save_as, chosen, data, best["choice"])
     if data.name in config.frozen_control:
         # Control: the same protocol with theta frozen at the kNN graph (the inner rate is still learned), to
         # separate what the learned structure adds from what LDS's training recipe (sampling, Adam, stopping) adds.
@@ -301,7 +317,8 @@ def _run_graph(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str) -> d
         accuracy["gcn"].setdefault(fraction, []).append(gcn["acc"])
         unit = f"{name}/{tag}/s{index}/lds"
         if not sweep.is_done(unit):  # logged before the checkpoint that records the unit (never twice)
-            lds = _graph_lds(config, ctx, on_device, graph, unit)
+            save_as = f"lds-{name}" if index == 0 and fraction == config.graph_removal[0] else None
+            lds = _graph_lds(config, ctx, on_device, graph, unit, save_as)
             ctx.log(unit=f"{name}/{tag}/s{index}", gcn=gcn["acc"], lds=lds["acc"])
             sweep.complete(unit, lds)
         accuracy["lds"].setdefault(fraction, []).append(sweep.result(unit)["acc"])
@@ -331,8 +348,11 @@ def _graph_gcn(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch
     return {"acc": 100 * test}
 
 
-def _graph_lds(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str) -> dict[str, Any]:
+def _graph_lds(
+    config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch.Tensor, unit: str, save_as: str | None = None
+) -> dict[str, Any]:
     best: dict[str, Any] = {"es_acc": -1.0}
+    chosen = None
     for tau, outer_lr in itertools.product(config.graph_taus, config.graph_outer_lrs):
         result = train_lds(
             data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, tau, outer_lr),
@@ -341,7 +361,25 @@ def _graph_lds(config: LDSConfig, ctx: RunContext, data: GraphData, graph: torch
         if _better_grid_point(100 * result.es_accuracy, best["es_acc"], config):
             best = {"es_acc": 100 * result.es_accuracy, "acc": 100 * result.test_accuracy,
                     "choice": f"tau={tau} outer_lr={outer_lr:g}", "hyper_steps": result.hyper_steps}
+            chosen = result
+    if save_as is not None and chosen is not None:
+        _save_model(ctx, config, save_as, chosen, data, best["choice"])
     return best
+
+
+def _save_model(
+    ctx: RunContext, config: LDSConfig, name: str, result: LDSResult, data: GraphData, choice: str
+) -> None:
+    """``models/lds-<dataset>``: the selected grid point's GCN weights and theta at its best early-stopping
+    iteration, with the generator state of that iteration's prediction (so the saved model predicts exactly
+    the run's test accuracy on split 0)."""
+    if result.params is None:
+        return
+    model = result.model(config.n_sample)
+    kwargs = {"num_nodes": data.num_nodes, "in_dim": model.w1.shape[0], "hidden": model.w1.shape[1],
+              "num_classes": model.w2.shape[1], "n_sample": config.n_sample, "state_bytes": model.sample_state.numel()}
+    meta = {"dataset": data.name, "split": 0, "choice": choice, "test_accuracy": 100 * result.test_accuracy}
+    ctx.save_model(name, model, build=LDSModel, kwargs=kwargs, meta=meta)
 
 
 def _graph_metrics(

@@ -36,6 +36,7 @@ from reprolab.lds.model import (
 
 __all__ = [
     "GCNSettings",
+    "LDSModel",
     "LDSResult",
     "LDSSettings",
     "hypergradient",
@@ -82,6 +83,49 @@ class LDSResult:
     hyper_steps: int
     theta: torch.Tensor  # theta at the best early-stopping iteration (upper triangle)
     history: list[dict[str, float]] = field(default_factory=list)
+    params: GCNParams | None = None  # the GCN weights of the best early-stopping iteration
+    sample_state: torch.Tensor | None = None  # the CPU generator state its mean prediction started from
+
+    def model(self, n_sample: int) -> LDSModel:
+        """The best iteration as an :class:`LDSModel` (weights, theta and the sampling state of its prediction)."""
+        assert self.params is not None
+        state = self.sample_state if self.sample_state is not None else torch.zeros(0, dtype=torch.uint8)
+        model = LDSModel(self.theta.shape[0], *self.params.w1.shape, self.params.w2.shape[1], n_sample, state.numel())
+        with torch.no_grad():
+            for target, value in ((model.w1, self.params.w1), (model.w2, self.params.w2), (model.theta, self.theta)):
+                target.copy_(value.detach())
+            model.sample_state.copy_(state)
+        return model
+
+
+class LDSModel(torch.nn.Module):
+    """A trained LDS model kept by a run: the 2-layer GCN's weights ``w1``, ``w2`` and the learned edge
+    probabilities ``theta`` (upper triangle, Sec. 3). ``forward(features)`` is the paper's prediction (Sec. 3.3),
+    the GCN's output averaged over ``n_sample`` graphs drawn from P_theta; with the saved ``sample_state`` (the
+    run's generator state) the draws, and so the logits, are the run's own."""
+
+    def __init__(self, num_nodes: int, in_dim: int, hidden: int, num_classes: int, n_sample: int,
+                 state_bytes: int = 0) -> None:
+        super().__init__()
+        self.n_sample = n_sample
+        self.w1 = torch.nn.Parameter(torch.zeros(in_dim, hidden))
+        self.w2 = torch.nn.Parameter(torch.zeros(hidden, num_classes))
+        self.theta = torch.nn.Parameter(torch.zeros(num_nodes, num_nodes))
+        self.register_buffer("sample_state", torch.zeros(state_bytes, dtype=torch.uint8))
+
+    @torch.no_grad()
+    def forward(self, features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean logits over ``n_sample`` sampled graphs; ``generator`` defaults to one at the saved state."""
+        if generator is None and self.sample_state.numel():
+            generator = torch.Generator()
+            generator.set_state(self.sample_state.cpu())
+        dist = EdgeDistribution(self.theta.detach())  # as mean_prediction, on the saved weights
+        total = torch.zeros(features.shape[0], self.w2.shape[1], device=features.device)
+        token, sink = torch.zeros((), device=features.device), FactorSink()
+        params = GCNParams(self.w1, self.w2)
+        for _ in range(self.n_sample):
+            total += gcn_forward(params, features, dist.sample_sparse(generator, token, sink))
+        return total / self.n_sample
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> float:
@@ -200,6 +244,8 @@ def train_lds(
                     best_loss, inner_wait = loss, settings.inner_patience
                 else:
                     inner_wait -= 1
+        # the state this prediction starts from, kept with the best iteration (a copy: no draw is consumed)
+        state = generator.get_state() if generator is not None and generator.device.type == "cpu" else None
         logits = mean_prediction(dist, params, data, settings.n_sample, generator)
         es_acc = _accuracy(logits, data.labels, data.es_mask)
         es_loss = float(F.cross_entropy(logits[data.es_mask], data.labels[data.es_mask]))
@@ -213,6 +259,7 @@ def train_lds(
             best.es_accuracy, best.es_loss, best.best_iteration = es_acc, es_loss, outer
             best.test_accuracy = _accuracy(logits, data.labels, data.test_mask)
             best.theta = dist.theta.detach().clone()
+            best.params, best.sample_state = GCNParams(params.w1.detach().clone(), params.w2.detach().clone()), state
             waited = 0
         else:
             waited += 1

@@ -11,6 +11,7 @@ from reprolab.maxk_proofs.model import (
     MaxKTransformer,
     PathProducts,
     load_state_dict_file,
+    maxk_transformer,
     save_state_dict_file,
 )
 from reprolab.maxk_proofs.proofs import (
@@ -36,6 +37,7 @@ __all__ = [
     "correct_mask_forward",
     "get_strategy",
     "load_state_dict_file",
+    "maxk_transformer",
     "random_sequences",
     "sample_accuracy",
     "save_state_dict_file",

@@ -223,7 +223,6 @@ def run(config: MaxKProofsConfig, ctx: RunContext) -> Mapping[str, float]:
 
 
 _R = "recalled"  # Table 1 values: recalled, not read (see PAPER_TABLE1)
-_DOCS = "docs/maxk_proofs.md"
 
 CLAIMS = (
     # ------------------------------------------------------------------ Max-of-4 (the paper's Table 1 setting)
@@ -310,6 +309,10 @@ CLAIMS = (
         "bound_no_attention_k4",
         "<",
         0.05,
+        # a fact of the proof's arithmetic, not a finding about the trained models: with worst-case attention only
+        # sequences whose tokens all equal their max are certified, at most d_vocab^-(K-1) = 3.8e-6 of inputs at
+        # d_vocab 64, K 4 (measured 3.1e-6 to 3.4e-6 on every model), so it must hold on every model (issue 18)
+        kind="structural",
     ),
     Claim.compare(
         "norm_only_qk_proof_vacuous",

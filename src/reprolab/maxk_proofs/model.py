@@ -192,6 +192,13 @@ class MaxKTransformer(nn.Module):
         return model
 
 
+def maxk_transformer(
+    d_vocab: int = 64, n_ctx: int = 4, d_model: int = 32, d_head: int = 32, d_vocab_out: int | None = None
+) -> MaxKTransformer:
+    """A :class:`MaxKTransformer` of these sizes (the builder of a run's saved models: plain keyword arguments)."""
+    return MaxKTransformer(MaxKConfig(d_vocab, n_ctx, d_model, d_head, d_vocab_out))
+
+
 def save_state_dict_file(model: MaxKTransformer, path: str | Path) -> Path:
     """Save a TransformerLens-style state dict with ``torch.save``."""
     path = Path(path)

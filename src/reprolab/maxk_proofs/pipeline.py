@@ -25,7 +25,13 @@ from reprolab.maxk_proofs.experiment import (
     MaxKProofsConfig,
     work_beyond_limit,
 )
-from reprolab.maxk_proofs.model import MaxKConfig, MaxKTransformer, load_state_dict_file, save_state_dict_file
+from reprolab.maxk_proofs.model import (
+    MaxKConfig,
+    MaxKTransformer,
+    load_state_dict_file,
+    maxk_transformer,
+    save_state_dict_file,
+)
 from reprolab.maxk_proofs.proofs import get_strategy
 from reprolab.maxk_proofs.train import random_sequences, train_model
 
@@ -44,7 +50,8 @@ def run_maxk_proofs(config: MaxKProofsConfig, ctx: RunContext) -> dict[str, floa
         unit = f"model/{name}"
         if not sweep.is_done(unit):
             model = _obtain_model(config, ctx, sweep, unit, source)
-            save_state_dict_file(model, ctx.out_dir / "models" / f"{name}.pt")
+            save_state_dict_file(model, ctx.out_dir / "models" / f"{name}.pt")  # the TransformerLens export
+            _save_model(ctx, name, model, source)
             result = prove_all(model, config.strategies, ctx.generator(unit, "check"), config)
             result["model"] = name
             ctx.log(unit=unit, **{f"bound_{k}": v["bound"] for k, v in result["proofs"].items()})
@@ -56,6 +63,17 @@ def run_maxk_proofs(config: MaxKProofsConfig, ctx: RunContext) -> dict[str, floa
     metrics = _metrics(config, results)
     _report(config, ctx, results, metrics)
     return metrics
+
+
+def _save_model(ctx: RunContext, name: str, model: MaxKTransformer, source: str | None) -> None:
+    """``models/<name>``: the model the proofs are about (``seed<s>`` trained here, ``file<i>`` read from
+    ``model_files``), rebuilt by :func:`reprolab.maxk_proofs.model.maxk_transformer`; ``models/<name>.pt`` beside
+    it holds the same weights as a TransformerLens ``HookedTransformer`` state dict."""
+    c = model.config
+    kwargs = {"d_vocab": c.d_vocab, "n_ctx": c.n_ctx, "d_model": c.d_model, "d_head": c.d_head,
+              "d_vocab_out": c.d_vocab_out}
+    meta = {"source": source or "trained in this run", "transformer_lens": f"{name}.pt"}
+    ctx.save_model(name, model, build=maxk_transformer, kwargs=kwargs, meta=meta)
 
 
 def _check_model_file(config: MaxKProofsConfig, path: str) -> None:

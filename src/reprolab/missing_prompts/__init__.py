@@ -13,7 +13,7 @@ from reprolab.missing_prompts.data import (
     read_mmimdb,
 )
 from reprolab.missing_prompts.experiment import MissingPromptsConfig
-from reprolab.missing_prompts.model import MissingAwarePrompts, PromptedVilt, build_mini_vilt
+from reprolab.missing_prompts.model import MissingAwarePrompts, PromptedVilt, build_mini_vilt, saved_prompted_vilt
 
 __all__ = [
     "GlyphWordWorld",
@@ -27,4 +27,5 @@ __all__ = [
     "read_food101",
     "read_hateful_memes",
     "read_mmimdb",
+    "saved_prompted_vilt",
 ]

@@ -46,22 +46,30 @@ class MissingPromptsConfig:
     hidden: int = bounded(32, ge=1)
     layers: int = bounded(4, ge=1)
     heads: int = bounded(4, ge=1)
-    n_codes: int = bounded(24, ge=1)  # glyph/word pairs of the pretraining world; the tasks use the first 8 (see docs)
-    pixel_noise: float = bounded(0.3, ge=0)  # 0.5 left the 600-step backbone nearly blind to glyphs (see docs)
+    # n_codes and pixel_noise: docs/notes/missing_prompts.md#the-embedded-data-and-backbone
+    n_codes: int = bounded(24, ge=1)  # glyph/word pairs of the pretraining world; the tasks use the first 8
+    pixel_noise: float = bounded(0.3, ge=0)  # 0.5 left the 600-step backbone nearly blind to glyphs
     # probability that a modality shows a random code instead of the true one
     label_noise: float = bounded(0.2, ge=0, le=1)
     pretrain_steps: int = bounded(900, ge=0)
     pretrain_batch: int = bounded(64, ge=1)
     pretrain_lr: float = bounded(3e-3, gt=0)
     pretrain_pool: int = bounded(4000, ge=1)
-    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)  # fixed, so the cached backbone is shared by every run seed
+    pretrain_seed: int = bounded(0, ge=0, le=MAX_SEED)
+    # True: run seed r pretrains (and caches) its own mini ViLT with seed pretrain_seed + r, so that the claims'
+    # units (run seeds) sample the backbone's variance (issue 18: units sharing one cached backbone give a verdict
+    # about that backbone); False: every run seed shares the pretrain_seed backbone, as the paper's one ViLT
+    # (paper preset). Ignored with vilt_path.
+    backbone_per_seed: bool = True
     pretrain_negatives: str = "hard"  # ITM negatives: "random" (another pair's text) or "hard" (one word swapped)
     tasks: list[str] = field(default_factory=lambda: list(SYNTHETIC_TASKS))
     n_classes: int = bounded(8, ge=2)
-    # multi task: label j shows glyph j (j <= 6) and word j - shift (j >= 1), see docs
+    # multi task: label j shows glyph j (j <= 6) and word j - shift (j >= 1), see
+    # docs/notes/missing_prompts.md#the-embedded-data-and-backbone
     multi_word_shift: int = bounded(1, ge=0)
     n_train: int = bounded(4000, ge=1)
-    # 600 left about +-1 point of test-sample noise on paired differences (docs, "Test noise")
+    # 600 left about +-1 point of test-sample noise on paired differences, measured in
+    # docs/notes/missing_prompts.md#test-noise-where-it-comes-from-and-what-changed-in-this-increment-issue-8
     n_test: int = bounded(2000, ge=1)
     # missing-modality protocol (eta = fraction of samples that miss a modality)
     # Table 1's scenarios: for each missing type, every method is trained AND tested with that type missing
@@ -69,7 +77,8 @@ class MissingPromptsConfig:
     scenarios: list[str] = field(default_factory=lambda: list(TEST_TYPES))
     train_missing_rate: float = bounded(0.7, ge=0, le=1)
     test_missing_rate: float = bounded(0.7, ge=0, le=1)
-    # a test metric is averaged over this many draws of its missing table (docs)
+    # a test metric is averaged over this many draws of its missing table (why:
+    # docs/notes/missing_prompts.md#test-noise-where-it-comes-from-and-what-changed-in-this-increment-issue-8)
     test_table_draws: int = bounded(32, ge=1)
     # test rates of the missing-both sweep, for the models of the "both" scenario ([] = no sweep)
     sweep_rates: list[float] = bounded(factory=lambda: [0.0, 0.3, 0.7, 1.0], ge=0, le=1)
@@ -81,7 +90,8 @@ class MissingPromptsConfig:
     # the head-only baseline ("ViLT" in Table 1): "fixed" keeps the official non-learned prompts (learnt_p=False:
     # fixed attention-level prompts per missing case); "none" runs the backbone without prompts
     baseline_prompts: str = "fixed"
-    prompt_length: int = bounded(4, ge=1)  # paper 16 for ~185 ViLT tokens; 4 for our 28 (see docs)
+    # prompt_length 4: docs/notes/missing_prompts.md#settings-notes
+    prompt_length: int = bounded(4, ge=1)  # paper 16 for ~185 ViLT tokens; 4 for our 28
     prompt_layers: list[int] = bounded(factory=lambda: [0, 1], ge=0)
     input_mode: str = "accumulate"  # official code; "replace" = the paper's wording
     epochs: int = bounded(2, ge=0)
@@ -180,6 +190,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_steps": 6000,
         "pretrain_batch": 128,
         "pretrain_pool": 20000,
+        "backbone_per_seed": False,
         "n_test": 3000,
         "prompt_layers": [0, 1, 2, 3, 4, 5],
         "prompt_length": 16,
@@ -324,7 +335,8 @@ EXPERIMENT = register(
             ),
         ),
         summary_metrics=tuple(f"{t}_{m}_both" for t in SYNTHETIC_TASKS for m in METHODS),
-        # one unit per run seed; 3 is the fewest that can decide a claim at the measured spread (docs, Results)
+        # one unit per run seed; 3 is the fewest that can decide a claim at the measured spread
+        # (docs/missing_prompts.md#results-with-table-1s-scenarios-quick-preset-multi-label-task)
         seeds={"quick": 3, "paper": 3},
     )
 )

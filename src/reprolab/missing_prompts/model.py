@@ -39,6 +39,7 @@ __all__ = [
     "fixed_prompts",
     "classifier_head",
     "count_parameters",
+    "saved_prompted_vilt",
     "vilt_b32_trainable_fraction",
 ]
 
@@ -252,6 +253,10 @@ class PromptedVilt(nn.Module):
         self.prompts.prompts.data.copy_(words[ids])
 
     # -- freezing ------------------------------------------------------------------------------
+    def frozen_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes of what :meth:`freeze_backbone` freezes (every backbone part but the pooler)."""
+        return tuple(f"vilt.{name}." for name, _ in self.vilt.named_children() if name != "pooler")
+
     def freeze_backbone(self) -> PromptedVilt:
         """Freeze embeddings, transformer layers and final norm; keep prompts, pooler and head trainable."""
         for p in self.vilt.parameters():
@@ -313,6 +318,48 @@ class PromptedVilt(nn.Module):
         hidden, cls_pos = self.encode(input_ids, text_mask, pixel_values, missing_type)
         pooled = self.vilt.pooler(hidden[:, cls_pos:])
         return self.head(pooled)
+
+
+def saved_prompted_vilt(
+    n_outputs: int,
+    prompt_type: str,
+    shared_prompts: bool,
+    prompt_layers: list[int],
+    prompt_length: int,
+    input_mode: str,
+    backbone: dict[str, Any],
+) -> PromptedVilt:
+    """Rebuild a run's saved model (``reprolab.load_run(dir).model("single-both-prompt_input")``).
+
+    ``backbone``: ``{"vilt_path": DIR}`` (``ViltModel.from_pretrained``) or ``{"build": kwargs of
+    build_mini_vilt, "cache": file, "fingerprint": ..., "folders": [...]}``, the run's pretrained mini ViLT read
+    from the cache file the run wrote (without ``cache``: the card's file holds the backbone's weights too). The
+    prompts and head (and a fine-tuned backbone) are loaded from the saved file afterwards."""
+    if "vilt_path" in backbone:
+        from transformers import ViltModel
+
+        vilt = ViltModel.from_pretrained(backbone["vilt_path"])
+    else:
+        vilt = build_mini_vilt(**backbone["build"])
+        if "cache" in backbone:
+            from reprolab.core.checkpoint import load_cached
+            from reprolab.core.data import cache_home
+            from reprolab.core.errors import ReproError
+
+            folders = [cache_home() / "missing_prompts", *backbone.get("folders", [])]
+            cached = load_cached(backbone["cache"], folders, backbone["fingerprint"])
+            if cached is None:
+                raise ReproError(
+                    f"the run's mini ViLT {backbone['cache']} is in none of {', '.join(map(str, folders))}; rerun the "
+                    "run's command with the same settings to pretrain it again (deterministic)"
+                )
+            vilt.load_state_dict(cached[0])
+    model = PromptedVilt(
+        vilt.eval(), n_outputs, prompt_type=prompt_type, shared_prompts=shared_prompts, prompt_layers=prompt_layers,
+        prompt_length=prompt_length, input_mode=input_mode,
+    )
+    model.freeze_backbone()
+    return model
 
 
 def vilt_b32_trainable_fraction(n_outputs: int, prompt_layers: int = 6, prompt_length: int = 16) -> dict[str, float]:

@@ -29,7 +29,13 @@ from reprolab.missing_prompts.data import (
     save_missing_table,
 )
 from reprolab.missing_prompts.experiment import EXPERIMENT, TEST_TYPES, MissingPromptsConfig
-from reprolab.missing_prompts.model import PromptedVilt, build_mini_vilt, count_parameters, vilt_b32_trainable_fraction
+from reprolab.missing_prompts.model import (
+    PromptedVilt,
+    build_mini_vilt,
+    count_parameters,
+    saved_prompted_vilt,
+    vilt_b32_trainable_fraction,
+)
 from reprolab.missing_prompts.train import (
     make_optimizer,
     predict_per_case,
@@ -104,20 +110,16 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         return vilt, world, lambda text, n: tok(text, truncation=True, max_length=n)["input_ids"]
     if config.real_dataset:
         return None, world, None  # built in _real_task once the vocabulary is known
-    keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch",
-            "pretrain_negatives"]  # fmt: skip
-    spec = {k: getattr(config, k) for k in keys}
-    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": config.pretrain_seed, "v": 1}
-    digest = config_fingerprint(spec)
-    name = f"minivilt-{digest}.pt"
+    seed = _backbone_seed(config, ctx)
+    name, digest = _mini_vilt_cache(config, seed)
     vilt = _mini_vilt(config, world)
     folders = (cache_home() / "missing_prompts", ctx.out_dir / "checkpoints")
     cached = load_cached(name, folders, digest, note=ctx.note)
     if cached is not None:
         vilt.load_state_dict(cached[0])
-        ctx.note(f"Mini ViLT loaded from the cache {cached[1]}.")
+        ctx.note(f"Mini ViLT (pretraining seed {seed}) loaded from the cache {cached[1]}.")
         return vilt.to(ctx.device).eval(), world, None
-    torch.manual_seed(config.pretrain_seed)
+    torch.manual_seed(seed)
     vilt = _mini_vilt(config, world).to(ctx.device)
     losses = pretrain_backbone(
         vilt,
@@ -126,7 +128,7 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
         batch_size=config.pretrain_batch,
         lr=config.pretrain_lr,
         pool_size=config.pretrain_pool,
-        generator=torch.Generator().manual_seed(config.pretrain_seed),
+        generator=torch.Generator().manual_seed(seed),
         negatives=config.pretrain_negatives,
         log=lambda step, loss: ctx.log(unit="pretrain", step=step, loss=loss),
     )
@@ -134,11 +136,59 @@ def load_backbone(config: MissingPromptsConfig, ctx: RunContext) -> tuple[Any, G
     ctx.log(unit="pretrain", final_loss=sum(tail) / len(tail))
     path = save_cached(name, folders, vilt.state_dict(), digest) or "(not cached)"
     ctx.note(
-        f"Mini ViLT ({count_parameters(vilt)} parameters) pretrained for {config.pretrain_steps} steps on complete "
+        f"Mini ViLT ({count_parameters(vilt)} parameters, pretraining seed {seed}) pretrained for "
+        f"{config.pretrain_steps} steps on complete "
         f"generated pairs (image-text matching with {config.pretrain_negatives} negatives over {config.n_codes} "
         f"codes + masked code words; no task labels); cached at {path}."
     )
     return vilt.eval(), world, None
+
+
+def _backbone_seed(config: MissingPromptsConfig, ctx: RunContext) -> int:
+    """The mini ViLT's pretraining seed: ``pretrain_seed + run seed`` with ``backbone_per_seed`` (each unit its
+    own backbone, issue 18), else ``pretrain_seed`` (one shared by every run seed)."""
+    return config.pretrain_seed + ctx.seed if config.backbone_per_seed else config.pretrain_seed
+
+
+def _mini_vilt_cache(config: MissingPromptsConfig, seed: int) -> tuple[str, str]:
+    """The pretrained mini ViLT's cache file name and fingerprint: every setting its pretraining depends on, and
+    its pretraining ``seed``."""
+    keys = ["image_size", "hidden", "layers", "heads", "n_codes", "pixel_noise", "pretrain_steps", "pretrain_batch",
+            "pretrain_negatives"]  # fmt: skip
+    spec = {k: getattr(config, k) for k in keys}
+    spec |= {"lr": config.pretrain_lr, "pool": config.pretrain_pool, "seed": seed, "v": 1}
+    digest = config_fingerprint(spec)
+    return f"minivilt-{digest}.pt", digest
+
+
+def _save_model(
+    config: MissingPromptsConfig, ctx: RunContext, name: str, model: PromptedVilt, method: str, meta: dict[str, Any]
+) -> None:
+    """Keep a trained model as ``models/<task>-<scenario>-<method>``: the prompts, pooler and head (the trainable
+    parts), the frozen backbone named in the card and rebuilt by :func:`saved_prompted_vilt`. A fine-tuned
+    backbone, and a mini ViLT trained from scratch with a real dataset (nothing to rebuild it from), are saved
+    whole; a fine-tuned real ViLT (``vilt_path``) is not kept (hundreds of MB per scenario)."""
+    vilt = model.vilt
+    if config.vilt_path:
+        if method == "finetune":
+            return
+        backbone: dict[str, Any] = {"vilt_path": str(Path(config.vilt_path).expanduser().resolve())}
+    else:
+        c = vilt.config
+        build = {"vocab_size": c.vocab_size, "image_size": c.image_size, "patch_size": c.patch_size,
+                 "hidden": c.hidden_size, "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
+                 "max_text_len": c.max_position_embeddings}
+        backbone = {"build": build}
+        if not config.real_dataset:
+            cache, digest = _mini_vilt_cache(config, _backbone_seed(config, ctx))
+            folders = [str(cache_home() / "missing_prompts"), str((ctx.out_dir / "checkpoints").resolve())]
+            backbone |= {"cache": cache, "fingerprint": digest, "folders": folders}
+    rebuildable = "vilt_path" in backbone or "cache" in backbone  # else the file holds the backbone too
+    frozen = model.frozen_prefixes() if rebuildable and method != "finetune" else ()
+    kwargs = {"n_outputs": model.head[-1].out_features, "prompt_type": model.prompt_type,
+              "shared_prompts": method == "prompt_shared", "prompt_layers": list(config.prompt_layers),
+              "prompt_length": config.prompt_length, "input_mode": config.input_mode, "backbone": backbone}
+    ctx.save_model(name, model, build=saved_prompted_vilt, kwargs=kwargs, meta=meta, frozen=frozen)
 
 
 def _mini_vilt(config: MissingPromptsConfig, world: GlyphWordWorld) -> Any:
@@ -217,7 +267,8 @@ def _missing_tables(config: MissingPromptsConfig, ctx: RunContext, task: Task) -
     A test table comes with ``test_table_draws - 1`` further draws of the same rate and type (seeds
     ``seed_for("missing", task, key, d)``, listed in the saved file); the reported metric of a test table is its
     mean over all draws (draw 0 = the saved table), so which samples happen to miss a modality does not decide a
-    comparison (see docs, "Test noise")."""
+    comparison (see
+    docs/notes/missing_prompts.md#test-noise-where-it-comes-from-and-what-changed-in-this-increment-issue-8)."""
     folder = ctx.out_dir / "missing_tables"
     specs = {f"train_{kind}": ("train", config.train_missing_rate, kind) for kind in config.scenarios}
     specs |= {kind: ("test", config.test_missing_rate, kind) for kind in config.scenarios}
@@ -313,6 +364,10 @@ def train_method(
 
     sweep.train("/".join((task.name, scenario, method)), steps=steps, step_fn=step_fn, model=model,
                 optimizer=optimizer, generator=gen, scheduler=scheduler, log_every=per_epoch)  # fmt: skip
+    meta = {"task": task.name, "scenario": scenario, "method": method, "metric": task.metric,
+            "input": "forward(input_ids, text_mask, pixel_values, missing_type); missing_type 0 complete, 1 text "
+                     "missing, 2 image missing (dummy inputs applied by the caller)"}
+    _save_model(config, ctx, "-".join((task.name, scenario, method)), model, method, meta)
     case_logits = predict_per_case(model, task.test)
     keys = [scenario]
     if scenario == "both" and config.sweep_rates:

@@ -1,9 +1,10 @@
 """Probes of a frozen (mini) ViLT: how much label information its final text [CLS] state carries per missing case.
 
-Used to check that the miniature can test the paper's mechanism (docs/missing_prompts.md, "What changed"): a
-classifier fitted to the frozen [CLS] of *one* missing case shows whether the information is there at all; one
-classifier fitted to the eta-mixture the methods train on shows whether a single readout (the head-only baseline)
-can serve all cases, i.e. whether the dummy inputs (Sec. 3.1) move the representation.
+Used to check that the miniature can test the paper's mechanism
+(docs/notes/missing_prompts.md#the-previous-increment-issue-8-audit-and-why): a classifier fitted to the frozen
+[CLS] of *one* missing case shows whether the information is there at all; one classifier fitted to the
+eta-mixture the methods train on shows whether a single readout (the head-only baseline) can serve all cases, i.e.
+whether the dummy inputs (Sec. 3.1) move the representation.
 """
 
 from __future__ import annotations

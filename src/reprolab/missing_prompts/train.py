@@ -90,7 +90,7 @@ def pretrain_backbone(
       another pair's text (ViLT's sampling); ``"hard"``: the same text with one code word replaced by a code
       that is not in the image, so that ITM must be decided word by word (does every word have its glyph?).
       Hard negatives with 24 codes gave a backbone that sees both modalities far better than random negatives
-      (probes in docs/missing_prompts.md); no task label is used;
+      (probes in docs/notes/missing_prompts.md#the-embedded-data-and-backbone); no task label is used;
     * masked language modelling (MLM): one code word of every matched text is replaced by ``[MASK]`` and predicted
       from its output token (it can only be recovered from the image, since the glyph shows it).
     """

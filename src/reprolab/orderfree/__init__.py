@@ -13,6 +13,8 @@ _EXPORTS = {
     "AttentionLSTMDecoder": "model",
     "BinaryRelevanceHead": "model",
     "CNNRNNDecoder": "model",
+    "ImageLabeller": "model",
+    "build_image_labeller": "model",
     "ResNetBackbone": "model",
     "load_torchvision_resnet": "model",
     "beam_search": "decode",

@@ -31,7 +31,9 @@ __all__ = [
     "BinaryRelevanceHead",
     "CNNRNNDecoder",
     "DecoderState",
+    "ImageLabeller",
     "ResNetBackbone",
+    "build_image_labeller",
     "load_torchvision_resnet",
 ]
 
@@ -310,3 +312,51 @@ class CNNRNNDecoder(nn.Module):
 
 
 SequenceDecoder = AttentionLSTMDecoder | CNNRNNDecoder
+
+
+class ImageLabeller(nn.Module):
+    """A run's trained model as one module (what ``reprolab.load_run(dir).model("orderfree")`` returns): the CNN
+    ``backbone`` and either a sequence ``decoder`` (attention LSTM or CNN-RNN, decoded by beam search, Sec. 3.4)
+    or the binary-relevance ``head`` (``br``)."""
+
+    def __init__(self, backbone: ResNetBackbone, decoder: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = decoder
+
+    def features(self, images: Tensor) -> Tensor:
+        """The CNN feature map of images ``B x C x H x W`` (grey images are repeated to the stem's channels)."""
+        channels = self.backbone.conv1.in_channels
+        return self.backbone(images.expand(-1, channels, -1, -1) if images.shape[1] != channels else images)
+
+    @torch.no_grad()
+    def predict(
+        self, images: Tensor, *, width: int = 3, max_labels: int | None = None, threshold: float = 0.5
+    ) -> Tensor:
+        """Multi-hot predictions ``B x num_classes``: beam search of width ``width`` for a sequence decoder (the
+        run's ``beam_width`` and ``max_labels`` reproduce its beam metrics), sigmoid > ``threshold`` for BR."""
+        features = self.features(images)
+        if isinstance(self.decoder, BinaryRelevanceHead):
+            return (torch.sigmoid(self.decoder(features)) > threshold).float()
+        from reprolab.orderfree.decode import beam_search
+
+        return beam_search(self.decoder, features, width=width, max_labels=max_labels).labels
+
+
+def build_image_labeller(
+    backbone: dict, decoder: str, num_classes: int, decoder_kwargs: dict | None = None
+) -> ImageLabeller:
+    """Rebuild a saved :class:`ImageLabeller`: ``backbone`` = ResNetBackbone's keyword arguments, ``decoder`` one of
+    ``attention`` (the attention LSTM, Fig. 2), ``cnnrnn`` (Wang et al.'s CNN-RNN) or ``br`` (binary relevance)."""
+    cnn = ResNetBackbone(**backbone)
+    channels = cnn.out_channels
+    kwargs = dict(decoder_kwargs or {})
+    head: nn.Module
+    if decoder == "br":
+        head = BinaryRelevanceHead(channels, num_classes)
+    elif decoder == "cnnrnn":
+        head = CNNRNNDecoder(channels, num_classes, **kwargs)
+    else:
+        head = AttentionLSTMDecoder(channels, num_classes, **kwargs)
+    return ImageLabeller(cnn, head)
+

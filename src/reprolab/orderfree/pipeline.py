@@ -28,8 +28,10 @@ from reprolab.orderfree.model import (
     AttentionLSTMDecoder,
     BinaryRelevanceHead,
     CNNRNNDecoder,
+    ImageLabeller,
     ResNetBackbone,
     SequenceDecoder,
+    build_image_labeller,
     load_torchvision_resnet,
 )
 
@@ -119,6 +121,11 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
     backbone = build_backbone(config).to(ctx.device)
     backbone.load_state_dict(br["backbone"])
     class_f1 = {"BR": torch.tensor(br["class_f1"])}
+    num_classes = train.targets.shape[1]
+    if "head" in br:  # (absent from a checkpoint written before heads were kept)
+        head = BinaryRelevanceHead(backbone.out_channels, num_classes).to(ctx.device)
+        head.load_state_dict(br["head"])
+        _save_model(config, ctx, "br", backbone, head, num_classes)
     decoders: dict[str, SequenceDecoder] = {}
     shared = backbone
     for name in RNN_MODELS + (("noatt",) if config.attention_ablation else ()):
@@ -129,11 +136,14 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
         decoder = build_decoder(config, backbone.out_channels, train.targets.shape[1], name).to(ctx.device)
         decoder.load_state_dict(result["decoder"])
         decoders[name] = decoder
+        used = shared
         if "backbone" in result:
             tuned = build_backbone(config).to(ctx.device)
             tuned.load_state_dict(result["backbone"])
+            used = tuned
             if name == "orderfree":
                 backbone = tuned
+        _save_model(config, ctx, name, used, decoder, num_classes)
     _report(config, ctx, metrics, class_f1, train.targets.sum(dim=0))
     orderfree = decoders["orderfree"]
     assert isinstance(orderfree, AttentionLSTMDecoder)
@@ -182,8 +192,32 @@ def _train_cnn(config: OrderFreeConfig, ctx: RunContext, sweep: Sweep, train: Ca
         "metrics": metrics,
         "class_f1": per_class_f1(predictions, test.targets).tolist(),
         "backbone": {key: value.cpu() for key, value in backbone.state_dict().items()},
+        "head": {key: value.cpu() for key, value in model["head"].state_dict().items()},
     }
     return sweep.complete(unit, result)
+
+
+def _save_model(
+    config: OrderFreeConfig, ctx: RunContext, name: str, backbone: ResNetBackbone, head: nn.Module, num_classes: int
+) -> None:
+    """``models/<name>``: ``orderfree``, ``fixed``, ``cnnrnn``, ``noatt`` (CNN + sequence decoder) and ``br`` (CNN +
+    binary-relevance head), each the CNN it predicts with and its head, rebuilt by ``build_image_labeller``."""
+    backbone_kwargs = {"widths": list(config.widths), "blocks": list(config.blocks),
+                       "in_channels": backbone.conv1.in_channels, "stem": config.stem}
+    decoder_kwargs: dict[str, Any] = {}
+    if name == "br":
+        kind = "br"
+    elif name == "cnnrnn":
+        kind, decoder_kwargs = "cnnrnn", {"hidden": config.hidden, "embed": config.hidden}
+    else:
+        kind = "attention"
+        decoder_kwargs = {"hidden": config.hidden, "embed": config.embed, "attention_dim": config.attention_dim,
+                          "attention": name != "noatt", "label_embedding": config.label_embedding}
+    kwargs = {"backbone": backbone_kwargs, "decoder": kind, "num_classes": num_classes,
+              "decoder_kwargs": decoder_kwargs}
+    meta = {"beam_width": config.beam_width, "max_labels": config.max_labels or None, "threshold": config.threshold,
+            "input": "images B x C x H x W as the run's data (digit canvases: 1 channel, values in [0, 1])"}
+    ctx.save_model(name, ImageLabeller(backbone, head), build=build_image_labeller, kwargs=kwargs, meta=meta)
 
 
 def _refit_br_head(

@@ -224,7 +224,7 @@ def _trained_model(
     if sweep.is_done(unit):
         model = RAS(width=config.width, reverse_attention=use_ra).to(ctx.device)
         model.load_state_dict(sweep.result(unit)["state"])
-        _save_model(ctx, prefix, seed_index, sweep.result(unit)["state"])
+        _save_model(ctx, prefix, seed_index, model, config.width, use_ra)
         return model.eval()
     model = initial_model(config.width, use_ra, ctx.seed_for("init", seed_index), backbone).to(ctx.device)
     train_ras(
@@ -242,15 +242,17 @@ def _trained_model(
     )
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     sweep.complete(unit, {"state": state})
-    _save_model(ctx, prefix, seed_index, state)
+    _save_model(ctx, prefix, seed_index, model, config.width, use_ra)
     return model.eval()
 
 
-def _save_model(ctx: RunContext, prefix: str, seed_index: int, state: dict[str, torch.Tensor]) -> None:
-    """``models/<variant>_seed<i>.pt`` (a plain state dict), read back by ``evaluate_run``."""
-    folder = ctx.out_dir / "models"
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(state, folder / f"{prefix}_seed{seed_index}.pt")
+def _save_model(ctx: RunContext, prefix: str, seed_index: int, model: RAS, width: float, use_ra: bool) -> None:
+    """``models/<variant>_seed<i>``: safetensors + card (``reprolab.load_run(dir).model("ras_seed0")``, built by
+    :class:`RAS`), and the same weights as a plain state dict ``.pt``, read back by ``evaluate_run``."""
+    name = f"{prefix}_seed{seed_index}"
+    ctx.save_model(name, model, build=RAS, kwargs={"width": width, "reverse_attention": use_ra})
+    state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    torch.save(state, ctx.out_dir / "models" / f"{name}.pt")
 
 
 def _evaluate(
@@ -401,8 +403,9 @@ def _report(
             "Reverse attention did not lower the MAE here. It erases side features where the deeper map is "
             "salient, so object interiors rely on the coarse prediction; compare the interior/boundary/background "
             f"errors and the deep maps' confidence above (S_6 mean probability inside objects: "
-            f"{metrics['ras_coarse_p_in']:.2f}) and docs/ras.md (backbone: {init}; saliency decidable from local "
-            "colour)."
+            f"{metrics['ras_coarse_p_in']:.2f}) and "
+            f"docs/notes/ras.md#why-the-reverse-attention-claims-fail-in-miniature (backbone: {init}; saliency "
+            "decidable from local colour)."
         )
     _plot_pr(ctx, scores, labels)
     _plot_grid(config, ctx, models, test)
