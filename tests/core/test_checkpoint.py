@@ -122,3 +122,14 @@ def test_read_state_dict_names_the_file_and_the_expected_content(tmp_path):
     torch.save([torch.ones(1)], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match=r"list\.pt: expected a state dict"):
         read_state_dict(tmp_path / "list.pt", error=CheckpointError)
+
+
+def test_require_cached_names_the_missing_backbone_in_one_line(tmp_path):
+    """A saved model whose frozen backbone is no longer cached gets one line saying how to rebuild it."""
+    import pytest
+
+    from reprolab.core.checkpoint import require_cached
+    from reprolab.core.errors import ReproError
+
+    with pytest.raises(ReproError, match="mini CLIP minclip-x.pt is in none of .*rerun the run's command"):
+        require_cached("minclip-x.pt", [tmp_path], "abc", "mini CLIP")

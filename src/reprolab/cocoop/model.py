@@ -296,21 +296,14 @@ def saved_prompt_classifier(
         tok: Any = HFTokenizer(CLIPTokenizer.from_pretrained(backbone["clip_path"]))
     else:
         from reprolab.cocoop.data import WordTokenizer
-        from reprolab.core.checkpoint import load_cached
+        from reprolab.core.checkpoint import require_cached
         from reprolab.core.data import cache_home
-        from reprolab.core.errors import ReproError
 
         spec = backbone["mini_clip"]
         tok = WordTokenizer.for_shapes()
         clip = build_mini_clip(len(tok.vocab), spec["image_size"], 4, spec["width"], spec["layers"])
         folders = [cache_home() / "cocoop", *spec.get("folders", [])]
-        cached = load_cached(spec["cache"], folders, spec["fingerprint"])
-        if cached is None:
-            raise ReproError(
-                f"the run's mini CLIP {spec['cache']} is in none of {', '.join(map(str, folders))}; rerun the "
-                "run's command with the same settings to pretrain it again (deterministic)"
-            )
-        clip.load_state_dict(cached[0])
+        clip.load_state_dict(require_cached(spec["cache"], folders, spec["fingerprint"], "mini CLIP"))
     freeze(clip)
     if method == "cocoop":
         learner: CoOpPromptLearner = CoCoOpPromptLearner(clip, tok, classnames, n_ctx, ctx_init)

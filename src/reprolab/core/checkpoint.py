@@ -113,6 +113,18 @@ def load_cached(
     return None
 
 
+
+def require_cached(name: str, folders: Sequence[str | Path], fingerprint: str, what: str) -> dict[str, Any]:
+    """The state of cached artefact ``name`` that a saved model's card names (its frozen backbone), or one
+    line saying how to rebuild it: rerunning the run's command pretrains it again, deterministically."""
+    cached = load_cached(name, folders, fingerprint)
+    if cached is None:
+        raise ReproError(
+            f"the run's {what} {name} is in none of {', '.join(map(str, folders))}; rerun the "
+            "run's command with the same settings to pretrain it again (deterministic)"
+        )
+    return cached[0]
+
 def save_cached(name: str, folders: Sequence[str | Path], state: dict[str, Any], fingerprint: str) -> Path | None:
     """Write ``state`` as ``name`` into the first writable folder of ``folders``; ``None`` if none is writable."""
     for folder in folders:

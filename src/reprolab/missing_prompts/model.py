@@ -342,18 +342,11 @@ def saved_prompted_vilt(
     else:
         vilt = build_mini_vilt(**backbone["build"])
         if "cache" in backbone:
-            from reprolab.core.checkpoint import load_cached
+            from reprolab.core.checkpoint import require_cached
             from reprolab.core.data import cache_home
-            from reprolab.core.errors import ReproError
 
             folders = [cache_home() / "missing_prompts", *backbone.get("folders", [])]
-            cached = load_cached(backbone["cache"], folders, backbone["fingerprint"])
-            if cached is None:
-                raise ReproError(
-                    f"the run's mini ViLT {backbone['cache']} is in none of {', '.join(map(str, folders))}; rerun the "
-                    "run's command with the same settings to pretrain it again (deterministic)"
-                )
-            vilt.load_state_dict(cached[0])
+            vilt.load_state_dict(require_cached(backbone["cache"], folders, backbone["fingerprint"], "mini ViLT"))
     model = PromptedVilt(
         vilt.eval(), n_outputs, prompt_type=prompt_type, shared_prompts=shared_prompts, prompt_layers=prompt_layers,
         prompt_length=prompt_length, input_mode=input_mode,
