@@ -180,3 +180,28 @@ def test_max_nodes_filter_keeps_the_datasets_own_folds_renumbered():
     for fold_old, fold_new in zip(graphs.folds, kept.folds):
         assert [graphs.num_nodes()[g] for g in fold_old.tolist() if graphs.num_nodes()[g] <= limit] == \
             [kept.num_nodes()[g] for g in fold_new.tolist()]
+
+
+def test_kernel_labels_reuse_the_label_features_and_the_size_filter_notes_once(monkeypatch):
+    """With features=labels the kernels start from the networks' own inputs (no second read of the data set, which
+    also noted the max_nodes drop twice in the report)."""
+    from reprolab.diffpool import pipeline
+    from reprolab.diffpool.data import make_hierarchical_communities
+    from reprolab.diffpool.kernels import initial_labels
+
+    graphs = make_hierarchical_communities(12, seed=0)
+    notes: list[str] = []
+    ctx = type("Ctx", (), {"note": staticmethod(notes.append)})()
+
+    def no_second_read(*args, **kwargs):
+        raise AssertionError("the data set was read a second time")
+
+    monkeypatch.setattr(pipeline, "load_graphs", no_second_read)
+    config = DiffPoolConfig(dataset="DD", features="labels", max_nodes=sorted(graphs.num_nodes())[8])
+    got, expected = pipeline._kernel_labels(config, ctx, graphs), initial_labels(graphs.x)
+    assert len(got) == len(expected) and all((a == b).all() for a, b in zip(got, expected))
+    pipeline._filter_large(graphs, config, ctx, note=False)
+    assert notes == []
+    pipeline._filter_large(graphs, config, ctx)
+    dropped = sum(n > config.max_nodes for n in graphs.num_nodes())
+    assert notes == [f"Dropped {dropped} graphs with more than max_nodes={config.max_nodes} nodes."]

@@ -129,11 +129,12 @@ def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
 def _kernel_labels(config: DiffPoolConfig, ctx: RunContext, graphs: GraphSet) -> list[Any]:
     """WL starting labels: the TU node labels when the dataset has them (the kernels' setting), else the features."""
     if config.dataset != "synthetic":
-        if config.features != "labels":
-            ctx.note(f"Inputs differ: the kernels start from the node labels, the networks see features="
-                     f"{config.features} (the claims against kernels assume the same labels).")
+        if config.features == "labels":  # the networks' inputs are the labels: no second read of the data set
+            return initial_labels(graphs.x)
+        ctx.note(f"Inputs differ: the kernels start from the node labels, the networks see features="
+                 f"{config.features} (the claims against kernels assume the same labels).")
         try:
-            labelled = _filter_large(load_graphs(replace(config, features="labels"), ctx), config, ctx)
+            labelled = _filter_large(load_graphs(replace(config, features="labels"), ctx), config, ctx, note=False)
             return initial_labels(labelled.x)
         except DataError:
             ctx.note("WL kernels: the dataset has no node labels; they start from the node features.")
@@ -169,11 +170,13 @@ def _run_kernel_unit(kernels: dict[int, Any], graphs: GraphSet, splits: dict[str
     return {"test_acc": chosen.test_acc, "epoch": 0, "iterations": chosen.iterations, "C": chosen.C}
 
 
-def _filter_large(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
+def _filter_large(graphs: GraphSet, config: DiffPoolConfig, ctx: RunContext, *, note: bool = True) -> GraphSet:
+    """Drop graphs above ``max_nodes``; ``note=False`` for a second copy of the same set (one report line)."""
     if not config.max_nodes or graphs.max_nodes <= config.max_nodes:
         return graphs
     keep = [g for g, n in enumerate(graphs.num_nodes()) if n <= config.max_nodes]
-    ctx.note(f"Dropped {len(graphs) - len(keep)} graphs with more than max_nodes={config.max_nodes} nodes.")
+    if note:
+        ctx.note(f"Dropped {len(graphs) - len(keep)} graphs with more than max_nodes={config.max_nodes} nodes.")
     kept = graphs.subset(keep)
     if graphs.folds is not None:  # the format's own folds, renumbered to the graphs that remain
         new_index = torch.full((len(graphs),), -1, dtype=torch.long)
