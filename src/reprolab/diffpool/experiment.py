@@ -192,7 +192,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick_dd": {**_QUICK_REAL, "dataset": "DD", "settings_for": "DD", "max_nodes": 500, "hidden": 64, "embed": 64},
     # The paper's ENZYMES protocol cut to 40 of its 1000 epochs, DiffPool vs DiffPool-NoLP and WL-OA on the
     # same inputs: what a shared 2-core CPU finishes in one sitting (its numbers:
-    # docs/diffpool.md#runs-with-this-version-shared-2-core-machine-load-15-40-every-run-niced).
+    # docs/diffpool.md#enzymes-proteins-and-dd-paper-vs-ours).
     "enzymes_short": {
         **_PAPER, "dataset": "ENZYMES", "settings_for": "ENZYMES", "epochs": 40, "eval_every": 1,
         "checkpoint_every": 10, "models": ["diffpool", "diffpool_nolp", "wl_oa"],
