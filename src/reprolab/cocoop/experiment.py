@@ -86,6 +86,8 @@ class CoCoOpConfig:
     warmup_lr: float = bounded(1e-5, ge=0)
     weight_decay: float = bounded(5e-4, ge=0)
     text_chunk: int = bounded(0, ge=0)  # images per text-encoder pass in CoCoOp (0 = whole batch; 1 = per-image loop)
+    # CoCoOp's text pass computes [SOS, v_1(x)..v_M(x)] once per image, not per class (exact: causal mask)
+    shared_prefix: bool = True
     test_per_class: int = bounded(40, ge=0)
     shot_curve: list[int] = bounded(factory=list, ge=1)  # extra shot counts (a figure), first seed only
 
