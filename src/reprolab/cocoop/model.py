@@ -8,6 +8,7 @@ gives pi = h_theta(f(x)), v_m(x) = v_m + pi, t_i(x) = {v_1(x), ..., v_M(x), c_i}
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -160,7 +161,7 @@ def encode_text_shared_prefix(
     layer depends only on positions <= j. The first p positions therefore have the same hidden states in all
     n_cls prompts of one image, and this computes them once per image (B x p tokens) instead of once per class;
     only the class tails are computed per class (B x n_cls x t tokens), their queries attending to the image's
-    prefix keys/values (broadcast over classes by ``einsum``, no per-class copies) and causally within the tail.
+    prefix keys/values (shared by all classes, no per-class copies) and causally within the tail.
     The tokens per image drop from n_cls * L to p + n_cls * t. Two further exact savings: the tails are the same
     for every image until the first attention mixes in the prefix (layer 0's norm and projections of the tail
     run once per class), and the last layer runs its queries, MLP and the final layer norm at the EOS positions
@@ -169,57 +170,69 @@ def encode_text_shared_prefix(
     model (:func:`supports_shared_prefix` must hold; :func:`encode_text_embeddings` is the full-sequence path).
     """
     tm = clip.text_model
-    p, t = prefix.shape[1], tails.shape[1]
+    b, p = prefix.shape[:2]
+    n_cls, t = tails.shape[:2]
     pos = tm.embeddings.position_embedding.weight
     hp = prefix + pos[:p]  # (B, p, D)
     ht = (tails + pos[p : p + t])[None]  # (1, n_cls, t, D): the same for every image until the first attention
-    n_cls, device, dtype = tails.shape[0], prefix.device, prefix.dtype
-    tail_eos = (eos_pos - p).to(device)
-    classes = torch.arange(n_cls, device=device)
-    keys = torch.arange(t, device=device)
-    neg = float("-inf")  # as encode_text_embeddings' causal mask; every row keeps its prefix keys
-    prefix_keys = torch.arange(p, device=device)
-    causal_p = torch.zeros(p, p, device=device, dtype=dtype).masked_fill(prefix_keys[:, None] < prefix_keys, neg)
-    causal_t = torch.zeros(1, t, t, device=device, dtype=dtype).masked_fill(keys[:, None] < keys[None, :], neg)
-    at_eos = torch.zeros(n_cls, 1, t, device=device, dtype=dtype).masked_fill(
-        (keys[None, :] > tail_eos[:, None])[:, None], neg
-    )
+    tail_eos = (eos_pos - p).to(prefix.device)
+    classes = torch.arange(n_cls, device=prefix.device)
+    causal_p, causal_t, at_eos = _shared_prefix_masks(p, t, tail_eos, prefix.dtype)
     layers = list(tm.encoder.layers)
     for index, layer in enumerate(layers):
         attn = layer.self_attn
         xp, xt = layer.layer_norm1(hp), layer.layer_norm1(ht)
-        kp, vp = _heads(attn.k_proj(xp), attn), _heads(attn.v_proj(xp), attn)  # (B, p, H, hd)
-        kt, vt = _heads(attn.k_proj(xt), attn), _heads(attn.v_proj(xt), attn)  # (1 or B, n_cls, t, H, hd)
+        kp, vp = _prefix_heads(attn.k_proj(xp), attn), _prefix_heads(attn.v_proj(xp), attn)  # (B, H, p, hd)
+        kt, vt = _tail_heads(attn.k_proj(xt), attn), _tail_heads(attn.v_proj(xt), attn)  # (1|B, H, C, t, hd)
         if index == len(layers) - 1:  # only EOS is read after the last layer: its query, its residual stream
             ht, xt, mask = ht[:, classes, tail_eos].unsqueeze(2), xt[:, classes, tail_eos].unsqueeze(2), at_eos
         else:
             mask = causal_t
-            qp = _heads(attn.q_proj(xp), attn)
-            scores = torch.einsum("bqhd,bkhd->bhqk", qp, kp) * attn.scale + causal_p
-            weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
-            hp = hp + attn.out_proj(torch.einsum("bhqk,bkhd->bqhd", weights, vp).flatten(-2))
+            qp = _prefix_heads(attn.q_proj(xp), attn)
+            weights = F.softmax((qp @ kp.transpose(-1, -2)) * attn.scale + causal_p, dim=-1, dtype=torch.float32)
+            mixed = weights.to(prefix.dtype) @ vp  # (B, H, p, hd)
+            hp = hp + attn.out_proj(mixed.transpose(1, 2).flatten(-2))
             hp = hp + layer.mlp(layer.layer_norm2(hp))
-        qt = _heads(attn.q_proj(xt), attn)  # (1 or B, n_cls, q, H, hd)
-        on_prefix = torch.einsum("bcqhd,bkhd->bchqk", qt, kp) * attn.scale  # every prefix key is visible
-        on_tail = torch.einsum("bcqhd,bckhd->bchqk", qt, kt) * attn.scale + mask[:, None]
-        scores = torch.cat(
-            [on_prefix, on_tail.expand(*on_prefix.shape[:-1], -1)], dim=-1
-        )  # the row of positions 0..L-1
-        weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
-        mixed = torch.einsum("bchqk,bkhd->bcqhd", weights[..., :p], vp) + torch.einsum(
-            "bchqk,bckhd->bcqhd", weights[..., p:], vt
-        )
-        ht = ht + attn.out_proj(mixed.flatten(-2))
+        qt = _tail_heads(attn.q_proj(xt), attn)  # (1|B, H, C, q, hd)
+        nq = qt.shape[-2]
+        # queries of all classes against the image's p prefix keys: one (C*q, hd) x (hd, p) product per image
+        # and head, the prefix keys shared by every class (not copied per class)
+        on_prefix = (qt.flatten(2, 3) @ kp.transpose(-1, -2)).unflatten(2, (n_cls, nq)) * attn.scale
+        on_tail = (qt @ kt.transpose(-1, -2)) * attn.scale + mask  # (1|B, H, C, q, t), causal within the tail
+        scores = torch.cat([on_prefix, on_tail.expand(b, -1, -1, -1, -1)], dim=-1)  # keys 0..L-1 in order
+        weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(prefix.dtype)
+        mixed = (weights[..., :p].flatten(2, 3) @ vp).unflatten(2, (n_cls, nq)) + weights[..., p:] @ vt
+        ht = ht + attn.out_proj(mixed.permute(0, 2, 3, 1, 4).flatten(-2))  # (B, C, q, D)
         ht = ht + layer.mlp(layer.layer_norm2(ht))
     if not layers:  # no layer: EOS reads its own embedding
         ht = ht[:, classes, tail_eos].unsqueeze(2)
-    pooled = tm.final_layer_norm(ht[:, :, 0]).expand(prefix.shape[0], -1, -1)
+    pooled = tm.final_layer_norm(ht[:, :, 0]).expand(b, -1, -1)
     return clip.text_projection(pooled)
 
 
-def _heads(x: torch.Tensor, attn: Any) -> torch.Tensor:
-    """(..., n, D) -> (..., n, H, head_dim), the split of ``CLIPAttention``."""
-    return x.unflatten(-1, (attn.num_heads, attn.head_dim))
+def _shared_prefix_masks(
+    p: int, t: int, tail_eos: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Additive masks (0 or -inf, as :func:`encode_text_embeddings`' causal mask): causal (p, p) within the prefix,
+    causal (t, t) within a tail, and (C, 1, t) for the last layer's EOS query of class c (tail keys <= its EOS).
+    Tail queries see every prefix key, so no row is fully masked."""
+    device = tail_eos.device
+    prefix_keys, keys = torch.arange(p, device=device), torch.arange(t, device=device)
+    causal_p = torch.zeros(p, p, device=device, dtype=dtype).masked_fill(prefix_keys[:, None] < prefix_keys, -math.inf)
+    causal_t = torch.zeros(t, t, device=device, dtype=dtype).masked_fill(keys[:, None] < keys, -math.inf)
+    at_eos = torch.zeros(len(tail_eos), 1, t, device=device, dtype=dtype)
+    return causal_p, causal_t, at_eos.masked_fill(keys > tail_eos[:, None, None], -math.inf)
+
+
+def _prefix_heads(x: torch.Tensor, attn: Any) -> torch.Tensor:
+    """(B, p, D) -> (B, H, p, head_dim), the head split of ``CLIPAttention``."""
+    return x.unflatten(-1, (attn.num_heads, attn.head_dim)).transpose(1, 2)
+
+
+def _tail_heads(x: torch.Tensor, attn: Any) -> torch.Tensor:
+    """(B, C, n, D) -> (B, H, C, n, head_dim): heads first, so that a head's queries of all classes meet the
+    image's prefix keys in one matrix product."""
+    return x.unflatten(-1, (attn.num_heads, attn.head_dim)).permute(0, 3, 1, 2, 4)
 
 
 def encode_token_ids(clip: Any, ids: torch.Tensor, eos_id: int) -> torch.Tensor:
