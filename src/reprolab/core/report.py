@@ -49,7 +49,9 @@ def _ours_cell(claim: Mapping[str, Any]) -> Any:
 
 
 def _verdict_cell(claim: Mapping[str, Any]) -> str:
-    return claim_verdict(claim).upper()
+    cell = claim_verdict(claim).upper()
+    needed = claim.get("units_needed")
+    return f"{cell} (needs n ≥ {needed})" if needed else cell
 
 
 def totals_text(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> str:
@@ -168,7 +170,9 @@ def _settings_line(preset: Any, overrides: Mapping[str, Any] | None, perturb: An
 _RULE_TEXT = (
     "Empirical claims are decided over units (seeds, or folds x seeds): PASS when the one-sided 95% Student-t "
     "lower bound of the mean difference clears the margin, FAIL when the upper bound falls short, otherwise "
-    "INCONCLUSIVE; one unit is always inconclusive. Checks are structural facts, the same on every unit."
+    "INCONCLUSIVE; one unit is always inconclusive. A claim marked (needs n ≥ N) is INCONCLUSIVE because its measured "
+    "noise at this preset needs N units for a verdict that a rerun repeats (the detail gives what the rule alone "
+    "says). Checks are structural facts, the same on every unit."
 )
 
 
