@@ -246,3 +246,14 @@ def test_with_units_needed_sets_the_preset_and_refuses_unknown_ids():
     assert with_units_needed(out, "paper", {"a": 3})[0].units_needed == (("paper", 3), ("quick", 12))
     with pytest.raises(ValueError, match="unknown claim"):
         with_units_needed(claims, "quick", {"typo": 5})
+
+
+def test_report_marks_underpowered_claims_in_the_table_and_the_totals():
+    from reprolab.core.report import _verdict_cell, totals_text
+
+    claim = Claim.compare("a_beats_b", "a > b", "a", ">", "b", units_needed={"quick": 5})
+    result = claim.evaluate(_preset_runs("quick", 1.0, 2.0, 3.0)).to_dict()
+    assert _verdict_cell(result) == "INCONCLUSIVE (needs n ≥ 5)"
+    assert "1 inconclusive (1 of the inconclusive need more units than this preset runs)" in totals_text([result], [])
+    decided = claim.evaluate(_preset_runs("paper", 1.0, 2.0, 3.0)).to_dict()
+    assert _verdict_cell(decided) == "PASS" and "need more units" not in totals_text([decided], [])

@@ -64,6 +64,9 @@ def totals_text(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         if sum(counts.values()) == 0:
             continue
         shown = ", ".join(f"{counts[v]} {v}" for v in ("pass", "fail", "inconclusive", "not evaluated") if counts[v])
+        underpowered = sum(1 for c in claims if c.get("kind", "empirical") == kind and c.get("units_needed"))
+        if underpowered:
+            shown += f" ({underpowered} of the inconclusive need more units than this preset runs)"
         parts.append(f"{label}: {shown}.")
     return " ".join(parts) or "No claims."
 
