@@ -11,6 +11,15 @@ inconclusive. Exits 1 when any verdict moves.
 Writes ``OUT/stability.json`` and ``OUT/stability.md`` (one row per claim: verdict in each run, mean difference
 and bounds in each run). Both reproduce folders are kept (``OUT/base`` and ``OUT/perturbed``) and resumable:
 re-running the command continues them.
+
+``--power`` (with ``--compare-only``) adds the power calculation behind each claim's ``units_needed``: the
+per-unit values of both runs are pooled (two replications of one design; a run the perturbation did not change
+counts once) into a mean difference mu and a spread sigma, taken as the truth. With n units the run's mean is
+~ N(mu, sigma^2 / n) and the rule passes when it clears margin + t(0.95, n-1) sigma / sqrt(n), fails when it is
+below margin - t sigma / sqrt(n); P(flip) = 1 - (P(pass)^2 + P(fail)^2 + P(inconclusive)^2) is the chance that
+two independent runs of n units disagree. ``n_stable`` is the smallest n from which P(flip) <= 5 % at every
+larger n up to 400; a claim whose P(flip) at the preset's units exceeds 5 % gets ``units_needed`` = n_stable
+(or > 400: the effect is too close to the margin for any affordable n). Writes ``OUT/power.md``.
 """
 
 from __future__ import annotations
@@ -109,6 +118,94 @@ def compare(base: dict[str, Any], perturbed: dict[str, Any]) -> list[dict[str, A
     return rows
 
 
+FLIP_LIMIT = 0.05  # the chance of two runs disagreeing that a decided verdict may carry
+MAX_UNITS = 400
+
+
+def flip_probability(mu: float, sigma: float, n: int, op: str = ">", margin: float = 0.0) -> float:
+    """P(two independent runs of ``n`` units give different verdicts) when the per-unit statistic is
+    ~ N(mu, sigma^2) (normal approximation of the mean; Student t critical value of the rule)."""
+    import math
+
+    from scipy import stats
+
+    if n < 2:
+        return 0.0  # one unit is inconclusive by rule, on every run
+    effect = (mu - margin) if op in (">", ">=") else (margin - mu)
+    if sigma <= 0:
+        return 0.0
+    t = float(stats.t.ppf(0.95, n - 1))
+    z = effect * math.sqrt(n) / sigma
+    p_pass = float(stats.norm.sf(t - z))
+    p_fail = float(stats.norm.cdf(-t - z))
+    p_unsure = max(0.0, 1.0 - p_pass - p_fail)
+    return 1.0 - (p_pass**2 + p_fail**2 + p_unsure**2)
+
+
+def stable_units(mu: float, sigma: float, op: str = ">", margin: float = 0.0) -> int | None:
+    """The smallest n from which every larger n (to MAX_UNITS) keeps P(flip) <= FLIP_LIMIT; None if none."""
+    flips = [flip_probability(mu, sigma, n, op, margin) for n in range(2, MAX_UNITS + 1)]
+    if flips[-1] > FLIP_LIMIT:
+        return None
+    n = MAX_UNITS
+    while n > 2 and flips[n - 3] <= FLIP_LIMIT:
+        n -= 1
+    return n
+
+
+def power(base: dict[str, Any], perturbed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per decided empirical/extension claim: pooled mu and sigma, P(flip) at the run's n, n_stable."""
+    import statistics
+
+    from reprolab.core.registry import get_experiment
+
+    left, right = _claims(base), _claims(perturbed)
+    rows = []
+    for (method, claim_id), a in sorted(left.items()):
+        b = right.get((method, claim_id), {})
+        if a.get("kind") not in ("empirical", "extension") or not a.get("values"):
+            continue
+        declared = {c.id: c for c in get_experiment(method).claims}.get(claim_id)
+        if declared is None:
+            continue
+        first = [v for v in a["values"] if v is not None]
+        second = [v for v in b.get("values") or [] if v is not None]
+        pooled = first if second == first else first + second
+        if len(pooled) < 3:
+            continue
+        mu, sigma = statistics.fmean(pooled), statistics.stdev(pooled)
+        n = len(first)
+        flip = flip_probability(mu, sigma, n, declared.op, declared.margin)
+        rows.append(
+            {
+                "method": method, "claim": claim_id, "n": n, "pooled": len(pooled), "mu": mu, "sigma": sigma,
+                "flip_at_n": flip, "n_stable": stable_units(mu, sigma, declared.op, declared.margin),
+                "units_needed": dict(declared.units_needed),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def render_power(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Power of the quick verdicts: P(two runs disagree) from the pooled per-unit noise",
+        "",
+        f"Expected number of verdicts that differ between two runs: {sum(r['flip_at_n'] for r in rows):.2f} "
+        f"over {len(rows)} claims (before units_needed).",
+        "",
+        "| method | claim | n | pooled values | mu | sigma | P(flip) at n | n_stable | units_needed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        stable = "> 400" if r["n_stable"] is None else str(r["n_stable"])
+        flag = " **fragile**" if r["flip_at_n"] > FLIP_LIMIT else ""
+        lines.append(
+            f"| {r['method']} | {r['claim']} | {r['n']} | {r['pooled']} | {r['mu']:+.4g} | {r['sigma']:.4g} | "
+            f"{r['flip_at_n']:.2f}{flag} | {stable} | {r['units_needed'] or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value: Any) -> str:
     return "—" if value is None else f"{value:+.4g}"
 
@@ -143,6 +240,7 @@ def main() -> int:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--side-by-side", action="store_true", help="run both reproductions at once, --jobs 1 each")
     parser.add_argument("--compare-only", action="store_true", help="compare the two existing summaries")
+    parser.add_argument("--power", action="store_true", help="also write OUT/power.md (units each claim needs)")
     args = parser.parse_args()
     extra = ["--preset", args.preset]
     if args.compare_only:
@@ -165,6 +263,10 @@ def main() -> int:
     for r in moved:
         print(f"  moved: {r['method']}.{r['claim']}: {r['base']} -> {r['perturbed']}")
     print(f"table: {args.out / 'stability.md'}")
+    if args.power:
+        table = power(*summaries)
+        (args.out / "power.md").write_text(render_power(table))
+        print(f"power: {args.out / 'power.md'}")
     return 1 if moved else 0
 
 

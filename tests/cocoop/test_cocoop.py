@@ -18,6 +18,7 @@ from reprolab.cocoop.model import (
     build_mini_clip,
     encode_token_ids,
     freeze,
+    supports_shared_prefix,
 )
 from reprolab.cocoop.train import contrastive_targets, train_prompts
 from reprolab.core.config import ConfigError
@@ -92,6 +93,69 @@ def test_checkpointed_chunks_give_the_loops_values_and_gradients(setup):
         grads.append((out.detach(), cocoop.ctx.grad.clone(), cocoop.meta_net[0].weight.grad.clone()))
     for ref, got in zip(*grads):
         assert torch.allclose(ref, got, atol=1e-5)
+
+
+# class names of 1, 2 and 4 tokens: the shorter prompts are padded after EOS
+UNEVEN = ["circle", "red circle", "large dark striped cross", "blue square"]
+
+
+def _logits_and_grads(model: PromptClassifier, img: torch.Tensor) -> list[torch.Tensor]:
+    """Logits and the gradients of a fixed function of them w.r.t. the context and every Meta-Net parameter."""
+    model.learner.zero_grad()
+    logits = model.logits(img)
+    (logits * torch.arange(logits.numel()).view_as(logits).sin()).sum().backward()
+    grads = [model.learner.ctx.grad.clone(), *(p.grad.clone() for p in model.learner.meta_net.parameters())]
+    return [logits.detach(), *grads]
+
+
+@pytest.mark.parametrize(("width", "layers"), [(32, 1), (48, 3)])
+def test_shared_prefix_gives_the_full_sequences_values_and_gradients(width, layers):
+    """Prefix sharing (default) = the per-image loop over full sequences, in logits and gradients, for any chunk
+    size, with and without checkpointing, with class names of different token lengths, on two CLIP shapes."""
+    torch.manual_seed(0)
+    tok = WordTokenizer.for_shapes()
+    clip = freeze(build_mini_clip(len(tok.vocab), image_size=8, width=width, layers=layers))
+    assert supports_shared_prefix(clip)
+    learner = CoCoOpPromptLearner(clip, tok, UNEVEN, init="a photo of a")
+    with torch.no_grad():  # a Meta-Net output of the context's size, so that the shift matters
+        learner.meta_net[2].weight.normal_(0, 0.5)
+    img = F.normalize(torch.randn(7, width), dim=-1)
+    ref = _logits_and_grads(PromptClassifier(clip, learner, chunk=1, shared_prefix=False), img)
+    for chunk, checkpoint in ((0, False), (1, False), (3, False), (0, True), (3, True), (4, True)):
+        got = _logits_and_grads(PromptClassifier(clip, learner, chunk=chunk, checkpoint=checkpoint), img)
+        for a, b in zip(ref, got, strict=True):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), (chunk, checkpoint, float((a - b).abs().max()))
+    assert not torch.allclose(ref[0][0], ref[0][1])  # the images' prompts differ
+
+
+def test_shared_prefix_falls_back_where_the_structure_differs(setup, monkeypatch):
+    """A text model this does not know (a subclassed layer, another attention function, attention dropout in
+    training) keeps the full-sequence path: the shared-prefix encoder is never called and the values stay."""
+    import reprolab.cocoop.model as model_module
+
+    clip, tok = setup
+    learner = CoCoOpPromptLearner(clip, tok, UNEVEN, init="a photo of a")
+    img = F.normalize(torch.randn(3, 32), dim=-1)
+    ref = learner.conditional_text_features(clip, img, shared_prefix=False)
+    layer = clip.text_model.encoder.layers[0]
+    cls = type(layer)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("shared-prefix path taken for an unknown structure")
+
+    monkeypatch.setattr(model_module, "_normalised_shared_text", refuse)
+    layer.__class__ = type("OtherLayer", (cls,), {})
+    assert not supports_shared_prefix(clip)
+    assert torch.allclose(learner.conditional_text_features(clip, img), ref, atol=1e-6)
+    layer.__class__ = cls
+    monkeypatch.setattr(layer.self_attn.config, "_attn_implementation", "some_kernel")
+    assert not supports_shared_prefix(clip)
+    monkeypatch.setattr(layer.self_attn.config, "_attn_implementation", "eager")
+    monkeypatch.setattr(layer.self_attn, "dropout", 0.1)
+    layer.self_attn.train()
+    assert not supports_shared_prefix(clip)
+    layer.self_attn.eval()
+    assert supports_shared_prefix(clip)
 
 
 def test_class_specific_context(setup):

@@ -76,7 +76,7 @@ def test_each_seed_gets_its_own_cached_backbone_unless_shared(tmp_path, monkeypa
     assert len(list((tmp_path / "home" / "cocoop").glob("miniclip-*.pt"))) == 3  # pretrain_seed 0: one more
     quick = resolve_config(CoCoOpConfig, get_experiment("cocoop").presets, "quick")
     paper = resolve_config(CoCoOpConfig, get_experiment("cocoop").presets, "paper")
-    assert quick.backbone_per_seed and len(quick.seeds) == 10 and not paper.backbone_per_seed
+    assert quick.backbone_per_seed and len(quick.seeds) == 15 and not paper.backbone_per_seed
 
 
 def test_paper_preset_gives_coop_and_cocoop_their_own_official_recipes():

@@ -200,3 +200,60 @@ def test_paper_source_is_recorded_and_shown():
     assert verdict["paper_source"] == "recalled"
     assert paper_cell(verdict) == "62.53 (recalled)"
     assert paper_cell({"paper": 0.5, "paper_source": None}) == 0.5
+
+
+def _preset_runs(preset: str, *diffs: float) -> list[RunUnits]:
+    return [RunUnits(seed, {"a": 10.0 + d, "b": 10.0}, preset=preset) for seed, d in enumerate(diffs)]
+
+
+def test_units_needed_makes_an_underpowered_preset_inconclusive_and_says_why():
+    claim = Claim.compare("a_beats_b", "a > b", "a", ">", "b", units_needed={"quick": 5})
+    # differences 1, 2, 3 pass by the rule (lower bound 0.314 > 0), but quick needs 5 units
+    result = claim.evaluate(_preset_runs("quick", 1.0, 2.0, 3.0))
+    assert result.verdict == "inconclusive" and result.units_needed == 5
+    assert "n >= 5" in result.detail and "the rule alone gives pass" in result.detail
+    assert result.mean == 2.0 and result.ci_low == pytest.approx(2 - T95[2] / math.sqrt(3), abs=1e-5)
+    assert result.to_dict()["units_needed"] == 5
+    # enough units: the rule decides, and nothing is added to the detail
+    enough = claim.evaluate(_preset_runs("quick", 1.0, 2.0, 3.0, 2.0, 2.0))
+    assert enough.verdict == "pass" and enough.units_needed is None and "underpowered" not in enough.detail
+    # another preset (e.g. paper) is not bound by the quick miniature's noise; nor are runs without a preset
+    assert claim.evaluate(_preset_runs("paper", 1.0, 2.0, 3.0)).verdict == "pass"
+    assert claim.evaluate(_runs({"a": 11, "b": 10}, {"a": 12, "b": 10}, {"a": 13, "b": 10})).verdict == "pass"
+    # a fail is made inconclusive the same way; an inconclusive stays inconclusive
+    assert claim.evaluate(_preset_runs("quick", -1.0, -2.0, -3.0)).verdict == "inconclusive"
+    assert claim.evaluate(_preset_runs("quick", 1.0, -1.0, 1.0)).verdict == "inconclusive"
+
+
+def test_units_needed_is_declared_per_preset_and_not_for_checks():
+    claim = Claim.derived("d", "x > 0", lambda m: m["x"], ">", 0.0, requires=["x"], units_needed={"quick": 8})
+    assert claim.describe()["units_needed"] == {"quick": 8}
+    with pytest.raises(ValueError, match="units_needed"):
+        Claim.compare("c", "a > b", "a", ">", "b", units_needed={"quick": 1})
+    with pytest.raises(ValueError, match="structural"):
+        Claim("s", "fact", ("x",), kind="structural", check_fn=lambda m: (True, 1.0, ""), units_needed=(("q", 4),))
+    # results.json carries the preset, so a re-rendered or aggregated run is judged the same way
+    run = RunUnits.from_results({"seed": 3, "preset": "quick", "metrics": {"a": 1.0}})
+    assert run.preset == "quick" and run.seed == 3
+
+
+def test_with_units_needed_sets_the_preset_and_refuses_unknown_ids():
+    from reprolab.core.claims import with_units_needed
+
+    claims = (Claim.compare("a", "a > b", "a", ">", "b"), Claim.compare("c", "c > b", "c", ">", "b"))
+    out = with_units_needed(claims, "quick", {"a": 12})
+    assert out[0].units_needed == (("quick", 12),) and out[1].units_needed == ()
+    assert with_units_needed(out, "paper", {"a": 3})[0].units_needed == (("paper", 3), ("quick", 12))
+    with pytest.raises(ValueError, match="unknown claim"):
+        with_units_needed(claims, "quick", {"typo": 5})
+
+
+def test_report_marks_underpowered_claims_in_the_table_and_the_totals():
+    from reprolab.core.report import _verdict_cell, totals_text
+
+    claim = Claim.compare("a_beats_b", "a > b", "a", ">", "b", units_needed={"quick": 5})
+    result = claim.evaluate(_preset_runs("quick", 1.0, 2.0, 3.0)).to_dict()
+    assert _verdict_cell(result) == "INCONCLUSIVE (needs n ≥ 5)"
+    assert "1 inconclusive (1 of the inconclusive need more units than this preset runs)" in totals_text([result], [])
+    decided = claim.evaluate(_preset_runs("paper", 1.0, 2.0, 3.0)).to_dict()
+    assert _verdict_cell(decided) == "PASS" and "need more units" not in totals_text([decided], [])

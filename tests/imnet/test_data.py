@@ -179,3 +179,14 @@ def test_shared_binvox_samples(real_data, tmp_path):
         assert np.array_equal(read_binvox(copy), grid)
         original = (folder / f"{name}.binvox").read_bytes()
         assert copy.read_bytes().split(b"data\n", 1)[1] == original.split(b"data\n", 1)[1]
+
+
+def test_hdf5_declaring_a_huge_shape_is_refused_before_reading(tmp_path):
+    import h5py
+
+    path = tmp_path / "huge.hdf5"
+    with h5py.File(path, "w") as handle:  # a few KB on disk: chunks never written read as the fill value
+        handle.create_dataset("voxels", shape=(10**6, 64, 64, 64), dtype="uint8", chunks=(1, 64, 64, 64))
+    assert path.stat().st_size < 10**6
+    with pytest.raises(DataError, match=r"huge.hdf5: 'voxels' declares shape \(1000000, 64, 64, 64\)"):
+        read_imnet_hdf5(path)

@@ -37,10 +37,17 @@ def trained_small() -> MaxKTransformer:
 # 3. counting: a group is correct when that value is < 0 (no rounding slack), and c copies of any certified non-max
 #    tokens count ``comb(n - 1, c) * |certified|^c`` sequences.
 #
+# ``before_fix=True`` reproduces the counting as it was before the official commit bd79dde ("Fix cubic proof",
+# 2024-07-30, after the paper's first arXiv version): the attention paid to the non-max tokens was set to the query's
+# attention (0 when the query is the max) instead of their own. That counting is not a proof (test_fidelity), and on
+# our trained Max-of-4 models it gives the recalled paper value (docs/notes/maxk_proofs.md, the cubic gap).
+#
 # Everything runs in float64 on our path products (EQKE already divided by sqrt(d_head)).
 
 
-def _attention(EQKE: torch.Tensor, pos: torch.Tensor, pos_q: float, q: int, m: int, k: int, c: int):
+def _attention(
+    EQKE: torch.Tensor, pos: torch.Tensor, pos_q: float, q: int, m: int, k: int, c: int, before_fix: bool = False
+):
     """(a_max, a_nonmax, a_query) for both extreme orderings, shape [2, 3]."""
     n_keys = pos.numel()
     n_max = n_keys - c
@@ -56,11 +63,13 @@ def _attention(EQKE: torch.Tensor, pos: torch.Tensor, pos_q: float, q: int, m: i
         out[row, 0] = float(attn[:n_max].sum()) + (a_query if q == m else 0.0)
         out[row, 1] = float(attn[n_max:n_keys].sum())
         out[row, 2] = 0.0 if q == m else a_query
+        if before_fix:  # the pre-bd79dde assignment: non-max attention := the query's attention
+            out[row, 1] = out[row, 2]
     return out
 
 
-def official_cubic_count(model: MaxKTransformer) -> int:
-    """Number of inputs the official cubic proof certifies on ``model``."""
+def official_cubic_count(model: MaxKTransformer, before_fix: bool = False) -> int:
+    """Number of inputs the official cubic proof certifies on ``model`` (``before_fix``: its pre-bd79dde form)."""
     paths = model.path_products()
     EQKE, EQKP, EVOU, PVOU, EU = paths.EQKE, paths.EQKP, paths.EVOU, paths.PVOU, paths.EU
     V, n = EQKE.shape[0], EQKP.shape[1]
@@ -87,7 +96,7 @@ def official_cubic_count(model: MaxKTransformer) -> int:
                     continue
                 ok = 0
                 for k in range(m):
-                    attn = _attention(EQKE, pos_sorted[q], float(EQKP[q, -1]), q, m, k, c)
+                    attn = _attention(EQKE, pos_sorted[q], float(EQKP[q, -1]), q, m, k, c, before_fix)
                     w = attn[:, 0] * epvou_pess[m] + attn[:, 2] * epvou_pess[q] + attn[:, 1] * epvou_pess[k]
                     ok += int(float(eu_pess[q] + w.max()) < 0)
                 certified += math.comb(n - 1, c) * ok**c

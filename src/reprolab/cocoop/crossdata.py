@@ -120,7 +120,7 @@ def cross_dataset(
     for method in ("coop", "cocoop"):
         torch.manual_seed(ctx.seed_for("xd", method, seed))
         learner = _make_learner(method, config, clip, tok, task.names, ctx.generator("xd", method, "init", seed))
-        model = PromptClassifier(clip, learner, config.text_chunk)
+        model = PromptClassifier(clip, learner, config.text_chunk, shared_prefix=config.shared_prefix)
         gen = ctx.generator("xd", method, "train", seed)
         out[f"{method}_ctx_shift"] = fit_learner(model, config, method, task.train_x.to(dev), task.train_y.to(dev), gen)
         out[f"{method}_trainable_params"] = float(model.trainable_parameters())

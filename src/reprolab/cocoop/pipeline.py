@@ -174,7 +174,8 @@ def save_learner(
         backbone = {"mini_clip": {k: getattr(config, k) for k in keys} | {"cache": cache, "fingerprint": digest,
                                                                             "folders": folders}}
     kwargs = {"method": method, "classnames": list(classnames), "n_ctx": config.n_ctx, "ctx_init": config.ctx_init,
-              "class_specific": config.class_specific, "chunk": config.text_chunk, "backbone": backbone}
+              "class_specific": config.class_specific, "chunk": config.text_chunk, "backbone": backbone,
+              "shared_prefix": config.shared_prefix}
     ctx.save_model(name, model, build=saved_prompt_classifier, kwargs=kwargs, meta=meta, frozen=("clip.",))
 
 
@@ -215,7 +216,7 @@ def base_to_new(
     for method in ("coop", "cocoop"):
         torch.manual_seed(ctx.seed_for(method, seed, shots))
         learner = _make_learner(method, config, clip, tok, base_names, ctx.generator(method, "init", seed))
-        model = PromptClassifier(clip, learner, config.text_chunk)
+        model = PromptClassifier(clip, learner, config.text_chunk, shared_prefix=config.shared_prefix)
         out[f"{method}_ctx_shift"] = fit_learner(
             model, config, method, train_x, train_y, ctx.generator(method, "train", seed, shots)
         )
@@ -360,7 +361,7 @@ def _transfer(method: str, config: CoCoOpConfig, clip: Any, tok: Any, learner: A
     target = _make_learner(method, config, clip, tok, names, torch.Generator().manual_seed(0))
     state = {k: v for k, v in learner.state_dict().items()}
     target.load_state_dict(state)
-    return PromptClassifier(clip, target.eval(), config.text_chunk)
+    return PromptClassifier(clip, target.eval(), config.text_chunk, shared_prefix=config.shared_prefix)
 
 
 GAPS = {

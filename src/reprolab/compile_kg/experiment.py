@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reprolab.core.claims import Claim
+from reprolab.core.claims import Claim, with_units_needed
 from reprolab.core.config import MAX_SEED, ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
@@ -269,6 +269,13 @@ CLAIMS = (
     ),
     *(claim for name in GRAIL_DATASETS for claim in _split_claims(name)),
 )
+# Units the quick miniature needs for a verdict that a rerun repeats (issue 18), from the pooled per-unit
+# noise of two quick runs (benchmarks/verdict_stability.py --power; docs/compile_kg.md#units-needed-at-quick):
+# with fewer units these claims are inconclusive at quick, whatever their bounds say.
+QUICK_UNITS_NEEDED = {
+    "compile_direction_aware_under_paper_training": 20,
+}
+CLAIMS = with_units_needed(CLAIMS, "quick", QUICK_UNITS_NEEDED)
 
 
 def _grail_info(name: str) -> DatasetInfo:

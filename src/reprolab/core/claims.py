@@ -26,6 +26,16 @@ A claim is **not evaluated** (never passed) when its metrics are absent (a real-
 dataset), when the run did not complete the paper's protocol (``complete=`` names a metric the run sets to
 1 when it did), or when it has fewer units than the protocol needs (``min_units=``).
 
+**Underpowered presets** (``units_needed={"quick": n}``). A rule with a fixed confidence level still gives
+different verdicts on two runs of the same design when the true effect lies within about two standard errors
+of the margin: each run's bound lands on either side. Such a verdict is a coin that a machine's rounding flips
+(issue 18). For a preset whose per-unit noise was measured (``benchmarks/verdict_stability.py --power``, from
+two runs of that preset), ``units_needed`` states the units beyond which a rerun repeats the verdict with
+probability >= 95 % under that noise; a run of that preset with fewer units is **inconclusive** whatever its
+bounds say, and its detail names the units needed and what the rule alone gave. Mean and bounds are still
+reported. The number is declared before the run, in the claim, from earlier runs: it never looks at the run
+being decided, and it never turns an inconclusive verdict into a decision.
+
 Example::
 
     Claim.compare("demi_beats_infonce", "DEMI estimate > InfoNCE estimate at true MI 20 nats",
@@ -53,6 +63,7 @@ __all__ = [
     "evaluate_claims",
     "mean_bounds",
     "verdict_totals",
+    "with_units_needed",
 ]
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -110,11 +121,15 @@ class RunUnits:
     seed: int
     metrics: Mapping[str, float | None]
     units: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    preset: str = ""  # the preset the run resolved (a claim's ``units_needed`` is stated per preset)
 
     @classmethod
     def from_results(cls, results: Mapping[str, Any]) -> RunUnits:
         """From a ``results.json`` dict."""
-        return cls(int(results.get("seed", 0)), results.get("metrics", {}), results.get("units") or {})
+        return cls(
+            int(results.get("seed", 0)), results.get("metrics", {}), results.get("units") or {},
+            str(results.get("preset") or ""),
+        )  # fmt: skip
 
 
 def _value(metrics: Mapping[str, float | None], name: str) -> float:
@@ -143,6 +158,7 @@ class ClaimResult:
     unit_ids: tuple[str, ...] = ()
     ours_low: float | None = None
     ours_high: float | None = None
+    units_needed: int | None = None  # set when the preset is underpowered for this claim (verdict inconclusive)
 
     @property
     def passed(self) -> bool:
@@ -168,6 +184,7 @@ class ClaimResult:
             "rule": CONFIDENCE_RULE if self.kind != "structural" else "every unit passes",
             "values": [_finite_or_none(v) for v in self.values],
             "unit_ids": list(self.unit_ids),
+            "units_needed": self.units_needed,
         }
 
 
@@ -196,6 +213,8 @@ class Claim:
     paper_source: str | None = None  # "read" or "recalled" (unverified); None: not stated
     min_units: int = 0
     complete: str | None = None  # a metric the run sets to 1 when the paper protocol ran in full
+    # (preset, units) pairs: below that many units a run of the preset is inconclusive (module docstring)
+    units_needed: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.paper_source is not None and self.paper_source not in PAPER_SOURCES:
@@ -211,6 +230,10 @@ class Claim:
             raise ValueError(f"claim {self.id!r}: give exactly one of statistic (compare/derived) or check")
         if self.check_fn is not None and self.kind != "structural":
             raise ValueError(f"claim {self.id!r}: a check function decides structural claims only")
+        if self.units_needed and self.kind == "structural":
+            raise ValueError(f"claim {self.id!r}: a structural check is deterministic; units_needed is for empirical")
+        if any(int(n) < 2 for _, n in self.units_needed):
+            raise ValueError(f"claim {self.id!r}: units_needed must be >= 2 per preset, got {dict(self.units_needed)}")
 
     # -- constructors ---------------------------------------------------------------------------------
     @classmethod
@@ -228,6 +251,7 @@ class Claim:
         kind: str = "empirical",
         min_units: int = 0,
         complete: str | None = None,
+        units_needed: Mapping[str, int] | None = None,
     ) -> Claim:
         """``metric op reference + margin``, decided on ``d = metric - reference`` per unit."""
         requires = (metric,) + ((reference,) if isinstance(reference, str) else ())
@@ -247,6 +271,7 @@ class Claim:
         return cls(
             id, description, requires, statistic=statistic, op=op, margin=float(margin), kind=kind, shown=metric,
             subject=subject, paper=paper, paper_source=paper_source, min_units=min_units, complete=complete,
+            units_needed=_pairs(units_needed),
         )  # fmt: skip
 
     @classmethod
@@ -265,6 +290,7 @@ class Claim:
         kind: str = "empirical",
         min_units: int = 0,
         complete: str | None = None,
+        units_needed: Mapping[str, int] | None = None,
     ) -> Claim:
         """``value(metrics) op threshold`` per unit (a quantity derived from several metrics)."""
         threshold = float(threshold)
@@ -276,7 +302,7 @@ class Claim:
         return cls(
             id, description, tuple(requires), statistic=statistic, op=op, kind=kind, shown=shown,
             subject=f"{name} - {threshold:.4g}", paper=paper, paper_source=paper_source, min_units=min_units,
-            complete=complete,
+            complete=complete, units_needed=_pairs(units_needed),
         )  # fmt: skip
 
     @classmethod
@@ -335,12 +361,29 @@ class Claim:
         finite = [v for v in values if math.isfinite(v)]
         mean, low, high = mean_bounds(finite)
         verdict = decide(self.op, low, high, self.margin) if finite else "inconclusive"
+        detail = self._detail(values, mean, low, high)
+        needed = self.needed_for(runs)
+        if needed is not None and len(finite) < needed:
+            preset = runs[0].preset
+            detail += (
+                f"; preset {preset} is underpowered for this claim: its measured noise needs n >= {needed} units for"
+                f" a verdict that a rerun repeats, so inconclusive (the rule alone gives {verdict})"
+            )
+            verdict = "inconclusive"
+        else:
+            needed = None
         ours, ours_low, ours_high = self._ours(units)
         return ClaimResult(
-            self.id, self.description, self.kind, verdict, ours, self.paper,
-            self._detail(values, mean, low, high), self.paper_source, len(finite), mean, low, high,
-            tuple(values), ids, ours_low, ours_high,
+            self.id, self.description, self.kind, verdict, ours, self.paper, detail, self.paper_source,
+            len(finite), mean, low, high, tuple(values), ids, ours_low, ours_high, needed,
         )  # fmt: skip
+
+    def needed_for(self, runs: Sequence[RunUnits]) -> int | None:
+        """The units this claim needs on ``runs``' preset (None: not stated, or the runs mix presets)."""
+        presets = {run.preset for run in runs}
+        if len(presets) != 1:
+            return None
+        return dict(self.units_needed).get(presets.pop())
 
     def _ours(self, units: Sequence[tuple[str, Mapping[str, float | None]]]) -> tuple[float, float, float]:
         """Mean and two-sided 95 % interval of the shown metric over the units."""
@@ -404,6 +447,7 @@ class Claim:
             "paper_source": self.paper_source,
             "min_units": self.min_units,
             "complete": self.complete,
+            "units_needed": dict(self.units_needed),
         }
 
 
@@ -424,6 +468,25 @@ def evaluate_claims(
     return verdicts, skipped
 
 
+def with_units_needed(claims: Sequence[Claim], preset: str, needed: Mapping[str, int]) -> tuple[Claim, ...]:
+    """``claims`` with ``units_needed[preset]`` set from ``needed`` (claim id -> units, from the power table of
+    ``benchmarks/verdict_stability.py --power``); an id that names no claim is refused, so a renamed claim cannot
+    silently lose its requirement."""
+    from dataclasses import replace
+
+    unknown = sorted(set(needed) - {claim.id for claim in claims})
+    if unknown:
+        raise ValueError(f"units_needed for unknown claim(s): {', '.join(unknown)}")
+    out = []
+    for claim in claims:
+        if claim.id in needed:
+            merged = {**dict(claim.units_needed), preset: int(needed[claim.id])}
+            claim = replace(claim, units_needed=_pairs(merged))
+            claim.__post_init__()  # validate the new requirement like a declared one
+        out.append(claim)
+    return tuple(out)
+
+
 def verdict_totals(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts for reports: the paper's empirical claims, structural checks and extensions, each apart."""
     totals: dict[str, dict[str, int]] = {kind: dict.fromkeys(VERDICTS, 0) for kind in CLAIM_KINDS}
@@ -439,6 +502,11 @@ def verdict_totals(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mappin
 def claim_verdict(claim: Mapping[str, Any]) -> str:
     """A claim dict's verdict (results written before verdicts existed hold only ``passed``)."""
     return str(claim.get("verdict") or ("pass" if claim.get("passed") else "fail"))
+
+
+def _pairs(mapping: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    """A per-preset mapping as sorted pairs (claims are frozen and hashable)."""
+    return tuple(sorted((str(k), int(v)) for k, v in (mapping or {}).items()))
 
 
 def _fmt(value: float) -> str:

@@ -149,7 +149,8 @@ def render_show(experiment: Any, preset: str | None = None) -> str:
     lines += ["", "claims:"]
     for claim in experiment.claims:
         paper = f" (paper {claim.paper:g}, {claim.paper_source or 'source not stated'})" if claim.paper else ""
-        lines.append(f"  [{claim.kind}] {claim.id}: {claim.description}{paper}")
+        needed = "".join(f" [needs n >= {n} at {preset}]" for preset, n in claim.units_needed)
+        lines.append(f"  [{claim.kind}] {claim.id}: {claim.description}{paper}{needed}")
     lines += ["", "datasets:"]
     for info in experiment.datasets:
         where = "embedded" if info.embedded else f"real, under $REPROLAB_DATA/{info.subdir}"

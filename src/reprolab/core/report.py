@@ -49,7 +49,9 @@ def _ours_cell(claim: Mapping[str, Any]) -> Any:
 
 
 def _verdict_cell(claim: Mapping[str, Any]) -> str:
-    return claim_verdict(claim).upper()
+    cell = claim_verdict(claim).upper()
+    needed = claim.get("units_needed")
+    return f"{cell} (needs n ≥ {needed})" if needed else cell
 
 
 def totals_text(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> str:
@@ -62,6 +64,9 @@ def totals_text(claims: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         if sum(counts.values()) == 0:
             continue
         shown = ", ".join(f"{counts[v]} {v}" for v in ("pass", "fail", "inconclusive", "not evaluated") if counts[v])
+        underpowered = sum(1 for c in claims if c.get("kind", "empirical") == kind and c.get("units_needed"))
+        if underpowered:
+            shown += f" ({underpowered} of the inconclusive need more units than this preset runs)"
         parts.append(f"{label}: {shown}.")
     return " ".join(parts) or "No claims."
 
@@ -168,7 +173,9 @@ def _settings_line(preset: Any, overrides: Mapping[str, Any] | None, perturb: An
 _RULE_TEXT = (
     "Empirical claims are decided over units (seeds, or folds x seeds): PASS when the one-sided 95% Student-t "
     "lower bound of the mean difference clears the margin, FAIL when the upper bound falls short, otherwise "
-    "INCONCLUSIVE; one unit is always inconclusive. Checks are structural facts, the same on every unit."
+    "INCONCLUSIVE; one unit is always inconclusive. A claim marked (needs n ≥ N) is INCONCLUSIVE because its measured "
+    "noise at this preset needs N units for a verdict that a rerun repeats (the detail gives what the rule alone "
+    "says). Checks are structural facts, the same on every unit."
 )
 
 

@@ -398,7 +398,7 @@ def _assemble_results(
     metrics: dict[str, float | None],
     ctx: RunContext,
 ) -> dict[str, Any]:
-    verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits(seed, metrics, ctx.units)])
+    verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits(seed, metrics, ctx.units, preset)])
     return {
         "method": experiment.name,
         "preset": preset,

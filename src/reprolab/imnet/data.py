@@ -12,6 +12,7 @@ neighbourhood holds both values), then uniformly from the rest. The HDF5 layout 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,7 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
     with handle:
         if "voxels" not in handle:
             raise DataError(f"{path}: dataset 'voxels' missing; found {sorted(handle.keys())}")
+        _check_declared_size(path, handle, "voxels")
         voxels = np.asarray(handle["voxels"])
         if voxels.ndim == 5 and voxels.shape[-1] == 1:
             voxels = voxels[..., 0]
@@ -338,6 +340,8 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
             for key in (pk, vk):
                 if key not in handle:
                     raise DataError(f"{path}: dataset {key!r} missing; found {sorted(handle.keys())}")
+            _check_declared_size(path, handle, pk)
+            _check_declared_size(path, handle, vk)
             points, values = np.asarray(handle[pk]), np.asarray(handle[vk])
             check_finite(points, path, repr(pk))
             check_finite(values, path, repr(vk))
@@ -348,6 +352,27 @@ def read_imnet_hdf5(path: str | Path, resolutions: list[int] | None = None) -> t
             sets.append(PointValueSet(res, points_from_grid256(points), values.astype(np.float32)))
         labels, categories = _read_labels(path, handle, n)
     return ShapeSet((voxels > 0).astype(np.uint8), labels, categories), sets
+
+
+def _memory_limit_bytes() -> int:
+    """Half the machine's physical memory: a dataset larger than that cannot be read into RAM usefully."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX: a fixed 8 GiB
+        return 8 * 2**30
+
+
+def _check_declared_size(path: Path, handle: Any, key: str) -> None:
+    """Refuse, before reading, a dataset whose declared shape would not fit in memory (a compressed or sparse HDF5
+    file can declare terabytes in a few kilobytes: reading it would end in an out-of-memory kill, not a message)."""
+    dataset = handle[key]
+    size = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
+    limit = _memory_limit_bytes()
+    if size > limit:
+        raise DataError(
+            f"{path}: {key!r} declares shape {tuple(dataset.shape)} ({size / 2**30:.1f} GiB), more than half of this "
+            f"machine's memory ({limit / 2**30:.1f} GiB); split the file"
+        )
 
 
 MAX_LABELS = 4096  # ShapeNet has 55 categories; a label of 1e12 would build a tuple of 1e12 names

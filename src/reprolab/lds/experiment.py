@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reprolab.core.claims import Claim
+from reprolab.core.claims import Claim, with_units_needed
 from reprolab.core.config import ConfigError, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.registry import Experiment, Paper, register
@@ -208,6 +208,16 @@ def _graph_claims() -> list[Claim]:
 
 
 CLAIMS = (*_table_claims(), *_graph_claims())
+# Units the quick miniature needs for a verdict that a rerun repeats (issue 18), from the pooled per-unit
+# noise of two quick runs (benchmarks/verdict_stability.py --power; docs/lds.md#units-needed-at-quick):
+# with fewer units these claims are inconclusive at quick, whatever their bounds say.
+QUICK_UNITS_NEEDED = {
+    "knn_lds_beats_knn_gcn_wine": 38,
+    "knn_lds_beats_graph_free_wine": 19,
+    "knn_lds_beats_knn_gcn_cancer": 174,
+    "knn_lds_beats_graph_free_cancer": 31,
+}
+CLAIMS = with_units_needed(CLAIMS, "quick", QUICK_UNITS_NEEDED)
 
 EXPERIMENT = register(
     Experiment(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reprolab.core.claims import Claim
+from reprolab.core.claims import Claim, with_units_needed
 from reprolab.core.config import MAX_SEED, bounded
 from reprolab.core.data import DatasetInfo
 from reprolab.core.errors import ConfigError
@@ -309,6 +309,13 @@ CLAIMS = (
         paper_source="read",
     ),
 )
+# Units the quick miniature needs for a verdict that a rerun repeats (issue 18), from the pooled per-unit
+# noise of two quick runs (benchmarks/verdict_stability.py --power; docs/ras.md#units-needed-at-quick):
+# with fewer units these claims are inconclusive at quick, whatever their bounds say.
+QUICK_UNITS_NEEDED = {
+    "reverse_attention_improves_max_f": 27,
+}
+CLAIMS = with_units_needed(CLAIMS, "quick", QUICK_UNITS_NEEDED)
 
 EXPERIMENT = register(
     Experiment(
