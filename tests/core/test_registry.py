@@ -60,3 +60,21 @@ def test_an_experiment_without_paper_preset_is_refused():
             presets={"quick": {}},
             run=lambda config, ctx: {},
         )
+
+
+def test_paper_metrics_may_depend_on_the_config():
+    """A function of the resolved config gives each setting only the paper numbers stated for it."""
+    common = {"paper": Paper("t", "a", "v", 2020), "description": "", "config_cls": dict,
+              "presets": {"quick": {}, "paper": {}}, "run": lambda config, ctx: {}}  # fmt: skip
+    fixed = Experiment(name="x", paper_metrics={"acc": 0.9}, **common)
+    assert fixed.paper_metrics_for({"k": 5}) == {"acc": 0.9} and fixed.paper_sources_for({"acc": 0.9}) == {}
+    by_k = Experiment(
+        name="y",
+        paper_metrics=lambda config: {"acc": 0.9} if config["k"] == 4 else {},
+        paper_sources={"acc": "recalled"},
+        **common,
+    )
+    assert by_k.paper_metrics_for({"k": 4}) == {"acc": 0.9} and by_k.paper_metrics_for({"k": 5}) == {}
+    assert by_k.paper_sources_for({"acc": 0.9}) == {"acc": "recalled"}
+    with pytest.raises(ValueError, match="paper_sources"):
+        Experiment(name="z", paper_sources={"acc": "guessed"}, **common)

@@ -96,6 +96,41 @@ def test_paper_preset_resolves():
     assert config.n_seeds == 151 and config.steps == 3000 and config.batch_size == 128 and config.lr == 1e-3
 
 
+def test_paper_column_follows_k(tmp_path, monkeypatch):
+    """k5 / k10 reports show no paper number (the paper's Table 1 is Max-of-4), quick shows Table 1 with its
+    source; in the run report, the reproduce report and a rebuilt report. The run is a stub: no training."""
+    import dataclasses
+
+    from reprolab.core import registry
+    from reprolab.core.runner import rebuild_report, reproduce, run_experiment
+
+    experiment = get_experiment("maxk_proofs")
+    for preset in ("quick", "k5", "k10", "paper"):
+        config = resolve_config(experiment.config_cls, experiment.presets, preset)
+        paper = experiment.paper_metrics_for(config)
+        if config.n_ctx == 4:
+            assert paper["bound_mean_cubic"] == 0.9845 and paper["unexplained_dim_cubic"] == 3 * 64**2 + 2 * 4 * 64
+            assert experiment.paper_sources_for(paper)["bound_mean_cubic"] == "recalled"
+        else:
+            assert paper == {}, preset
+    small = resolve_config(experiment.config_cls, experiment.presets, "quick", {"d_vocab": 8})
+    assert experiment.paper_metrics_for(small) == {}  # Table 1 is for d_vocab 64 only
+
+    stub = dataclasses.replace(experiment, run=lambda config, ctx: {"bound_mean_cubic": 0.5})
+    monkeypatch.setitem(registry._REGISTRY, "maxk_proofs", stub)
+    for preset, cell in (("quick", "0.9845 (recalled)"), ("k5", "—")):
+        out = tmp_path / preset
+        results = run_experiment("maxk_proofs", preset, out=out / "run")
+        assert (results["paper_metrics"] == {}) == (preset == "k5")
+        assert f"| bound_mean_cubic | 0.5 | {cell} |" in (out / "run" / "report.md").read_text()
+        (out / "run" / "report.md").unlink()
+        rebuild_report(out / "run")
+        assert f"| bound_mean_cubic | 0.5 | {cell} |" in (out / "run" / "report.md").read_text()
+        summary = reproduce(["maxk_proofs"], preset=preset, seeds=1, out=out / "reproduce")
+        assert (summary["methods"][0]["paper_metrics"] == {}) == (preset == "k5")
+        assert f"| bound_mean_cubic | 0.5 | {cell} |" in (out / "reproduce" / "report.md").read_text()
+
+
 def test_default_training_solves_max_of_4():
     """The paper's config (d_vocab 64, K=4, AdamW 1e-3, batch 128, 3000 steps) reaches > 99% on all inputs."""
     model = MaxKTransformer()

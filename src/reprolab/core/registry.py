@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reprolab.core.claims import Claim
+from reprolab.core.claims import PAPER_SOURCES, Claim
 from reprolab.core.config import config_to_dict
 from reprolab.core.data import DatasetInfo, register_dataset
 from reprolab.core.errors import ConfigError
@@ -45,8 +45,12 @@ class Experiment:
 
     ``run(config, ctx)`` trains/evaluates and returns a flat ``{metric: number}`` dict; the core writes
     ``results.json``, evaluates ``claims`` on those metrics and renders the report. ``paper_metrics``
-    maps metric names to the paper's own numbers for the side-by-side table; ``summary_metrics`` lists
-    the metrics shown in the ``reproduce`` summary (all metrics when empty).
+    maps metric names to the paper's own numbers for the side-by-side table, or is a function of the run's
+    resolved config returning that mapping (when the paper's numbers hold for one setting only, e.g. one
+    sequence length: a run of another setting then shows only the numbers the paper gives for it);
+    ``paper_sources`` optionally says, per metric name, whether its paper number was ``"read"`` or
+    ``"recalled"`` (shown beside it). ``summary_metrics`` lists the metrics shown in the ``reproduce`` summary
+    (all metrics when empty).
     """
 
     name: str
@@ -57,7 +61,8 @@ class Experiment:
     run: Callable[[Any, RunContext], Mapping[str, float]]
     claims: tuple[Claim, ...] = ()
     datasets: tuple[DatasetInfo, ...] = ()
-    paper_metrics: Mapping[str, float] = field(default_factory=dict)
+    paper_metrics: Mapping[str, float] | Callable[[Any], Mapping[str, float]] = field(default_factory=dict)
+    paper_sources: Mapping[str, str] = field(default_factory=dict)
     summary_metrics: tuple[str, ...] = ()
     seeds: Mapping[str, int] = field(default_factory=dict)
 
@@ -68,10 +73,22 @@ class Experiment:
         for preset, count in self.seeds.items():
             if preset not in self.presets or int(count) < 1:
                 raise ValueError(f"experiment {self.name!r}: seeds[{preset!r}] must name a preset and be >= 1")
+        for metric, source in self.paper_sources.items():
+            if source not in PAPER_SOURCES:
+                raise ValueError(f"experiment {self.name!r}: paper_sources[{metric!r}] must be one of {PAPER_SOURCES}")
 
     def seeds_for(self, preset: str) -> int:
         """How many seeds (units) ``reprolab reproduce`` runs for ``preset``: what the method states, else 1."""
         return int(self.seeds.get(preset, 1))
+
+    def paper_metrics_for(self, config: Any) -> dict[str, float]:
+        """The paper's numbers for a run of ``config`` (the method's resolved config dataclass)."""
+        metrics = self.paper_metrics(config) if callable(self.paper_metrics) else self.paper_metrics
+        return dict(metrics)
+
+    def paper_sources_for(self, paper_metrics: Mapping[str, float]) -> dict[str, str]:
+        """The stated source of each of ``paper_metrics`` (those without one are left out)."""
+        return {name: self.paper_sources[name] for name in paper_metrics if name in self.paper_sources}
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly description, used by ``reprolab list --json``."""

@@ -96,6 +96,14 @@ def paper_cell(claim: Mapping[str, Any]) -> Any:
     return f"{format_number(paper)} ({source})"
 
 
+def paper_metric_cell(entry: Mapping[str, Any], name: str) -> Any:
+    """The paper's number for metric ``name`` of a run's results or a summary's method entry, with "(recalled)" or
+    "(read)" when the method states its source."""
+    return paper_cell(
+        {"paper": entry.get("paper_metrics", {}).get(name), "paper_source": entry.get("paper_sources", {}).get(name)}
+    )
+
+
 def _claims_table(claims: Sequence[Mapping[str, Any]], *, detail: bool = True) -> str:
     rows = [
         [
@@ -146,8 +154,8 @@ def render_run_report(results: Mapping[str, Any], run_dir: str | Path) -> str:
         lines += [_claims_table(claims), ""]
     lines += _not_evaluated_lines(skipped)
     lines += ["", "## Metrics", ""]
-    paper_metrics = results.get("paper_metrics", {})
-    metric_rows = [[name, value, paper_metrics.get(name)] for name, value in results.get("metrics", {}).items()]
+    metrics = results.get("metrics", {})
+    metric_rows = [[name, value, paper_metric_cell(results, name)] for name, value in metrics.items()]
     lines += [markdown_table(["metric", "ours", "paper"], metric_rows), ""]
     for table in results.get("tables", []):
         lines += [f"### {table['title']}", "", markdown_table(table["columns"], table["rows"]), ""]
@@ -223,7 +231,7 @@ def render_reproduce_report(summary: Mapping[str, Any], out_dir: str | Path) -> 
             "",
         ]
         shown = _headline_metrics(method)
-        rows = [[name, _pm(method["metrics"][name]), method["paper_metrics"].get(name)] for name in shown]
+        rows = [[name, _pm(method["metrics"][name]), paper_metric_cell(method, name)] for name in shown]
         lines += [markdown_table(["metric", "ours (mean ± std)", "paper"], rows), ""]
         if len(shown) < len(method["metrics"]):
             lines += [f"Headline metrics only; all {len(method['metrics'])} are in each run's report.md.", ""]

@@ -4,7 +4,8 @@
 
     method, preset, seed, config, metrics {name: number|null}, claims [{id, description, passed, ours,
     paper, paper_source, detail}], runtime_s, cpu_s, versions {python, torch, reprolab, numpy}
-    # also: device, paper {citation,...}, paper_metrics, claims_not_evaluated, tables, notes, fingerprint
+    # also: device, paper {citation,...}, paper_metrics (for the run's config), paper_sources (when stated),
+    # claims_not_evaluated, tables, notes, fingerprint
 """
 
 from __future__ import annotations
@@ -381,7 +382,8 @@ def _run_locked(
                 raise
             raise friendly from err
     ctx.close_tensorboard()
-    results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx)
+    paper_metrics = experiment.paper_metrics_for(config)
+    results = _assemble_results(experiment, preset, seed, config_dict, metrics, ctx, paper_metrics)
     results["overrides"] = _plain_overrides(overrides)
     if perturb:
         results["perturb"] = perturb
@@ -397,6 +399,7 @@ def _assemble_results(
     config_dict: dict[str, Any],
     metrics: dict[str, float | None],
     ctx: RunContext,
+    paper_metrics: Mapping[str, float],
 ) -> dict[str, Any]:
     verdicts, skipped = evaluate_claims(experiment.claims, [RunUnits(seed, metrics, ctx.units, preset)])
     return {
@@ -419,10 +422,27 @@ def _assemble_results(
             "citation": experiment.paper.cite(),
             "url": experiment.paper.url,
         },
-        "paper_metrics": dict(experiment.paper_metrics),
+        **_paper_numbers(experiment, paper_metrics),  # the paper's numbers for this run's config
         "tables": ctx.tables,
         "notes": ctx.notes,
     }
+
+
+def _paper_numbers(experiment: Experiment, paper_metrics: Mapping[str, float]) -> dict[str, Any]:
+    """``paper_metrics`` of a run's or a summary's entry, with ``paper_sources`` only where the method states any."""
+    sources = experiment.paper_sources_for(paper_metrics)
+    return {"paper_metrics": dict(paper_metrics), **({"paper_sources": sources} if sources else {})}
+
+
+def _config_paper_metrics(experiment: Experiment, config_dict: Mapping[str, Any], source: str) -> dict[str, float]:
+    """The paper's numbers for a finished run's config (a config that no longer reads gets none: never another
+    setting's numbers)."""
+    if not callable(experiment.paper_metrics):
+        return dict(experiment.paper_metrics)
+    try:
+        return experiment.paper_metrics_for(config_from_dict(experiment.config_cls, config_dict, source=source))
+    except ConfigError:
+        return {}
 
 
 def rebuild_report(run_dir: str | Path) -> Path:
@@ -453,7 +473,9 @@ def rebuild_report(run_dir: str | Path) -> Path:
         results["claims_not_evaluated"] = skipped
         results["totals"] = verdict_totals(results["claims"], skipped)
         # keep the config readable as the method's dataclass (validates an edited config.yaml)
-        config_from_dict(experiment.config_cls, results.get("config", {}), source=str(results_path))
+        config = config_from_dict(experiment.config_cls, results.get("config", {}), source=str(results_path))
+        results.pop("paper_sources", None)
+        results.update(_paper_numbers(experiment, experiment.paper_metrics_for(config)))
     results.setdefault("versions", {})
     report_path = run_dir / "report.md"
     atomic_write_text(report_path, render_run_report(results, run_dir))
@@ -570,7 +592,9 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
     entry.update(
         {
             "metrics": stats,
-            "paper_metrics": dict(experiment.paper_metrics),
+            **_paper_numbers(
+                experiment, _config_paper_metrics(experiment, per_seed[0].get("config", {}), run_dirs[0])
+            ),
             "claims": claims,
             "claims_not_evaluated": skipped,
             "totals": verdict_totals(claims, skipped),

@@ -23,6 +23,7 @@ from reprolab.maxk_proofs.experiment import (
     PAPER_TABLE1,
     PAPER_UNEXPLAINED_DIM,
     MaxKProofsConfig,
+    is_paper_setting,
     work_beyond_limit,
 )
 from reprolab.maxk_proofs.model import (
@@ -246,7 +247,7 @@ def _metrics(config: MaxKProofsConfig, results: list[dict[str, Any]]) -> dict[st
 
 def _report(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, Any]], metrics: dict[str, float]):
     rows = []
-    official = (config.d_vocab, config.n_ctx, config.d_vocab_out or config.d_vocab) == (64, 4, 64)
+    official = is_paper_setting(config.d_vocab, config.n_ctx, config.d_vocab_out)  # the paper's numbers' setting
     for name in config.strategies:
         proof = results[0]["proofs"][name]
         rows.append(
@@ -257,7 +258,7 @@ def _report(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, A
                 f"{metrics[f'flops_mean_{name}']:.3g} (2^{math.log2(max(1.0, metrics[f'flops_mean_{name}'])):.1f})",
                 f"{metrics[f'wall_mean_{name}']:.3f}",
                 _dim_text(metrics[f"unexplained_dim_{name}"]),
-                PAPER_TABLE1.get(name, ""),
+                PAPER_TABLE1.get(name, "") if official else "",
                 _dim_text(PAPER_UNEXPLAINED_DIM[name]) if official and name in PAPER_UNEXPLAINED_DIM else "",
             ]
         )
@@ -280,6 +281,8 @@ def _report(config: MaxKProofsConfig, ctx: RunContext, results: list[dict[str, A
         "unexplained dimensions of brute force and cubic are READ from the official code's formulas "
         "(d_vocab^(n_ctx+1) and 3 d_vocab^2 + 2 n_ctx d_vocab, Max-of-4 d_vocab 64 only). The paper's strategies "
         "differ in detail from ours, so compare orderings, not digits."
+        + ("" if official else f" This run (Max-of-{config.n_ctx}, d_vocab {config.d_vocab}) is not that setting:"
+           " no paper number is shown beside it (the paper's values for it could be neither read nor recalled).")
     )
     ctx.note(f"Per model x strategy results: {ctx.out_dir / 'proofs.csv'}; models: {ctx.out_dir / 'models'}")
     _plot_frontier(config, ctx, results)
