@@ -22,13 +22,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from reprolab.core.raynode import own_ports, start_head, start_node, stop_group
 
 # Ray's multi-machine switch: "0" puts a node on the loopback address 127.0.0.1, "1" on the interface address
 SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -65,66 +65,26 @@ def _reproduce(methods: list[str], args: argparse.Namespace, out: Path, *extra: 
     return wall, cpu, metrics
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _own_ports() -> list[str]:
-    """Free ports for the head's side services (their defaults are fixed and collide with another head)."""
-    names = ("ray-client-server-port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-             "metrics-export-port", "runtime-env-agent-port")  # fmt: skip
-    return [f"--{name}={_free_port()}" for name in names]
-
-
-def _ray_start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """`ray start ... --block` in its own process group, waiting for it to say it started."""
-    ray_cli = Path(sys.executable).with_name("ray")
-    command = [str(ray_cli) if ray_cli.exists() else "ray", "start", "--block", "--disable-usage-stats", *args]
-    with open(log, "w") as handle:
-        node = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                start_new_session=True)  # fmt: skip
-    deadline = time.time() + 180
-    while "Ray runtime started" not in log.read_text():
-        if node.poll() is not None or time.time() > deadline:
-            _stop(node)
-            sys.exit(f"{' '.join(command)} failed:\n{log.read_text()[-2000:]}")
-        time.sleep(0.5)
-    return node
-
-
-def _stop(node: subprocess.Popen) -> None:
-    """SIGTERM the `ray start --block` process (it stops what it started), then SIGKILL its process group."""
-    if node.poll() is None:
-        node.terminate()
-        try:
-            node.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(node.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    node.wait(timeout=30)
-
-
 def _start_cluster(cpus: int, logs: Path, temp: Path, *, two_nodes: bool) -> tuple[list[subprocess.Popen], str]:
     """A loopback head with ``cpus`` CPUs, or a head and a second node of one CPU each on the interface address
     (logs under ``logs``, Ray's files under ``temp``); the `ray start` processes and the address to give
     reprolab (127.0.0.1:PORT in both cases, as a user on this machine would type it)."""
-    port = _free_port()
     mode = {SWITCH: "1" if two_nodes else "0"}
-    head_args = ["--head", f"--port={port}", f"--num-cpus={1 if two_nodes else cpus}", "--include-dashboard=false",
-                 f"--temp-dir={temp}", *_own_ports()]  # fmt: skip
-    nodes = [_ray_start(head_args, logs / "head.log", mode)]
+    head = start_head(1 if two_nodes else cpus, temp, logs / "head.log", mode)
+    if head is None:
+        sys.exit(f"ray start --head failed:\n{(logs / 'head.log').read_text()[-2000:]}")
+    nodes, address = [head[0]], head[1]
     if two_nodes:
         # the second node's side services need ports of their own too; RAY_AUTH_MODE=token: the node sends
         # the token the head wrote to ~/.ray/auth_token (Ray's token authentication)
         join = [f"--address={_head_address(logs / 'head.log')}", "--num-cpus=1", f"--temp-dir={temp}",
-                *_own_ports()[2:]]  # fmt: skip
-        nodes.append(_ray_start(join, logs / "node.log", {**mode, "RAY_AUTH_MODE": "token"}))
-    return nodes, f"127.0.0.1:{port}"
+                *own_ports()[2:]]  # fmt: skip
+        node = start_node(join, logs / "node.log", {**mode, "RAY_AUTH_MODE": "token"})
+        if node is None:
+            stop_group(nodes[0])
+            sys.exit(f"ray start --address failed:\n{(logs / 'node.log').read_text()[-2000:]}")
+        nodes.append(node)
+    return nodes, address
 
 
 def _head_address(log: Path) -> str:
@@ -162,7 +122,7 @@ def main() -> None:
                 wall, cpu, metrics = _reproduce(args.methods, args, root / name, "--address", address)
             finally:
                 for node in reversed(nodes):
-                    _stop(node)
+                    stop_group(node)
                 shutil.rmtree(temp, ignore_errors=True)
             rows.append((f"--address ({name})", wall, cpu, metrics == serial))
     print(f"load average after: {os.getloadavg()}; runs: {len(serial)}")

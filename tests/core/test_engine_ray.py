@@ -29,6 +29,7 @@ pytest.importorskip("ray")
 import reprolab
 from reprolab.core.config import parse_set_options
 from reprolab.core.engine import LOOPBACK_ENV, RunSpec, execute
+from reprolab.core.raynode import free_port, start_head, stop_group
 
 DEMI = ["eval_batches=2", "true_mis=[2,20]", "ks=[2]", "digits=false", "hidden=16", "embed=8", "batch_size=32"]
 MAXK = ["d_vocab=16", "d_model=8", "d_head=8", "n_seeds=1", "steps=50", "forward_check_samples=500"]
@@ -69,64 +70,18 @@ def _child_env(**extra: str) -> dict[str, str]:
     return {**env, **RAY_ENV, "REPROLAB_PROGRESS": "0", **extra}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _own_ports() -> list[str]:
-    """Free ports for the head's side services, whose defaults (10001, 8265, 52365, ...) are fixed: two heads on
-    one machine (xdist workers, another test run) would otherwise collide and hang."""
-    names = ("ray-client-server-port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-             "metrics-export-port", "runtime-env-agent-port")  # fmt: skip
-    return [f"--{name}={_free_port()}" for name in names]
-
-
-def _stop_group(process: subprocess.Popen, grace: float = 30) -> None:
-    """SIGTERM the process (a `ray start --block` head stops what it started), then SIGKILL its whole process
-    group: only the processes this test started, whatever state they are in."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
-
-
-def _start_head(temp_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str] | None:
-    """`ray start --head --num-cpus 2 --block` on the loopback address (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`:
-    its node and its GCS listen on 127.0.0.1 only); the process and its address, or None when it did not start
-    (Ray gives a raylet 30 s to register, which a heavily loaded machine can miss)."""
-    port = _free_port()
-    ray_cli = Path(sys.executable).with_name("ray")
-    command = [str(ray_cli)] if ray_cli.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
-    command += ["start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                "--disable-usage-stats", f"--temp-dir={temp_dir}", *_own_ports()]  # fmt: skip
-    with open(log_path, "w") as log:
-        head = subprocess.Popen(command, env={**os.environ, **RAY_ENV, LOOPBACK_ENV: "0"}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    deadline = time.time() + HEAD_START_S
-    while "Ray runtime started" not in log_path.read_text():
-        if head.poll() is not None or time.time() > deadline:
-            _stop_group(head, grace=10)
-            return None
-        time.sleep(0.2)
-    return head, f"127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A head node started in its own process, as a user would start one; its address."""
     log_path = tmp_path_factory.mktemp("ray-head") / "head.log"
     # Ray's sockets live under the temp folder, whose path must stay short (AF_UNIX: 107 bytes)
     temp_dir = Path(tempfile.mkdtemp(prefix="rl-ray-"))
-    started = _start_head(temp_dir, log_path) or _start_head(temp_dir, log_path)
+    env = {**RAY_ENV, LOOPBACK_ENV: "0"}  # its node and its GCS listen on 127.0.0.1 only
+    started = None
+    for _ in range(2):  # a heavily loaded machine can miss Ray's 30 s for a raylet to register once
+        started = start_head(2, temp_dir, log_path, env, timeout=HEAD_START_S)
+        if started is not None:
+            break
     if started is None:
         shutil.rmtree(temp_dir, ignore_errors=True)
         pytest.fail(f"ray start --head failed twice:\n{log_path.read_text()[-2000:]}")
@@ -137,7 +92,7 @@ def cluster(tmp_path_factory):
         assert "Local node IP: 127.0.0.1" in log_path.read_text()
         yield address
     finally:
-        _stop_group(head)
+        stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -185,7 +140,7 @@ def _run_child(root: Path, address: str, watch) -> dict:
             watch()
         time.sleep(0.02)
     if child.poll() is None:
-        _stop_group(child, grace=5)
+        stop_group(child, grace=5)
         pytest.fail(f"the driver ran over {DRIVER_S} s:\n{log_path.read_text()[-3000:]}")
     assert child.returncode == 0, log_path.read_text()[-3000:]
     return json.loads((root / "errors.json").read_text())
@@ -209,7 +164,7 @@ def test_joining_this_machine_follows_how_the_head_listens_and_refuses_silence()
                 assert loopback is expected_loopback
                 assert target == ("127.0.0.1" if loopback else engine._interface_address()) + f":{port}"
     with pytest.raises(ConfigError, match="no Ray head answers"):
-        engine._join_target(f"127.0.0.1:{_free_port()}")
+        engine._join_target(f"127.0.0.1:{free_port()}")
     with pytest.raises(ConfigError, match="expected host:port"):
         engine._join_target("127.0.0.1")
     assert engine._join_target("ray://example.org:10001") == ("ray://example.org:10001", False)
@@ -301,7 +256,7 @@ def test_sweep_address_of_a_ray_start_head_matches_jobs_1(cluster, demi_jobs_1, 
     assert "[2/2] demi" in joined.stderr
     assert _demi_metrics(tmp_path / "p00-steps=20") == demi_jobs_1
     # nothing at the address: one line and exit 2 within seconds, not Ray's minutes of retries
-    refused = _cli(*args[:-1], str(tmp_path / "refused"), "--address", f"127.0.0.1:{_free_port()}")
+    refused = _cli(*args[:-1], str(tmp_path / "refused"), "--address", f"127.0.0.1:{free_port()}")
     assert refused.returncode == 2 and "no Ray head answers" in refused.stderr, refused.stderr[-3000:]
     assert refused.stderr.strip().count("\n") == 0 and not (tmp_path / "refused").exists()
 
