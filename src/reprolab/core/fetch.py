@@ -62,6 +62,30 @@ def _set(
     return Fetchable(name, folder, repo, commit, description, table, prefix, path, digest)
 
 
+# repositories that several entries come from, pinned once
+_GRAIL = "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e"
+_TU = "bknyaz/graph_nn@72eaa1c6bd70a90fde772ad4a21049ccd6bc97a2"
+_CONVE = "TimDettmers/ConvE@f3c0eb286025410fa5b4c04696c918264163d0ca"
+
+
+def _grail(split: str, files: str) -> Fetchable:
+    """A GraIL inductive split: ``<split>/`` and ``<split>_ind/`` from the GraIL repository's ``data/``."""
+    description = f"GraIL inductive split {split} and {split}_ind (compile_kg)"
+    return _set(f"grail-{split}", "grail_inductive", _GRAIL, description, prefix="data/", files=files)
+
+
+def _tu_archive(name: str, archive_sha256: str, files: str) -> Fetchable:
+    """A TU dataset kept in ``TUDataset/<name>/`` from ``data/<name>.zip`` of bknyaz/graph_nn."""
+    description = f"{name} in the TU text format (diffpool)"
+    return _set(name, "TUDataset", _TU, description, archive=f"data/{name}.zip {archive_sha256}", files=files)
+
+
+def _conve_archive(name: str, archive_sha256: str, files: str) -> Fetchable:
+    """A small knowledge graph kept in ``kg_small/<name>/`` from ConvE's ``<name>.tar.gz``."""
+    description = f"{name.capitalize()} train/valid/test triples"
+    return _set(f"kg-{name}", "kg_small", _CONVE, description, archive=f"{name}.tar.gz {archive_sha256}", files=files)
+
+
 _ENTRIES = (
     _set(
         "planetoid-cora",
@@ -100,7 +124,7 @@ _ENTRIES = (
     _set(
         "WN18RR",
         "WN18RR",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
+        _GRAIL,
         "WN18RR train/valid/test triples (domain_kge)",
         prefix="data/WN18RR/",
         files="""
@@ -109,96 +133,54 @@ _ENTRIES = (
             valid.txt 453ce7202afa58094a04d2b1560ee2b02660f1c260b32ce6651c8ccedd1028ab
         """,
     ),
-    _set(
-        "grail-WN18RR_v1",
-        "grail_inductive",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
-        "GraIL inductive split WN18RR_v1 and WN18RR_v1_ind (compile_kg)",
-        prefix="data/",
-        files="""
-            WN18RR_v1/test.txt f1cb44e999e2540a0a614f4bb710c7f82a9304432ff37ce282749b56c66d0d20
-            WN18RR_v1/train.txt 4cc72d4fdcc8206e208e1f59f3c778be5de4a68cfe76776d15245b0d2c08d396
-            WN18RR_v1/valid.txt 5cebd29da8ada35ac73b6875329884cdf83943ddea454e9f70cc43b423ea479b
-            WN18RR_v1_ind/test.txt 6df8c00a2e0cf1a4b484ac638c081198926fcbc411ce2e12ccc79d432eead269
-            WN18RR_v1_ind/train.txt 7d1b73c5994e9aa816b34e33ee10707656803ba6b8a0f6066cae7ddc04f87553
-            WN18RR_v1_ind/valid.txt cfa28b9d75dbab17ea82a9443a5bf8acb738e60267cc63f8a221b38967e1d238
-        """,
-    ),
-    _set(
-        "grail-WN18RR_v2",
-        "grail_inductive",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
-        "GraIL inductive split WN18RR_v2 and WN18RR_v2_ind (compile_kg)",
-        prefix="data/",
-        files="""
-            WN18RR_v2/test.txt 04e03f270adf4970132ad51ab1a4022e46e790e9b662890ce4e13d31e6d096ad
-            WN18RR_v2/train.txt a14a902df92e32f4aeb65761560072a007ae915308bb8a7a03c58dc1e9c2a9ad
-            WN18RR_v2/valid.txt 2d3f6703d87fe1605f636736f0e848d9750b8e1593bd41101554ecbb41a1d836
-            WN18RR_v2_ind/test.txt 3b3942ce7665f1a6667721f5eab946bde79a5929f1996c5af16e0b092a5084bb
-            WN18RR_v2_ind/train.txt 8dc9bb459e6306737a083b15698ed1420ce8dc57e27f8a42ab7b90c26dfc5154
-            WN18RR_v2_ind/valid.txt fc32db7cb56dba0ff05bf57efd8a2279f0825dc6ae763c9d32281a9a1373c09a
-        """,
-    ),
-    _set(
-        "grail-fb237_v1",
-        "grail_inductive",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
-        "GraIL inductive split fb237_v1 and fb237_v1_ind (compile_kg)",
-        prefix="data/",
-        files="""
-            fb237_v1/test.txt 130534f98bc3b9621bc866035098b132091e8bc749fbad327b5978f3d47f49f7
-            fb237_v1/train.txt 74ef3120fe38a22e5131064d23108b88a8d339496057fa8467d80dcda8f1cec1
-            fb237_v1/valid.txt d4c2698d7dc36c0dc39ffb3d810caeafe530d779bf9f6451fac2027f41c2ff6d
-            fb237_v1_ind/test.txt c79d39372be30a3864cfe5094b3022f38b57d88c351dbbfa2d9e7f3368ac23aa
-            fb237_v1_ind/train.txt 049829f7047ecf0e0bff0769efca31bc7f811f760c4ffcb20a5680f789b00c61
-            fb237_v1_ind/valid.txt ac817123c4177ef46b08a3802380a355282b99d4283c43474c9dd91c082107dd
-        """,
-    ),
-    _set(
-        "grail-fb237_v2",
-        "grail_inductive",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
-        "GraIL inductive split fb237_v2 and fb237_v2_ind (compile_kg)",
-        prefix="data/",
-        files="""
-            fb237_v2/test.txt 95da050e60b94f285cdf18ea7899b34df9e0a4a1d638f5ec6ff99caef36a2beb
-            fb237_v2/train.txt 542f81af46d6727979278643105ba7c236dd8b29ee5d9962e3c3fa295ab8869c
-            fb237_v2/valid.txt 59e07dcb883b28bb35585ba95576e4ebb2a71ddbc906119abcc4c87b28198d0c
-            fb237_v2_ind/test.txt 17c16e008cb6dfdc67ef0f375aab0a8fee2b087c7d687a72f5217b789d0c4a10
-            fb237_v2_ind/train.txt 6756f8d4aa688bc1a18c1106117a7fde94e0469f223f5d00954846afce471e54
-            fb237_v2_ind/valid.txt 2c3b4430cac899b868c9dd22ece0eae830ca62c8a6c0bf8610c670bbeaf7d6d8
-        """,
-    ),
-    _set(
-        "grail-nell_v1",
-        "grail_inductive",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
-        "GraIL inductive split nell_v1 and nell_v1_ind (compile_kg)",
-        prefix="data/",
-        files="""
-            nell_v1/test.txt 45ec92b2c2b6cfdd1fe29001dcb1fa5b8fc3c5c4cf0778e67ddad9f6fcce5f53
-            nell_v1/train.txt d2b5d535ace4d1e3a18e69176e84a3ada1ca62fb4a647a12c4222781b91615ba
-            nell_v1/valid.txt d11d6de249ff1185e701536a7d63f0c997cf7cce2646f3d17c06ecc885835726
-            nell_v1_ind/test.txt 66a497671114e73f450cf9e5eb79be5e5790121816228eb43e3ba3481e2bfa28
-            nell_v1_ind/train.txt b0bfb66f65d70586a26703eb022926a75c1f234d1bcdeafe2e8d387be41291ee
-            nell_v1_ind/valid.txt 297c1c82c944bd76255f6ad4cc22f5ecbb23c9daac366e8991b5770ca0dfb8fc
-        """,
-    ),
-    _set(
-        "grail-nell_v2",
-        "grail_inductive",
-        "kkteru/grail@2a3dffa719518e7e6250e355a2fb37cd932de91e",
-        "GraIL inductive split nell_v2 and nell_v2_ind (compile_kg)",
-        prefix="data/",
-        files="""
-            nell_v2/test.txt 0fb5ac8305b8aab8b0df9b3b0bbd6962520011beae66b9f51470ab5d7d7b473c
-            nell_v2/train.txt 850a117e29126fd2e8d9d4ddb3430ee540c7ed2999142fb0fd9d7195204ce0a1
-            nell_v2/valid.txt deb8b4c65548da49f3d8a1a171dbfa106de8b38d6747d38486ced4d324d3a600
-            nell_v2_ind/test.txt b479de23638f3d86d96094b0e3a18144433841f84e1cec7af192b44839c8e1cf
-            nell_v2_ind/train.txt d92470e3e07f354e665ee9cc5c4e0fb99ff8e6414839f340607be32e7709aef4
-            nell_v2_ind/valid.txt efcd59a03cb9a345f35ce7139c4817bc632143325394b474278b75568fe0808f
-        """,
-    ),
+    _grail("WN18RR_v1", """
+        WN18RR_v1/test.txt f1cb44e999e2540a0a614f4bb710c7f82a9304432ff37ce282749b56c66d0d20
+        WN18RR_v1/train.txt 4cc72d4fdcc8206e208e1f59f3c778be5de4a68cfe76776d15245b0d2c08d396
+        WN18RR_v1/valid.txt 5cebd29da8ada35ac73b6875329884cdf83943ddea454e9f70cc43b423ea479b
+        WN18RR_v1_ind/test.txt 6df8c00a2e0cf1a4b484ac638c081198926fcbc411ce2e12ccc79d432eead269
+        WN18RR_v1_ind/train.txt 7d1b73c5994e9aa816b34e33ee10707656803ba6b8a0f6066cae7ddc04f87553
+        WN18RR_v1_ind/valid.txt cfa28b9d75dbab17ea82a9443a5bf8acb738e60267cc63f8a221b38967e1d238
+    """),
+    _grail("WN18RR_v2", """
+        WN18RR_v2/test.txt 04e03f270adf4970132ad51ab1a4022e46e790e9b662890ce4e13d31e6d096ad
+        WN18RR_v2/train.txt a14a902df92e32f4aeb65761560072a007ae915308bb8a7a03c58dc1e9c2a9ad
+        WN18RR_v2/valid.txt 2d3f6703d87fe1605f636736f0e848d9750b8e1593bd41101554ecbb41a1d836
+        WN18RR_v2_ind/test.txt 3b3942ce7665f1a6667721f5eab946bde79a5929f1996c5af16e0b092a5084bb
+        WN18RR_v2_ind/train.txt 8dc9bb459e6306737a083b15698ed1420ce8dc57e27f8a42ab7b90c26dfc5154
+        WN18RR_v2_ind/valid.txt fc32db7cb56dba0ff05bf57efd8a2279f0825dc6ae763c9d32281a9a1373c09a
+    """),
+    _grail("fb237_v1", """
+        fb237_v1/test.txt 130534f98bc3b9621bc866035098b132091e8bc749fbad327b5978f3d47f49f7
+        fb237_v1/train.txt 74ef3120fe38a22e5131064d23108b88a8d339496057fa8467d80dcda8f1cec1
+        fb237_v1/valid.txt d4c2698d7dc36c0dc39ffb3d810caeafe530d779bf9f6451fac2027f41c2ff6d
+        fb237_v1_ind/test.txt c79d39372be30a3864cfe5094b3022f38b57d88c351dbbfa2d9e7f3368ac23aa
+        fb237_v1_ind/train.txt 049829f7047ecf0e0bff0769efca31bc7f811f760c4ffcb20a5680f789b00c61
+        fb237_v1_ind/valid.txt ac817123c4177ef46b08a3802380a355282b99d4283c43474c9dd91c082107dd
+    """),
+    _grail("fb237_v2", """
+        fb237_v2/test.txt 95da050e60b94f285cdf18ea7899b34df9e0a4a1d638f5ec6ff99caef36a2beb
+        fb237_v2/train.txt 542f81af46d6727979278643105ba7c236dd8b29ee5d9962e3c3fa295ab8869c
+        fb237_v2/valid.txt 59e07dcb883b28bb35585ba95576e4ebb2a71ddbc906119abcc4c87b28198d0c
+        fb237_v2_ind/test.txt 17c16e008cb6dfdc67ef0f375aab0a8fee2b087c7d687a72f5217b789d0c4a10
+        fb237_v2_ind/train.txt 6756f8d4aa688bc1a18c1106117a7fde94e0469f223f5d00954846afce471e54
+        fb237_v2_ind/valid.txt 2c3b4430cac899b868c9dd22ece0eae830ca62c8a6c0bf8610c670bbeaf7d6d8
+    """),
+    _grail("nell_v1", """
+        nell_v1/test.txt 45ec92b2c2b6cfdd1fe29001dcb1fa5b8fc3c5c4cf0778e67ddad9f6fcce5f53
+        nell_v1/train.txt d2b5d535ace4d1e3a18e69176e84a3ada1ca62fb4a647a12c4222781b91615ba
+        nell_v1/valid.txt d11d6de249ff1185e701536a7d63f0c997cf7cce2646f3d17c06ecc885835726
+        nell_v1_ind/test.txt 66a497671114e73f450cf9e5eb79be5e5790121816228eb43e3ba3481e2bfa28
+        nell_v1_ind/train.txt b0bfb66f65d70586a26703eb022926a75c1f234d1bcdeafe2e8d387be41291ee
+        nell_v1_ind/valid.txt 297c1c82c944bd76255f6ad4cc22f5ecbb23c9daac366e8991b5770ca0dfb8fc
+    """),
+    _grail("nell_v2", """
+        nell_v2/test.txt 0fb5ac8305b8aab8b0df9b3b0bbd6962520011beae66b9f51470ab5d7d7b473c
+        nell_v2/train.txt 850a117e29126fd2e8d9d4ddb3430ee540c7ed2999142fb0fd9d7195204ce0a1
+        nell_v2/valid.txt deb8b4c65548da49f3d8a1a171dbfa106de8b38d6747d38486ced4d324d3a600
+        nell_v2_ind/test.txt b479de23638f3d86d96094b0e3a18144433841f84e1cec7af192b44839c8e1cf
+        nell_v2_ind/train.txt d92470e3e07f354e665ee9cc5c4e0fb99ff8e6414839f340607be32e7709aef4
+        nell_v2_ind/valid.txt efcd59a03cb9a345f35ce7139c4817bc632143325394b474278b75568fe0808f
+    """),
     _set(
         "DD",
         "TUDataset_gin_format",
@@ -247,51 +229,30 @@ _ENTRIES = (
             labels/val/000000000061.txt d7988d745a68480c7331b323adeec29adb1b0a4df53b072ed45d9650893eb812
         """,
     ),
-    _set(
-        "ENZYMES",
-        "TUDataset",
-        "bknyaz/graph_nn@72eaa1c6bd70a90fde772ad4a21049ccd6bc97a2",
-        "ENZYMES in the TU text format (diffpool)",
-        archive="data/ENZYMES.zip 0ca7125d7978788346fc6ba5c3cc643b6122153b304220c2230bcb09f99f8ffb",
-        files="""
-            ENZYMES/ENZYMES_A.txt 5553c84f8f562f3e199dfd27192174f485e85c44c1357661098668937a739cbf
-            ENZYMES/ENZYMES_graph_indicator.txt 95ba0fa47eba6f02e6b754a215dc66d5b49de3f45f57a128514301a8d7ed5f46
-            ENZYMES/ENZYMES_graph_labels.txt 04743e08967e61e65cdacbb90f8df6ee53742b3d2e7b84675b85ebac70506856
-            ENZYMES/ENZYMES_node_attributes.txt 305a8fc3b12f79fb844ef3374d6a3c8ceeb4887dd4f86bbfe37932c4c5434e7b
-            ENZYMES/ENZYMES_node_labels.txt 8263eb9b64efa231a5886343483ccfc0342f2407014763a8f738fd51c32ce770
-            ENZYMES/README.txt 32d5fef501200221a2c0e1af3366797fa443ab8f490231c5fb4a8719e1df48cf
-        """,
-    ),
-    _set(
-        "PROTEINS",
-        "TUDataset",
-        "bknyaz/graph_nn@72eaa1c6bd70a90fde772ad4a21049ccd6bc97a2",
-        "PROTEINS in the TU text format (diffpool)",
-        archive="data/PROTEINS.zip fe9d19741637486ea1fd285bf669fce0b117e10b03cdd379f6a5e6197fc830ae",
-        files="""
-            PROTEINS/PROTEINS_A.txt 4c4b33e272fc95cac6d27ed6d5d12b9a852c8610e91fff59f8f0dbdd5a20df67
-            PROTEINS/PROTEINS_graph_indicator.txt 8d4ff1e852a5c28561e9bffb44cf9490bc552b13a3b6156dd12dc7f44e9afc4a
-            PROTEINS/PROTEINS_graph_labels.txt c0ef9810c440775252872318d0c8adc385588e14bc4c47a2c34aa96ee3c7cdcd
-            PROTEINS/PROTEINS_node_attributes.txt 54eef829abb37e458a5fbf3a3c581e48e5810e220463c2cd951856b9ceb08f07
-            PROTEINS/PROTEINS_node_labels.txt f758e8ad3d6e3c026b50833d75f6f90735b94eb3345e4243707f495ca8afea8d
-            PROTEINS/README.txt e9c4ed2c9a4059ddfdc2eb7330ebecfc6c8d42dabd5ce2ee67f28aed0db49da7
-        """,
-    ),
-    _set(
-        "MUTAG",
-        "TUDataset",
-        "bknyaz/graph_nn@72eaa1c6bd70a90fde772ad4a21049ccd6bc97a2",
-        "MUTAG in the TU text format (diffpool)",
-        archive="data/MUTAG.zip 20f52db82d6d85d5f67d2fa42c3fb705d05934be44329314ab17b05d0c012f7e",
-        files="""
-            MUTAG/MUTAG_A.txt d9656ca7493f3445d737c711710bb36fd432dddd1c0ea32e1d4713c86ebd28e2
-            MUTAG/MUTAG_edge_labels.txt 4669ce755075ff86c3240709345745886400908fa637a49310459b9c267b3e56
-            MUTAG/MUTAG_graph_indicator.txt 7d520a4d6c7961c0cdeabe076d8fe27e795b6d373485c9a2b744987e560a2056
-            MUTAG/MUTAG_graph_labels.txt a1518ea39ba3426bd42f57396b9c4baffe68e9adc718caeeab0119c6591a5f2c
-            MUTAG/MUTAG_node_labels.txt 678f429965490e84dd27713017538c995fc05d1621beac910848b600015ee863
-            MUTAG/README.txt 66de65e4826e112482ec680bbbdf7c0af56d826ce935c110786d130b79b76b06
-        """,
-    ),
+    _tu_archive("ENZYMES", "0ca7125d7978788346fc6ba5c3cc643b6122153b304220c2230bcb09f99f8ffb", """
+        ENZYMES/ENZYMES_A.txt 5553c84f8f562f3e199dfd27192174f485e85c44c1357661098668937a739cbf
+        ENZYMES/ENZYMES_graph_indicator.txt 95ba0fa47eba6f02e6b754a215dc66d5b49de3f45f57a128514301a8d7ed5f46
+        ENZYMES/ENZYMES_graph_labels.txt 04743e08967e61e65cdacbb90f8df6ee53742b3d2e7b84675b85ebac70506856
+        ENZYMES/ENZYMES_node_attributes.txt 305a8fc3b12f79fb844ef3374d6a3c8ceeb4887dd4f86bbfe37932c4c5434e7b
+        ENZYMES/ENZYMES_node_labels.txt 8263eb9b64efa231a5886343483ccfc0342f2407014763a8f738fd51c32ce770
+        ENZYMES/README.txt 32d5fef501200221a2c0e1af3366797fa443ab8f490231c5fb4a8719e1df48cf
+    """),
+    _tu_archive("PROTEINS", "fe9d19741637486ea1fd285bf669fce0b117e10b03cdd379f6a5e6197fc830ae", """
+        PROTEINS/PROTEINS_A.txt 4c4b33e272fc95cac6d27ed6d5d12b9a852c8610e91fff59f8f0dbdd5a20df67
+        PROTEINS/PROTEINS_graph_indicator.txt 8d4ff1e852a5c28561e9bffb44cf9490bc552b13a3b6156dd12dc7f44e9afc4a
+        PROTEINS/PROTEINS_graph_labels.txt c0ef9810c440775252872318d0c8adc385588e14bc4c47a2c34aa96ee3c7cdcd
+        PROTEINS/PROTEINS_node_attributes.txt 54eef829abb37e458a5fbf3a3c581e48e5810e220463c2cd951856b9ceb08f07
+        PROTEINS/PROTEINS_node_labels.txt f758e8ad3d6e3c026b50833d75f6f90735b94eb3345e4243707f495ca8afea8d
+        PROTEINS/README.txt e9c4ed2c9a4059ddfdc2eb7330ebecfc6c8d42dabd5ce2ee67f28aed0db49da7
+    """),
+    _tu_archive("MUTAG", "20f52db82d6d85d5f67d2fa42c3fb705d05934be44329314ab17b05d0c012f7e", """
+        MUTAG/MUTAG_A.txt d9656ca7493f3445d737c711710bb36fd432dddd1c0ea32e1d4713c86ebd28e2
+        MUTAG/MUTAG_edge_labels.txt 4669ce755075ff86c3240709345745886400908fa637a49310459b9c267b3e56
+        MUTAG/MUTAG_graph_indicator.txt 7d520a4d6c7961c0cdeabe076d8fe27e795b6d373485c9a2b744987e560a2056
+        MUTAG/MUTAG_graph_labels.txt a1518ea39ba3426bd42f57396b9c4baffe68e9adc718caeeab0119c6591a5f2c
+        MUTAG/MUTAG_node_labels.txt 678f429965490e84dd27713017538c995fc05d1621beac910848b600015ee863
+        MUTAG/README.txt 66de65e4826e112482ec680bbbdf7c0af56d826ce935c110786d130b79b76b06
+    """),
     _set(
         "WN18",
         "WN18",
@@ -304,46 +265,25 @@ _ENTRIES = (
             valid.txt 13347bfb5e17d1cae003e0bfe29b4716d3ab748e8cfb6af997138d37da3a51dc
         """,
     ),
-    _set(
-        "kg-nations",
-        "kg_small",
-        "TimDettmers/ConvE@f3c0eb286025410fa5b4c04696c918264163d0ca",
-        "Nations train/valid/test triples",
-        archive="nations.tar.gz feb3e3e027103089934ea7dfb67d2048d8a43e65d6757a86f2e037acb66f640b",
-        files="""
-            nations/test.txt 3971085165b47b6aeaec68058c6d8d98b3005e929db81268410b95ae4db770ab
-            nations/train.txt 0830fa9da8e5bba2ccdaa45b7bdc9130451ba66b09ff2708f35fccaf82473e57
-            nations/valid.txt 2b337a62e51a2f45c283eac98a70d21b7e0e102136be1539b2a52c652a7b0530
-        """,
-    ),
-    _set(
-        "kg-kinship",
-        "kg_small",
-        "TimDettmers/ConvE@f3c0eb286025410fa5b4c04696c918264163d0ca",
-        "Kinship train/valid/test triples",
-        archive="kinship.tar.gz a3cb9ca67213eb38133aebc12901195e283d844ebd59f1a6cbf2d4fa12ced4e6",
-        files="""
-            kinship/test.txt 05e5733265761d55be9c05bfaff5a8d0808df46f9c1e9d66cc3f2fe114e43d88
-            kinship/train.txt 738612111a6acf0e39662bde24c7e72a4d1edf20931beea077da367dda689731
-            kinship/valid.txt c56f8630a583178b1e569f11a64aa535ae1ce0b0912d8b1e24716be2b37f04da
-        """,
-    ),
-    _set(
-        "kg-umls",
-        "kg_small",
-        "TimDettmers/ConvE@f3c0eb286025410fa5b4c04696c918264163d0ca",
-        "Umls train/valid/test triples",
-        archive="umls.tar.gz 26223aa91f0ec8db2324e0f489b9a4425e04d1d0df72ce5cfd62af4b91aee6fd",
-        files="""
-            umls/test.txt a7eb529a3d2810fcc96341ccc97c625a5e202f8389673aa6bd317eeebbb79014
-            umls/train.txt 873ef4925516b83e7f6f8cc02b4be51d848828710a7f65a956f0ac4a9e452f35
-            umls/valid.txt 025c98f8a4891e2a6582ec5b40ee0d904031edad9c52554522f4b7904820c98e
-        """,
-    ),
+    _conve_archive("nations", "feb3e3e027103089934ea7dfb67d2048d8a43e65d6757a86f2e037acb66f640b", """
+        nations/test.txt 3971085165b47b6aeaec68058c6d8d98b3005e929db81268410b95ae4db770ab
+        nations/train.txt 0830fa9da8e5bba2ccdaa45b7bdc9130451ba66b09ff2708f35fccaf82473e57
+        nations/valid.txt 2b337a62e51a2f45c283eac98a70d21b7e0e102136be1539b2a52c652a7b0530
+    """),
+    _conve_archive("kinship", "a3cb9ca67213eb38133aebc12901195e283d844ebd59f1a6cbf2d4fa12ced4e6", """
+        kinship/test.txt 05e5733265761d55be9c05bfaff5a8d0808df46f9c1e9d66cc3f2fe114e43d88
+        kinship/train.txt 738612111a6acf0e39662bde24c7e72a4d1edf20931beea077da367dda689731
+        kinship/valid.txt c56f8630a583178b1e569f11a64aa535ae1ce0b0912d8b1e24716be2b37f04da
+    """),
+    _conve_archive("umls", "26223aa91f0ec8db2324e0f489b9a4425e04d1d0df72ce5cfd62af4b91aee6fd", """
+        umls/test.txt a7eb529a3d2810fcc96341ccc97c625a5e202f8389673aa6bd317eeebbb79014
+        umls/train.txt 873ef4925516b83e7f6f8cc02b4be51d848828710a7f65a956f0ac4a9e452f35
+        umls/valid.txt 025c98f8a4891e2a6582ec5b40ee0d904031edad9c52554522f4b7904820c98e
+    """),
     _set(
         "kg-countries",
         "kg_small",
-        "TimDettmers/ConvE@f3c0eb286025410fa5b4c04696c918264163d0ca",
+        _CONVE,
         "Countries S1-S3 train/valid/test triples",
         prefix="countries/",
         files="""
