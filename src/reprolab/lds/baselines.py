@@ -7,7 +7,8 @@ in docs/lds.md): ManiReg, SemiEmb, Sparse-GCN, Dense-GCN and RBF-GCN.
 
 Every baseline picks its hyperparameters by accuracy on the validation + early-stopping nodes (never the test
 nodes), as :func:`reprolab.lds.train.logistic_regression` does, and returns (selection accuracy, test accuracy).
-The paper states no grids for these baselines; the grids below are small and documented in docs/lds.md.
+The paper's tuning text for these baselines was not available; the grids below are small, documented in
+docs/lds.md.
 """
 
 from __future__ import annotations
