@@ -15,8 +15,16 @@ import torch
 from reprolab.core.data import require_dataset
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
+from reprolab.lds.baselines import label_propagation, linear_svm, random_forest, rbf_svm
 from reprolab.lds.data import GraphData, knn_graph, load_uci, read_planetoid, remove_edges
-from reprolab.lds.experiment import PAPER_GRAPH_LDS, PAPER_TABLE_ACCURACY, LDSConfig, planetoid_info
+from reprolab.lds.experiment import (
+    EXTRA_BASELINES,
+    PAPER_GRAPH_LDS,
+    PAPER_TABLE1_BASELINES,
+    PAPER_TABLE_ACCURACY,
+    LDSConfig,
+    planetoid_info,
+)
 from reprolab.lds.train import (
     GCNSettings,
     LDSModel,
@@ -69,9 +77,12 @@ def run_lds(config: LDSConfig, ctx: RunContext) -> dict[str, float]:
         )
         metrics.update(_table_metrics(f"{name}_knn", table_results[f"{name}_knn"]))
     if table_results:
-        _report_tables(ctx, table_results, metrics)
-        _plot_edge_histograms(ctx, table_results)
-        _plot_adjacency(ctx, config, table_results)
+        if not config.baselines_only:
+            _report_tables(ctx, table_results, metrics)
+        _report_extra_baselines(ctx, config, table_results, metrics)
+        if not config.baselines_only:
+            _plot_edge_histograms(ctx, table_results)
+            _plot_adjacency(ctx, config, table_results)
     for name in config.graphs:
         metrics.update(_run_graph(config, ctx, sweep, name))
     return metrics
@@ -113,6 +124,10 @@ def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str, load
             ctx.log(unit=unit, **{k: v for k, v in done.items() if isinstance(v, float)})
             sweep.complete(unit, done)
         results["baselines"].append(sweep.result(unit))
+        base = results["baselines"][-1]
+        if config.baselines_only:
+            ctx.record_unit(f"{name}/s{index}", _baseline_unit(config, name, base))
+            continue
         unit = f"{name}/s{index}/lds"
         if not sweep.is_done(unit):
             with _threads_for(data.num_nodes, ctx.device):
@@ -120,12 +135,18 @@ def _run_table(config: LDSConfig, ctx: RunContext, sweep: Sweep, name: str, load
             ctx.log(unit=unit, acc=done["acc"], es_acc=done["es_acc"])
             sweep.complete(unit, done)
         results["lds"].append(sweep.result(unit))
-        base = results["baselines"][-1]
         ctx.record_unit(f"{name}/s{index}", {  # claims are decided per split (x seeds)
-            f"{name}_acc_lds": results["lds"][-1]["acc"], f"{name}_acc_knn_gcn": base["knn_gcn"],
-            f"{name}_acc_graph_free_best": max(base["logreg"], base["mlp"]),
+            f"{name}_acc_lds": results["lds"][-1]["acc"], **_baseline_unit(config, name, base),
         })
     return results
+
+
+def _baseline_unit(config: LDSConfig, name: str, base: dict[str, Any]) -> dict[str, float]:
+    """One split's baseline accuracies for the claims; the best of all Table-1 baselines only when all ran."""
+    unit = {f"{name}_acc_knn_gcn": base["knn_gcn"], f"{name}_acc_graph_free_best": max(base["logreg"], base["mlp"])}
+    if set(EXTRA_BASELINES) <= set(config.extra_baselines):
+        unit[f"{name}_acc_baselines_best"] = max(base[m] for m in ("logreg", "mlp", "knn_gcn", *EXTRA_BASELINES))
+    return unit
 
 
 def _knn_grid(config: LDSConfig) -> list[tuple[int, str]]:
@@ -142,7 +163,32 @@ def _table_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: 
         select, test = train_gcn(data, graph, gcn, ctx.generator(unit, "knn_gcn", k, metric))
         if select > best[0]:
             best = (select, test, f"k={k} {metric}")
-    return {"logreg": 100 * logreg, "mlp": 100 * mlp, "knn_gcn": 100 * best[1], "knn_gcn_choice": best[2]}
+    done: dict[str, Any] = {"logreg": 100 * logreg, "mlp": 100 * mlp, "knn_gcn": 100 * best[1],
+                            "knn_gcn_choice": best[2]}
+    done.update(_extra_baselines(config, ctx, data, unit))
+    return done
+
+
+def _extra_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -> dict[str, Any]:
+    """The further Table-1 baselines in ``config.extra_baselines`` (paper Sec. 5.2), each selected on validation;
+    label propagation runs on each graph of the kNN grid and keeps the best on validation, like kNN-GCN."""
+    done: dict[str, Any] = {}
+    fits: dict[str, Callable[[], tuple[float, float]]] = {
+        "linear_svm": lambda: linear_svm(data),
+        "rbf_svm": lambda: rbf_svm(data),
+        "rf": lambda: random_forest(data, _split_seed(ctx, unit, "rf")),
+    }
+    for method in config.extra_baselines:
+        if method == "lp":
+            best = (-1.0, float("nan"), "")
+            for k, metric in _knn_grid(config):
+                select, test = label_propagation(data, knn_graph(data.features.cpu(), k, metric))
+                if select > best[0]:
+                    best = (select, test, f"k={k} {metric}")
+            done["lp"], done["lp_choice"] = 100 * best[1], best[2]
+        else:
+            done[method] = 100 * fits[method]()[1]
+    return done
 
 
 def _table_lds(
@@ -208,19 +254,25 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def _table_metrics(name: str, results: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     metrics: dict[str, float] = {}
+    if not results["baselines"]:
+        return metrics
+    for method in ("logreg", "mlp", "knn_gcn", *EXTRA_BASELINES):
+        if all(method in r for r in results["baselines"]):
+            metrics[f"{name}_acc_{method}"], metrics[f"{name}_std_{method}"] = _mean_std(
+                [r[method] for r in results["baselines"]]
+            )
+    if all(f"{name}_acc_{m}" in metrics for m in EXTRA_BASELINES):
+        metrics[f"{name}_acc_baselines_best"] = max(
+            metrics[f"{name}_acc_{m}"] for m in ("logreg", "mlp", "knn_gcn", *EXTRA_BASELINES))
+    metrics[f"{name}_acc_graph_free_best"] = max(metrics[f"{name}_acc_logreg"], metrics[f"{name}_acc_mlp"])
+    metrics[f"{name}_seeds"] = float(len(results["baselines"]))
     if not results["lds"]:
         return metrics
-    for method in ("logreg", "mlp", "knn_gcn"):
-        metrics[f"{name}_acc_{method}"], metrics[f"{name}_std_{method}"] = _mean_std(
-            [r[method] for r in results["baselines"]]
-        )
     metrics[f"{name}_acc_lds"], metrics[f"{name}_std_lds"] = _mean_std([r["acc"] for r in results["lds"]])
     if all("acc_frozen" in r for r in results["lds"]):
         metrics[f"{name}_acc_lds_frozen_theta"], metrics[f"{name}_std_lds_frozen_theta"] = _mean_std(
             [r["acc_frozen"] for r in results["lds"]]
         )
-    metrics[f"{name}_acc_graph_free_best"] = max(metrics[f"{name}_acc_logreg"], metrics[f"{name}_acc_mlp"])
-    metrics[f"{name}_seeds"] = float(len(results["lds"]))
     return metrics
 
 
@@ -253,6 +305,25 @@ def _report_tables(ctx: RunContext, results: dict[str, dict[str, list[dict[str, 
                 f"{res['hyper_steps']} hypergradient steps; expected edges {res['expected_edges']:.0f} "
                 f"(initial kNN graph: {res['initial_edges']:.0f})."
             )
+
+
+def _report_extra_baselines(ctx: RunContext, config: LDSConfig, results: dict[str, dict[str, list[dict[str, Any]]]],
+                            metrics: dict[str, float]) -> None:
+    """Every Table-1 baseline that ran, ours next to the paper's (recalled) value."""
+    methods = [m for m in ("logreg", "linear_svm", "rbf_svm", "rf", "mlp", "lp", "knn_gcn")
+               if m in ("logreg", "mlp", "knn_gcn") or m in config.extra_baselines]
+    if len(methods) == 3:
+        return
+    rows = []
+    for name in results:
+        if f"{name}_seeds" not in metrics:
+            continue
+        for method in methods:
+            paper = PAPER_TABLE1_BASELINES.get(method, {}).get(name, "")
+            rows.append([name, method, f"{metrics[f'{name}_acc_{method}']:.1f} ± {metrics[f'{name}_std_{method}']:.1f}",
+                         paper])
+    ctx.add_table("Table-1 baselines: test accuracy (%, mean ± std over splits) vs the paper (recalled)",
+                  ["table", "baseline", "ours", "paper"], rows)
 
 
 def _plot_edge_histograms(ctx: RunContext, results: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
