@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from reprolab.core.checkpoint import config_fingerprint
 from reprolab.core.data import DatasetInfo, require_dataset
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
+from reprolab.domain_kge.checkpoints import StageCheckpoint
 from reprolab.domain_kge.data import EMBEDDED, KGSplits, load_splits
 from reprolab.domain_kge.experiment import DomainKGEConfig, metric_tag
 from reprolab.domain_kge.model import EllipsoidDomains, entity_space
@@ -35,6 +37,13 @@ if TYPE_CHECKING:
 __all__ = ["resolve_dataset", "run_domain_kge"]
 
 _COLUMNS = ("mr", "mrr", "hits1", "hits3", "hits10")
+_STAGES = ("base", "domains")  # the in-unit checkpoints of one unit, checkpoints/<stage>-<tag>.pt
+
+
+def _stage_checkpoint(ctx: RunContext, config: DomainKGEConfig, tag: str, stage: str) -> StageCheckpoint:
+    """The checkpoint of one stage of unit ``tag``: bound to the run's fingerprint, the unit and the stage."""
+    digest = config_fingerprint({"run": ctx.fingerprint, "unit": tag, "stage": stage})
+    return StageCheckpoint(ctx.checkpoints_dir / f"{stage}-{tag}.pt", digest, config.checkpoint_minutes)
 
 
 def resolve_dataset(name: str, data_home: Path) -> str | Path:
@@ -66,9 +75,11 @@ def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]
             tag = dataset_tag if index == 0 else f"{dataset_tag}_{metric_tag(base_model)}"
             unit = f"dataset/{tag}"
             if not sweep.is_done(unit):
-                result = _run_dataset(config, ctx, name, tag, base_model)
+                result = _run_dataset(config, ctx, name, tag, base_model, sweep)
                 ctx.log(unit=unit, **result["metrics"])
                 sweep.complete(unit, result)
+            for stage in _STAGES:  # the unit is recorded: its in-unit checkpoints are no longer needed
+                _stage_checkpoint(ctx, config, tag, stage).path.unlink(missing_ok=True)
             result = sweep.result(unit)
             metrics.update(result["metrics"])
             if index == 0:  # the claimed model's metrics also under its model tag, like the extra models
@@ -95,7 +106,16 @@ def _report_tables(ctx: RunContext, title: str, result: dict[str, Any]) -> None:
         ctx.add_table(f"{title}: filtered, type-constrained link prediction", result["columns"], result["tc_rows"])
 
 
-def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, base_model: str) -> dict[str, Any]:
+def _keep_run_folder(ctx: RunContext, sweep: Sweep) -> None:
+    """Write the run checkpoint before the first in-unit one: the runner discards the folder of a run that stops
+    before anything resumable exists, and a paper-scale unit runs for hours before its Sweep checkpoint."""
+    if not ctx.checkpoint_path.exists():
+        ctx.save_checkpoint({"done": dict(sweep.done), "partial": None})  # Sweep's own format: no unit done yet
+
+
+def _run_dataset(
+    config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, base_model: str, sweep: Sweep
+) -> dict[str, Any]:
     dataset = resolve_dataset(name, ctx.data_home)
     splits = load_splits(dataset)
     torch.manual_seed(ctx.seed_for(tag, "init"))
@@ -104,20 +124,23 @@ def _run_dataset(config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, 
         relation_unit_ball=config.relation_unit_ball,
     )
     model = model.to(ctx.device)
-    start = time.perf_counter()
+    _keep_run_folder(ctx, sweep)
+    # both stages resume from checkpoints/<stage>-<tag>.pt on --resume; their times add up over sessions
+    base_checkpoint = _stage_checkpoint(ctx, config, tag, "base")
     losses = train_base_model(
         model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs,
-        filtered_negatives=config.filtered_negatives,
+        filtered_negatives=config.filtered_negatives, checkpoint=base_checkpoint,
     )
-    base_time = time.perf_counter() - start
+    base_time = base_checkpoint.elapsed_s
     frozen = entity_space(model)[0].clone()
-    start = time.perf_counter()
+    domain_checkpoint = _stage_checkpoint(ctx, config, tag, "domains")
     num_relations = splits.training.num_relations
     domains, domain_losses = fit_domains(
         model, splits.training.mapped_triples, num_relations, epochs=config.domain_epochs, lr=config.domain_lr,
         k_form=config.k_form, progress=lambda steps, total: ctx.progress(steps, desc=f"{tag} domains", total=total),
+        checkpoint=domain_checkpoint,
     )
-    domain_time = time.perf_counter() - start
+    domain_time = domain_checkpoint.elapsed_s
     if not torch.equal(frozen, entity_space(model)[0]):
         raise RuntimeError("fitting the domains changed the base embeddings")
     _save_models(ctx, config, tag, base_model, dataset, model, domains)

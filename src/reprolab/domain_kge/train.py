@@ -9,8 +9,9 @@ PyKEEN's "realistic" ranks (mean of optimistic and pessimistic), so ties cost wh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ import torch
 from reprolab.core.errors import ConfigError
 from reprolab.domain_kge.data import KGSplits
 from reprolab.domain_kge.model import EllipsoidDomains, domain_distance, entity_space
+
+if TYPE_CHECKING:
+    from reprolab.domain_kge.checkpoints import StageCheckpoint
 
 __all__ = [
     "CATEGORIES",
@@ -85,23 +89,27 @@ def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: b
 
 def train_base_model(
     model: Any, splits: KGSplits, *, epochs: int, batch_size: int, lr: float, num_negs: int = 1,
-    filtered_negatives: bool = False,
+    filtered_negatives: bool = False, checkpoint: StageCheckpoint | None = None,
 ) -> list[float]:
     """Train with PyKEEN's sLCWA loop (margin ranking loss for translation models); returns epoch losses.
 
     ``filtered_negatives``: corruptions that are training triples are dropped (PyKEEN's exact set filter), the
-    official sampler's behaviour (it redraws them).
+    official sampler's behaviour (it redraws them). ``checkpoint``: PyKEEN's training-loop checkpointing into
+    that file (atomic, see :mod:`reprolab.domain_kge.checkpoints`); an existing file is resumed from its epoch.
     """
     from pykeen.training import SLCWATrainingLoop
 
+    from reprolab.domain_kge.checkpoints import ResumableSLCWA
+
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loop = SLCWATrainingLoop(
+    options: dict[str, Any] = dict(
         model=model,
         triples_factory=splits.training,
         optimizer=optimizer,
         negative_sampler_kwargs={"num_negs_per_pos": num_negs, "filtered": filtered_negatives,
                                  **({"filterer": "python-set"} if filtered_negatives else {})},
     )
+    loop = SLCWATrainingLoop(**options) if checkpoint is None else ResumableSLCWA(**options, checkpoint=checkpoint)
     from reprolab.core.progress import progress_enabled
 
     # PyKEEN's own epoch bar (with ETA) when reprolab shows progress bars
@@ -140,6 +148,7 @@ def fit_domains(
     lr: float,
     k_form: str = "paper",
     progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+    checkpoint: StageCheckpoint | None = None,
 ) -> tuple[EllipsoidDomains, list[float]]:
     """Fit head/tail ellipsoids on frozen base embeddings by minimising ``d_h + d_t`` over training triples.
 
@@ -147,15 +156,19 @@ def fit_domains(
     training triples, no negatives). A triple contributes ``d_h(h, r) + d_t(t, r)``, so the loss equals
     a count-weighted sum over the distinct (relation, side, entity) members, which we minimise full-batch
     with Adam (``epochs`` steps, all domains at once) instead of the official per-triple SGD. The base
-    embeddings are detached copies, so the base model never changes.
+    embeddings are detached copies, so the base model never changes. ``checkpoint``: the domains, Adam's state
+    and the losses are saved every ``checkpoint.minutes`` and at the end, and a saved state is resumed from its
+    step (the fit draws no random numbers, so a resumed fit equals an uninterrupted one).
     """
-    return _fit(model, triples, num_relations, epochs=epochs, lr=lr, k_form=k_form, progress=progress)
+    return _fit(model, triples, num_relations, epochs=epochs, lr=lr, k_form=k_form, progress=progress,
+                checkpoint=checkpoint)
 
 
 def _fit(
     model: Any, triples: torch.Tensor, num_relations: int, *, epochs: int, lr: float, k_form: str,
-    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None,
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None, checkpoint: StageCheckpoint | None = None,
 ) -> tuple[EllipsoidDomains, list[float]]:
+    started = time.perf_counter()  # the stage's time includes building the member tables, as before resumes
     groups = _members(model, triples, num_relations)
     dim = entity_space(model, 0)[0].shape[1]
     domains = EllipsoidDomains(num_relations, dim, k_form=k_form)
@@ -172,13 +185,52 @@ def _fit(
     padded = width * len(groups) <= max(4 * members, 200_000)  # batched unless padding would dominate
     step_loss = _padded_loss(groups, width, dim) if padded else _looped_loss(groups)
     losses: list[float] = []
-    for _ in progress(range(epochs), epochs) if progress is not None else range(epochs):
+    start, elapsed_before = 0, 0.0
+    if checkpoint is not None and (saved := _load_domain_stage(checkpoint, domains, optimizer)) is not None:
+        start, losses, elapsed_before = saved
+    steps = range(start, epochs)
+    last_save = time.time()
+    for step in progress(steps, len(steps)) if progress is not None else steps:
         loss = step_loss(domains) / n
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
+        if checkpoint is not None and (step + 1 == epochs or checkpoint.due(last_save)):
+            checkpoint.elapsed_s = elapsed_before + time.perf_counter() - started
+            _save_domain_stage(checkpoint, step + 1, domains, optimizer, losses)
+            last_save = time.time()
+    if checkpoint is not None:
+        checkpoint.elapsed_s = elapsed_before + time.perf_counter() - started
     return domains, losses
+
+
+def _save_domain_stage(
+    checkpoint: StageCheckpoint, step: int, domains: EllipsoidDomains, optimizer: torch.optim.Optimizer,
+    losses: list[float],
+) -> None:
+    from reprolab.domain_kge.checkpoints import save_stage
+
+    save_stage(checkpoint, {"step": step, "domains": domains.state_dict(), "optimizer": optimizer.state_dict(),
+                            "losses": list(losses), "elapsed_s": checkpoint.elapsed_s})
+
+
+def _load_domain_stage(
+    checkpoint: StageCheckpoint, domains: EllipsoidDomains, optimizer: torch.optim.Optimizer
+) -> tuple[int, list[float], float] | None:
+    """(next step, losses so far, seconds spent) of a saved domain fit, its domains and Adam state restored."""
+    from reprolab.core.errors import CheckpointError
+    from reprolab.domain_kge.checkpoints import load_stage
+
+    state = load_stage(checkpoint)
+    if state is None:
+        return None
+    try:
+        domains.load_state_dict(state["domains"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"]), [float(x) for x in state["losses"]], float(state["elapsed_s"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{checkpoint.path}: not a complete domain-fit checkpoint ({err})") from None
 
 
 def _looped_loss(groups: list[tuple[int, int, torch.Tensor, torch.Tensor]]) -> Any:

@@ -1,0 +1,100 @@
+"""In-unit checkpoints of DRE: base training (PyKEEN's loop checkpointing, atomic file) and the domain fit resume
+to the same weights, losses and metrics as an uninterrupted run; a kill mid-write leaves the last good file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolab.core.errors import CheckpointError
+from reprolab.core.io import atomic_write
+from reprolab.domain_kge import checkpoints
+from reprolab.domain_kge.checkpoints import StageCheckpoint
+from reprolab.domain_kge.data import load_splits
+from reprolab.domain_kge.train import build_base_model, fit_domains, train_base_model
+
+EPOCHS = 5
+
+
+class _Killed(BaseException):
+    """A kill: not an Exception, so nothing in PyKEEN or reprolab catches it."""
+
+
+def _kill_during_save(monkeypatch, number: int) -> None:
+    """The ``number``-th in-unit checkpoint write dies halfway through writing its bytes."""
+    real_save, calls = checkpoints.save_checkpoint, {"n": 0}
+
+    def half_written(handle) -> None:
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise _Killed
+
+    def dying_save(path, state, *, fingerprint):
+        calls["n"] += 1
+        if calls["n"] == number:
+            atomic_write(path, half_written)
+        return real_save(path, state, fingerprint=fingerprint)
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", dying_save)
+
+
+def _train(name: str, splits, checkpoint: StageCheckpoint | None) -> tuple[dict, list[float]]:
+    torch.manual_seed(0)
+    model = build_base_model(name, splits, dim=8, seed=3)
+    losses = train_base_model(model, splits, epochs=EPOCHS, batch_size=256, lr=0.01, checkpoint=checkpoint)
+    return model.state_dict(), losses
+
+
+@pytest.mark.parametrize("name", ["TransE", "TransR", "STransE"])
+def test_base_training_killed_mid_checkpoint_resumes_bit_identical(tmp_path, monkeypatch, name):
+    splits = load_splits("nations")
+    straight, straight_losses = _train(name, splits, None)
+    stage = StageCheckpoint(tmp_path / "base-nations.pt", "abc", minutes=0)  # a checkpoint after every epoch
+    _kill_during_save(monkeypatch, 3)  # killed while writing epoch 3's checkpoint
+    with pytest.raises(_Killed):
+        _train(name, splits, stage)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["base-nations.pt"]  # no temp file left, epoch 2's intact
+    assert checkpoints.load_stage(stage)["epoch"] == 2
+    resumed, resumed_losses = _train(name, splits, StageCheckpoint(stage.path, "abc", minutes=0))
+    assert resumed_losses == straight_losses
+    assert all(torch.equal(resumed[key], straight[key]) for key in straight)
+    with pytest.raises(CheckpointError, match="different configuration"):
+        _train(name, splits, StageCheckpoint(stage.path, "another-run", minutes=0))
+
+
+def test_domain_fit_killed_mid_checkpoint_resumes_bit_identical(tmp_path, monkeypatch):
+    splits = load_splits("nations")
+    model = build_base_model("TransE", splits, dim=8, seed=3)
+    triples, relations = splits.training.mapped_triples, splits.training.num_relations
+    straight, straight_losses = fit_domains(model, triples, relations, epochs=6, lr=0.05)
+    stage = StageCheckpoint(tmp_path / "domains-nations.pt", "abc", minutes=0)
+    _kill_during_save(monkeypatch, 4)
+    with pytest.raises(_Killed):
+        fit_domains(model, triples, relations, epochs=6, lr=0.05, checkpoint=stage)
+    monkeypatch.undo()
+    assert checkpoints.load_stage(stage)["step"] == 3
+    resumed, resumed_losses = fit_domains(model, triples, relations, epochs=6, lr=0.05, checkpoint=stage)
+    assert resumed_losses == straight_losses
+    assert all(torch.equal(resumed.state_dict()[k], v) for k, v in straight.state_dict().items())
+    stage.path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        fit_domains(model, triples, relations, epochs=6, lr=0.05, checkpoint=stage)
+
+
+def test_run_killed_in_base_training_resumes_to_the_same_metrics(tmp_path, monkeypatch):
+    """The whole unit through the runner: killed during base training, ``--resume`` gives the straight metrics."""
+    from reprolab.core.runner import run_experiment
+
+    overrides = {"datasets": ["nations"], "epochs": 4, "domain_epochs": 5, "dim": 8, "checkpoint_minutes": 0,
+                 "type_constrained": False}
+    straight = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "straight")
+    _kill_during_save(monkeypatch, 3)
+    with pytest.raises(_Killed):
+        run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed")
+    monkeypatch.undo()
+    assert (tmp_path / "resumed" / "checkpoints" / "base-nations.pt").is_file()
+    resumed = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed", resume=True)
+    timing = ("_s", "time_ratio")
+    untimed = {k: v for k, v in straight["metrics"].items() if not k.endswith(timing)}
+    assert {k: v for k, v in resumed["metrics"].items() if not k.endswith(timing)} == untimed
+    assert not any((tmp_path / "resumed" / "checkpoints").glob("*-nations.pt"))  # removed once the unit is done
