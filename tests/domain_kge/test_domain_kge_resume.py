@@ -13,7 +13,7 @@ from reprolab.domain_kge.checkpoints import StageCheckpoint
 from reprolab.domain_kge.data import load_splits
 from reprolab.domain_kge.train import build_base_model, fit_domains, train_base_model
 
-EPOCHS = 5
+EPOCHS = 3
 
 
 class _Killed(BaseException):
@@ -49,12 +49,12 @@ def test_base_training_killed_mid_checkpoint_resumes_bit_identical(tmp_path, mon
     splits = load_splits("nations")
     straight, straight_losses = _train(name, splits, None)
     stage = StageCheckpoint(tmp_path / "base-nations.pt", "abc", minutes=0)  # a checkpoint after every epoch
-    _kill_during_save(monkeypatch, 3)  # killed while writing epoch 3's checkpoint
+    _kill_during_save(monkeypatch, 2)  # killed while writing epoch 2's checkpoint
     with pytest.raises(_Killed):
         _train(name, splits, stage)
     monkeypatch.undo()
-    assert [p.name for p in tmp_path.iterdir()] == ["base-nations.pt"]  # no temp file left, epoch 2's intact
-    assert checkpoints.load_stage(stage)["epoch"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["base-nations.pt"]  # no temp file left, epoch 1's intact
+    assert checkpoints.load_stage(stage)["epoch"] == 1
     resumed, resumed_losses = _train(name, splits, StageCheckpoint(stage.path, "abc", minutes=0))
     assert resumed_losses == straight_losses
     assert all(torch.equal(resumed[key], straight[key]) for key in straight)
@@ -85,10 +85,10 @@ def test_run_killed_in_base_training_resumes_to_the_same_metrics(tmp_path, monke
     """The whole unit through the runner: killed during base training, ``--resume`` gives the straight metrics."""
     from reprolab.core.runner import run_experiment
 
-    overrides = {"datasets": ["nations"], "epochs": 4, "domain_epochs": 5, "dim": 8, "checkpoint_minutes": 0,
+    overrides = {"datasets": ["nations"], "epochs": 3, "domain_epochs": 5, "dim": 8, "checkpoint_minutes": 0,
                  "type_constrained": False}
     straight = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "straight")
-    _kill_during_save(monkeypatch, 3)
+    _kill_during_save(monkeypatch, 2)
     with pytest.raises(_Killed):
         run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed")
     monkeypatch.undo()
