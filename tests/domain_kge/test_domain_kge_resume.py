@@ -98,3 +98,19 @@ def test_run_killed_in_base_training_resumes_to_the_same_metrics(tmp_path, monke
     untimed = {k: v for k, v in straight["metrics"].items() if not k.endswith(timing)}
     assert {k: v for k, v in resumed["metrics"].items() if not k.endswith(timing)} == untimed
     assert not any((tmp_path / "resumed" / "checkpoints").glob("*-nations.pt"))  # removed once the unit is done
+
+
+def test_paper_preset_without_fb15k_fails_before_training(tmp_path):
+    """An absent set is one line at the start, not after the hours of WN18 units that precede it."""
+    from typer.testing import CliRunner
+
+    from reprolab.cli import app
+
+    (tmp_path / "WN18").mkdir()
+    for split in ("train", "valid", "test"):
+        (tmp_path / "WN18" / f"{split}.txt").write_text("a\tr\tb\nb\tr\tc\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "domain_kge", "--preset", "paper", "--data", str(tmp_path),
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and "FB15k" in result.output and "Traceback" not in result.output
+    assert not out.exists()
