@@ -81,18 +81,20 @@ def test_domain_fit_killed_mid_checkpoint_resumes_bit_identical(tmp_path, monkey
         fit_domains(model, triples, relations, epochs=6, lr=0.05, checkpoint=stage)
 
 
-def test_run_killed_in_base_training_resumes_to_the_same_metrics(tmp_path, monkeypatch):
-    """The whole unit through the runner: killed during base training, ``--resume`` gives the straight metrics."""
+@pytest.mark.parametrize(("kill_at", "stage"), [(2, "base"), (5, "domains")])
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, kill_at, stage):
+    """The whole unit through the runner, killed while writing a checkpoint of base training (epoch 2 of 3) or of
+    the domain fit (step 2, after base training's 3 saves): ``--resume`` gives the straight run's metrics."""
     from reprolab.core.runner import run_experiment
 
     overrides = {"datasets": ["nations"], "epochs": 3, "domain_epochs": 5, "dim": 8, "checkpoint_minutes": 0,
                  "type_constrained": False}
     straight = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "straight")
-    _kill_during_save(monkeypatch, 2)
+    _kill_during_save(monkeypatch, kill_at)
     with pytest.raises(_Killed):
         run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed")
     monkeypatch.undo()
-    assert (tmp_path / "resumed" / "checkpoints" / "base-nations.pt").is_file()
+    assert (tmp_path / "resumed" / "checkpoints" / f"{stage}-nations.pt").is_file()
     resumed = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed", resume=True)
     timing = ("_s", "time_ratio")
     untimed = {k: v for k, v in straight["metrics"].items() if not k.endswith(timing)}
