@@ -94,12 +94,14 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, kill_at, 
     with pytest.raises(_Killed):
         run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed")
     monkeypatch.undo()
-    assert (tmp_path / "resumed" / "checkpoints" / f"{stage}-nations.pt").is_file()
+    folder = tmp_path / "resumed" / "checkpoints"
+    assert (folder / f"{stage}-nations.pt").is_file()
+    (folder / f".{stage}-nations.pt.x1y2.tmp").write_bytes(b"PK")  # what a SIGKILL mid-write leaves behind
     resumed = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "resumed", resume=True)
     timing = ("_s", "time_ratio")
     untimed = {k: v for k, v in straight["metrics"].items() if not k.endswith(timing)}
     assert {k: v for k, v in resumed["metrics"].items() if not k.endswith(timing)} == untimed
-    assert not any((tmp_path / "resumed" / "checkpoints").glob("*-nations.pt"))  # removed once the unit is done
+    assert not any(folder.glob("*nations.pt*"))  # removed once the unit is done, the killed write's temp file too
 
 
 def test_paper_preset_without_fb15k_fails_before_training(tmp_path):

@@ -44,6 +44,12 @@ class StageCheckpoint:
     def due(self, last_save: float) -> bool:
         return (time.time() - last_save) // 60 >= self.minutes
 
+    def remove_partial_writes(self) -> None:
+        """Delete the temp files of writes a SIGKILL cut short (``atomic_write`` cleans up on any exception, but a
+        killed process runs no cleanup); the checkpoint itself is never one of them."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
 
 def save_stage(checkpoint: StageCheckpoint, state: dict[str, Any]) -> None:
     """Atomically write one stage's ``state`` (tensors, numbers, lists, dicts) with the run's fingerprint."""

@@ -53,8 +53,8 @@ class DomainKGEConfig:
     filtered_negatives: bool = False  # official corrupt_head/corrupt_tail redraw corruptions that are true
     relation_unit_ball: bool = False  # official TransE rescales relation vectors with norm > 1 after each step
     # In-unit checkpoints of base training (PyKEEN's checkpoint_frequency) and of the domain fit: saved when this
-    # many whole minutes passed since the last save, and at each stage's end (0 = every epoch / step). With an
-    # epoch under 5 CPU-minutes at every preset, an interrupted unit loses < 10 minutes (docs/domain_kge.md).
+    # many whole minutes passed since the last save, and at each stage's end (0 = every epoch / step). An epoch
+    # costs under 1 CPU-minute at every WN18 preset, so a killed unit loses < 6 minutes (docs/domain_kge.md).
     checkpoint_minutes: int = bounded(5, ge=0)
 
     def validate(self) -> None:

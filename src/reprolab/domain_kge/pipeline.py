@@ -43,7 +43,9 @@ _STAGES = ("base", "domains")  # the in-unit checkpoints of one unit, checkpoint
 def _stage_checkpoint(ctx: RunContext, config: DomainKGEConfig, tag: str, stage: str) -> StageCheckpoint:
     """The checkpoint of one stage of unit ``tag``: bound to the run's fingerprint, the unit and the stage."""
     digest = config_fingerprint({"run": ctx.fingerprint, "unit": tag, "stage": stage})
-    return StageCheckpoint(ctx.checkpoints_dir / f"{stage}-{tag}.pt", digest, config.checkpoint_minutes)
+    checkpoint = StageCheckpoint(ctx.checkpoints_dir / f"{stage}-{tag}.pt", digest, config.checkpoint_minutes)
+    checkpoint.remove_partial_writes()
+    return checkpoint
 
 
 def resolve_dataset(name: str, data_home: Path) -> str | Path:
