@@ -84,6 +84,19 @@ def test_malformed_files_name_the_file_and_line(tmp_path, part, text, message):
         read_tu_dataset(_write(tmp_path, {**HANDMADE, part: text}))
 
 
+def test_one_class_set_is_refused_naming_the_labels_file(tmp_path):
+    with pytest.raises(DataError, match=r"TOY_graph_labels.txt: every graph has the same label \(1\)"):
+        read_tu_dataset(_write(tmp_path, {**HANDMADE, "graph_labels": "1\n1"}))
+
+
+def test_tu_folder_without_a_dataset_name_is_refused():
+    from reprolab.core.errors import ConfigError
+    from reprolab.diffpool.experiment import DiffPoolConfig
+
+    with pytest.raises(ConfigError, match="tu_folder: /x/TOY is set but dataset is 'synthetic'"):
+        DiffPoolConfig(tu_folder="/x/TOY").validate()
+
+
 def test_missing_required_file_is_named(tmp_path):
     folder = _write(tmp_path, {k: v for k, v in HANDMADE.items() if k != "graph_labels"})
     with pytest.raises(DataError, match="TOY_graph_labels.txt: required TU file missing"):

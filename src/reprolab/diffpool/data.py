@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -217,9 +218,17 @@ def read_tu_dataset(folder: str | Path, name: str | None = None, *, features: st
             f"{paths['graph_labels']}: {len(labels)} graph labels, but "
             f"{paths['graph_indicator'].name} names {num_graphs} graphs"
         )
+    _require_two_classes([value for _, value in labels], str(paths["graph_labels"]))
     edges = _read_edges(paths["A"], node_graph)
     x = _node_features(folder, name, num_nodes, features, edges)
     return _split_graphs(name, node_graph, num_graphs, edges, x, [value for _, value in labels])
+
+
+def _require_two_classes(labels: Sequence[Any], where: str) -> None:
+    """Graph classification needs two classes at least; one class would only fail later, inside scikit-learn."""
+    if len(set(labels)) < 2:
+        only = labels[0] if labels else "none"
+        raise DataError(f"{where}: every graph has the same label ({only}); classification needs at least 2 classes")
 
 
 def _read_indicator(path: Path) -> tuple[list[int], int]:
@@ -438,6 +447,7 @@ def read_gin_dataset(path: str | Path, name: str, *, features: str = "all") -> G
         x = torch.cat([degree_features(e, n, 10) for e, n in zip(edges, sizes)])
     else:
         x = torch.ones(len(all_tags), 1)
+    _require_two_classes(labels, source.label(source.main))
     codes = sorted(set(labels))
     lookup = {code: i for i, code in enumerate(codes)}
     y = torch.tensor([lookup[value] for value in labels], dtype=torch.long)

@@ -103,6 +103,12 @@ class DiffPoolConfig:
                 raise ConfigError(f"models: unknown model {name!r}; valid: {', '.join(MODELS)}")
         if not self.models:
             raise ConfigError("models: give at least one model")
+        if self.tu_folder and self.dataset == "synthetic":
+            # without a name the run would silently train on the generated set and ignore the folder
+            raise ConfigError(
+                f"tu_folder: {self.tu_folder} is set but dataset is 'synthetic'; also set dataset=<NAME> "
+                "(the NAME of its NAME_*.txt files or NAME.zip)"
+            )
         if self.features not in FEATURES:
             raise ConfigError(f"features: {self.features!r} is not one of {', '.join(FEATURES)}")
         if self.folds < 2 or not 0 <= self.run_folds <= self.folds:
