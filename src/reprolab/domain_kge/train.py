@@ -68,6 +68,10 @@ def build_base_model(
     options: dict[str, Any] = {"embedding_dim": dim, "random_seed": seed, **kwargs}
     if cls.__name__ in ("TransE", "STransE"):
         options.setdefault("scoring_fct_norm", 1)
+    if cls.__name__ == "TransR":
+        # relation space as large as the entity space: Lin et al. (2015) on WN18 (k = d) and the official DRE
+        # test_R_ellipsoid.cpp (dimensionR = dimension); PyKEEN's default is a fixed 30
+        options.setdefault("relation_dim", dim)
     if cls.__name__ == "TransE":
         # The paper's (and Bordes et al.'s official) TransE only rescales entity vectors whose norm exceeds 1;
         # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for
