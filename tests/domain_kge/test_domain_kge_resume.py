@@ -104,17 +104,25 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, kill_at, 
     assert not any(folder.glob("*nations.pt*"))  # removed once the unit is done, the killed write's temp file too
 
 
-def test_paper_preset_without_fb15k_fails_before_training(tmp_path):
-    """An absent set is one line at the start, not after the hours of WN18 units that precede it."""
+def test_absent_dataset_is_skipped_and_its_claims_not_evaluated(tmp_path):
+    """An absent set (FB15k in `paper`) is one note at the start, its claims `not evaluated`; the present ones run."""
+    from reprolab.core.runner import run_experiment
+
+    overrides = {"datasets": ["nations", "FB15k"], "epochs": 1, "domain_epochs": 2, "dim": 8}
+    results = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "run", data=tmp_path)
+    assert any(k.startswith("nations") for k in results["metrics"])
+    assert not any(k.startswith("fb15k") for k in results["metrics"])
+    assert any("Skipped dataset FB15k" in note and "FB15k" in note for note in results["notes"])
+
+
+def test_run_with_every_dataset_absent_fails_before_training(tmp_path):
+    """No dataset present: one line at the start (exit 2), no run folder left."""
     from typer.testing import CliRunner
 
     from reprolab.cli import app
 
-    (tmp_path / "WN18").mkdir()
-    for split in ("train", "valid", "test"):
-        (tmp_path / "WN18" / f"{split}.txt").write_text("a\tr\tb\nb\tr\tc\n")
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", "domain_kge", "--preset", "paper", "--data", str(tmp_path),
                                       "--out", str(out)])
-    assert result.exit_code == 2 and "FB15k" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "WN18" in result.output and "Traceback" not in result.output
     assert not out.exists()
