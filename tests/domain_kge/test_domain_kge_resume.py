@@ -126,3 +126,32 @@ def test_run_with_every_dataset_absent_fails_before_training(tmp_path):
                                       "--out", str(out)])
     assert result.exit_code == 2 and "WN18" in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["TransR", "STransE"])
+def test_transe_init_copies_vectors_and_sets_identity_matrices(name):
+    """TransR / STransE start from TransE (Lin et al. 2015 Sec. 4; Nguyen et al. 2016 Sec. 2)."""
+    from reprolab.domain_kge.data import load_splits
+    from reprolab.domain_kge.train import build_base_model, initialise_from_transe
+
+    splits = load_splits("nations")
+    transe = build_base_model("TransE", splits, dim=6, seed=1)
+    model = build_base_model(name, splits, dim=6, seed=2)
+    initialise_from_transe(model, transe)
+    assert torch.equal(model.entity_representations[0]._embeddings.weight,
+                       transe.entity_representations[0]._embeddings.weight)
+    assert torch.equal(model.relation_representations[0]._embeddings.weight,
+                       transe.relation_representations[0]._embeddings.weight)
+    for matrices in model.relation_representations[1:]:
+        weight = matrices._embeddings.weight.view(-1, 6, 6)
+        assert torch.equal(weight, torch.eye(6).expand_as(weight))
+
+
+def test_transe_init_runs_in_a_transr_unit(tmp_path):
+    from reprolab.core.runner import run_experiment
+
+    overrides = {"datasets": ["nations"], "base_model": "TransR", "transe_init": True, "epochs": 1,
+                 "domain_epochs": 2, "dim": 6}
+    results = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "run")
+    assert any("started from a TransE" in note for note in results["notes"])
+    assert not any((tmp_path / "run" / "checkpoints").glob("transe-*"))  # removed once the unit is recorded

@@ -26,6 +26,7 @@ from reprolab.domain_kge.train import (
     domain_distances,
     evaluate_protocols,
     fit_domains,
+    initialise_from_transe,
     rank_metrics,
     relation_categories,
     saved_base_model,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["resolve_dataset", "run_domain_kge"]
 
 _COLUMNS = ("mr", "mrr", "hits1", "hits3", "hits10")
-_STAGES = ("base", "domains")  # the in-unit checkpoints of one unit, checkpoints/<stage>-<tag>.pt
+_STAGES = ("transe", "base", "domains")  # the in-unit checkpoints of one unit, checkpoints/<stage>-<tag>.pt
 
 
 def _stage_checkpoint(ctx: RunContext, config: DomainKGEConfig, tag: str, stage: str) -> StageCheckpoint:
@@ -139,6 +140,27 @@ def _keep_run_folder(ctx: RunContext, sweep: Sweep) -> None:
         ctx.save_checkpoint({"done": dict(sweep.done), "partial": None})  # Sweep's own format: no unit done yet
 
 
+def _pretrain_transe(
+    config: DomainKGEConfig, ctx: RunContext, splits: KGSplits, tag: str, base_model: str, model: Any
+) -> float:
+    """With ``transe_init``, train a TransE of the same settings and start TransR / STransE ``model`` from it
+    (:func:`initialise_from_transe`); returns its training time (0 when not used)."""
+    if not config.transe_init or base_model.lower() not in ("transr", "stranse"):
+        return 0.0
+    transe = build_base_model(
+        "TransE", splits, dim=config.dim, seed=ctx.seed_for(tag, "transe"),
+        relation_unit_ball=config.relation_unit_ball,
+    ).to(ctx.device)
+    checkpoint = _stage_checkpoint(ctx, config, tag, "transe")
+    train_base_model(
+        transe, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs,
+        filtered_negatives=config.filtered_negatives, checkpoint=checkpoint,
+    )
+    initialise_from_transe(model, transe)
+    ctx.note(f"{tag}: {base_model} started from a TransE trained for {config.epochs} epochs (transe_init).")
+    return checkpoint.elapsed_s
+
+
 def _run_dataset(
     config: DomainKGEConfig, ctx: RunContext, name: str, tag: str, base_model: str, sweep: Sweep
 ) -> dict[str, Any]:
@@ -151,13 +173,14 @@ def _run_dataset(
     )
     model = model.to(ctx.device)
     _keep_run_folder(ctx, sweep)
-    # both stages resume from checkpoints/<stage>-<tag>.pt on --resume; their times add up over sessions
+    # every stage resumes from checkpoints/<stage>-<tag>.pt on --resume; their times add up over sessions
+    transe_time = _pretrain_transe(config, ctx, splits, tag, base_model, model)
     base_checkpoint = _stage_checkpoint(ctx, config, tag, "base")
     losses = train_base_model(
         model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs,
         filtered_negatives=config.filtered_negatives, checkpoint=base_checkpoint,
     )
-    base_time = base_checkpoint.elapsed_s
+    base_time = base_checkpoint.elapsed_s + transe_time  # the TransE start is part of training the base model
     frozen = entity_space(model)[0].clone()
     domain_checkpoint = _stage_checkpoint(ctx, config, tag, "domains")
     num_relations = splits.training.num_relations

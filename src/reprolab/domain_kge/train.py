@@ -91,6 +91,23 @@ def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: b
     return build_base_model(name, load_splits(dataset), dim=dim, seed=0, relation_unit_ball=relation_unit_ball)
 
 
+@torch.no_grad()
+def initialise_from_transe(model: Any, transe: Any) -> None:
+    """Start a TransR / STransE ``model`` from a trained ``transe`` of the same dimension: entity and relation vectors
+    copied, every projection matrix the identity (Lin et al. 2015, Sec. 4: "initialize entity and relation
+    embeddings with results of TransE ... relation matrices as identity matrices"; Nguyen et al. 2016, Sec. 2)."""
+    source = transe.entity_representations[0]._embeddings.weight
+    target = model.entity_representations[0]._embeddings.weight
+    if source.shape != target.shape:
+        raise ConfigError(f"transe_init: TransE entity vectors {tuple(source.shape)} do not fit {tuple(target.shape)}")
+    target.copy_(source)
+    model.relation_representations[0]._embeddings.weight.copy_(transe.relation_representations[0]._embeddings.weight)
+    for matrices in model.relation_representations[1:]:
+        weight = matrices._embeddings.weight  # one flattened square matrix per relation
+        side = round(weight.shape[1] ** 0.5)
+        weight.copy_(torch.eye(side, dtype=weight.dtype, device=weight.device).reshape(1, -1).expand_as(weight))
+
+
 def train_base_model(
     model: Any, splits: KGSplits, *, epochs: int, batch_size: int, lr: float, num_negs: int = 1,
     filtered_negatives: bool = False, checkpoint: StageCheckpoint | None = None,
