@@ -145,6 +145,10 @@ def test_transe_init_copies_vectors_and_sets_identity_matrices(name):
     for matrices in model.relation_representations[1:]:
         weight = matrices._embeddings.weight.view(-1, 6, 6)
         assert torch.equal(weight, torch.eye(6).expand_as(weight))
+    before = [r._embeddings.weight.clone() for r in (*model.entity_representations, *model.relation_representations)]
+    model._reset_parameters_()  # what PyKEEN's training loop does first: the TransE start must survive it
+    after = [r._embeddings.weight for r in (*model.entity_representations, *model.relation_representations)]
+    assert all(torch.equal(a, b) for a, b in zip(after, before))
 
 
 def test_transe_init_runs_in_a_transr_unit(tmp_path):

@@ -95,17 +95,41 @@ def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: b
 def initialise_from_transe(model: Any, transe: Any) -> None:
     """Start a TransR / STransE ``model`` from a trained ``transe`` of the same dimension: entity and relation vectors
     copied, every projection matrix the identity (Lin et al. 2015, Sec. 4: "initialize entity and relation
-    embeddings with results of TransE ... relation matrices as identity matrices"; Nguyen et al. 2016, Sec. 2)."""
-    source = transe.entity_representations[0]._embeddings.weight
-    target = model.entity_representations[0]._embeddings.weight
-    if source.shape != target.shape:
-        raise ConfigError(f"transe_init: TransE entity vectors {tuple(source.shape)} do not fit {tuple(target.shape)}")
-    target.copy_(source)
-    model.relation_representations[0]._embeddings.weight.copy_(transe.relation_representations[0]._embeddings.weight)
+    embeddings with results of TransE ... relation matrices as identity matrices"; Nguyen et al. 2016, Sec. 2).
+
+    Set as each representation's initializer, because PyKEEN's training loop re-initialises every parameter when it
+    starts (``reset_parameters_``); a plain copy would be wiped before the first step."""
+    source = transe.entity_representations[0]
+    target = model.entity_representations[0]
+    if source._embeddings.weight.shape != target._embeddings.weight.shape:
+        raise ConfigError(
+            f"transe_init: TransE entity vectors {tuple(source._embeddings.weight.shape)} do not fit "
+            f"{tuple(target._embeddings.weight.shape)}"
+        )
+    _start_from(target, source._plain_forward())
+    _start_from(model.relation_representations[0], transe.relation_representations[0]._plain_forward())
     for matrices in model.relation_representations[1:]:
-        weight = matrices._embeddings.weight  # one flattened square matrix per relation
-        side = round(weight.shape[1] ** 0.5)
-        weight.copy_(torch.eye(side, dtype=weight.dtype, device=weight.device).reshape(1, -1).expand_as(weight))
+        identity = torch.eye(*matrices.shape, dtype=matrices._embeddings.weight.dtype)
+        _start_from(matrices, identity.expand(matrices.max_id, *matrices.shape))
+
+
+class _StartValues:
+    """An initializer returning a fresh copy of fixed values. PyKEEN's ``PretrainedInitializer`` hands out its own
+    tensor, which then *is* the weight: the in-place default reset of the inner ``nn.Embedding`` (run before the
+    representation's own) overwrote the TransE values with random ones."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.values.to(device=x.device, dtype=x.dtype).clone()
+
+
+def _start_from(representation: Any, values: torch.Tensor) -> None:
+    """Make ``values`` the representation's initial value, now and at every later ``reset_parameters``."""
+    representation.initializer = _StartValues(values.detach().clone().reshape(representation.max_id,
+                                                                              *representation.shape))
+    representation.reset_parameters()
 
 
 def train_base_model(
