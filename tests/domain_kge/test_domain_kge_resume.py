@@ -159,3 +159,13 @@ def test_transe_init_runs_in_a_transr_unit(tmp_path):
     results = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "run")
     assert any("started from a TransE" in note for note in results["notes"])
     assert not any((tmp_path / "run" / "checkpoints").glob("transe-*"))  # removed once the unit is recorded
+
+
+def test_transr_keeps_vectors_in_the_l2_ball_not_pykeens_l1_ball():
+    from reprolab.domain_kge.data import load_splits
+    from reprolab.domain_kge.train import build_base_model
+
+    model = build_base_model("TransR", load_splits("nations"), dim=6, seed=1)
+    model.post_parameter_update()
+    vectors = model.entity_representations[0]._embeddings.weight
+    assert vectors.norm(dim=1).max() <= 1 + 1e-6 and vectors.norm(p=1, dim=1).max() > 1  # L2 ball, not L1

@@ -46,6 +46,11 @@ def unit_ball(x: torch.Tensor) -> torch.Tensor:
     return clamp_norm(x, maxnorm=1.0, p=2, dim=-1)
 
 
+def l2_unit_ball(x: torch.Tensor, **_pykeen_kwargs: Any) -> torch.Tensor:
+    """Rescale rows with L2 norm > 1 into the unit ball, whatever norm PyKEEN passes (TransR's constraint)."""
+    return unit_ball(x)
+
+
 def build_base_model(
     name: str, splits: KGSplits, *, dim: int, seed: int, relation_unit_ball: bool = False, **kwargs: Any
 ) -> Any:
@@ -72,6 +77,10 @@ def build_base_model(
         # relation space as large as the entity space: Lin et al. (2015) on WN18 (k = d) and the official DRE
         # test_R_ellipsoid.cpp (dimensionR = dimension); PyKEEN's default is a fixed 30
         options.setdefault("relation_dim", dim)
+        # Lin et al. constrain L2 norms (||h||_2, ||r||_2 <= 1) while scoring with L1; PyKEEN ties the ball's norm to
+        # the scoring norm (an L1 ball at p = 1, far smaller in 50 dimensions)
+        options.setdefault("entity_constrainer", l2_unit_ball)
+        options.setdefault("relation_constrainer", l2_unit_ball)
     if cls.__name__ == "TransE":
         # The paper's (and Bordes et al.'s official) TransE only rescales entity vectors whose norm exceeds 1;
         # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for
