@@ -74,6 +74,21 @@ def _features(backbone: ResNetBackbone, images: Tensor, device: torch.device, ba
     return torch.cat(parts)
 
 
+# the frozen CNN's feature maps, by split: every consumer (BR, its refitted layer, the RNNs trained on frozen
+# features) runs the same weights on the same images, so each split goes through the CNN once per run
+FrozenFeatures = dict[str, Tensor]
+
+
+def _frozen(
+    cache: FrozenFeatures, split: str, backbone: ResNetBackbone, data: CanvasSplit, device: torch.device
+) -> Tensor:
+    """``split``'s feature maps under the trained, frozen shared CNN, computed on first use (same batches as
+    :func:`_features`, so the values are those of a fresh pass). Callers must not modify the tensor in place."""
+    if split not in cache:
+        cache[split] = _features(backbone, data.images, device)
+    return cache[split]
+
+
 def load_data(config: OrderFreeConfig, ctx: RunContext) -> tuple[CanvasSplit, CanvasSplit]:
     """The digit canvases, or a user's COCO-format data (YOLO folders or instances JSON + images)."""
     if config.data == "digits":
@@ -116,7 +131,8 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
     train, test = load_data(config, ctx)
     sweep = Sweep(ctx)
     metrics: dict[str, float] = {}
-    br = _train_cnn(config, ctx, sweep, train, test)
+    frozen: FrozenFeatures = {}
+    br = _train_cnn(config, ctx, sweep, train, test, frozen)
     metrics.update(br["metrics"])
     backbone = build_backbone(config).to(ctx.device)
     backbone.load_state_dict(br["backbone"])
@@ -129,7 +145,7 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
     decoders: dict[str, SequenceDecoder] = {}
     shared = backbone
     for name in RNN_MODELS + (("noatt",) if config.attention_ablation else ()):
-        result = _train_rnn(config, ctx, sweep, name, shared, train, test)
+        result = _train_rnn(config, ctx, sweep, name, shared, train, test, frozen)
         metrics.update(result["metrics"])
         if name != "noatt":
             class_f1[name] = torch.tensor(result["class_f1"])
@@ -152,7 +168,10 @@ def run_orderfree(config: OrderFreeConfig, ctx: RunContext) -> dict[str, float]:
 
 
 # -- the shared CNN and the binary-relevance baseline ---------------------------------------------
-def _train_cnn(config: OrderFreeConfig, ctx: RunContext, sweep: Sweep, train: CanvasSplit, test: CanvasSplit) -> Any:
+def _train_cnn(
+    config: OrderFreeConfig, ctx: RunContext, sweep: Sweep, train: CanvasSplit, test: CanvasSplit,
+    frozen: FrozenFeatures,
+) -> Any:
     unit = "cnn_br"
     if sweep.is_done(unit):
         return sweep.result(unit)
@@ -179,14 +198,15 @@ def _train_cnn(config: OrderFreeConfig, ctx: RunContext, sweep: Sweep, train: Ca
 
     sweep.train(unit, steps=config.cnn_steps, step_fn=step_fn, model=model, optimizer=optimizer, generator=generator,
                 checkpoint_every=config.checkpoint_every, log_every=100)
-    features = _features(backbone, test.images, ctx.device)
+    features = _frozen(frozen, "test", backbone, test, ctx.device)
     with torch.no_grad():
         probs = torch.sigmoid(model["head"](features)).cpu()
     predictions = (probs > config.threshold).float()
     scores = multilabel_scores(predictions, test.targets)
     metrics = {f"br_{key}": value for key, value in scores.items()}
     metrics["br_map"] = mean_average_precision(probs, test.targets)
-    metrics.update(_refit_br_head(config, ctx, backbone, model["head"], train, features, test.targets))
+    metrics.update(_refit_br_head(config, ctx, model["head"], train, features, test.targets,
+                                  _frozen(frozen, "train", backbone, train, ctx.device)))
     ctx.log(unit=unit, **metrics)
     result = {
         "metrics": metrics,
@@ -221,13 +241,13 @@ def _save_model(
 
 
 def _refit_br_head(
-    config: OrderFreeConfig, ctx: RunContext, backbone: ResNetBackbone, head: nn.Module, train: CanvasSplit,
-    test_features: Tensor, test_targets: Tensor,
+    config: OrderFreeConfig, ctx: RunContext, head: nn.Module, train: CanvasSplit, test_features: Tensor,
+    test_targets: Tensor, train_features: Tensor,
 ) -> dict[str, float]:
     """BR with as much head training as the RNNs get: the BR layer trained ``rnn_steps`` more steps on the
     frozen CNN features (``br_tuned_*``), so the BR comparison does not favour the RNNs' longer training."""
-    pooled = _features(backbone, train.images, ctx.device).mean(dim=(2, 3))
-    tuned = BinaryRelevanceHead(backbone.out_channels, train.targets.shape[1]).to(ctx.device)
+    pooled = train_features.mean(dim=(2, 3))
+    tuned = BinaryRelevanceHead(train_features.shape[1], train.targets.shape[1]).to(ctx.device)
     tuned.load_state_dict(head.state_dict())
     optimizer = torch.optim.Adam(tuned.parameters(), lr=config.rnn_lr)
     generator = ctx.generator("cnn_br", "refit", device="cpu")
@@ -254,6 +274,7 @@ def _train_rnn(
     shared: ResNetBackbone,
     train: CanvasSplit,
     test: CanvasSplit,
+    frozen: FrozenFeatures,
 ) -> Any:
     unit = f"rnn_{name}"
     if sweep.is_done(unit):
@@ -268,7 +289,7 @@ def _train_rnn(
         parts["backbone"] = backbone
         cached = None
     else:
-        cached = _features(backbone, train.images, ctx.device)
+        cached = _frozen(frozen, "train", shared, train, ctx.device)
     model = nn.ModuleDict(parts)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr)
     frequency = train.targets.sum(dim=0)
@@ -295,7 +316,10 @@ def _train_rnn(
     sweep.train(unit, steps=config.rnn_steps, step_fn=step_fn, model=model, optimizer=optimizer, generator=generator,
                 checkpoint_every=config.checkpoint_every, log_every=100)
     decoder.eval()
-    features = _features(backbone, test.images, ctx.device)
+    if config.finetune_backbone:
+        features = _features(backbone, test.images, ctx.device)
+    else:
+        features = _frozen(frozen, "test", shared, test, ctx.device)
     max_labels = config.max_labels or None
     beam_result = beam_search(decoder, features, width=config.beam_width, max_labels=max_labels)
     greedy_result = greedy_decode(decoder, features, max_labels=max_labels)
