@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from reprolab.ras.metrics import (
+    EPS,
     e_measure_curve,
     evaluate_maps,
     f_measure_curve,
@@ -104,3 +105,37 @@ def test_bad_inputs_are_refused():
         mae(np.full((2, 2), 2.0), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="at least one"):
         evaluate_maps([], [])
+
+
+def _reference_curves(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and E-measure curves evaluated pixel by pixel on the 256 x H x W stack of binary maps
+    (the definitions, written out; the module computes them from a histogram and a lookup table)."""
+    binary = np.floor(pred * 255.0 + 1e-9)[None] >= np.arange(256)[:, None, None]
+    tp = (binary & gt[None]).sum(axis=(1, 2)).astype(np.float64)
+    predicted = binary.sum(axis=(1, 2)).astype(np.float64)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = tp / gt.sum() if gt.any() else np.zeros_like(tp)
+    fm, g = binary.astype(np.float64), gt.astype(np.float64)
+    if not gt.any():
+        enhanced = 1.0 - fm
+    elif gt.all():
+        enhanced = fm
+    else:
+        align_gt, align_fm = g - g.mean(), fm - fm.mean(axis=(1, 2), keepdims=True)
+        enhanced = (2 * align_gt[None] * align_fm / (align_gt[None] ** 2 + align_fm**2 + EPS) + 1) ** 2 / 4
+    return precision, recall, enhanced.sum(axis=(1, 2)) / (gt.size - 1 + EPS)
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_curves_equal_the_per_pixel_definitions_bit_for_bit(case):
+    rng = np.random.default_rng(case)
+    shape = (int(rng.integers(1, 24)), int(rng.integers(2, 24)))
+    pred = 1 / (1 + np.exp(-rng.normal(0, 4, shape))) if case % 2 else rng.uniform(size=shape)
+    gt = rng.uniform(size=shape) < rng.uniform(0.1, 0.9)
+    gt = np.zeros(shape, bool) if case == 6 else np.ones(shape, bool) if case == 7 else gt
+    if case == 5:
+        pred.flat[::3] = np.nan  # a NaN pixel is in no binary map
+    precision, recall, e_curve = _reference_curves(pred, gt)
+    got = precision_recall_curve(pred, gt)
+    assert np.array_equal(got[0], precision) and np.array_equal(got[1], recall)
+    assert np.array_equal(e_measure_curve(pred, gt), e_curve)

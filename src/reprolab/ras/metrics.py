@@ -65,11 +65,28 @@ def mae(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor) -> float
     return float(np.abs(pred - gt).mean())
 
 
-def _binarised(pred: np.ndarray) -> np.ndarray:
-    """256 x H x W boolean stack: ``q >= t`` for t = 0..255, where ``q = floor(255 * pred)`` is the map
-    quantised to 8 bits (as saving it as a PNG and the common evaluation toolkits do)."""
-    levels = np.floor(pred * 255.0 + 1e-9)
-    return levels[None] >= THRESHOLDS[:, None, None]
+def _levels(pred: np.ndarray) -> np.ndarray:
+    """``q = floor(255 * pred)``: the map quantised to 8 bits (as saving it as a PNG and the common evaluation
+    toolkits do), as integers 0..255; the binary map at threshold t is ``q >= t``. A NaN pixel gets -1: it is in
+    no binary map (``NaN >= t`` is false)."""
+    levels = np.minimum(np.floor(pred * 255.0 + 1e-9), 255)
+    return np.where(np.isnan(levels), -1, levels).astype(np.int16)
+
+
+def _at_or_above(levels: np.ndarray) -> np.ndarray:
+    """How many of ``levels`` are ``>= t`` for t = 0..255 (float64 counts, exact): the pixel count of each
+    binary map, from one histogram instead of 256 thresholded copies of the map."""
+    histogram = np.bincount(levels.ravel() + 1, minlength=257)[1:]  # levels 0..255 (NaN pixels dropped)
+    return histogram[::-1].cumsum()[::-1].astype(np.float64)
+
+
+def _precision_recall(levels: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    tp = _at_or_above(levels[gt])
+    predicted = _at_or_above(levels)
+    positives = float(gt.sum())
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = tp / positives if positives > 0 else np.zeros_like(tp)
+    return precision, recall
 
 
 def precision_recall_curve(
@@ -77,18 +94,15 @@ def precision_recall_curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall at the 256 thresholds (arrays of length 256; 0/0 counts as 0)."""
     pred, gt = _as_arrays(pred, gt)
-    binary = _binarised(pred)
-    tp = (binary & gt[None]).sum(axis=(1, 2)).astype(np.float64)
-    predicted = binary.sum(axis=(1, 2)).astype(np.float64)
-    positives = float(gt.sum())
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = tp / positives if positives > 0 else np.zeros_like(tp)
-    return precision, recall
+    return _precision_recall(_levels(pred), gt)
 
 
 def f_measure_curve(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, beta2: float = BETA2) -> np.ndarray:
     """F-measure at the 256 thresholds."""
-    precision, recall = precision_recall_curve(pred, gt)
+    return _f_measure(*precision_recall_curve(pred, gt), beta2)
+
+
+def _f_measure(precision: np.ndarray, recall: np.ndarray, beta2: float = BETA2) -> np.ndarray:
     numerator = (1 + beta2) * precision * recall
     denominator = beta2 * precision + recall
     return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
@@ -155,27 +169,39 @@ def s_measure(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, al
     return float(max(0.0, alpha * s_object + (1 - alpha) * s_region))
 
 
-def _enhanced_alignment(binary: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """E-measure of each binary map in ``binary`` (T x H x W) against ``gt`` (Fan et al. 2018, Eq. 6)."""
+def _enhanced_alignment(levels: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """E-measure of the binary maps ``levels >= t``, t = 0..255, against ``gt`` (Fan et al. 2018, Eq. 6).
+
+    A binary map FM and the mask take two values each, so the enhanced alignment of a pixel is one of four
+    numbers per threshold, fixed by the map's and the mask's means: they are computed once (a 256 x 2 x 2 table)
+    and looked up per pixel by (8-bit level, mask value) rather than recomputed for every pixel of every
+    threshold. Each number comes from the same floating-point expression as a per-pixel evaluation, so the
+    256 x H x W array of values, and its sums, are the same.
+    """
     h, w = gt.shape
-    fm = binary.astype(np.float64)
-    if not gt.any():
-        enhanced = 1.0 - fm
-    elif gt.all():
-        enhanced = fm
-    else:
-        g = gt.astype(np.float64)
-        align_gt = g - g.mean()
-        align_fm = fm - fm.mean(axis=(1, 2), keepdims=True)
-        align = 2 * align_gt[None] * align_fm / (align_gt[None] ** 2 + align_fm**2 + EPS)
-        enhanced = (align + 1) ** 2 / 4
+    fm_count = _at_or_above(levels)  # pixels of each binary map (an exact integer sum of its 0/1 values)
+    if not gt.any():  # enhanced = 1 - FM: its sum counts the pixels off the map (integers, exact)
+        return (h * w - fm_count) / (h * w - 1 + EPS)
+    if gt.all():  # enhanced = FM
+        return fm_count / (h * w - 1 + EPS)
+    g_mean = gt.astype(np.float64).mean()
+    align_gt = np.array([0.0, 1.0])[None, :, None] - g_mean  # 1 x 2 (mask value) x 1
+    align_fm = np.array([0.0, 1.0])[None, None, :] - (fm_count / (h * w))[:, None, None]  # T x 1 x 2 (FM value)
+    align = 2 * align_gt * align_fm / (align_gt**2 + align_fm**2 + EPS)
+    table = (align + 1) ** 2 / 4  # [t, mask value, FM value]
+    on = np.arange(-1, 256)[None, :] >= THRESHOLDS[:, None]  # [t, level + 1]: FM at a pixel of that level
+    lookup = np.empty((len(THRESHOLDS), 257, 2))  # [t, level + 1, mask value] -> enhanced alignment
+    for value in (0, 1):
+        lookup[:, :, value] = np.where(on, table[:, value, 1:], table[:, value, :1])
+    key = (levels.astype(np.intp).ravel() + 1) * 2 + gt.ravel()
+    enhanced = np.take(lookup.reshape(len(THRESHOLDS), -1), key, axis=1).reshape(len(THRESHOLDS), h, w)
     return enhanced.sum(axis=(1, 2)) / (h * w - 1 + EPS)
 
 
 def e_measure_curve(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor) -> np.ndarray:
     """E-measure at the 256 thresholds."""
     pred, gt = _as_arrays(pred, gt)
-    return _enhanced_alignment(_binarised(pred), gt)
+    return _enhanced_alignment(_levels(pred), gt)
 
 
 @dataclass
@@ -206,11 +232,12 @@ def evaluate_maps(
         p, g = _as_arrays(pred, gt)
         maes.append(mae(p, g))
         s_values.append(s_measure(p, g))
-        precision, recall = precision_recall_curve(p, g)
+        levels = _levels(p)  # quantised once for the precision/recall, F and E curves
+        precision, recall = _precision_recall(levels, g)
         precisions.append(precision)
         recalls.append(recall)
-        f_curves.append(f_measure_curve(p, g))
-        e_curves.append(e_measure_curve(p, g))
+        f_curves.append(_f_measure(precision, recall))
+        e_curves.append(_enhanced_alignment(levels, g))
     if not maes:
         raise ValueError("evaluate_maps needs at least one (map, mask) pair")
     f_curve = np.mean(f_curves, axis=0)
