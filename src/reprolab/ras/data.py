@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,20 @@ def normalize(images: torch.Tensor, mode: str = "imagenet") -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------- generated
+@lru_cache(maxsize=8)
+def _grid(size: int, kind: str) -> np.ndarray:
+    """The pixel grid ``(yy, xx)`` (2 x size x size) the scene drawing uses, built once per size instead of per
+    shape: ``"index"`` = ``np.mgrid`` (integers), ``"centre"`` = pixel centres (+0.5, float64), ``"unit"`` =
+    ``np.mgrid / size``. Read-only: callers compute new arrays from it."""
+    grid = np.mgrid[0:size, 0:size]
+    if kind == "centre":
+        grid = grid.astype(np.float64) + 0.5
+    elif kind == "unit":
+        grid = grid / size
+    grid.setflags(write=False)
+    return grid
+
+
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     i = int(h * 6) % 6
     f = h * 6 - math.floor(h * 6)
@@ -95,7 +110,7 @@ def _shape_mask(
     """A random ellipse (kind 0), rectangle (1) or star-ish blob (2) of about ``radius`` pixels at (cy, cx).
 
     ``kind=None`` draws the kind at random; the random stream is the same either way."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    yy, xx = _grid(size, "centre")
     angle = rng.uniform(0, math.pi)
     dy, dx = yy - cy, xx - cx
     u = dx * math.cos(angle) + dy * math.sin(angle)
@@ -114,7 +129,7 @@ def _shape_mask(
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size] / size
+    yy, xx = _grid(size, "unit")
     base = _hsv_to_rgb(rng.uniform(), rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.75))
     other = _hsv_to_rgb(rng.uniform(), rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.75))
     direction = rng.uniform(0, 2 * math.pi)
@@ -153,7 +168,7 @@ def _fine_parts(
     """``shape`` with fine structure a coarse map cannot resolve (``style="fine"``): 2-5 thin legs
     (1.5-3.5% of the image wide) reaching 0.6-1.1 radii beyond the body, and with probability 0.5 a hole
     (an ellipse of 0.3-0.45 radii inside the body that shows the background)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    yy, xx = _grid(size, "centre")
     out = shape.copy()
     for _ in range(int(rng.integers(2, 6))):
         angle = rng.uniform(0, 2 * math.pi)
@@ -176,7 +191,7 @@ def _scene(
     salient objects (``style="fine"``)."""
     image = _background(rng, size)
     mask = np.zeros((size, size), dtype=bool)
-    yy, xx = np.mgrid[0:size, 0:size]
+    yy, xx = _grid(size, "index")
     for _ in range(int(rng.integers(1, 4)) if rng.uniform() < 0.6 else 1):  # distractors first
         radius = rng.uniform(0.1, 0.2) * size
         cy, cx = rng.uniform(0.1, 0.9, 2) * size

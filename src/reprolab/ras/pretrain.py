@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprolab.core.checkpoint import config_fingerprint, load_cached, save_cached
-from reprolab.ras.data import _background, _hsv_to_rgb, _shape_mask, normalize
+from reprolab.ras.data import _background, _grid, _hsv_to_rgb, _shape_mask, normalize
 from reprolab.ras.model import VGG16_CONV_INDICES, VGG16Backbone
 
 __all__ = [
@@ -79,7 +79,7 @@ class ProxyBackbone:
 def _proxy_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     image = _background(rng, size)
     labels = np.zeros(N_PROXY_LABELS, dtype=np.float32)
-    yy, xx = np.mgrid[0:size, 0:size]
+    yy, xx = _grid(size, "index")
     for _ in range(int(rng.integers(1, 5))):
         hue_bin, kind = int(rng.integers(N_HUES)), int(rng.integers(N_SHAPES))
         radius = rng.uniform(0.1, 0.22) * size
