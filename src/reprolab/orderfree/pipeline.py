@@ -302,8 +302,9 @@ def _train_rnn(
         model.train()
         index = torch.randint(len(train), (config.rnn_batch_size,), generator=generator)
         targets = train.targets[index].to(ctx.device)
-        images = train.images[index].to(ctx.device)
-        features = backbone(_prepare(images, backbone)) if cached is None else cached[index]
+        # frozen CNN: the cached features; the batch's images are gathered only for a fine-tuned one
+        features = cached[index] if cached is not None else backbone(_prepare(train.images[index].to(ctx.device),
+                                                                                backbone))
         batch_sequences = None if sequences is None else sequences[index].to(ctx.device)
         loss, values = sequence_loss(decoder, features, targets, order=order, sequences=batch_sequences,
                                      prob_weight=prob_weight)
