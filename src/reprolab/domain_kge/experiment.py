@@ -117,6 +117,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["official"] = {**PRESETS["paper"], **OFFICIAL}
 
 
+# `reprolab show` texts of presets without a comment of their own.
+PRESET_NOTES: dict[str, str] = {
+    "stranse": "STransE (ours; PyKEEN lacks it) on the quick datasets",
+    "wn18rr": "WN18RR (by name from the data home), TransE, dim 50, 20 epochs",
+    **{
+        f"{ds.lower()}_{model.lower()}": f"{ds} with {model} (by name from the data home), dim 50, 50 of the paper's "
+        "1000 epochs" + (", started from a TransE of the same settings" if model != "TransE" else "")
+        for ds in ("WN18", "FB15k") for model in BASE_MODELS
+    },
+    "official": "the paper preset with the official script's choices: k counted as x^T (M + diag M) x, filtered "
+    "negatives, relation vectors renormalised",
+}
+
+
 def metric_tag(dataset: str) -> str:
     return dataset.lower().replace("-", "_").replace("/", "_")
 
