@@ -41,7 +41,10 @@ def test_field_docs_read_comments_and_extras_read_imports():
     assert required_extras(get_experiment("diffpool")) == ["graph"]
     assert required_extras(get_experiment("domain_kge")) == ["kg"]
     for experiment in list_experiments():  # every method's presets and fields are readable
-        assert set(preset_docs(experiment)) == set(experiment.presets)
+        docs = preset_docs(experiment)
+        assert set(docs) == set(experiment.presets)
+        # every preset says what it is in `reprolab show` (quick may be the bare defaults)
+        assert [name for name, text in docs.items() if not text and experiment.presets[name]] == [], experiment.name
         assert set(field_docs(experiment.config_cls)) == set(experiment.describe()["defaults"])
 
 

@@ -151,6 +151,24 @@ def test_transe_init_copies_vectors_and_sets_identity_matrices(name):
     assert all(torch.equal(a, b) for a, b in zip(after, before))
 
 
+@pytest.mark.parametrize("name", ["TransR", "STransE"])
+def test_the_transe_start_already_meets_the_constraints_training_applies(name):
+    """PyKEEN's training loop starts with ``reset_parameters_()``, which applies the model's constraints (||r|| <= 1
+    for TransR / STransE): the TransE start is trained with the same relation ball, so the start survives it."""
+    from reprolab.domain_kge.data import load_splits
+    from reprolab.domain_kge.train import build_base_model, initialise_from_transe, train_base_model
+
+    splits = load_splits("nations")
+    transe = build_base_model("TransE", splits, dim=6, seed=1, relation_unit_ball=True)
+    train_base_model(transe, splits, epochs=2, batch_size=256, lr=0.5)  # a large rate pushes relations outwards
+    model = build_base_model(name, splits, dim=6, seed=2)
+    initialise_from_transe(model, transe)
+    before = [r._embeddings.weight.clone() for r in (*model.entity_representations, *model.relation_representations)]
+    model.reset_parameters_()
+    after = [r._embeddings.weight for r in (*model.entity_representations, *model.relation_representations)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after, before))
+
+
 def test_transe_init_runs_in_a_transr_unit(tmp_path):
     from reprolab.core.runner import run_experiment
 

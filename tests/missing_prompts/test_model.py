@@ -253,6 +253,29 @@ def test_per_case_logits_give_the_metric_of_any_missing_table(vilt, metric):
         table_logits(case_logits, torch.zeros(5, dtype=torch.long))
 
 
+def test_per_case_logits_of_some_cases_and_from_stored_encoder_outputs(vilt):
+    """Only the asked cases are computed (the others NaN), with the same numbers; a second model with the same
+    frozen encoder reads the stored encoder outputs and gets exactly the logits of its own full forward pass."""
+    from reprolab.missing_prompts.data import PairData
+    from reprolab.missing_prompts.train import predict_per_case
+
+    ids, mask, pixels = _inputs(batch=6, seed=5)
+    data = PairData(ids, mask, pixels, torch.zeros(6, dtype=torch.long))
+    models = [
+        PromptedVilt(vilt, 3, prompt_type="fixed", prompt_length=3, generator=torch.Generator().manual_seed(s)).eval()
+        for s in (0, 1)
+    ]
+    full = predict_per_case(models[0], data, batch_size=4)
+    some = predict_per_case(models[0], data, batch_size=4, cases=(COMPLETE, TEXT_MISSING))
+    assert torch.equal(some[:2], full[:2]) and some[IMAGE_MISSING].isnan().all()
+    store: dict = {}
+    assert torch.equal(predict_per_case(models[0], data, batch_size=4, encoded=store), full)
+    assert set(store) == {COMPLETE, TEXT_MISSING, IMAGE_MISSING} and set(store[COMPLETE]) == {0, 4}
+    other = predict_per_case(models[1], data, batch_size=4)
+    assert not torch.equal(other, full)
+    assert torch.equal(predict_per_case(models[1], data, batch_size=4, encoded=store), other)
+
+
 def test_shared_prompts_ignore_the_missing_case():
     """The ablation: one prompt set for every missing case (not missing-aware), a third of the parameters."""
     shared = MissingAwarePrompts(2, 4, 8, generator=torch.Generator().manual_seed(0), shared=True)

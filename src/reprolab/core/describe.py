@@ -70,15 +70,18 @@ def field_docs(config_cls: type) -> dict[str, str]:
 
 
 def preset_docs(experiment: Any) -> dict[str, str]:
-    """``{preset: the comment above its entry in PRESETS}`` (empty string when none is written)."""
+    """``{preset: its description}``: the module's ``PRESET_NOTES[preset]`` when given (presets built in a loop or
+    shared by several names have no comment of their own), else the comment above its entry in PRESETS (empty
+    string when none is written)."""
     module = importlib.import_module(experiment.run.__module__)
+    notes: Mapping[str, str] = getattr(module, "PRESET_NOTES", {})
+    docs = {name: str(notes.get(name, "")) for name in experiment.presets}
     try:
         source = inspect.getsource(module)
     except (OSError, TypeError):
-        return dict.fromkeys(experiment.presets, "")
+        return docs
     lines = source.splitlines()
     comments = _comments_by_line(source)
-    docs = dict.fromkeys(experiment.presets, "")
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Dict):
             for key in node.keys:

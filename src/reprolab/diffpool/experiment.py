@@ -161,6 +161,18 @@ _PAPER_MODELS = ["diffpool", "diffpool_nolp", "diffpool_det", "graphsage_mean", 
 _QUICK_REAL: dict[str, Any] = {**_PAPER, "epochs": 10, "eval_every": 1, "checkpoint_every": 0, "run_folds": 2,
                                "models": ["diffpool", "graphsage_mean", "wl_oa"]}
 
+# `reprolab show` texts of presets without a comment of their own.
+PRESET_NOTES: dict[str, str] = {
+    "paper_enzymes": "the paper on ENZYMES (the same preset as `paper`): 10 folds, 1000 epochs, LP and entropy losses",
+    "paper_reddit_multi_12k": "REDDIT-MULTI-12K (not in the shared data; runs when present): constant features, two "
+    "pooling levels at ratio 0.25",
+    "quick_enzymes": "ENZYMES smoke run: 2 of the 10 folds, 10 epochs, DiffPool vs GraphSAGE-mean and WL-OA "
+    "(claims not evaluated: partial protocol)",
+    "quick_proteins": "PROTEINS smoke run: 2 of the 10 folds, 10 epochs (claims not evaluated: partial protocol)",
+    "quick_dd": "D&D from the GIN-format zip, graphs of <= 500 nodes: 2 of its 10 folds, 10 epochs (claims not "
+    "evaluated: partial protocol)",
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Embedded synthetic set; the same fixed 10-fold split, first 3 folds, to fit the 2-minute budget.
     "quick": {"run_folds": 3, "models": ["diffpool", "graphsage_mean", "wl_oa"]},

@@ -147,9 +147,11 @@ def _pretrain_transe(
     (:func:`initialise_from_transe`); returns its training time (0 when not used)."""
     if not config.transe_init or base_model.lower() not in ("transr", "stranse"):
         return 0.0
+    # Relation vectors rescaled into the unit ball, as TransR and STransE keep them: PyKEEN applies a model's
+    # constraints when training starts, so longer TransE relations would be clamped and the start would not be
+    # the trained TransE (the KB2E-family TransE whose vectors those models read rescales them too).
     transe = build_base_model(
-        "TransE", splits, dim=config.dim, seed=ctx.seed_for(tag, "transe"),
-        relation_unit_ball=config.relation_unit_ball,
+        "TransE", splits, dim=config.dim, seed=ctx.seed_for(tag, "transe"), relation_unit_ball=True,
     ).to(ctx.device)
     checkpoint = _stage_checkpoint(ctx, config, tag, "transe")
     train_base_model(
@@ -176,8 +178,9 @@ def _run_dataset(
     # every stage resumes from checkpoints/<stage>-<tag>.pt on --resume; their times add up over sessions
     transe_time = _pretrain_transe(config, ctx, splits, tag, base_model, model)
     base_checkpoint = _stage_checkpoint(ctx, config, tag, "base")
+    lr = (config.transx_lr or config.lr) if base_model.lower() in ("transr", "stranse") else config.lr
     losses = train_base_model(
-        model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, num_negs=config.num_negs,
+        model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=lr, num_negs=config.num_negs,
         filtered_negatives=config.filtered_negatives, checkpoint=base_checkpoint,
     )
     base_time = base_checkpoint.elapsed_s + transe_time  # the TransE start is part of training the base model

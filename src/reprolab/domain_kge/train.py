@@ -39,16 +39,13 @@ CATEGORIES = ("1-1", "1-N", "N-1", "N-N")
 VARIANTS = ("base", "head", "both")  # ablations: base alone; + head domain; + head and tail domains
 
 
-def unit_ball(x: torch.Tensor) -> torch.Tensor:
-    """Rescale rows with L2 norm above 1 back to norm 1; shorter rows are left alone (TransE's constraint)."""
+def unit_ball(x: torch.Tensor, **_pykeen_kwargs: Any) -> torch.Tensor:
+    """Rescale rows with L2 norm above 1 back to norm 1; shorter rows are left alone (the constraint of TransE and
+    of TransR's entity and relation vectors). Always the L2 ball, whatever norm PyKEEN passes as keyword
+    arguments (for TransR it passes the scoring norm, an L1 ball at p = 1)."""
     from pykeen.utils import clamp_norm
 
     return clamp_norm(x, maxnorm=1.0, p=2, dim=-1)
-
-
-def l2_unit_ball(x: torch.Tensor, **_pykeen_kwargs: Any) -> torch.Tensor:
-    """Rescale rows with L2 norm > 1 into the unit ball, whatever norm PyKEEN passes (TransR's constraint)."""
-    return unit_ball(x)
 
 
 def build_base_model(
@@ -79,8 +76,8 @@ def build_base_model(
         options.setdefault("relation_dim", dim)
         # Lin et al. constrain L2 norms (||h||_2, ||r||_2 <= 1) while scoring with L1; PyKEEN ties the ball's norm to
         # the scoring norm (an L1 ball at p = 1, far smaller in 50 dimensions)
-        options.setdefault("entity_constrainer", l2_unit_ball)
-        options.setdefault("relation_constrainer", l2_unit_ball)
+        options.setdefault("entity_constrainer", unit_ball)
+        options.setdefault("relation_constrainer", unit_ball)
     if cls.__name__ == "TransE":
         # The paper's (and Bordes et al.'s official) TransE only rescales entity vectors whose norm exceeds 1;
         # PyKEEN's default projects every entity onto the unit sphere, where one sphere is a perfect domain for

@@ -218,6 +218,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# `reprolab show` texts of presets without a comment of their own.
+PRESET_NOTES: dict[str, str] = {
+    "k10": "Max-of-10 (the official MAX_OF_10_CONFIG), 3 models; no brute force (64^10 inputs): proofs compared only",
+    "paper": "Max-of-4 on the official list of 151 model seeds, 1 M-input forward check per model (resumable; "
+    "~27 CPU-s per model)",
+}
+
+
 def run(config: MaxKProofsConfig, ctx: RunContext) -> Mapping[str, float]:
     from reprolab.maxk_proofs.pipeline import run_maxk_proofs
 

@@ -297,6 +297,7 @@ class PromptedVilt(nn.Module):
         if self.prompt_type == "fixed":
             prompts = self.fixed[missing_type]
         n_prompt = 0  # prompt tokens currently at the front of the sequence (input-level)
+        additive = None  # the additive form of ``mask``, made once per change of the mask, not per layer
         for i, layer in enumerate(self.vilt.encoder.layer):
             if prompts is not None and i in self.prompt_layers:
                 p = prompts[:, self.prompt_layers.index(i)]
@@ -309,15 +310,20 @@ class PromptedVilt(nn.Module):
                 hidden = torch.cat([p, hidden], dim=1)
                 mask = torch.cat([mask.new_ones(mask.shape[0], p.shape[1]), mask], dim=1)
                 n_prompt += p.shape[1]
-            hidden = layer(hidden, _additive_mask(mask, hidden.dtype))[0]
+                additive = None
+            if additive is None:
+                additive = _additive_mask(mask, hidden.dtype)
+            hidden = layer(hidden, additive)[0]
         return self.vilt.layernorm(hidden), n_prompt
+
+    def classify(self, hidden: torch.Tensor, cls_pos: int) -> torch.Tensor:
+        """Logits from :meth:`encode`'s output: the pooler on the text CLS token, then the task head."""
+        return self.head(self.vilt.pooler(hidden[:, cls_pos:]))
 
     def forward(
         self, input_ids: torch.Tensor, text_mask: torch.Tensor, pixel_values: torch.Tensor, missing_type: torch.Tensor
     ) -> torch.Tensor:
-        hidden, cls_pos = self.encode(input_ids, text_mask, pixel_values, missing_type)
-        pooled = self.vilt.pooler(hidden[:, cls_pos:])
-        return self.head(pooled)
+        return self.classify(*self.encode(input_ids, text_mask, pixel_values, missing_type))
 
 
 def saved_prompted_vilt(

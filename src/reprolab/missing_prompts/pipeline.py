@@ -77,12 +77,13 @@ def run_missing_prompts(config: MissingPromptsConfig, ctx: RunContext) -> dict[s
         tasks = _synthetic_tasks(config, ctx, world)
     sweep = Sweep(ctx)
     metrics: dict[str, float] = {}
+    encoder_cache: dict[str, Any] = {}
     for task in tasks:
         tables = _missing_tables(config, ctx, task)
         for scenario in config.scenarios:
             for method in config.methods:
                 unit = f"{task.name}/{scenario}/{method}"
-                args = (config, ctx, sweep, vilt, task, method, scenario, tables)
+                args = (config, ctx, sweep, vilt, task, method, scenario, tables, encoder_cache)
                 result = sweep.once(unit, train_method, *args, log=True)
                 metrics.update({f"{task.name}_{method}_{k}": v for k, v in result.items()})
     metrics.update(vilt_b32_trainable_fraction(n_outputs=23, prompt_layers=6, prompt_length=16))
@@ -298,6 +299,7 @@ def train_method(
     method: str,
     scenario: str,
     tables: dict[str, list[torch.Tensor]],
+    encoder_cache: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Train one method in one of Table 1's scenarios (train table ``train_<scenario>``) and test it in the same
     scenario (test table ``<scenario>``); the models of the "both" scenario are also tested on the complete test
@@ -306,7 +308,11 @@ def train_method(
     Evaluation runs every test sample once per missing case (3 forward passes of the test set, whatever the
     number of tables) and reads each table's predictions off these logits; a sample's logits depend only on its
     own inputs and missing case (eval mode, no batch statistics). ``<key>`` is the metric averaged over the
-    table's draws, ``<key>_saved`` the metric on the saved table alone."""
+    table's draws, ``<key>_saved`` the metric on the saved table alone.
+
+    ``encoder_cache``: a dict shared by the calls of one run, where the head-only baseline keeps its encoder's
+    outputs on the test set (per task and missing case) for its other scenarios."""
+    encoder_cache = {} if encoder_cache is None else encoder_cache
     backbone = copy.deepcopy(vilt)
     prompt_type = {"prompt_input": "input", "prompt_attention": "attention", "prompt_shared": "input"}.get(method)
     if method == "head_only" and config.baseline_prompts == "fixed":
@@ -335,7 +341,7 @@ def train_method(
     steps = config.epochs * per_epoch
     scheduler = warmup_linear_schedule(optimizer, max(steps, 1))
     gen = ctx.generator(*tag, "train", device="cpu")
-    state: dict[str, torch.Tensor] = {}
+    state: dict[str, Any] = {}
     micro = config.batch_size // config.grad_accumulation
 
     def step_fn(step: int) -> dict[str, float]:
@@ -345,7 +351,9 @@ def train_method(
             state["order"] = torch.randperm(len(train), generator=gen)
         idx = state["order"][(step % per_epoch) * config.batch_size : (step % per_epoch + 1) * config.batch_size]
         dev = ctx.device
-        model.train()
+        if "train_mode" not in state:  # nothing between steps leaves training mode; set it once, not per step
+            model.train()
+            state["train_mode"] = True
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for part in idx.split(micro):
@@ -368,10 +376,14 @@ def train_method(
             "input": "forward(input_ids, text_mask, pixel_values, missing_type); missing_type 0 complete, 1 text "
                      "missing, 2 image missing (dummy inputs applied by the caller)"}
     _save_model(config, ctx, "-".join((task.name, scenario, method)), model, method, meta)
-    case_logits = predict_per_case(model, task.test)
     keys = [scenario]
     if scenario == "both" and config.sweep_rates:
         keys += ["complete", *(sweep_key(config, rate) for rate in config.sweep_rates)]
+    # only the missing cases that these tables pick; the head-only baseline's encoder (frozen backbone, fixed or
+    # no prompts) is the same in every scenario, so its outputs on the test set are computed once per task
+    cases = torch.cat([t for key in dict.fromkeys(keys) for t in tables[key]]).unique().tolist()
+    encoded = encoder_cache.setdefault(task.name, {}) if method == "head_only" else None
+    case_logits = predict_per_case(model, task.test, cases=cases, encoded=encoded)
     result: dict[str, float] = {}
     for key in dict.fromkeys(keys):
         values = [table_metric(case_logits, table, task.test.labels, task.metric) for table in tables[key]]

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -61,7 +61,7 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
         backbone_norm = name.startswith("vilt.") and ("layernorm" in name.lower())
         (no_decay if name.endswith("bias") or backbone_norm else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), eps=1e-8)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), eps=1e-8, foreach=True)
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -100,7 +100,8 @@ def pretrain_backbone(
     heads = nn.ModuleDict({"itm": nn.Linear(hidden, 2), "mlm": nn.Linear(hidden, world.vocab_size)}).to(device)
     model = PromptedVilt(vilt, 1, prompt_type="none")
     params = list(vilt.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    # foreach: the same per-tensor update in one call per step (on CPU the default loops tensor by tensor in Python)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, foreach=True)
     schedule = warmup_linear_schedule(optimizer, steps)
     no_missing = torch.full((batch_size,), COMPLETE, dtype=torch.long, device=device)
     rows = torch.arange(batch_size)
@@ -157,22 +158,33 @@ def _hard_negatives(
 
 
 @torch.no_grad()
-def predict(model: PromptedVilt, data: PairData, missing_type: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits (N, C) for ``data`` (dummy inputs already applied) with per-sample ``missing_type``."""
+def predict(
+    model: PromptedVilt,
+    data: PairData,
+    missing_type: torch.Tensor,
+    batch_size: int = 256,
+    encoded: dict[int, tuple[torch.Tensor, int]] | None = None,
+) -> torch.Tensor:
+    """Logits (N, C) for ``data`` (dummy inputs already applied) with per-sample ``missing_type``.
+
+    ``encoded``: a store of :meth:`PromptedVilt.encode` outputs per batch, filled on the first call and read on
+    later ones, for models whose encoder (backbone and prompts) is the same and untrained, as the frozen backbone
+    with the fixed prompts of the head-only baseline: their logits then cost the pooler and head only, and are
+    the same numbers as a full forward pass (same batches, same operations)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        out.append(
-            model(
-                data.input_ids[sl].to(device),
-                data.text_mask[sl].to(device),
-                data.pixel_values[sl].to(device),
-                missing_type[sl].to(device),
-            ).cpu()
-        )
+        if encoded is not None and start in encoded:
+            out.append(model.classify(*encoded[start]).cpu())
+            continue
+        args = (data.input_ids[sl], data.text_mask[sl], data.pixel_values[sl], missing_type[sl])
+        hidden, cls_pos = model.encode(*(t.to(device) for t in args))
+        if encoded is not None:
+            encoded[start] = (hidden, cls_pos)
+        out.append(model.classify(hidden, cls_pos).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -204,15 +216,29 @@ def auroc(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
 
 
-def predict_per_case(model: PromptedVilt, data: PairData, batch_size: int = 256) -> torch.Tensor:
+def predict_per_case(
+    model: PromptedVilt,
+    data: PairData,
+    batch_size: int = 256,
+    cases: Sequence[int] = (COMPLETE, TEXT_MISSING, IMAGE_MISSING),
+    encoded: dict[int, dict[int, tuple[torch.Tensor, int]]] | None = None,
+) -> torch.Tensor:
     """Logits (3, N, C) of every sample under each missing case (complete, text missing, image missing), with
-    the case's dummy inputs applied; any missing table's predictions are then ``table_logits(...)``."""
+    the case's dummy inputs applied; any missing table's predictions are then ``table_logits(...)``.
+
+    Only the ``cases`` are computed (the logits of the others are NaN): tables of one missing type never pick
+    the other type's case. ``encoded``: per case, the store of encoder outputs of :func:`predict`."""
     n = len(data)
     out = []
     for case in (COMPLETE, TEXT_MISSING, IMAGE_MISSING):
+        if case not in cases:
+            out.append(None)
+            continue
         table = torch.full((n,), case, dtype=torch.long)
-        out.append(predict(model, apply_missing(data, table), table, batch_size))
-    return torch.stack(out)
+        store = None if encoded is None else encoded.setdefault(case, {})
+        out.append(predict(model, apply_missing(data, table), table, batch_size, store))
+    shape = next(t for t in out if t is not None).shape
+    return torch.stack([torch.full(shape, math.nan) if t is None else t for t in out])
 
 
 def table_logits(case_logits: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
