@@ -169,6 +169,22 @@ def test_the_transe_start_already_meets_the_constraints_training_applies(name):
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after, before))
 
 
+def test_transr_at_its_transe_start_scores_as_that_transe():
+    """Identity projections give back TransE only when the projected vectors are clamped into the L2 ball of Lin et
+    al. (2015); PyKEEN's interaction clamps them into an L1 ball (the scoring norm)."""
+    from reprolab.domain_kge.data import load_splits
+    from reprolab.domain_kge.train import build_base_model, initialise_from_transe, train_base_model
+
+    splits = load_splits("nations")
+    transe = build_base_model("TransE", splits, dim=8, seed=1, relation_unit_ball=True)
+    train_base_model(transe, splits, epochs=2, batch_size=256, lr=0.05)
+    model = build_base_model("TransR", splits, dim=8, seed=2)
+    initialise_from_transe(model, transe)
+    model.reset_parameters_()
+    triples = splits.training.mapped_triples[:64]
+    assert torch.allclose(model.score_hrt(triples), transe.score_hrt(triples), atol=1e-5)
+
+
 def test_transe_init_runs_in_a_transr_unit(tmp_path):
     from reprolab.core.runner import run_experiment
 

@@ -85,7 +85,15 @@ def build_base_model(
         options.setdefault("entity_constrainer", unit_ball)
         if relation_unit_ball:
             options.setdefault("relation_constrainer", unit_ball)
-    return cls(triples_factory=splits.training, **options)
+    model = cls(triples_factory=splits.training, **options)
+    if cls.__name__ == "TransR":  # the paper's L2 clamp of the projected vectors (reprolab.domain_kge.transr)
+        from reprolab.domain_kge.transr import L2ProjectionTransRInteraction
+
+        old = model.interaction
+        model.interaction = L2ProjectionTransRInteraction(
+            p=old.p, power_norm=old.power_norm, max_projection_norm=old.max_projection_norm
+        )
+    return model
 
 
 def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: bool = False) -> Any:
@@ -428,7 +436,7 @@ def _ranks(
 def _translation_tables(model: Any, relation: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(head table, tail table, relation vector) with ``score = -||head[h] + r - tail[t]||``, or ``None``.
 
-    TransE: the entity vectors; TransR: ``clamp(e M_r)`` (PyKEEN's projected-norm clamp); STransE:
+    TransE: the entity vectors; TransR: ``clamp(e M_r)`` (the interaction's projected-norm clamp); STransE:
     ``W_{r,1} e`` and ``W_{r,2} e``. With these tables every candidate of a query is one row of a
     ``torch.cdist``, so no ``[batch, entities, dim]`` difference tensor is ever formed.
     """
@@ -445,7 +453,8 @@ def _translation_tables(model: Any, relation: int) -> tuple[torch.Tensor, torch.
 
         interaction = model.interaction
         projected = entities @ model.relation_representations[1](indices=index)[0]
-        projected = clamp_norm(projected, p=interaction.p, dim=-1, maxnorm=interaction.max_projection_norm)
+        norm = getattr(interaction, "projection_p", interaction.p)
+        projected = clamp_norm(projected, p=norm, dim=-1, maxnorm=interaction.max_projection_norm)
         return projected, projected, vector
     from reprolab.domain_kge.stranse import stranse_projections
 
