@@ -174,8 +174,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_NOTES: dict[str, str] = {
     "official_v1": "WN18RR_v1 with the official v1 script's model (GraIL's undirected subgraphs, BiGRU readout)",
     **{
-        dataset_tag(name): f"GraIL split {name} (+ {name}_ind) by name: the papers' training (30 epochs of batch 16, "
-        "best validation, 5 repeats, 10 draws of GraIL's 49 negatives) and the paper's CoMPILE; paper numbers recalled"
+        dataset_tag(name): f"GraIL split {name} (+ {name}_ind) by name: the papers' training ("
+        f"{_PAPER_TRAINING['epochs']:g} epochs of batch {_PAPER_TRAINING['batch_size']}, best validation, "
+        f"{_PAPER_TRAINING['repeats']} repeats, {_PAPER_TRAINING['samplings']} draws of GraIL's negatives) and the "
+        "paper's CoMPILE; paper numbers recalled"
         for name in GRAIL_DATASETS
     },
     **{

@@ -129,8 +129,9 @@ PRESET_NOTES: dict[str, str] = {
     "stranse": "STransE (ours; PyKEEN lacks it) on the quick datasets",
     "wn18rr": "WN18RR (by name from the data home), TransE, dim 50, 20 epochs",
     **{
-        f"{ds.lower()}_{model.lower()}": f"{ds} with {model} (by name from the data home), dim 50, 50 of the paper's "
-        "1000 epochs" + (", started from a TransE of the same settings" if model != "TransE" else "")
+        f"{ds.lower()}_{model.lower()}": f"{ds} with {model} (by name from the data home), dim {_LARGE['dim']}, "
+        f"{_LARGE['epochs']} of the paper's {PRESETS['paper']['epochs']} epochs"
+        + (f", from a TransE start, Adam rate {_LARGE['transx_lr']}" if model != "TransE" else "")
         for ds in ("WN18", "FB15k") for model in BASE_MODELS
     },
     "official": "the paper preset with the official script's choices: k counted as x^T (M + diag M) x, filtered "

@@ -140,12 +140,17 @@ def _keep_run_folder(ctx: RunContext, sweep: Sweep) -> None:
         ctx.save_checkpoint({"done": dict(sweep.done), "partial": None})  # Sweep's own format: no unit done yet
 
 
+def _is_projection_model(base_model: str) -> bool:
+    """TransR or STransE: the models that start from a TransE (``transe_init``) and train at ``transx_lr``."""
+    return base_model.lower() in ("transr", "stranse")
+
+
 def _pretrain_transe(
     config: DomainKGEConfig, ctx: RunContext, splits: KGSplits, tag: str, base_model: str, model: Any
 ) -> float:
     """With ``transe_init``, train a TransE of the same settings and start TransR / STransE ``model`` from it
     (:func:`initialise_from_transe`); returns its training time (0 when not used)."""
-    if not config.transe_init or base_model.lower() not in ("transr", "stranse"):
+    if not config.transe_init or not _is_projection_model(base_model):
         return 0.0
     # Relation vectors rescaled into the unit ball, as TransR and STransE keep them: PyKEEN applies a model's
     # constraints when training starts, so longer TransE relations would be clamped and the start would not be
@@ -178,7 +183,7 @@ def _run_dataset(
     # every stage resumes from checkpoints/<stage>-<tag>.pt on --resume; their times add up over sessions
     transe_time = _pretrain_transe(config, ctx, splits, tag, base_model, model)
     base_checkpoint = _stage_checkpoint(ctx, config, tag, "base")
-    lr = (config.transx_lr or config.lr) if base_model.lower() in ("transr", "stranse") else config.lr
+    lr = (config.transx_lr or config.lr) if _is_projection_model(base_model) else config.lr
     losses = train_base_model(
         model, splits, epochs=config.epochs, batch_size=config.batch_size, lr=lr, num_negs=config.num_negs,
         filtered_negatives=config.filtered_negatives, checkpoint=base_checkpoint,
