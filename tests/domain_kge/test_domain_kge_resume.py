@@ -203,3 +203,27 @@ def test_transr_keeps_vectors_in_the_l2_ball_not_pykeens_l1_ball():
     model.post_parameter_update()
     vectors = model.entity_representations[0]._embeddings.weight
     assert vectors.norm(dim=1).max() <= 1 + 1e-6 and vectors.norm(p=1, dim=1).max() > 1  # L2 ball, not L1
+
+
+def test_transr_clamp_option_keeps_pykeens_scoring_norm_clamp_and_saved_models_rebuild_it(tmp_path):
+    """``transr_clamp="scoring"`` is PyKEEN's own TransR interaction (the projected vectors clamped into the ball of
+    the scoring norm, L1 here); the evaluation's translation tables and a saved model's rebuild follow the option."""
+    from pykeen.nn.modules import TransRInteraction
+
+    from reprolab.core.results import load_run
+    from reprolab.core.runner import run_experiment
+    from reprolab.domain_kge.data import load_splits
+    from reprolab.domain_kge.train import _translation_tables, build_base_model
+    from reprolab.domain_kge.transr import L2ProjectionTransRInteraction
+
+    splits = load_splits("nations")
+    paper = build_base_model("TransR", splits, dim=6, seed=1)
+    pykeen = build_base_model("TransR", splits, dim=6, seed=1, transr_clamp="scoring")
+    assert isinstance(paper.interaction, L2ProjectionTransRInteraction)
+    assert type(pykeen.interaction) is TransRInteraction and pykeen.interaction.p == 1
+    heads, _, _ = _translation_tables(pykeen, 0)
+    assert heads.norm(p=1, dim=1).max() <= 1 + 1e-5
+    overrides = {"datasets": ["nations"], "base_model": "TransR", "transr_clamp": "scoring", "epochs": 1,
+                 "domain_epochs": 2, "dim": 6}  # fmt: skip
+    run_experiment("domain_kge", "quick", overrides, out=tmp_path / "run")
+    assert type(load_run(tmp_path / "run").model("base").interaction) is TransRInteraction

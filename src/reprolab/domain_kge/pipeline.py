@@ -176,7 +176,7 @@ def _run_dataset(
     torch.manual_seed(ctx.seed_for(tag, "init"))
     model = build_base_model(
         base_model, splits, dim=config.dim, seed=ctx.seed_for(tag, "model"),
-        relation_unit_ball=config.relation_unit_ball,
+        relation_unit_ball=config.relation_unit_ball, transr_clamp=config.transr_clamp,
     )
     model = model.to(ctx.device)
     _keep_run_folder(ctx, sweep)
@@ -246,7 +246,7 @@ def _save_models(
     prefix = "" if first else f"{tag}-"
     source = str(Path(dataset).resolve()) if isinstance(dataset, Path) else dataset
     base_kwargs = {"name": base_model, "dataset": source, "dim": config.dim,
-                   "relation_unit_ball": config.relation_unit_ball}
+                   "relation_unit_ball": config.relation_unit_ball, "transr_clamp": config.transr_clamp}
     meta = {"tag": tag, "domain_weight": config.domain_weight}
     ctx.save_model(f"{prefix}base", model, build=saved_base_model, kwargs=base_kwargs, meta=meta)
     domain_kwargs = {"num_relations": domains.center.shape[0], "dim": domains.center.shape[-1],

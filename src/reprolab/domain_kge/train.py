@@ -18,6 +18,7 @@ import torch
 
 from reprolab.core.errors import ConfigError
 from reprolab.domain_kge.data import KGSplits
+from reprolab.domain_kge.experiment import TRANSR_CLAMPS
 from reprolab.domain_kge.model import EllipsoidDomains, domain_distance, entity_space
 
 if TYPE_CHECKING:
@@ -49,13 +50,18 @@ def unit_ball(x: torch.Tensor, **_pykeen_kwargs: Any) -> torch.Tensor:
 
 
 def build_base_model(
-    name: str, splits: KGSplits, *, dim: int, seed: int, relation_unit_ball: bool = False, **kwargs: Any
+    name: str, splits: KGSplits, *, dim: int, seed: int, relation_unit_ball: bool = False, transr_clamp: str = "l2",
+    **kwargs: Any,
 ) -> Any:
     """Any PyKEEN model by name (``TransE``, ``TransR``, ...) or our ``STransE``; L1 energy for TransE/STransE.
 
     ``relation_unit_ball``: TransE's relation vectors are rescaled to norm 1 when longer after each step, as the
     official ``trainMode_TransE`` does (TransR and STransE clamp their relation vectors already).
+    ``transr_clamp``: TransR's projected vectors are clamped into the L2 unit ball (``"l2"``, Lin et al. 2015) or,
+    as PyKEEN's ``TransRInteraction`` does, into the ball of the scoring norm (``"scoring"``: L1 at p = 1).
     """
+    if transr_clamp not in TRANSR_CLAMPS:
+        raise ConfigError(f"transr_clamp: {transr_clamp!r} is not one of {', '.join(TRANSR_CLAMPS)}")
     from pykeen.models import model_resolver
 
     if name.lower() == "stranse":
@@ -86,7 +92,7 @@ def build_base_model(
         if relation_unit_ball:
             options.setdefault("relation_constrainer", unit_ball)
     model = cls(triples_factory=splits.training, **options)
-    if cls.__name__ == "TransR":  # the paper's L2 clamp of the projected vectors (reprolab.domain_kge.transr)
+    if cls.__name__ == "TransR" and transr_clamp == "l2":  # the paper's clamp (reprolab.domain_kge.transr)
         from reprolab.domain_kge.transr import L2ProjectionTransRInteraction
 
         old = model.interaction
@@ -96,13 +102,17 @@ def build_base_model(
     return model
 
 
-def saved_base_model(name: str, dataset: str, *, dim: int, relation_unit_ball: bool = False) -> Any:
+def saved_base_model(
+    name: str, dataset: str, *, dim: int, relation_unit_ball: bool = False, transr_clamp: str = "l2"
+) -> Any:
     """Rebuild a run's saved base model (``reprolab.load_run(dir).model("base")``): the PyKEEN model (or STransE)
     over ``dataset``'s training triples (an embedded name or the folder the run read), whose entity and relation
     ids fix the embedding tables' sizes; the weights are loaded afterwards."""
     from reprolab.domain_kge.data import load_splits
 
-    return build_base_model(name, load_splits(dataset), dim=dim, seed=0, relation_unit_ball=relation_unit_ball)
+    return build_base_model(
+        name, load_splits(dataset), dim=dim, seed=0, relation_unit_ball=relation_unit_ball, transr_clamp=transr_clamp
+    )
 
 
 @torch.no_grad()
