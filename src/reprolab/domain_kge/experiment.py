@@ -63,8 +63,8 @@ class DomainKGEConfig:
     # presets and `paper`
     transx_lr: float = bounded(0.0, ge=0)
     # TransR's clamp of the projected vectors h M_r, t M_r: "l2" into the L2 unit ball (Lin et al. 2015, every
-    # preset) or "scoring" into the ball of the scoring norm, as PyKEEN's TransRInteraction (L1 at p = 1; WN18 at 5 %
-    # of the schedule: MR 398 / Hits@10 82.7 % against the L2 clamp's 522 / 72.5 %, docs/domain_kge.md)
+    # preset) or "scoring" into the ball of the scoring norm, as PyKEEN's TransRInteraction (L1 at p = 1; compared on
+    # WN18 in docs/domain_kge.md#wn18-transr-and-stranse-paper-vs-ours)
     transr_clamp: str = "l2"
     # In-unit checkpoints of base training (PyKEEN's checkpoint_frequency) and of the domain fit: saved when this
     # many whole minutes passed since the last save, and at each stage's end (0 = every epoch / step). An epoch
