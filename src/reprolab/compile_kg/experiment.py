@@ -146,8 +146,8 @@ class CompileConfig:
 
 # The papers' training and evaluation: CoMPILE 30 epochs of batch 16 at Adam lr 1e-3 (CoMPILE's train.py);
 # GraIL by its own train.py, whose runs gave the GraIL numbers of the CoMPILE paper's tables (lr 0.01,
-# 100 epochs of batch 16; its early stop after 100 validations without gain cannot fire within 100 epochs of a
-# v1/v2 split); best validation checkpoint, 5 runs, GraIL's sampled protocol (10 draws here).
+# 100 epochs of batch 16; its early stop after 100 validations without gain is not implemented: it could fire only
+# on the larger v2 splits, docs/compile_kg.md); best validation checkpoint, 5 runs, GraIL's sampled protocol (10 draws).
 _PAPER_TRAINING = {
     "epochs": 30.0, "batch_size": 16, "samplings": 10, "repeats": 5, "checkpoint_every": 500,
     "grail_lr": 0.01, "grail_epochs": 100.0,

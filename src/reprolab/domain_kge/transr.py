@@ -22,6 +22,9 @@ class L2ProjectionTransRInteraction(TransRInteraction):
 
     def forward(self, h: torch.Tensor, r: tuple[torch.Tensor, torch.Tensor], t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         translation, m_r = r
-        h_bot = clamp_norm(torch.einsum("...e,...er->...r", h, m_r), p=2, dim=-1, maxnorm=self.max_projection_norm)
-        t_bot = clamp_norm(torch.einsum("...e,...er->...r", t, m_r), p=2, dim=-1, maxnorm=self.max_projection_norm)
+        h_bot = self._clamp(torch.einsum("...e,...er->...r", h, m_r))
+        t_bot = self._clamp(torch.einsum("...e,...er->...r", t, m_r))
         return negative_norm_of_sum(h_bot, translation, -t_bot, p=self.p, power_norm=self.power_norm)
+
+    def _clamp(self, projected: torch.Tensor) -> torch.Tensor:
+        return clamp_norm(projected, p=self.projection_p, dim=-1, maxnorm=self.max_projection_norm)
