@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from reprolab.cocoop.data import ShapesWorld, WordTokenizer, base_new_split, read_split_json
+from reprolab.cocoop.data import BACKGROUNDS, ShapesWorld, WordTokenizer, base_new_split, read_split_json
 from reprolab.cocoop.experiment import harmonic_mean
 from reprolab.cocoop.model import (
     CoCoOpPromptLearner,
@@ -18,9 +18,10 @@ from reprolab.cocoop.model import (
     build_mini_clip,
     encode_token_ids,
     freeze,
+    image_features,
     supports_shared_prefix,
 )
-from reprolab.cocoop.train import contrastive_targets, train_prompts
+from reprolab.cocoop.train import contrastive_loss, contrastive_targets, pretrain_clip, train_prompts
 from reprolab.core.config import ConfigError
 from reprolab.core.errors import DataError
 
@@ -230,6 +231,44 @@ def test_contrastive_targets_hand_computed():
     expected = torch.tensor([[1 / 3, 1 / 3, 0, 1 / 3], [1 / 2, 1 / 2, 0, 0], [0, 0, 1, 0], [1 / 2, 0, 0, 1 / 2]])
     assert torch.allclose(target, expected)
     assert torch.allclose(target.sum(1), torch.ones(4))
+
+
+def test_pretraining_loss_and_gradient_equal_the_plain_computation():
+    """Encoding each distinct caption once (gathered back to its rows) under SDPA attention gives the loss and
+    gradients of the plain computation (eager attention, every caption encoded) up to float rounding; pretraining
+    leaves the model with the eager attention that prompt learning uses."""
+    tok, world = WordTokenizer.for_shapes(), ShapesWorld(size=8)
+    torch.manual_seed(0)
+    clip = build_mini_clip(len(tok.vocab), image_size=8, width=32, layers=1)
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, len(world.classnames), (64,), generator=gen)
+    pixels, big = world.render(labels, gen, BACKGROUNDS[0])
+    ids = tok.batch(world.captions(labels, big, BACKGROUNDS[0], gen))
+    assert len(torch.unique(ids, dim=0)) < len(ids)  # duplicates exist, so the gather is exercised
+
+    def plain() -> torch.Tensor:
+        img = image_features(clip, pixels)
+        txt = F.normalize(encode_token_ids(clip, ids, tok.eos_id), dim=-1)
+        logits = clip.logit_scale.exp() * img @ txt.t()
+        target = contrastive_targets(ids, labels, big)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+    def loss_and_grads(compute) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        clip.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in clip.parameters() if p.grad is not None]
+
+    ref_loss, ref_grads = loss_and_grads(plain)
+    clip.set_attn_implementation("sdpa")
+    loss, grads = loss_and_grads(lambda: contrastive_loss(clip, pixels, ids, labels, big, tok.eos_id))
+    clip.set_attn_implementation("eager")
+    assert torch.allclose(loss, ref_loss, atol=1e-6)
+    assert len(grads) == len(ref_grads)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert torch.allclose(g, r, rtol=1e-4, atol=1e-7)
+    pretrain_clip(clip, world, tok, steps=1, batch_size=16, lr=1e-3, generator=gen)
+    assert clip.config._attn_implementation == "eager" and not clip.training
 
 
 def test_miscaption_partners_are_class_specific_and_in_both_halves():

@@ -152,8 +152,8 @@ def _mini_clip_cache(config: CoCoOpConfig, seed: int) -> tuple[str, str]:
     """The mini CLIP's cache file name and fingerprint: every setting its pretraining depends on, and its
     pretraining ``seed``."""
     keys = ["image_size", "n_colours", "n_shapes", "width", "layers", "pretrain_steps", "pretrain_batch"]
-    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": seed, "v": 3}
-    if config.miscaption > 0:  # a different pretraining world; the v3 key of the clean world stays valid
+    spec = {k: getattr(config, k) for k in keys} | {"lr": config.pretrain_lr, "seed": seed, "v": 4}
+    if config.miscaption > 0:  # a different pretraining world; the key of the clean world stays valid
         spec |= {"miscaption": config.miscaption, "targets": "same-class captions"}
     digest = config_fingerprint(spec)
     return f"miniclip-{digest}.pt", digest

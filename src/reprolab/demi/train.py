@@ -120,7 +120,7 @@ def maximise_bound(
     log_every: int = 100,
 ) -> None:
     """Gradient ascent (Adam) on a bound evaluated on a fresh batch each step, resumable through ``sweep``."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
     def step(_: int) -> dict[str, float]:
         estimate = bound_on_fresh_batch()

@@ -141,7 +141,7 @@ def train_fold(
     test: GraphSet, settings: TrainSettings, generator: torch.Generator,
 ) -> FoldHistory:
     """Train ``model`` for ``settings.epochs`` epochs; evaluate val/test every ``eval_every`` epochs."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
     history = history_from_log(ctx, unit)
     sizes = train.sizes()
 
@@ -156,7 +156,7 @@ def train_fold(
             loss, _ = loss_on_batch(model, batch)
             loss.backward()
             if settings.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+                nn.utils.clip_grad_norm_(model.parameters(), settings.clip, foreach=True)
             optimizer.step()
             total, batches = total + float(loss.detach()), batches + 1
         values = {"loss": total / max(batches, 1)}

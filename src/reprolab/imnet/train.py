@@ -65,7 +65,7 @@ def train_imae(
     for res, _ in schedule:
         if res not in point_sets:
             raise ValueError(f"schedule needs point samples at {res}^3; have {sorted(point_sets)}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999), foreach=True)
     device = voxels.device
     n_shapes = voxels.shape[0]
     total = sum(steps for _, steps in schedule)
@@ -107,7 +107,7 @@ def train_cnnae(
     log_every: int = 50,
 ) -> None:
     """CNN-AE baseline: MSE between the decoded voxel grid and the input grid, Adam."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999), foreach=True)
     n_shapes = voxels.shape[0]
 
     def loss_fn(step: int) -> Tensor:
@@ -160,8 +160,8 @@ def train_latent_gan(
     beta2 0.9, five critic steps).
     """
     gan = _GAN(gen, critic)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, beta2))
-    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, beta2))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, beta2), foreach=True)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, beta2), foreach=True)
     both = _JointOptimizer(opt_d, opt_g)
     device = codes.device
 

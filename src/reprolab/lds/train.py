@@ -292,7 +292,7 @@ def train_gcn(data: GraphData, adjacency: torch.Tensor | None, settings: GCNSett
     norm = None if adjacency is None else normalize_adjacency(adjacency)
     params = init_gcn(data.features.shape[1], settings.hidden, data.num_classes, generator=generator,
                       device=data.features.device)
-    optimizer = torch.optim.Adam(params.as_list(), lr=settings.lr)
+    optimizer = torch.optim.Adam(params.as_list(), lr=settings.lr, foreach=True)
     select = data.val_mask | data.es_mask
     best = (-1.0, float("inf"), float("nan"))
     for _ in range(settings.epochs):

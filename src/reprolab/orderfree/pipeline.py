@@ -182,7 +182,7 @@ def _train_cnn(
         ctx.note(f"CNN initialised from {config.pretrained_path} (ignored keys: {', '.join(ignored) or 'none'}).")
     head = BinaryRelevanceHead(backbone.out_channels, train.targets.shape[1])
     model = nn.ModuleDict({"backbone": backbone, "head": head}).to(ctx.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.cnn_lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.cnn_lr, foreach=True)
     generator = ctx.generator(unit, "train", device="cpu")
 
     def step_fn(step: int) -> dict[str, float]:
@@ -249,7 +249,7 @@ def _refit_br_head(
     pooled = train_features.mean(dim=(2, 3))
     tuned = BinaryRelevanceHead(train_features.shape[1], train.targets.shape[1]).to(ctx.device)
     tuned.load_state_dict(head.state_dict())
-    optimizer = torch.optim.Adam(tuned.parameters(), lr=config.rnn_lr)
+    optimizer = torch.optim.Adam(tuned.parameters(), lr=config.rnn_lr, foreach=True)
     generator = ctx.generator("cnn_br", "refit", device="cpu")
     for _ in range(config.rnn_steps):
         index = torch.randint(len(train), (config.rnn_batch_size,), generator=generator)
@@ -291,7 +291,7 @@ def _train_rnn(
     else:
         cached = _frozen(frozen, "train", shared, train, ctx.device)
     model = nn.ModuleDict(parts)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.rnn_lr, foreach=True)
     frequency = train.targets.sum(dim=0)
     order = "free" if name in ORDER_FREE else "fixed"
     sequences = frequent_first_sequences(train.targets, frequency, decoder.end) if order == "fixed" else None
@@ -310,7 +310,7 @@ def _train_rnn(
                                      prob_weight=prob_weight)
         optimizer.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0, foreach=True)
         optimizer.step()
         return values
 

@@ -150,7 +150,7 @@ def pretrain_backbone(
 ) -> list[float]:
     """Adam on the multi-label binary cross-entropy summed over the block heads, random horizontal
     flips; returns the losses."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[max(1, int(0.8 * steps))], gamma=0.1)
     model.train()
     losses = []

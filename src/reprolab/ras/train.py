@@ -62,9 +62,9 @@ def param_groups(model: RAS, recipe: Recipe) -> list[dict]:
 def make_optimizer(model: RAS, recipe: Recipe) -> torch.optim.Optimizer:
     groups = param_groups(model, recipe)
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, foreach=True)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr)
+        return torch.optim.Adam(groups, lr=recipe.lr, foreach=True)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
 
