@@ -89,6 +89,22 @@ def test_presets_are_valid_and_cover_both_graphs():
     assert max(paper.graph_removal) == 0.75 and not paper.es_tiebreak_loss and not paper.input_dropout
 
 
+def test_planetoid_preset_descriptions_state_the_preset_run():
+    from reprolab.core.describe import preset_docs
+    from reprolab.core.registry import get_experiment
+    from reprolab.lds.experiment import PRESETS
+
+    docs = preset_docs(get_experiment("lds"))
+    for name in ("cora", "citeseer", "cora_knn", "citeseer_knn"):
+        config = LDSConfig(**PRESETS[name])
+        text = docs[name]  # what `reprolab show lds` prints: the run, not another dict's paper-number comment
+        assert name.split("_")[0].capitalize() in text and "recalled" not in text, text
+        schedule = f"≤ {config.max_outer} outer iterations (patience {config.patience}) of ≤ {config.inner_max_steps}"
+        assert schedule in text
+        assert config.es_tiebreak_loss and "ties broken by the loss" in text
+        assert ("kNN-LDS" in text) == bool(config.knn_graphs) and ("LDS vs GCN" in text) == bool(config.graphs)
+
+
 def test_thread_guard_restores_setting_and_means_compare_exactly():
     import torch
 
