@@ -54,44 +54,28 @@ def pretrain_clip(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     attention = clip.config._attn_implementation
     clip.set_attn_implementation("sdpa")
-    try:
-        losses = _contrastive_steps(clip, world, tokenizer, opt, sched, steps, batch_size, generator, clip_norm)
-    finally:
-        clip.set_attn_implementation(attention)
-    clip.eval()
-    return losses
-
-
-def _contrastive_steps(
-    clip: Any,
-    world: ShapesWorld,
-    tokenizer: WordTokenizer,
-    opt: torch.optim.Optimizer,
-    sched: Any,
-    steps: int,
-    batch_size: int,
-    generator: torch.Generator,
-    clip_norm: float,
-) -> list[float]:
-    """The optimisation loop of :func:`pretrain_clip`."""
     clip.train()
     losses = []
     n_cls = len(world.classnames)
-    for _ in range(steps):
-        labels = torch.randint(0, n_cls, (batch_size,), generator=generator)
-        bg = BACKGROUNDS[int(torch.randint(0, len(BACKGROUNDS), (1,), generator=generator))]
-        pixels, big = world.render(labels, generator, bg)
-        ids = tokenizer.batch(world.captions(labels, big, bg, generator))
-        loss = contrastive_loss(clip, pixels, ids, labels, big, tokenizer.eos_id)
-        opt.zero_grad()
-        loss.backward()
-        if clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(clip.parameters(), clip_norm, foreach=True)
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            clip.logit_scale.clamp_(0, math.log(100))
-        losses.append(loss.item())
+    try:
+        for _ in range(steps):
+            labels = torch.randint(0, n_cls, (batch_size,), generator=generator)
+            bg = BACKGROUNDS[int(torch.randint(0, len(BACKGROUNDS), (1,), generator=generator))]
+            pixels, big = world.render(labels, generator, bg)
+            ids = tokenizer.batch(world.captions(labels, big, bg, generator))
+            loss = contrastive_loss(clip, pixels, ids, labels, big, tokenizer.eos_id)
+            opt.zero_grad()
+            loss.backward()
+            if clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(clip.parameters(), clip_norm, foreach=True)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                clip.logit_scale.clamp_(0, math.log(100))
+            losses.append(loss.item())
+    finally:  # prompt learning re-walks the eager attention (model.encode_text_shared_prefix)
+        clip.set_attn_implementation(attention)
+    clip.eval()
     return losses
 
 
