@@ -183,3 +183,20 @@ def test_label_embedding_is_an_option_off_in_the_paper_preset():
     assert embedded.cell.input_size == K + 4 + 16
     for preset in ("quick", "paper"):
         assert resolve_config(OrderFreeConfig, PRESETS, preset).label_embedding is False
+
+
+def test_backbone_runs_channels_last_and_returns_the_default_layouts_features(monkeypatch):
+    """The CNN's convolutions run channels-last for speed; its output is contiguous and equals the default
+    layout's up to float rounding (eval mode: BatchNorm uses its running statistics)."""
+    import reprolab.orderfree.model as model
+
+    torch.manual_seed(0)
+    fast = ResNetBackbone([8, 16], [1, 1]).eval()
+    images = torch.randn(4, 1, 20, 20)
+    out = fast(images)
+    assert out.is_contiguous()
+    monkeypatch.setattr(model, "CONV_LAYOUT", torch.contiguous_format)
+    plain = ResNetBackbone([8, 16], [1, 1]).eval()
+    plain.load_state_dict(fast.state_dict())
+    plain = plain.to(memory_format=torch.contiguous_format)
+    torch.testing.assert_close(out, plain(images), rtol=1e-5, atol=1e-5)

@@ -198,3 +198,24 @@ def test_best_coarse_confidence_of_a_1x1_grid_is_the_object_fraction():
     assert single["p_in"] == pytest.approx(0.125, abs=1e-3) and single["p_out"] == pytest.approx(0.125, abs=1e-3)
     full = best_coarse_confidence(torch.ones(1, 1, 8, 8), 2)
     assert full["p_in"] > 0.99
+
+
+def test_channels_last_layout_computes_the_default_layouts_function(monkeypatch):
+    """The convolutions run channels-last for speed; the map and every gradient equal the default layout's up to
+    float rounding, and the state dict (names, shapes) is the same."""
+    torch.manual_seed(0)
+    fast = RAS(width=0.125)
+    assert fast.backbone.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    image = torch.randn(2, 3, 64, 64)
+    fast(image).logits.sum().backward()
+    import reprolab.ras.model as ras_model
+
+    monkeypatch.setattr(ras_model, "CONV_LAYOUT", torch.contiguous_format)
+    plain = RAS(width=0.125)
+    plain.load_state_dict(fast.state_dict())
+    plain = plain.to(memory_format=torch.contiguous_format)
+    plain(image).logits.sum().backward()
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    torch.testing.assert_close(fast(image).logits, plain(image).logits, rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -58,6 +58,12 @@ VGG16_BLOCKS: tuple[tuple[tuple[int, int], ...], ...] = (
 VGG16_CONV_INDICES: tuple[int, ...] = tuple(index for block in VGG16_BLOCKS for index, _ in block)
 
 
+# Every convolution runs on channels-last tensors (weights and activations): the same function, with the
+# float rounding of another kernel, and on one CPU thread 1.6x faster per training step of the quick network
+# than the default layout (oneDNN's convolutions are written for it).
+CONV_LAYOUT = torch.channels_last
+
+
 def scaled(channels: int, width: float) -> int:
     """``channels * width`` rounded, at least 1 (the width multiplier applied to one layer)."""
     return max(1, int(round(channels * width)))
@@ -94,9 +100,11 @@ class VGG16Backbone(nn.Module):
             assert isinstance(conv, nn.Conv2d), index
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
+        self.to(memory_format=CONV_LAYOUT)
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``x``: B x 3 x H x W -> ([side_1 .. side_5], pool5)."""
+        x = x.contiguous(memory_format=CONV_LAYOUT)
         sides: list[torch.Tensor] = []
         for index, layer in enumerate(self.features):
             x = layer(x)
@@ -201,6 +209,7 @@ class RAS(nn.Module):
             if isinstance(module, nn.Conv2d) and not name.startswith("backbone"):
                 nn.init.normal_(module.weight, std=0.01)  # the official Gaussian(0.01) filler
                 nn.init.zeros_(module.bias)
+        self.to(memory_format=CONV_LAYOUT)
 
     def forward(self, image: torch.Tensor, coarse_logits: torch.Tensor | None = None) -> RASOutput:
         """``image``: B x 3 x H x W (normalised) -> :class:`RASOutput` (logits, not probabilities).
