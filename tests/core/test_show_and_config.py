@@ -77,3 +77,35 @@ def test_resume_reads_the_runs_settings_and_refuses_contradictions(tmp_path):
     assert seed.exit_code == 2 and "--seed 1 differs" in seed.output
     method = runner.invoke(app, ["run", "lds", "--out", str(out), "--resume"])
     assert method.exit_code == 2 and "holds a 'demi' run" in method.output
+
+
+def test_preset_docs_read_only_the_presets_literal_and_presets_item_assignments(tmp_path, monkeypatch):
+    """A comment above a same-named key of another dict (a table of paper numbers, seeds per preset) is not the
+    preset's description; ``PRESETS["name"] = ...`` statements are read; bare-default presets say so."""
+    (tmp_path / "fake_method_presets.py").write_text(
+        "SEEDS = {\n"
+        "    # how many seeds quick needs (not a description of the preset)\n"
+        '    "quick": 3,\n'
+        "}\n"
+        "PRESETS = {\n"
+        '    "quick": {},\n'
+        "    # the paper's protocol\n"
+        '    "paper": {"steps": 100},\n'
+        "}\n"
+        "# the official script's settings\n"
+        'PRESETS["official"] = {"steps": 50}\n'
+        "def run(config, ctx):\n"
+        "    return {}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    import types
+
+    module = importlib.import_module("fake_method_presets")
+    experiment = types.SimpleNamespace(run=module.run, presets={"quick": {}, "paper": {"steps": 100},
+                                                                "official": {"steps": 50}})
+    assert preset_docs(experiment) == {
+        "quick": "the config's defaults (the settings table's default column)",
+        "paper": "the paper's protocol",
+        "official": "the official script's settings",
+    }

@@ -71,8 +71,10 @@ def field_docs(config_cls: type) -> dict[str, str]:
 
 def preset_docs(experiment: Any) -> dict[str, str]:
     """``{preset: its description}``: the module's ``PRESET_NOTES[preset]`` when given (presets built in a loop or
-    shared by several names have no comment of their own), else the comment above its entry in PRESETS (empty
-    string when none is written)."""
+    shared by several names have no comment of their own), else the comment above its key in the module's
+    ``PRESETS = {...}`` literal or above a ``PRESETS["name"] = ...`` statement (empty string when none is written).
+    Only those places are read: a comment above the same name as a key of another dict (e.g. a table of the
+    paper's numbers per dataset) describes that entry, not the preset."""
     module = importlib.import_module(experiment.run.__module__)
     notes: Mapping[str, str] = getattr(module, "PRESET_NOTES", {})
     docs = {name: str(notes.get(name, "")) for name in experiment.presets}
@@ -82,12 +84,35 @@ def preset_docs(experiment: Any) -> dict[str, str]:
         return docs
     lines = source.splitlines()
     comments = _comments_by_line(source)
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Dict):
-            for key in node.keys:
-                if isinstance(key, ast.Constant) and key.value in docs and not docs[key.value]:
-                    docs[key.value] = _comment_for(key.lineno, lines, comments)
+    for name, line in _preset_lines(ast.parse(source)):
+        if name in docs and not docs[name]:
+            docs[name] = _comment_for(line, lines, comments)
+    for name, settings in experiment.presets.items():
+        if not docs[name] and not settings:
+            docs[name] = "the config's defaults (the settings table's default column)"
     return docs
+
+
+def _preset_lines(tree: ast.Module) -> list[tuple[str, int]]:
+    """(preset name, source line) of every literal key of a module-level ``PRESETS`` dict and of every
+    ``PRESETS["name"] = ...`` statement."""
+    found: list[tuple[str, int]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id == "PRESETS" and isinstance(value, ast.Dict):
+                found += [(key.value, key.lineno) for key in value.keys
+                          if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+            elif (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                  and target.value.id == "PRESETS" and isinstance(target.slice, ast.Constant)
+                  and isinstance(target.slice.value, str)):
+                found.append((target.slice.value, node.lineno))
+    return found
 
 
 def required_extras(experiment: Any) -> list[str]:
