@@ -274,7 +274,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
-        # one quick seed costs ~55 CPU-s (session 12); with two seeds (t crit 6.31) verdicts moved under --perturb 1e-6, so four
+        # one quick seed costs ~55 CPU-s (session 12); with two seeds (t crit 6.31) verdicts moved under --perturb
+        # 1e-6; quick runs six (docs/orderfree.md#units-needed-at-quick)
         seeds={"quick": 6},
         datasets=(
             DatasetInfo(
