@@ -227,3 +227,30 @@ def test_transr_clamp_option_keeps_pykeens_scoring_norm_clamp_and_saved_models_r
                  "domain_epochs": 2, "dim": 6}  # fmt: skip
     run_experiment("domain_kge", "quick", overrides, out=tmp_path / "run")
     assert type(load_run(tmp_path / "run").model("base").interaction) is TransRInteraction
+
+
+def test_paper_set_claims_need_the_papers_schedule(tmp_path):
+    """WN18 on a shortened schedule: its DRE-vs-base claims are `not evaluated` (partial protocol), with the
+    protocol flag in the metrics; the paper preset's schedule is the complete one."""
+    from reprolab.core.runner import run_experiment
+    from reprolab.domain_kge.experiment import PRESETS, DomainKGEConfig, paper_protocol_complete
+
+    assert paper_protocol_complete(DomainKGEConfig(**PRESETS["paper"]))
+    assert paper_protocol_complete(DomainKGEConfig(**PRESETS["official"]))
+    assert not paper_protocol_complete(DomainKGEConfig(**PRESETS["wn18_transe"]))
+    folder = tmp_path / "WN18"
+    folder.mkdir()
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = [f"{h:04d}\t_r{r}\t{t:04d}" for h, r, t in zip(rng.integers(0, 40, 300), rng.integers(0, 3, 300),
+                                                           rng.integers(0, 40, 300), strict=True)]
+    (folder / "train.txt").write_text("\n".join(lines[:260]) + "\n")
+    (folder / "valid.txt").write_text("\n".join(lines[260:280]) + "\n")
+    (folder / "test.txt").write_text("\n".join(lines[280:]) + "\n")
+    overrides = {"datasets": ["WN18"], "epochs": 1, "domain_epochs": 2, "dim": 8}
+    results = run_experiment("domain_kge", "quick", overrides, out=tmp_path / "run", data=tmp_path)
+    assert results["metrics"]["wn18_transe_protocol_complete"] == 0.0
+    reasons = {c["id"]: c["reason"] for c in results["claims_not_evaluated"]}
+    assert "partial protocol" in reasons["wn18_transe_hits10_improves"]
+    assert "partial protocol" in reasons["wn18_transe_mr_improves"]

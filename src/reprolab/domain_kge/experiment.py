@@ -146,6 +146,17 @@ PRESET_NOTES: dict[str, str] = {
 }
 
 
+# The schedule behind the paper's WN18 / FB15k numbers (the paper preset): a run reaches it when it trains at
+# least this long at this size.
+PAPER_SCHEDULE = {key: PRESETS["paper"][key] for key in ("dim", "epochs", "domain_epochs")}
+
+
+def paper_protocol_complete(config: DomainKGEConfig) -> bool:
+    """Whether ``config`` runs the paper's schedule: its embedding size, and at least its base and domain epochs."""
+    return (config.dim == PAPER_SCHEDULE["dim"] and config.epochs >= PAPER_SCHEDULE["epochs"]
+            and config.domain_epochs >= PAPER_SCHEDULE["domain_epochs"])
+
+
 def metric_tag(dataset: str) -> str:
     return dataset.lower().replace("-", "_").replace("/", "_")
 
@@ -180,15 +191,17 @@ def _claims() -> tuple[Claim, ...]:
     for name, models in PAPER_BASE.items():
         for model in models:
             tag = f"{name}_{model.lower()}"
+            # decided only on the paper's schedule (paper_protocol_complete): a shortened one changes what the
+            # domains are added to (an under-trained base), so its comparison is not the paper's finding
             claims.append(Claim.compare(
                 f"{tag}_hits10_improves",
                 f"{name.upper()}, {model}: DRE({model}) has higher filtered Hits@10 than {model} alone",
-                f"{tag}_both_hits10", ">", f"{tag}_base_hits10",
+                f"{tag}_both_hits10", ">", f"{tag}_base_hits10", complete=f"{tag}_protocol_complete",
             ))
             claims.append(Claim.compare(
                 f"{tag}_mr_improves",
                 f"{name.upper()}, {model}: DRE({model}) has lower filtered mean rank than {model} alone",
-                f"{tag}_both_mr", "<", f"{tag}_base_mr",
+                f"{tag}_both_mr", "<", f"{tag}_base_mr", complete=f"{tag}_protocol_complete",
             ))
     claims.append(
         Claim.compare(
