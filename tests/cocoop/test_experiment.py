@@ -164,3 +164,18 @@ def test_base_gain_claim_cannot_pass_when_coop_gains_nothing():
     assert claim.evaluate(units([0.1, -0.2, 0.1, 0.0], [8.0, 9.0, 7.5, 8.2])).verdict != "pass"
     assert claim.evaluate(units([10.0, 11.0, 9.5, 10.2], [8.0, 9.0, 7.5, 8.2])).verdict == "pass"
     assert claim.evaluate(units([10.0, 11.0, 9.5, 10.2], [1.0, 0.0, 1.5, 0.5])).verdict == "fail"
+
+
+def test_zero_shot_clip_uses_the_official_template_of_the_split_files_dataset(tmp_path):
+    """Zero-shot CLIP's prompt is the official per-dataset template (ZeroshotCLIP's CUSTOM_TEMPLATES), picked by the
+    name in CoOp's split file; a set ``template`` overrides it; the shapes world and unknown sets use the default."""
+    from reprolab.cocoop.experiment import DEFAULT_TEMPLATE, zero_shot_template
+    from reprolab.cocoop.realdata import dataset_name
+
+    config = CoCoOpConfig()
+    assert zero_shot_template(config, "EuroSAT") == "a centered satellite photo of {}."
+    assert zero_shot_template(config, "DescribableTextures") == "{} texture."
+    assert zero_shot_template(config, "") == zero_shot_template(config, "MyOwnSet") == DEFAULT_TEMPLATE
+    assert zero_shot_template(CoCoOpConfig(template="itap of a {}."), "EuroSAT") == "itap of a {}."
+    (tmp_path / "split_zhou_EuroSAT.json").write_text(json.dumps({"train": [], "val": [], "test": []}))
+    assert dataset_name(tmp_path) == "EuroSAT"
