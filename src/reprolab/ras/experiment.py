@@ -326,7 +326,7 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
-        # ~80-95 CPU-s per quick seed (session 12); with 2 seeds (t crit 6.31) the MAE verdict moved under
+        # ~95-105 CPU-s per quick seed, cold cache (session 12); with 2 seeds (t crit 6.31) the MAE verdict moved under
         # --perturb 1e-6
         seeds={"quick": 4},
         datasets=(
