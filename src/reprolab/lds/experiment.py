@@ -191,8 +191,7 @@ PRESETS["paper"].update({
     "graphs": list(PLANETOID_GRAPHS), "knn_graphs": list(PLANETOID_GRAPHS),
     "graph_taus": [1, 5, 20], "graph_outer_lrs": [1.0, 0.1], "es_tiebreak_loss": False,
 })
-# `reprolab show` texts of the presets built in a loop above (without them show would take the comment of
-# another dict with these keys, e.g. PAPER_GRAPH_LDS's paper-number provenance).
+# `reprolab show` texts of the presets built in a loop above (they have no comment of their own).
 _SHORT_SCHEDULE = "≤ 6 outer iterations (patience 3) of ≤ 100 inner steps, early-stopping ties broken by the loss"
 PRESET_NOTES: dict[str, str] = {
     **{name: f"{name.capitalize()} graph (Planetoid split) with 0/25/50/75 % of its edges removed: LDS vs GCN on the "

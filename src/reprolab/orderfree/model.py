@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reprolab.core.checkpoint import read_state_dict
+from reprolab.core.device import CONV_LAYOUT  # the CNN runs channels-last (why: core.device)
 from reprolab.core.errors import CheckpointError
 
 __all__ = [
@@ -36,12 +37,6 @@ __all__ = [
     "build_image_labeller",
     "load_torchvision_resnet",
 ]
-
-
-# The convolutions run on channels-last tensors (weights and activations): the same function, with the float
-# rounding of another kernel, and on one CPU thread 1.2-1.4x faster per training step of the quick CNN than the
-# default layout (oneDNN's convolutions are written for it).
-CONV_LAYOUT = torch.channels_last
 
 
 class BasicBlock(nn.Module):

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprolab.core.checkpoint import read_state_dict
+from reprolab.core.device import CONV_LAYOUT  # every convolution runs channels-last (why: core.device)
 from reprolab.core.errors import DataError
 
 __all__ = [
@@ -56,12 +57,6 @@ VGG16_BLOCKS: tuple[tuple[tuple[int, int], ...], ...] = (
     ((24, 512), (26, 512), (28, 512)),
 )
 VGG16_CONV_INDICES: tuple[int, ...] = tuple(index for block in VGG16_BLOCKS for index, _ in block)
-
-
-# Every convolution runs on channels-last tensors (weights and activations): the same function, with the
-# float rounding of another kernel, and on one CPU thread 1.6x faster per training step of the quick network
-# than the default layout (oneDNN's convolutions are written for it; a whole quick seed takes ~24 % less CPU).
-CONV_LAYOUT = torch.channels_last
 
 
 def scaled(channels: int, width: float) -> int:
