@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reprolab.core import progress as progress_module
-from reprolab.core.progress import announce, progress, progress_mode
+from reprolab.core.progress import announce, progress, progress_mode, step_progress
 
 
 def test_modes_follow_the_environment(monkeypatch):
@@ -30,3 +30,28 @@ def test_off_mode_is_silent(monkeypatch, capsys):
     assert list(progress(range(3))) == [0, 1, 2]
     announce("nothing")
     assert capsys.readouterr().err == ""
+
+
+def test_step_progress_counts_callback_steps_with_an_eta(monkeypatch, capsys):
+    monkeypatch.setenv("REPROLAB_PROGRESS", "plain")
+    monkeypatch.setenv("REPROLAB_PROGRESS_EVERY", "0")
+    monkeypatch.setattr(progress_module, "_MIN_LOOP_S", 0.0)
+    step = step_progress("demo: outer iterations (<= 3)", 3)
+    for _ in range(3):
+        step()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("demo: outer iterations (<= 3): 1/3 (33%)") and "ETA" in lines[0]
+    assert lines[-1].startswith("demo: outer iterations (<= 3): finished 3")
+
+
+def test_step_progress_may_stop_early_and_runs_without_a_total(monkeypatch, capsys):
+    monkeypatch.setenv("REPROLAB_PROGRESS", "plain")
+    monkeypatch.setenv("REPROLAB_PROGRESS_EVERY", "0")
+    monkeypatch.setattr(progress_module, "_MIN_LOOP_S", 0.0)
+    step_progress("demo: capped", 10)()  # an early-stopped loop: one step of ten, no error
+    step = step_progress("demo: open")
+    step()
+    step()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("demo: capped: 1/10")
+    assert lines[-1].startswith("demo: open: 2 done")

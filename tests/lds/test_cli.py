@@ -124,3 +124,23 @@ def test_graph_without_data_names_the_missing_folder(tmp_path, preset):
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "planetoid" in result.output
     assert "Or fetch it: reprolab data fetch planetoid-" in result.output  # the set can be fetched by URL
+
+
+@pytest.mark.slow
+def test_a_run_reports_progress_inside_its_units(tmp_path, monkeypatch):
+    """The baselines and every LDS run inside a unit print progress with an ETA (issue 20: kNN-LDS on Cora's
+    features was silent for minutes); the outer loop's ETA is an upper bound (early stopping)."""
+    from reprolab.core import progress as progress_module
+
+    monkeypatch.setenv("REPROLAB_PROGRESS", "plain")
+    monkeypatch.setenv("REPROLAB_PROGRESS_EVERY", "0")
+    monkeypatch.setattr(progress_module, "_MIN_LOOP_S", 0.0)
+    args = ["run", "lds", "--out", str(tmp_path / "run")]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "lds: wine/s0/baselines: models fitted: 1/" in result.output
+    assert "lds: wine/s0/lds: grid points: 1/1 (100%)" in result.output
+    outer = "lds: wine/s0/lds k=10 cosine tau=5 outer_lr=0.1: outer iterations (<= 2, early stopping): 1/2"
+    assert outer in result.output

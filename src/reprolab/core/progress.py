@@ -7,15 +7,16 @@ terminal, plain lines otherwise -- a long loop in a CI log or under ``nohup`` is
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from tqdm.auto import tqdm
 
-__all__ = ["announce", "progress", "progress_enabled", "progress_mode"]
+__all__ = ["announce", "progress", "progress_enabled", "progress_mode", "step_progress"]
 
 T = TypeVar("T")
 
@@ -86,3 +87,16 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
         yield from _plain(iterable, desc, total)
     else:
         yield from tqdm(iterable, desc=desc, total=total, leave=leave, dynamic_ncols=True)
+
+
+def step_progress(desc: str, total: int | None = None) -> Callable[[], None]:
+    """Progress of a loop that is not a Python iterable here (a training loop that reports through a callback, or
+    stops early): call the returned function once per finished item. Lines and bars as :func:`progress`; with
+    early stopping, ``total`` is the cap and the ETA an upper bound (say so in ``desc``)."""
+    items = progress(range(total) if total is not None else itertools.count(), desc=desc, total=total)
+    next(items, None)  # the clock starts now: the first item is under way
+
+    def step() -> None:
+        next(items, None)
+
+    return step

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,7 @@ import torch
 
 from reprolab.core.checkpoint import load_checkpoint, save_checkpoint
 from reprolab.core.errors import CheckpointError
-from reprolab.core.progress import progress
+from reprolab.core.progress import progress, step_progress
 from reprolab.core.seeding import derive_seed, get_rng_state, set_rng_state, torch_generator
 
 __all__ = ["RunContext"]
@@ -190,6 +190,10 @@ class RunContext:
 
     def progress(self, iterable: Iterable[T], *, desc: str = "", total: int | None = None) -> Iterator[T]:
         return progress(iterable, desc=f"{self.method}: {desc}" if desc else self.method, total=total)
+
+    def step_progress(self, desc: str, total: int | None = None) -> Callable[[], None]:
+        """:func:`reprolab.core.progress.step_progress` with the method's name in front."""
+        return step_progress(f"{self.method}: {desc}", total)
 
     # -- checkpoints ---------------------------------------------------------------------------
     @property

@@ -155,23 +155,30 @@ def _knn_grid(config: LDSConfig) -> list[tuple[int, str]]:
 
 def _table_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -> dict[str, Any]:
     gcn = _gcn_settings(config)
+    # one step per fitted model (on Cora's features the baselines take minutes: never silent)
+    step = ctx.step_progress(f"{unit}: models fitted", 2 + len(_knn_grid(config)) + len(config.extra_baselines))
     _, logreg = logistic_regression(data)
+    step()
     _, mlp = train_mlp(data, gcn, ctx.generator(unit, "mlp"))
+    step()
     best = (-1.0, float("nan"), "")
     for k, metric in _knn_grid(config):
         graph = knn_graph(data.features.cpu(), k, metric).to(ctx.device)
         select, test = train_gcn(data, graph, gcn, ctx.generator(unit, "knn_gcn", k, metric))
+        step()
         if select > best[0]:
             best = (select, test, f"k={k} {metric}")
     done: dict[str, Any] = {"logreg": 100 * logreg, "mlp": 100 * mlp, "knn_gcn": 100 * best[1],
                             "knn_gcn_choice": best[2]}
-    done.update(_extra_baselines(config, ctx, data, unit))
+    done.update(_extra_baselines(config, ctx, data, unit, step))
     return done
 
 
-def _extra_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str) -> dict[str, Any]:
+def _extra_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: str,
+                     step: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """The further Table-1 baselines in ``config.extra_baselines`` (paper Sec. 5.2), each selected on validation;
-    label propagation runs on each graph of the kNN grid and keeps the best on validation, like kNN-GCN."""
+    label propagation runs on each graph of the kNN grid and keeps the best on validation, like kNN-GCN. ``step``
+    is called after each baseline (progress)."""
     done: dict[str, Any] = {}
     fits: dict[str, Callable[[], tuple[float, float]]] = {
         "linear_svm": lambda: linear_svm(data),
@@ -188,6 +195,7 @@ def _extra_baselines(config: LDSConfig, ctx: RunContext, data: GraphData, unit: 
             done["lp"], done["lp_choice"] = 100 * best[1], best[2]
         else:
             done[method] = 100 * fits[method]()[1]
+        step()
     return done
 
 
@@ -196,12 +204,13 @@ def _table_lds(
 ) -> dict[str, Any]:
     best: dict[str, Any] = {"es_acc": -1.0}
     chosen = None
-    for k, metric, tau, outer_lr in itertools.product(config.knn_ks, config.knn_metrics, config.taus, config.outer_lrs):
+    grid = list(itertools.product(config.knn_ks, config.knn_metrics, config.taus, config.outer_lrs))
+    for k, metric, tau, outer_lr in ctx.progress(grid, desc=f"{unit}: grid points", total=len(grid)):
         graph = knn_graph(data.features.cpu(), k, metric).to(ctx.device)
         choice = f"k={k} {metric} tau={tau} outer_lr={outer_lr:g}"
         result = train_lds(
             data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, k, metric, tau, outer_lr),
-            on_iteration=lambda record, choice=choice: ctx.log(unit=unit, choice=choice, **record),
+            on_iteration=_logged_with_progress(ctx, config, unit, choice, choice=choice),
         )
         if _better_grid_point(100 * result.es_accuracy, best["es_acc"], config):
             best = {
@@ -220,6 +229,21 @@ def _table_lds(
         frozen = train_lds(data, graph, settings, ctx.generator(unit, "frozen"))
         best["acc_frozen"] = 100 * frozen.test_accuracy
     return best
+
+
+def _logged_with_progress(
+    ctx: RunContext, config: LDSConfig, unit: str, label: str, **extra: Any
+) -> Callable[[dict[str, float]], None]:
+    """The ``on_iteration`` callback of one LDS run: log the outer iteration's record (with ``extra``) and count it
+    in a progress line; early stopping may end the run before ``max_outer``, so the ETA is an upper bound."""
+    step = ctx.step_progress(f"{unit} {label}: outer iterations (<= {config.max_outer}, early stopping)",
+                             config.max_outer)
+
+    def on_iteration(record: dict[str, float]) -> None:
+        ctx.log(unit=unit, **extra, **record)
+        step()
+
+    return on_iteration
 
 
 def _better_grid_point(es_acc: float, best: float, config: LDSConfig) -> bool:
@@ -427,7 +451,7 @@ def _graph_lds(
     for tau, outer_lr in itertools.product(config.graph_taus, config.graph_outer_lrs):
         result = train_lds(
             data, graph, _settings(config, tau, outer_lr), ctx.generator(unit, tau, outer_lr),
-            on_iteration=lambda record: ctx.log(unit=unit, **record),
+            on_iteration=_logged_with_progress(ctx, config, unit, f"tau={tau} outer_lr={outer_lr:g}"),
         )
         if _better_grid_point(100 * result.es_accuracy, best["es_acc"], config):
             best = {"es_acc": 100 * result.es_accuracy, "acc": 100 * result.test_accuracy,
