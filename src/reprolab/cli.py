@@ -73,6 +73,8 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="machine-r
         for info in exp.datasets:
             kind = "embedded" if info.embedded else f"real, under $REPROLAB_DATA/{info.subdir}"
             typer.echo(f"  dataset:  {info.name} ({kind}) — {info.description}")
+            presets = ", ".join(info.presets) if info.presets else "none (its description says how it is used)"
+            typer.echo(f"            presets: {presets}")
 
 
 @app.command("show")

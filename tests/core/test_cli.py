@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -39,6 +40,38 @@ def test_list_json_describes_demi():
     demi = methods["demi"]
     assert {"quick", "paper"} <= set(demi["presets"])
     assert demi["claims"] and demi["datasets"] and "Sordoni" in demi["paper"]["authors"]
+
+
+def test_list_shows_the_presets_of_every_dataset_and_every_preset_under_a_dataset():
+    """Issue 20: `reprolab list` says which presets run on which dataset; every preset of every method runs on
+    at least one listed dataset, and a dataset names only presets its method has (checked at registration)."""
+    from reprolab.core.registry import list_experiments
+
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for experiment in list_experiments():
+        covered = {name for info in experiment.datasets for name in info.presets}
+        assert covered == set(experiment.presets), (experiment.name, set(experiment.presets) - covered)
+        for info in experiment.datasets:
+            at = lines.index(next(line for line in lines if line.startswith(f"  dataset:  {info.name} (")))
+            assert lines[at + 1].startswith("            presets: "), info.name
+    enzymes = lines[lines.index(next(line for line in lines if line.startswith("  dataset:  ENZYMES ("))) + 1]
+    assert enzymes.split("presets: ")[1].split(", ")[:2] == ["paper", "paper_enzymes"]
+    listed = {m["name"]: m for m in json.loads(runner.invoke(app, ["list", "--json"]).output)}
+    citeseer = next(d for d in listed["lds"]["datasets"] if d["name"] == "planetoid-citeseer")
+    assert citeseer["presets"] == ["paper", "citeseer", "citeseer_knn"]
+
+
+def test_a_dataset_naming_an_unknown_preset_is_refused_at_registration():
+    import dataclasses
+
+    from reprolab.core.registry import get_experiment
+
+    demi = get_experiment("demi")
+    wrong = dataclasses.replace(demi.datasets[0], presets=("quick", "no_such_preset"))
+    with pytest.raises(ValueError, match="no_such_preset"):
+        dataclasses.replace(demi, datasets=(wrong,))
 
 
 def test_unknown_method_is_one_line_error():

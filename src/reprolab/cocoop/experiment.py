@@ -364,6 +364,7 @@ EXPERIMENT = register(
         datasets=(
             DatasetInfo(
                 name="shapes-world",
+                presets=("quick", "paper"),
                 description="generated coloured-shape images with captions; classes = (colour, shape) pairs; "
                 "dark backgrounds for prompt learning, striped backgrounds as the shifted domain; with miscaption > 0 "
                 "the pretraining captions of some classes (12 of 24 in quick) name a same-colour partner class",

@@ -66,6 +66,8 @@ class DatasetInfo:
 
     ``subdir`` is the folder under the data home; ``required_files`` are paths relative to it that must
     exist; ``sha256`` optionally maps those paths to checksums verified by :func:`require_dataset`.
+    ``presets`` names the method's presets that run on this dataset (``reprolab list`` shows them per dataset);
+    empty when a setting selects it instead (its description says which).
     """
 
     name: str
@@ -77,6 +79,7 @@ class DatasetInfo:
     license: str = ""
     sha256: dict[str, str] = field(default_factory=dict)
     embedded: bool = False
+    presets: tuple[str, ...] = ()
 
     def path(self, home: str | Path | None = None) -> Path:
         return data_home(home) / self.subdir
@@ -96,6 +99,7 @@ class DatasetInfo:
             "subdir": self.subdir,
             "layout": self.layout,
             "embedded": self.embedded,
+            "presets": list(self.presets),
         }
 
 

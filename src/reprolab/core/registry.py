@@ -73,6 +73,10 @@ class Experiment:
         for preset, count in self.seeds.items():
             if preset not in self.presets or int(count) < 1:
                 raise ValueError(f"experiment {self.name!r}: seeds[{preset!r}] must name a preset and be >= 1")
+        for info in self.datasets:
+            unknown = [name for name in info.presets if name not in self.presets]
+            if unknown:
+                raise ValueError(f"experiment {self.name!r}: dataset {info.name!r} names unknown presets {unknown}")
         for metric, source in self.paper_sources.items():
             if source not in PAPER_SOURCES:
                 raise ValueError(f"experiment {self.name!r}: paper_sources[{metric!r}] must be one of {PAPER_SOURCES}")

@@ -244,6 +244,7 @@ EXPERIMENT = register(
         datasets=(
             DatasetInfo(
                 name="pykeen-nations-kinships-umls",
+                presets=("quick", "transr", "stranse"),
                 description="Nations, Kinships and UMLS train/valid/test files shipped inside the PyKEEN wheel",
                 source="pykeen.datasets (package data)",
                 subdir="",
@@ -251,6 +252,7 @@ EXPERIMENT = register(
             ),
             DatasetInfo(
                 name="WN18",
+                presets=("paper", "official", "wn18_transe", "wn18_transr", "wn18_stranse"),
                 description="WN18 link-prediction splits (40943 entities, 18 relations; the paper's first set)",
                 source="Bordes et al. 2013 (e.g. the OpenKE / KB2E copies)",
                 subdir="WN18",
@@ -259,6 +261,7 @@ EXPERIMENT = register(
             ),
             DatasetInfo(
                 name="FB15k",
+                presets=("paper", "official", "fb15k_transe", "fb15k_transr", "fb15k_stranse"),
                 description="FB15k link-prediction splits (14951 entities, 1345 relations; the paper's second set)",
                 source="Bordes et al. 2013 (not in shared/data here: every copy exceeds the size limit)",
                 subdir="FB15k",
@@ -267,6 +270,7 @@ EXPERIMENT = register(
             ),
             DatasetInfo(
                 name="WN18RR",
+                presets=("wn18rr",),
                 description="WN18RR link-prediction splits (40943 entities, 11 relations)",
                 source="https://github.com/TimDettmers/ConvE (WN18RR.tar.gz)",
                 subdir="WN18RR",

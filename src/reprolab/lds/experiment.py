@@ -55,8 +55,9 @@ PAPER_TABLE1_BASELINES: dict[str, dict[str, float]] = {
 }
 
 
-def planetoid_info(name: str) -> DatasetInfo:
-    """The Planetoid files of one graph (``ind.<name>.*``), as :func:`require_dataset` checks them."""
+def planetoid_info(name: str, presets: tuple[str, ...] = ()) -> DatasetInfo:
+    """The Planetoid files of one graph (``ind.<name>.*``), as :func:`require_dataset` checks them; ``presets``
+    those that run on it (shown by ``reprolab list``)."""
     counts = {
         "cora": "2708 nodes, 5278 edges, 1433 features, 7 classes",
         "citeseer": "3327 nodes, 4552 edges, 3703 features, 6 classes",
@@ -69,11 +70,12 @@ def planetoid_info(name: str) -> DatasetInfo:
         required_files=tuple(f"ind.{name}.{s}" for s in ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")),
         layout=f"planetoid/ind.{name}.{{x,y,tx,ty,allx,ally,graph,test.index}} (Python-2 pickles + text index)",
         license="MIT (kimiyoung/planetoid); cite Yang et al. 2016",
+        presets=presets,
     )
 
 
-CORA = planetoid_info("cora")
-CITESEER = planetoid_info("citeseer")
+CORA = planetoid_info("cora", ("paper", "cora", "cora_knn"))
+CITESEER = planetoid_info("citeseer", ("paper", "citeseer", "citeseer_knn"))
 
 
 @dataclass
@@ -282,6 +284,7 @@ EXPERIMENT = register(
         datasets=(
             DatasetInfo(
                 name="sklearn-wine-cancer-digits",
+                presets=("quick", "paper"),
                 description="Wine (178), Breast Cancer (569), Digits (1797) tables shipped with scikit-learn",
                 source="sklearn.datasets.load_wine / load_breast_cancer / load_digits",
                 subdir="",
