@@ -364,3 +364,5 @@ def test_paper_sets_have_presets_per_base_model_and_fb15k_absent_is_one_line(tmp
         app, ["run", "domain_kge", "--preset", "fb15k_transe", "--data", str(tmp_path), "--out", str(tmp_path / "x")]
     )
     assert result.exit_code == 2 and "FB15k" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output  # no warning before the error: one line
+    assert "FB15k/{train,valid,test}.txt" in result.output and not (tmp_path / "x").exists()

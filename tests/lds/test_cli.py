@@ -122,8 +122,27 @@ def test_thread_guard_restores_setting_and_means_compare_exactly():
 def test_graph_without_data_names_the_missing_folder(tmp_path, preset):
     args = ["run", "lds", "--preset", preset, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code != 0 and "planetoid" in result.output
+    assert result.exit_code == 2 and "planetoid" in result.output
     assert "Or fetch it: reprolab data fetch planetoid-" in result.output  # the set can be fetched by URL
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_an_absent_graph_is_checked_before_training_and_skipped_beside_the_tables(tmp_path):
+    """Issue 20: a run with tables and absent Planetoid sets (`paper` without Cora/Citeseer) says so before any
+    training, once per set, runs the tables, and leaves the sets' claims `not evaluated`."""
+    args = ["run", "lds", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"),
+            "--set", "graphs=[cora]", "--set", "knn_graphs=[citeseer]"]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "skipped dataset" in line]
+    assert len(warnings) == 2 and "planetoid/ind.citeseer" in warnings[0] and "planetoid-cora:" in warnings[1]
+    assert all(line.startswith("warning: skipped dataset planetoid-") for line in warnings)
+    results = json.loads((tmp_path / "x" / "results.json").read_text())
+    skipped = {claim["id"] for claim in results["claims_not_evaluated"]}
+    assert {"cora_lds_beats_gcn_full_graph", "knn_lds_beats_knn_gcn_citeseer_knn"} <= skipped
+    assert "wine_acc_lds" in results["metrics"]
 
 
 @pytest.mark.slow

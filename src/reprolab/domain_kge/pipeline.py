@@ -80,13 +80,14 @@ def present_datasets(config: DomainKGEConfig, ctx: RunContext) -> list[str]:
             if isinstance(folder, Path) and not folder.is_dir():
                 raise DatasetMissingError(f"{folder}: not a folder with train.txt, valid.txt, test.txt")
         except DatasetMissingError as error:
-            missing.append(error)
-            ctx.note(f"Skipped dataset {name}: {error}")
-            print(f"warning: skipped dataset {name}: {error}", file=sys.stderr)
+            missing.append((name, error))
         else:
             present.append(name)
     if not present and missing:
-        raise missing[0]
+        raise missing[0][1]  # nothing to run: the first absent one's message is the run's one error line
+    for name, error in missing:
+        ctx.note(f"Skipped dataset {name}: {error}")
+        print(f"warning: skipped dataset {name}: {error}", file=sys.stderr)
     return present
 
 
