@@ -80,7 +80,8 @@ def _pick(items: list[tuple[str, int, str]], labels: list[int], per_class: int, 
 def check_dataset_folder(folder: Path) -> Path:
     """The dataset folder's split file, read and checked (raises :class:`DataError` naming the file)."""
     if not folder.is_dir():
-        raise DataError(f"{folder}: dataset folder not found")
+        raise DataError(f"{folder}: dataset folder not found (expected CoOp's layout: <folder>/images/... and "
+                        "<folder>/split_zhou_<Dataset>.json; a bare name is looked up under <data home>/coop/)")
     split_path = find_split_file(folder)
     read_split_json(split_path)
     return split_path
