@@ -131,3 +131,25 @@ def test_claim_units_are_trained_models_with_samplings_averaged_inside():
     assert abs(recorded["repeat0"]["family_auc_pr_compile"] - 0.8) < 1e-12
     assert abs(recorded["repeat1"]["family_auc_pr_compile"] - 0.6) < 1e-12
     assert recorded["repeat1"]["reversal_auc_grail"] == 0.5
+
+
+def test_subgraph_sizes_are_reported_and_large_ones_warned_before_training(run_context, capsys):
+    """Issue 20: nell_v2's steps cost ~20x WN18RR_v2's because of its subgraphs; every run reports the sizes
+    before training and warns on stderr above 500 edges per training subgraph (a dense split here)."""
+    import numpy as np
+
+    from reprolab.compile_kg.data import InductiveSplit, KnowledgeGraph
+    from reprolab.compile_kg.pipeline import _subgraph_sizes
+
+    ctx = run_context("compile_kg")
+    small = family_inductive_split(train_families=3, ind_families=2, seed=0)
+    metrics = _subgraph_sizes(CompileConfig(), ctx, small)
+    assert metrics["subgraph_edges_mean_train_grail"] < 500 and "large subgraphs" not in capsys.readouterr().err
+    n = 40  # every ordered pair linked: a 3-hop enclosing subgraph holds the whole graph
+    triples = np.array([(h, 0, t) for h in range(n) for t in range(n) if h != t], dtype=np.int64)
+    graph = KnowledgeGraph(triples, n, 1)
+    dense = InductiveSplit("dense", ["r"], graph, triples, triples[:10], graph, triples[:10], triples[:50])
+    metrics = _subgraph_sizes(CompileConfig(), ctx, dense)
+    assert metrics["subgraph_edges_mean_train_grail"] > 500
+    assert "compile_kg: dense has large subgraphs" in capsys.readouterr().err
+    assert "Subgraph sizes (256 triples each" in ctx.notes[-1]
