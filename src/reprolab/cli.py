@@ -286,6 +286,28 @@ def report_command(
     typer.echo(str(path))
 
 
+@app.command("combine")
+def combine_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="finished run folders of one protocol split by `models`")],
+    out: Annotated[Path, typer.Option("--out", help="the new folder for the combined results.json and report.md")],
+) -> None:
+    """Decide the claims of a protocol run as one process per model (same method, preset, seed and settings,
+    disjoint `models`): metrics and units merged, claims decided as in a single run."""
+    from reprolab.core.combine import combine_runs
+    from reprolab.core.errors import ReproError
+    from reprolab.core.report import totals_text
+
+    try:
+        combined = combine_runs(run_dirs, out)
+    except ReproError as err:
+        _fail(str(err))
+        return
+    typer.echo(f"{combined['method']}: {totals_text(combined['claims'], combined['claims_not_evaluated'])}")
+    for claim in combined["claims"]:
+        typer.echo(f"  [{claim['verdict'].upper()}] {claim['id']}: {claim['detail']}")
+    typer.echo(f"combined run folder: {out}")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Datasets that can be fetched by URL (pinned, sha256-checked).")
 app.add_typer(data_app, name="data")
 

@@ -448,21 +448,8 @@ def _config_paper_metrics(experiment: Experiment, config_dict: Mapping[str, Any]
 def rebuild_report(run_dir: str | Path) -> Path:
     """Re-render ``report.md`` of a finished run from its ``results.json`` (claims re-evaluated)."""
     run_dir = Path(run_dir)
+    results = read_results(run_dir)
     results_path = run_dir / RESULTS_FILE
-    if not results_path.is_file():
-        raise ReproError(f"{run_dir}: no {RESULTS_FILE} here; is this a finished run folder?")
-    try:
-        results = read_json(results_path)
-    except ReproError:
-        raise
-    except ValueError as err:
-        raise ReproError(f"{results_path}: not valid JSON ({err})") from err
-    if not isinstance(results, dict):
-        raise ReproError(f"{results_path}: expected a JSON object, got {type(results).__name__}")
-    missing = [key for key in ("method", "preset", "seed", "metrics", "claims", "runtime_s") if key not in results]
-    if missing:
-        raise ReproError(f"{results_path}: missing field(s) {', '.join(missing)}")
-    _check_results_types(results, results_path)
     try:
         experiment = get_experiment(results["method"])
     except ConfigError:
@@ -480,6 +467,27 @@ def rebuild_report(run_dir: str | Path) -> Path:
     report_path = run_dir / "report.md"
     atomic_write_text(report_path, render_run_report(results, run_dir))
     return report_path
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's ``results.json``, checked for the fields and types ``report`` reads (one-line errors)."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / RESULTS_FILE
+    if not results_path.is_file():
+        raise ReproError(f"{run_dir}: no {RESULTS_FILE} here; is this a finished run folder?")
+    try:
+        results = read_json(results_path)
+    except ReproError:
+        raise
+    except ValueError as err:
+        raise ReproError(f"{results_path}: not valid JSON ({err})") from err
+    if not isinstance(results, dict):
+        raise ReproError(f"{results_path}: expected a JSON object, got {type(results).__name__}")
+    missing = [key for key in ("method", "preset", "seed", "metrics", "claims", "runtime_s") if key not in results]
+    if missing:
+        raise ReproError(f"{results_path}: missing field(s) {', '.join(missing)}")
+    _check_results_types(results, results_path)
+    return results
 
 
 def _check_results_types(results: Mapping[str, Any], path: Path) -> None:
