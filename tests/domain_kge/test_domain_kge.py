@@ -366,3 +366,23 @@ def test_paper_sets_have_presets_per_base_model_and_fb15k_absent_is_one_line(tmp
     assert result.exit_code == 2 and "FB15k" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output  # no warning before the error: one line
     assert "FB15k/{train,valid,test}.txt" in result.output and not (tmp_path / "x").exists()
+
+
+def test_filtered_negatives_never_train_a_true_triple_as_a_negative():
+    """The `official` preset's `filtered_negatives`: corruptions that are training triples are dropped (the
+    official sampler redraws them); unfiltered, a dense graph yields some (audit of issue 20)."""
+    from pykeen.sampling import BasicNegativeSampler
+
+    from reprolab.domain_kge.train import negative_sampler_kwargs
+
+    n = 6  # every (h, 0, t) with h != t is true: most corruptions hit a training triple
+    triples = torch.tensor([(h, 0, t) for h in range(n) for t in range(n) if h != t], dtype=torch.long)
+    known = {tuple(row) for row in triples.tolist()}
+    torch.manual_seed(0)
+    for filtered in (False, True):
+        sampler = BasicNegativeSampler(mapped_triples=triples, num_entities=n, num_relations=1,
+                                       **negative_sampler_kwargs(8, filtered))
+        negatives, mask = sampler.sample(triples)
+        kept = negatives.view(-1, 3) if mask is None else negatives.view(-1, 3)[mask.view(-1)]
+        hits = sum(tuple(row) in known for row in kept.tolist())
+        assert (hits == 0) if filtered else (hits > 0)

@@ -156,6 +156,12 @@ def _start_from(representation: Any, values: torch.Tensor) -> None:
     representation.reset_parameters()
 
 
+def negative_sampler_kwargs(num_negs: int, filtered: bool) -> dict[str, Any]:
+    """PyKEEN's uniform corruption sampler; ``filtered``: a corruption that is a training triple is dropped by the
+    exact set filter (the official sampler redraws it), so no true triple is trained as a negative."""
+    return {"num_negs_per_pos": num_negs, "filtered": filtered, **({"filterer": "python-set"} if filtered else {})}
+
+
 def train_base_model(
     model: Any, splits: KGSplits, *, epochs: int, batch_size: int, lr: float, num_negs: int = 1,
     filtered_negatives: bool = False, checkpoint: StageCheckpoint | None = None,
@@ -175,8 +181,7 @@ def train_base_model(
         model=model,
         triples_factory=splits.training,
         optimizer=optimizer,
-        negative_sampler_kwargs={"num_negs_per_pos": num_negs, "filtered": filtered_negatives,
-                                 **({"filterer": "python-set"} if filtered_negatives else {})},
+        negative_sampler_kwargs=negative_sampler_kwargs(num_negs, filtered_negatives),
     )
     loop = SLCWATrainingLoop(**options) if checkpoint is None else ResumableSLCWA(**options, checkpoint=checkpoint)
     from reprolab.core.progress import progress_enabled
