@@ -153,3 +153,14 @@ def test_subgraph_sizes_are_reported_and_large_ones_warned_before_training(run_c
     assert metrics["subgraph_edges_mean_train_grail"] > 500
     assert "compile_kg: dense has large subgraphs" in capsys.readouterr().err
     assert "Subgraph sizes (256 triples each" in ctx.notes[-1]
+
+
+def test_subgraph_sizes_of_a_model_do_not_depend_on_the_other_models(run_context):
+    """Every model sees the same sampled triples, so a run of one model (a half for `reprolab combine`) reports
+    the sizes a joint run reports."""
+    from reprolab.compile_kg.pipeline import _subgraph_sizes
+
+    split = family_inductive_split(train_families=3, ind_families=2, seed=0)
+    joint = _subgraph_sizes(CompileConfig(models=["grail", "compile"]), run_context("compile_kg"), split)
+    alone = _subgraph_sizes(CompileConfig(models=["compile"]), run_context("compile_kg"), split)
+    assert alone == {key: value for key, value in joint.items() if key.endswith("_compile")}

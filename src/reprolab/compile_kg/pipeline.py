@@ -125,11 +125,16 @@ def _subgraph_sizes(config: CompileConfig, ctx: RunContext, split: InductiveSpli
     to the edges of its subgraphs: nell_v2's are ~20x WN18RR_v2's).
     """
     rng = np.random.default_rng(ctx.seed_for("sizes"))
+    # the same triples for every model, drawn before the models' loop: a run of one model (halves combined by
+    # `reprolab combine`) reports the sizes a joint run does
+    samples = [
+        (inductive, triples[rng.choice(len(triples), min(256, len(triples)), replace=False)])
+        for inductive, triples in ((False, split.train_targets), (True, split.ind_test))
+    ]
     metrics: dict[str, float] = {}
     parts = []
     for name in config.models:
-        for inductive, triples in ((False, split.train_targets), (True, split.ind_test)):
-            sample = triples[rng.choice(len(triples), min(256, len(triples)), replace=False)]
+        for inductive, sample in samples:
             extractor = make_extractor(config, name, split, inductive=inductive)
             extractor(sample)
             summary = extractor.sizes.summary()
