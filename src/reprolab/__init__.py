@@ -15,7 +15,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_experiments", "load_run", "reproduce", "run_experiment"]
+__all__ = ["__version__", "combine_runs", "list_experiments", "load_run", "reproduce", "run_experiment"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from reprolab.core import runner
 
         return getattr(runner, name)
+    if name == "combine_runs":
+        from reprolab.core.combine import combine_runs
+
+        return combine_runs
     if name == "load_run":
         from reprolab.core.results import load_run
 

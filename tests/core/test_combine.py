@@ -43,6 +43,10 @@ def test_combined_halves_equal_the_joint_run(runs, tmp_path):
     assert combined["cpu_s"] == pytest.approx(_results(runs / "a")["cpu_s"] + _results(runs / "b")["cpu_s"], abs=1e-2)
     assert "Combined from 2 runs split by `models`" in (tmp_path / "ab" / "report.md").read_text()
     assert "synthetic_diffpool_beats_graphsage_mean" in result.output
+    import reprolab
+
+    again = reprolab.combine_runs([runs / "a", runs / "b"], tmp_path / "api")  # the same from Python
+    assert again["claims"] == combined["claims"] and again["units"] == combined["units"]
 
 
 def _edited(runs: Path, tmp_path: Path, edit) -> Path:
