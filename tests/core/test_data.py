@@ -79,3 +79,20 @@ def test_download_keeps_only_verified_files(tmp_path):
         download(source.as_uri(), tmp_path / "dl" / "bad.bin", sha256="0" * 64)
     assert not (tmp_path / "dl" / "bad.bin").exists()
     assert download(source.as_uri(), tmp_path / "dl" / "ok.bin", sha256=good).read_bytes() == b"payload"
+
+
+def test_available_datasets_skips_absent_ones_beside_others_and_fails_alone(capsys):
+    from reprolab.core.data import available_datasets
+    from reprolab.core.errors import DatasetMissingError
+
+    def absent() -> str:
+        raise DatasetMissingError("dataset 'b' not found under /x/b (missing: train.txt)")
+
+    notes: list[str] = []
+    assert available_datasets({"a": lambda: "folder-a", "b": absent}, note=notes.append) == {"a": "folder-a"}
+    message = "dataset 'b' not found under /x/b (missing: train.txt)"
+    assert capsys.readouterr().err == f"warning: skipped dataset b: {message}\n"
+    assert notes == ["Skipped dataset b: dataset 'b' not found under /x/b (missing: train.txt)"]
+    assert available_datasets({"b": absent}, note=notes.append, alone=False) == {}  # other work runs
+    with pytest.raises(DatasetMissingError, match="dataset 'b'"):
+        available_datasets({"b": absent}, note=notes.append)

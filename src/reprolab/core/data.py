@@ -14,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from reprolab.core.errors import DataError, DatasetMissingError
 
@@ -141,6 +143,32 @@ def require_dataset(info: DatasetInfo, home: str | Path | None = None, *, verify
             if actual != expected:
                 raise DataError(f"{root / relative}: sha256 {actual} does not match the expected {expected}")
     return root
+
+
+T = TypeVar("T")
+
+
+def available_datasets(
+    checks: Mapping[str, Callable[[], T]], *, note: Callable[[str], None], alone: bool = True
+) -> dict[str, T]:
+    """Run every named dataset's check (e.g. :func:`require_dataset`) before any training; return the present ones.
+
+    An absent one (:class:`DatasetMissingError`) is skipped with one warning line on stderr and ``note`` (the run's
+    report), so its claims are `not evaluated`; when none is present and nothing else would run (``alone``), the
+    first absent one's message is the run's one error line (issue 20)."""
+    present: dict[str, T] = {}
+    missing: list[tuple[str, DatasetMissingError]] = []
+    for name, check in checks.items():
+        try:
+            present[name] = check()
+        except DatasetMissingError as error:
+            missing.append((name, error))
+    if missing and not present and alone:
+        raise missing[0][1]
+    for name, error in missing:
+        note(f"Skipped dataset {name}: {error}")
+        print(f"warning: skipped dataset {name}: {error}", file=sys.stderr)
+    return present
 
 
 def fetch_hint(name: str) -> str:

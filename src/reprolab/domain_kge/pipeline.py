@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 
 from reprolab.core.checkpoint import config_fingerprint
-from reprolab.core.data import DatasetInfo, require_dataset
+from reprolab.core.data import DatasetInfo, available_datasets, require_dataset
 from reprolab.core.errors import DatasetMissingError
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
@@ -73,22 +72,13 @@ def present_datasets(config: DomainKGEConfig, ctx: RunContext) -> list[str]:
     """The datasets of ``config`` that are on disk, checked before any training: an absent one (FB15k in `paper`)
     is skipped with a one-line note naming its folder and layout, so its claims are `not evaluated` (issue 20);
     only when none is present does the run stop, with the first absent one's message."""
-    present, missing = [], []
-    for name in config.datasets:
-        try:
-            folder = resolve_dataset(name, ctx.data_home)
-            if isinstance(folder, Path) and not folder.is_dir():
-                raise DatasetMissingError(f"{folder}: not a folder with train.txt, valid.txt, test.txt")
-        except DatasetMissingError as error:
-            missing.append((name, error))
-        else:
-            present.append(name)
-    if not present and missing:
-        raise missing[0][1]  # nothing to run: the first absent one's message is the run's one error line
-    for name, error in missing:
-        ctx.note(f"Skipped dataset {name}: {error}")
-        print(f"warning: skipped dataset {name}: {error}", file=sys.stderr)
-    return present
+    def check(name: str) -> None:
+        folder = resolve_dataset(name, ctx.data_home)
+        if isinstance(folder, Path) and not folder.is_dir():
+            raise DatasetMissingError(f"{folder}: not a folder with train.txt, valid.txt, test.txt")
+
+    checks = {name: (lambda name=name: check(name)) for name in config.datasets}
+    return list(available_datasets(checks, note=ctx.note))
 
 
 def run_domain_kge(config: DomainKGEConfig, ctx: RunContext) -> dict[str, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import statistics
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from reprolab.core.data import require_dataset
-from reprolab.core.errors import DatasetMissingError
+from reprolab.core.data import available_datasets, require_dataset
 from reprolab.core.plots import new_figure, save_figure
 from reprolab.core.sweep import Sweep
 from reprolab.lds.baselines import label_propagation, linear_svm, random_forest, rbf_svm
@@ -96,19 +94,11 @@ def _present_graphs(config: LDSConfig, ctx: RunContext) -> dict[str, Path]:
     """The Planetoid folders of ``graphs`` and ``knn_graphs``, checked before any training (issue 20): an absent
     set (Citeseer in `paper`) is skipped with a one-line warning naming its folder and layout, so its claims are
     `not evaluated`; when nothing else would run, the first absent set's message is the run's one error line."""
-    folders: dict[str, Path] = {}
-    missing: list[tuple[str, DatasetMissingError]] = []
-    for name in dict.fromkeys([*config.knn_graphs, *config.graphs]):
-        try:
-            folders[name] = require_dataset(planetoid_info(name), ctx.data_home)
-        except DatasetMissingError as error:
-            missing.append((name, error))
-    if missing and not folders and not config.tables:
-        raise missing[0][1]
-    for name, error in missing:
-        ctx.note(f"Skipped dataset planetoid-{name}: {error}")
-        print(f"warning: skipped dataset planetoid-{name}: {error}", file=sys.stderr)
-    return folders
+    names = list(dict.fromkeys([*config.knn_graphs, *config.graphs]))
+    checks = {f"planetoid-{name}": (lambda name=name: require_dataset(planetoid_info(name), ctx.data_home))
+              for name in names}
+    present = available_datasets(checks, note=ctx.note, alone=not config.tables)
+    return {name: present[f"planetoid-{name}"] for name in names if f"planetoid-{name}" in present}
 
 
 def _settings(config: LDSConfig, tau: int, outer_lr: float) -> LDSSettings:
