@@ -23,7 +23,7 @@ from reprolab.core.errors import ReproError
 from reprolab.core.io import atomic_write_json, atomic_write_text
 from reprolab.core.registry import get_experiment
 from reprolab.core.report import render_run_report
-from reprolab.core.runner import RESULTS_FILE, _paper_numbers, read_results
+from reprolab.core.runner import RESULTS_FILE, paper_numbers, read_results
 
 __all__ = ["SPLIT_KEY", "combine_runs"]
 
@@ -68,7 +68,7 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path) -> dict[str, A
         "versions": first.get("versions", {}),
         "device": first.get("device", "cpu"),
         "paper": first.get("paper", {}),
-        **_paper_numbers(experiment, experiment.paper_metrics_for(config)),
+        **paper_numbers(experiment, experiment.paper_metrics_for(config)),
         "tables": [table for _, results in runs for table in results.get("tables", [])],
         "notes": [
             f"Combined from {len(runs)} runs split by `{SPLIT_KEY}` (runtime and CPU time are their sums): "

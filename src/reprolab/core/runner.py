@@ -422,13 +422,13 @@ def _assemble_results(
             "citation": experiment.paper.cite(),
             "url": experiment.paper.url,
         },
-        **_paper_numbers(experiment, paper_metrics),  # the paper's numbers for this run's config
+        **paper_numbers(experiment, paper_metrics),  # the paper's numbers for this run's config
         "tables": ctx.tables,
         "notes": ctx.notes,
     }
 
 
-def _paper_numbers(experiment: Experiment, paper_metrics: Mapping[str, float]) -> dict[str, Any]:
+def paper_numbers(experiment: Experiment, paper_metrics: Mapping[str, float]) -> dict[str, Any]:
     """``paper_metrics`` of a run's or a summary's entry, with ``paper_sources`` only where the method states any."""
     sources = experiment.paper_sources_for(paper_metrics)
     return {"paper_metrics": dict(paper_metrics), **({"paper_sources": sources} if sources else {})}
@@ -462,7 +462,7 @@ def rebuild_report(run_dir: str | Path) -> Path:
         # keep the config readable as the method's dataclass (validates an edited config.yaml)
         config = config_from_dict(experiment.config_cls, results.get("config", {}), source=str(results_path))
         results.pop("paper_sources", None)
-        results.update(_paper_numbers(experiment, experiment.paper_metrics_for(config)))
+        results.update(paper_numbers(experiment, experiment.paper_metrics_for(config)))
     results.setdefault("versions", {})
     report_path = run_dir / "report.md"
     atomic_write_text(report_path, render_run_report(results, run_dir))
@@ -600,7 +600,7 @@ def _summarise_method(experiment: Experiment, outcomes: Sequence[RunOutcome]) ->
     entry.update(
         {
             "metrics": stats,
-            **_paper_numbers(
+            **paper_numbers(
                 experiment, _config_paper_metrics(experiment, per_seed[0].get("config", {}), run_dirs[0])
             ),
             "claims": claims,
