@@ -228,9 +228,11 @@ def settings_warning(config: DiffPoolConfig) -> str | None:
     the synthetic quick preset keeps the synthetic widths, epochs and features)."""
     if config.dataset.lower() == config.settings_for.lower() or config.tu_folder:
         return None
-    return (f"dataset={config.dataset} runs with settings chosen for {config.settings_for}; use --preset "
-            f"paper_{dataset_tag(config)} or quick_{dataset_tag(config)} where they exist, or --set settings_for="
-            f"{config.dataset} to keep these")
+    tag = dataset_tag(config)
+    presets = [name for name in (f"paper_{tag}", f"quick_{tag}") if name in PRESETS]
+    chosen = f"use --preset {' or '.join(presets)}, or " if presets else "no preset is chosen for it; "
+    return (f"dataset={config.dataset} runs with settings chosen for {config.settings_for}; {chosen}--set "
+            f"settings_for={config.dataset} to keep these")
 
 
 def run(config: DiffPoolConfig, ctx: RunContext) -> Mapping[str, float]:

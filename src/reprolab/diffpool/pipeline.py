@@ -88,11 +88,12 @@ def load_graphs(config: DiffPoolConfig, ctx: RunContext) -> GraphSet:
 
 
 def run_diffpool(config: DiffPoolConfig, ctx: RunContext) -> dict[str, float]:
+    loaded = load_graphs(config, ctx)  # first: an absent dataset is the run's one error line, no warning before it
     warning = settings_warning(config)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
         ctx.note(f"Warning: {warning}.")
-    graphs = _filter_large(load_graphs(config, ctx), config, ctx)
+    graphs = _filter_large(loaded, config, ctx)
     folds, fold_source = _folds(graphs, config, ctx)
     run_folds = config.run_folds or config.folds
     ctx.note(
