@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ def present_datasets(config: DomainKGEConfig, ctx: RunContext) -> list[str]:
         if isinstance(folder, Path) and not folder.is_dir():
             raise DatasetMissingError(f"{folder}: not a folder with train.txt, valid.txt, test.txt")
 
-    checks = {name: (lambda name=name: check(name)) for name in config.datasets}
+    checks = {name: functools.partial(check, name) for name in config.datasets}
     return list(available_datasets(checks, note=ctx.note))
 
 

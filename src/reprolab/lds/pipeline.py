@@ -98,7 +98,7 @@ def _present_graphs(config: LDSConfig, ctx: RunContext) -> dict[str, Path]:
     checks = {f"planetoid-{name}": (lambda name=name: require_dataset(planetoid_info(name), ctx.data_home))
               for name in names}
     present = available_datasets(checks, note=ctx.note, alone=not config.tables)
-    return {name: present[f"planetoid-{name}"] for name in names if f"planetoid-{name}" in present}
+    return {key.removeprefix("planetoid-"): folder for key, folder in present.items()}
 
 
 def _settings(config: LDSConfig, tau: int, outer_lr: float) -> LDSSettings:
