@@ -16,7 +16,7 @@ from reprolab.compile_kg.evaluate import (
     reversal_auc,
     sample_protocol,
 )
-from reprolab.compile_kg.model import CoMPILE, GraIL, RGCNBasisLayer, label_features
+from reprolab.compile_kg.model import CoMPILE, GraIL, RGCNBasisLayer, _packed_bigru, label_features
 from reprolab.compile_kg.subgraph import SubgraphExtractor
 from reprolab.compile_kg.train import corrupt, margin_ranking_loss
 
@@ -77,6 +77,28 @@ def test_bigru_readout_matches_a_plain_gru_over_head_tail_then_the_rest(split):
         expected, _ = model.gru(message[sequence].unsqueeze(0), start)
         got = model._bigru(z, batch)
     assert torch.allclose(got[sequence], expected[0], atol=1e-6)
+
+
+def test_training_bigru_is_bit_identical_to_torch_gru_in_value_and_gradient():
+    """The CPU training path replaces ``nn.GRU``'s packed loop (quadratic backward) by the same steps."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 6, batch_first=True, bidirectional=True)
+    lengths = torch.tensor([3, 1, 40, 7, 7, 2, 95, 1])
+    message = torch.randn(int(lengths.sum()), 6)
+    initial = torch.randn(2, len(lengths), 6)
+    weights = torch.linspace(-1, 1, 2 * 6 * int(lengths.sum())).view(-1, 12)
+    results = []
+    for run in (lambda p, h: gru(p, h)[0], lambda p, h: _packed_bigru(gru, p, h)):
+        gru.zero_grad()
+        x, h = message.clone().requires_grad_(), initial.clone().requires_grad_()
+        padded = torch.nn.utils.rnn.pad_sequence(list(torch.split(x, lengths.tolist())), batch_first=True)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+        out = run(packed, h)
+        (out.data * weights[: len(out.data)]).sum().backward()
+        unpacked = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+        results.append([unpacked.detach(), x.grad, h.grad] + [p.grad.clone() for p in gru.parameters()])
+    for reference, ours in zip(*results):
+        assert torch.equal(reference, ours)
 
 
 def test_label_features_are_two_one_hots(split):
