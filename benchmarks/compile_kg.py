@@ -19,6 +19,13 @@ of both extractors (``"measure": "growth"``, the format of every benchmark's gro
 The graph's size is the axis because it is what must NOT drive the cost: at fixed queries each subgraph is the
 same, so the work is proportional to the subgraphs returned and the expected exponent is 0.
 
+``--bigru``: one training pass (forward + backward) of CoMPILE's BiGRU readout on the CPU, our packed loop
+(``reprolab.compile_kg.model._packed_bigru``) against ``torch.nn.GRU`` on the same packed batch, CPU seconds, best
+of ``--repeats``, one thread. The batch is 32 subgraphs whose node counts are those of one fb237_v1 training batch
+(2 to 1,015 nodes), scaled by 1/4, 1/2 and 1; it prints one JSON line per scale (``ratio`` = torch / ours) and
+the growth of both in the batch's longest sequence (ATen's packed backward fills a whole-batch gradient per step:
+quadratic; ours: linear).
+
 Three extractors cut the same subgraphs (nodes, double-radius labels, edges, target edge removed):
 
 * ``batched``: :class:`reprolab.compile_kg.SubgraphExtractor`, all triples of a batch at once
@@ -46,10 +53,12 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from scipy.sparse.csgraph import shortest_path
 
 from growth import emit, fitted_exponent, growth_record
 from reprolab.compile_kg.data import KnowledgeGraph, family_inductive_split, load_grail_split
+from reprolab.compile_kg.model import _packed_bigru
 from reprolab.compile_kg.subgraph import PerTripleExtractor, SubgraphExtractor
 
 
@@ -209,6 +218,42 @@ def scaling(args: argparse.Namespace) -> None:
                                [row[key] for row in rows[kind]], clock="cpu", expected_exponent=expected), args.json)
 
 
+# node counts of the 32 subgraphs (16 positives, 16 corruptions) of one CoMPILE training batch on fb237_v1
+FB237_V1_BATCH_NODES = (2, 2, 2, 2, 2, 2, 2, 3, 4, 5, 5, 6, 7, 7, 11, 15, 16, 24, 60, 61, 72, 77, 92, 100, 314, 316,
+                        388, 399, 732, 762, 947, 1015)
+
+
+def bigru(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    width = 32  # CoMPILE's emb_dim in every preset
+    gru = torch.nn.GRU(width, width, batch_first=True, bidirectional=True)
+    longest, times = [], {"torch": [], "ours": []}
+    for scale in (0.25, 0.5, 1.0):
+        lengths = torch.tensor([max(1, round(n * scale)) for n in FB237_V1_BATCH_NODES])
+        message = torch.randn(int(lengths.sum()), width)
+        initial = torch.randn(2, len(lengths), width)
+
+        def step(run, lengths=lengths, message=message, initial=initial) -> None:
+            x = message.clone().requires_grad_()
+            padded = torch.nn.utils.rnn.pad_sequence(list(torch.split(x, lengths.tolist())), batch_first=True)
+            packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+            run(packed).data.sum().backward()
+
+        row = {"measure": "bigru", "subgraphs": len(lengths), "nodes": int(lengths.sum()),
+               "longest": int(lengths.max()), "width": width, "threads": 1}
+        runs = {"torch": lambda p, h=initial: gru(p, h)[0], "ours": lambda p, h=initial: _packed_bigru(gru, p, h)}
+        for name, run in runs.items():
+            times[name].append(_time(lambda r=run: step(r), args.repeats, time.process_time))
+            row[f"{name}_s"] = round(times[name][-1], 4)
+        row["ratio"] = round(row["torch_s"] / row["ours_s"], 2)
+        longest.append(row["longest"])
+        print(json.dumps(row))
+    for name, expected in (("torch", 2), ("ours", 1)):
+        emit(growth_record(f"CoMPILE BiGRU readout, forward + backward ({name})", "longest subgraph (nodes)",
+                           longest, times[name], clock="cpu", expected_exponent=expected), True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triples", type=int, default=400)
@@ -220,7 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bigru", action="store_true", help="CoMPILE's BiGRU readout: our packed loop vs nn.GRU")
     args = parser.parse_args(argv)
+    if args.bigru:
+        bigru(args)
+        return
     if args.scaling:
         scaling(args)
         return
