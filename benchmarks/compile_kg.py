@@ -22,7 +22,8 @@ same, so the work is proportional to the subgraphs returned and the expected exp
 ``--bigru``: one training pass (forward + backward) of CoMPILE's BiGRU readout on the CPU, our packed loop
 (``reprolab.compile_kg.model._packed_bigru``) against ``torch.nn.GRU`` on the same packed batch, CPU seconds, best
 of ``--repeats``, one thread. The batch is 32 subgraphs whose node counts are those of one fb237_v1 training batch
-(2 to 1,015 nodes), scaled by 1/4, 1/2 and 1; it prints one JSON line per scale (``ratio`` = torch / ours) and
+(2 to 1,015 nodes), scaled by 1/4, 1/2 and 1; it prints one JSON line per scale (``ratio`` = torch / ours,
+``bit_identical``: the two outputs and input gradients compared with ``torch.equal``) and
 the growth of both in the batch's longest sequence (ATen's packed backward fills a whole-batch gradient per step:
 quadratic; ours: linear).
 
@@ -234,11 +235,13 @@ def bigru(args: argparse.Namespace) -> None:
         message = torch.randn(int(lengths.sum()), width)
         initial = torch.randn(2, len(lengths), width)
 
-        def step(run, lengths=lengths, message=message, initial=initial) -> None:
+        def step(run, lengths=lengths, message=message, initial=initial) -> tuple[torch.Tensor, torch.Tensor]:
             x = message.clone().requires_grad_()
             padded = torch.nn.utils.rnn.pad_sequence(list(torch.split(x, lengths.tolist())), batch_first=True)
             packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
-            run(packed).data.sum().backward()
+            out = run(packed).data
+            out.sum().backward()
+            return out.detach(), x.grad
 
         row = {"measure": "bigru", "subgraphs": len(lengths), "nodes": int(lengths.sum()),
                "longest": int(lengths.max()), "width": width, "threads": 1}
@@ -247,6 +250,8 @@ def bigru(args: argparse.Namespace) -> None:
             times[name].append(_time(lambda r=run: step(r), args.repeats, time.process_time))
             row[f"{name}_s"] = round(times[name][-1], 4)
         row["ratio"] = round(row["torch_s"] / row["ours_s"], 2)
+        reference, ours = step(runs["torch"]), step(runs["ours"])
+        row["bit_identical"] = all(torch.equal(a, b) for a, b in zip(reference, ours))  # output and input gradient
         longest.append(row["longest"])
         print(json.dumps(row))
     for name, expected in (("torch", 2), ("ours", 1)):
