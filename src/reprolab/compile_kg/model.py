@@ -265,11 +265,7 @@ class CoMPILE(nn.Module):
             0, batch.node_graph[:, None].expand_as(message), message, "amax", include_self=False
         )
         packed = nn.utils.rnn.pack_padded_sequence(padded, counts.cpu(), batch_first=True, enforce_sorted=False)
-        initial = start.unsqueeze(0).repeat(2, 1, 1).contiguous()
-        if z.device.type == "cpu" and torch.is_grad_enabled():
-            packed = _packed_bigru(self.gru, packed, initial)
-        else:
-            packed, _ = self.gru(packed, initial)
+        packed = _packed_bigru(self.gru, packed, start.unsqueeze(0).repeat(2, 1, 1).contiguous())
         output, _ = nn.utils.rnn.pad_packed_sequence(packed, batch_first=True)
         steps = torch.arange(padded.shape[1], device=z.device)
         flat = output[steps[None, :] < counts[:, None].to(z.device)]  # graph-major, sequence order = ``order``
@@ -326,16 +322,18 @@ def _packed_direction(gates_in: Tensor, batch_sizes: list[int], initial: Tensor,
 
 
 def _packed_bigru(gru: nn.GRU, packed: nn.utils.rnn.PackedSequence, initial: Tensor) -> nn.utils.rnn.PackedSequence:
-    """``gru(packed, initial)[0]`` for a one-layer bidirectional ``gru`` on the CPU, bit-identical in value and
-    gradient, in linear rather than quadratic time for training.
+    """``gru(packed, initial)[0]``: for training a one-layer bidirectional ``gru`` on the CPU, a replay that is
+    bit-identical in value and gradient, in linear rather than quadratic time; otherwise (no gradient, CUDA, another
+    GRU shape) ``gru`` itself.
 
     ATen's packed loop takes each step's input with ``narrow`` on the whole sequence's gates; the backward of
     every ``narrow`` fills a zero tensor of the whole size, so a backward pass costs steps x total (those fills were
     ~60 % of a CoMPILE training step on fb237_v1, whose subgraphs reach ~1,000 nodes). Here the gates are split
     once, whose backward is a single concatenation. A test checks the identity against the installed torch.
     """
-    if gru.num_layers != 1 or not gru.bidirectional or not gru.bias or gru.proj_size:
-        return gru(packed, initial)[0]  # the replay covers CoMPILE's GRU only
+    replayable = gru.num_layers == 1 and gru.bidirectional and gru.bias and not gru.proj_size  # CoMPILE's GRU
+    if not (replayable and packed.data.device.type == "cpu" and torch.is_grad_enabled()):
+        return gru(packed, initial)[0]  # evaluation and CUDA: nothing to gain
     sizes = packed.batch_sizes.tolist()
     hidden = initial.index_select(1, packed.sorted_indices) if packed.sorted_indices is not None else initial
     directions = []
