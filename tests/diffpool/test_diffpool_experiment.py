@@ -22,6 +22,8 @@ def test_presets_resolve_and_paper_preset_uses_the_official_enzymes_command():
     assert (config.features, config.link_loss, config.entropy_loss, config.cluster_nodes) == ("labels", True, True, 0)
     official = resolve_config(DiffPoolConfig, PRESETS, "official_script")
     assert (official.cluster_nodes, official.link_loss, official.entropy_loss) == (1000, False, False)
+    assert (official.conv, official.assign_normalize) == ("official_sum", True)  # RexYing/diffpool GraphConv
+    assert (config.conv, config.assign_normalize) == ("sage_mean", False)  # the paper's GraphSAGE-mean
     assert resolve_config(DiffPoolConfig, PRESETS, "quick").run_folds == 3
 
 
@@ -54,6 +56,7 @@ def test_cli_reports_an_absent_dataset_as_its_one_line_and_writes_nothing(tmp_pa
         ({"run_folds": 11}, "run_folds"),
         ({"assign_ratio": 1.5}, "assign_ratio"),
         ({"features": "colour"}, "features"),
+        ({"conv": "gin"}, "conv: 'gin' is not one of"),
         ({"community_size": [5, 3]}, "community_size"),
         ({"communities": [6, 2]}, "communities"),
         ({"batch_size": 1}, "batch_size"),

@@ -11,6 +11,7 @@ from reprolab.diffpool.model import (
     GraphSAGEPool,
     MaskedBatchNorm,
     SAGEStack,
+    SumGraphConv,
     assignment_entropy,
     cluster_counts,
     diff_pool,
@@ -119,8 +120,9 @@ def test_link_loss_gradient_is_of_the_order_of_the_cross_entropy_gradient(seed):
     assert 0.1 <= ratio <= 10.0
 
 
-def test_padding_nodes_do_not_change_the_prediction():
-    model = _model().eval()
+@pytest.mark.parametrize("conv", ["sage_mean", "official_sum"])
+def test_padding_nodes_do_not_change_the_prediction(conv):
+    model = _model(conv=conv, assign_normalize=conv == "official_sum").eval()
     x, adj, mask = _random_batch(batch=1, nodes=7)
     mask[0, 5:] = False
     padded_logits = model(x, adj, mask).logits
@@ -203,3 +205,27 @@ def test_graphsage_baseline_shapes_and_gradients():
     assert out.logits.shape == (3, 3) and out.assignments == []
     out.logits.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_official_graph_conv_sums_neighbours_without_a_self_term():
+    """RexYing/diffpool ``GraphConv`` as its DiffPool builds it: ``(A X) W + b`` on the raw adjacency, l2-normalised."""
+    torch.manual_seed(0)
+    conv = SumGraphConv(2, 3, normalize=False)
+    x = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]]])
+    adj = torch.tensor([[[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]])
+    expected = torch.stack([x[0, 1], x[0, 0] + x[0, 2], x[0, 1]]) @ conv.weight + conv.bias
+    assert torch.allclose(conv(x, adj)[0], expected)
+    assert torch.equal(conv.bias, torch.zeros(3))  # the official initialisation: zero bias
+    conv.normalize = True
+    assert torch.allclose(conv(x, adj).norm(dim=-1), torch.ones(1, 3))
+    mask = torch.tensor([[True, True, False]])
+    assert torch.equal(conv(x, adj * mask.unsqueeze(1) * mask.unsqueeze(2), mask)[0, 2], torch.zeros(3))
+
+
+def test_official_conv_builds_every_stack_and_normalises_the_assignment_gnn():
+    model = _model(conv="official_sum", assign_normalize=True)
+    convs = [m for m in model.modules() if isinstance(m, SumGraphConv)]
+    assert len(convs) == 3 * 3  # embedding GNNs of both levels and the assignment GNN, 3 layers each
+    assert all(conv.normalize for conv in model.assign_gnns[0].convs)
+    with pytest.raises(ValueError, match="conv must be one of"):
+        _model(conv="gin")

@@ -48,9 +48,11 @@ class Set2SetNet(nn.Module):
     def __init__(
         self, in_features: int, num_classes: int, *, hidden: int = 30, embed: int = 30, layers: int = 3,
         mlp_hidden: int = 50, dropout: float = 0.0, batch_norm: bool = True, processing_steps: int = 3,
+        conv: str = "sage_mean",
     ) -> None:
         super().__init__()
-        self.gnn = SAGEStack(in_features, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm)
+        self.gnn = SAGEStack(in_features, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm,
+                             conv=conv)
         self.readout = Set2Set(self.gnn.out_channels, processing_steps=processing_steps)
         self.head = mlp_head(2 * self.gnn.out_channels, mlp_hidden, num_classes, dropout)
 

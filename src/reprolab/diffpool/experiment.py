@@ -33,6 +33,8 @@ MODELS = (
     "set2set", "sortpool", "wl", "wl_oa", "sp", "graphlet",
 )
 FEATURES = ("all", "attributes", "labels", "degree", "constant")
+# the GNN layers model.CONVS builds (repeated here: this module must not import the graph libraries)
+CONVS = ("sage_mean", "official_sum")
 
 # Paper Table 1, accuracy (%), 10-fold cross-validation. The DiffPool row is read (ENZYMES 62.53 is quoted in
 # RexYing/diffpool #5 and PyG #780; all five sets are listed on the paper's Papers-with-Code page); every other row
@@ -91,6 +93,8 @@ class DiffPoolConfig:
     max_nodes: int = bounded(0, ge=0)  # 0 = keep all; larger graphs are dropped (official max_nodes filter)
     cluster_nodes: int = bounded(0, ge=0)  # clusters = assign_ratio * this (0 = the largest graph, the paper)
     link_loss_per_entry: bool = False  # divide each graph's ||A - SS^T||_F by its node count (not the paper)
+    conv: str = "sage_mean"  # GNN layer: sage_mean (GraphSAGE-mean, the paper) | official_sum (official A X W + b)
+    assign_normalize: bool = False  # l2-normalise the assignment GNN's layer outputs too (the official code does)
     bucket_pool: int = bounded(0, ge=0)  # 0 = random batches (each padded to its own largest); k = size-bucketed
     graphlet_size: int = bounded(4, ge=3, le=4)  # graphlet kernel: all 3- or 4-node graphlets, counted exactly
     eval_every: int = bounded(1, ge=1)
@@ -109,6 +113,8 @@ class DiffPoolConfig:
                 f"tu_folder: {self.tu_folder} is set but dataset is 'synthetic'; also set dataset=<NAME> "
                 "(the NAME of its NAME_*.txt files or NAME.zip)"
             )
+        if self.conv not in CONVS:
+            raise ConfigError(f"conv: {self.conv!r} is not one of {', '.join(CONVS)}")
         if self.features not in FEATURES:
             raise ConfigError(f"features: {self.features!r} is not one of {', '.join(FEATURES)}")
         if self.folds < 2 or not 0 <= self.run_folds <= self.folds:
@@ -191,12 +197,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # command (--max-nodes=500; 1 in 10 graphs), and widths are its 64.
     "paper_dd": {**_PAPER, "dataset": "DD", "settings_for": "DD", "max_nodes": 500, "hidden": 64, "embed": 64,
                  "models": _PAPER_MODELS},
-    # The official ENZYMES command as run (RexYing/diffpool example.sh): node labels, graphs padded to
-    # --max-nodes=1000 so clusters = 0.1 * 1000 = 100, no --linkpred (and the code has no entropy term),
-    # random batches; everything else as the paper preset.
+    # The official ENZYMES command (RexYing/diffpool example.sh, train.py defaults): node labels, clusters =
+    # 0.1 * --max-nodes=1000 = 100, no --linkpred (the code has no entropy term), its GraphConv (A X W + b, no
+    # self term, l2-normalised outputs in the assignment GNN too), random batches; not reproduced: its batch
+    # norm over the padded node axis and padding to 1000 nodes (docs/diffpool.md).
     "official_script": {
         **_PAPER, "dataset": "ENZYMES", "settings_for": "ENZYMES", "models": ["diffpool"], "max_nodes": 1000,
-        "cluster_nodes": 1000, "link_loss": False, "entropy_loss": False,
+        "cluster_nodes": 1000, "link_loss": False, "entropy_loss": False, "conv": "official_sum",
+        "assign_normalize": True,
     },
     # COLLAB and REDDIT-MULTI-12K (not in the shared data here): no node labels, so the constant feature, and two
     # pooling levels at ratio 0.25 as the paper uses on its larger sets (recalled).

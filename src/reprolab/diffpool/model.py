@@ -32,9 +32,12 @@ from torch import nn
 from torch_geometric.nn import DenseSAGEConv
 
 __all__ = [
-    "DiffPoolDet", "DiffPoolNet", "GraphSAGEPool", "MaskedBatchNorm", "PoolOutput", "SAGEStack", "assignment_entropy",
-    "cluster_counts", "diff_pool", "link_prediction_loss",
+    "CONVS", "DiffPoolDet", "DiffPoolNet", "GraphSAGEPool", "MaskedBatchNorm", "PoolOutput", "SAGEStack",
+    "SumGraphConv", "assignment_entropy", "cluster_counts", "diff_pool", "link_prediction_loss",
 ]
+
+# The GNN layer of every stack: the paper's GraphSAGE-mean (Sec. 4.1), or the official code's GraphConv.
+CONVS = ("sage_mean", "official_sum")
 
 
 class MaskedBatchNorm(nn.Module):
@@ -58,8 +61,43 @@ class MaskedBatchNorm(nn.Module):
         return out
 
 
+class SumGraphConv(nn.Module):
+    """The official code's ``GraphConv`` (RexYing/diffpool ``encoders.py``, as its DiffPool builds it):
+    ``Y = (A X) W + b`` on the raw adjacency (``GraphSampler(normalize=False)``), neighbours summed, no
+    self term (``add_self = not concat`` with ``concat=True``), optional l2 normalisation of each node's
+    output, Xavier-uniform weights with the ReLU gain and zero bias. Padded rows are zeroed, so the layer
+    is padding-invariant like ``DenseSAGEConv`` (the official code leaves ``relu(b)`` in padded rows and
+    masks later; see docs/diffpool.md for what that changes).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, normalize: bool = True) -> None:
+        super().__init__()
+        self.normalize = normalize
+        self.weight = nn.Parameter(torch.empty(in_channels, out_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        nn.init.xavier_uniform_(self.weight, gain=nn.init.calculate_gain("relu"))
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = (adj @ x) @ self.weight + self.bias
+        if self.normalize:
+            out = F.normalize(out, p=2.0, dim=-1)
+        if mask is not None:
+            out = out * mask.unsqueeze(-1).to(out.dtype)
+        return out
+
+
+def make_conv(conv: str, in_channels: int, out_channels: int, *, normalize: bool) -> nn.Module:
+    """One GNN layer by name (:data:`CONVS`)."""
+    if conv == "sage_mean":
+        return DenseSAGEConv(in_channels, out_channels, normalize=normalize)
+    if conv == "official_sum":
+        return SumGraphConv(in_channels, out_channels, normalize=normalize)
+    raise ValueError(f"conv must be one of {', '.join(CONVS)}, got {conv!r}")
+
+
 class SAGEStack(nn.Module):
-    """A GraphSAGE-mean GNN (``DenseSAGEConv`` layers) whose layer outputs are concatenated.
+    """A GNN of ``layers`` dense convolutions whose layer outputs are concatenated: GraphSAGE-mean
+    (``DenseSAGEConv``, the paper) by default, or the official code's :class:`SumGraphConv`.
 
     Implements ``GNN(A, X)`` of Eqs. (1)-(2): ``layers`` convolutions, ReLU and (masked) batch norm after
     every layer but the last, and optional l2 normalisation of every layer's output (Sec. 4.1). The
@@ -68,13 +106,15 @@ class SAGEStack(nn.Module):
 
     def __init__(
         self, in_channels: int, hidden: int, out_channels: int, *, layers: int = 3,
-        normalize: bool = True, batch_norm: bool = True,
+        normalize: bool = True, batch_norm: bool = True, conv: str = "sage_mean",
     ) -> None:
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
         sizes = [in_channels] + [hidden] * (layers - 1) + [out_channels]
-        self.convs = nn.ModuleList(DenseSAGEConv(a, b, normalize=normalize) for a, b in zip(sizes, sizes[1:]))
+        self.convs = nn.ModuleList(
+            make_conv(conv, a, b, normalize=normalize) for a, b in zip(sizes, sizes[1:])
+        )
         self.norms = nn.ModuleList(
             MaskedBatchNorm(b) if batch_norm else nn.Identity() for b in sizes[1:-1]
         )
@@ -190,7 +230,7 @@ class DiffPoolNet(nn.Module):
         self, in_features: int, num_classes: int, max_nodes: int, *, hidden: int = 30, embed: int = 30,
         layers: int = 3, num_pool: int = 1, assign_ratio: float = 0.1, mlp_hidden: int = 50,
         dropout: float = 0.0, batch_norm: bool = True, link_loss: bool = True, entropy_loss: bool = True,
-        link_loss_per_entry: bool = False,
+        link_loss_per_entry: bool = False, conv: str = "sage_mean", assign_normalize: bool = False,
     ) -> None:
         super().__init__()
         if num_pool < 1:
@@ -204,11 +244,11 @@ class DiffPoolNet(nn.Module):
         self.assign_linears = nn.ModuleList()
         width = in_features
         for level in range(num_pool + 1):
-            gnn = SAGEStack(width, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm)
+            gnn = SAGEStack(width, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm, conv=conv)
             self.embed_gnns.append(gnn)
             if level < num_pool:
-                assign = SAGEStack(width, hidden, self.clusters[level], layers=layers, normalize=False,
-                                   batch_norm=batch_norm)
+                assign = SAGEStack(width, hidden, self.clusters[level], layers=layers, normalize=assign_normalize,
+                                   batch_norm=batch_norm, conv=conv)
                 self.assign_gnns.append(assign)
                 self.assign_linears.append(nn.Linear(assign.out_channels, self.clusters[level]))
             width = gnn.out_channels
@@ -248,14 +288,14 @@ class DiffPoolDet(nn.Module):
     def __init__(
         self, in_features: int, num_classes: int, max_nodes: int, *, hidden: int = 30, embed: int = 30,
         layers: int = 3, num_pool: int = 1, assign_ratio: float = 0.1, mlp_hidden: int = 50,
-        dropout: float = 0.0, batch_norm: bool = True,
+        dropout: float = 0.0, batch_norm: bool = True, conv: str = "sage_mean",
     ) -> None:
         super().__init__()
         self.clusters = cluster_counts(max_nodes, assign_ratio, num_pool)
         self.embed_gnns = nn.ModuleList()
         width = in_features
         for _ in range(num_pool + 1):
-            gnn = SAGEStack(width, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm)
+            gnn = SAGEStack(width, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm, conv=conv)
             self.embed_gnns.append(gnn)
             width = gnn.out_channels
         self.head = mlp_head(width * (num_pool + 1), mlp_hidden, num_classes, dropout)
@@ -300,10 +340,12 @@ class GraphSAGEPool(nn.Module):
     def __init__(
         self, in_features: int, num_classes: int, *, hidden: int = 30, embed: int = 30, layers: int = 3,
         readout: str = "mean", mlp_hidden: int = 50, dropout: float = 0.0, batch_norm: bool = True,
+        conv: str = "sage_mean",
     ) -> None:
         super().__init__()
         self.readout = readout
-        self.gnn = SAGEStack(in_features, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm)
+        self.gnn = SAGEStack(in_features, hidden, embed, layers=layers, normalize=True, batch_norm=batch_norm,
+                             conv=conv)
         self.head = mlp_head(self.gnn.out_channels, mlp_hidden, num_classes, dropout)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor | None = None) -> PoolOutput:

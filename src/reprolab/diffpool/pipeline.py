@@ -221,6 +221,7 @@ def _run_unit(
         "batch_norm": config.batch_norm, "num_pool": config.num_pool, "assign_ratio": config.assign_ratio,
         "link_loss": config.link_loss, "link_loss_per_entry": config.link_loss_per_entry,
         "entropy_loss": config.entropy_loss, "sortpool_k": sortpool_k([len(x) for x in graphs.x]),
+        "conv": config.conv, "assign_normalize": config.assign_normalize,
     }
     model = build_model(**kwargs).to(ctx.device)
     settings = TrainSettings(config.epochs, config.batch_size, config.lr, config.clip, config.weight_decay,

@@ -68,7 +68,7 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
     """A model by name: ``diffpool``, ``diffpool_nolp`` (no link-prediction loss), ``diffpool_det`` (clustering
     instead of learned assignments), ``graphsage_{mean,sum,max}``, ``set2set``, ``sortpool`` (DGCNN; needs
     ``sortpool_k``)."""
-    common = {key: kwargs[key] for key in ("hidden", "embed", "layers", "mlp_hidden", "dropout", "batch_norm")
+    common = {key: kwargs[key] for key in ("hidden", "embed", "layers", "mlp_hidden", "dropout", "batch_norm", "conv")
               if key in kwargs}
     if name in ("diffpool", "diffpool_nolp"):
         return DiffPoolNet(
@@ -76,7 +76,8 @@ def build_model(name: str, in_features: int, num_classes: int, max_nodes: int, *
             assign_ratio=float(kwargs.get("assign_ratio", 0.1)),  # type: ignore[arg-type]
             link_loss=name == "diffpool" and bool(kwargs.get("link_loss", True)),
             link_loss_per_entry=bool(kwargs.get("link_loss_per_entry", False)),
-            entropy_loss=bool(kwargs.get("entropy_loss", True)), **common,  # type: ignore[arg-type]
+            entropy_loss=bool(kwargs.get("entropy_loss", True)),
+            assign_normalize=bool(kwargs.get("assign_normalize", False)), **common,  # type: ignore[arg-type]
         )
     if name == "diffpool_det":
         return DiffPoolDet(
