@@ -119,9 +119,10 @@ CLAIMS = (
         requires=("infonce_max_minus_log_n",),
     ),
     # The paper's decomposed bound: I_NCE(x''; y) + I_CNCE(x'; y | x'') with negatives from p(y | x''), which the
-    # Gaussian benchmark samples exactly (DEMI-exact). I_IS, its importance-sampled approximation, overshoots the
-    # true MI here (docs/notes/demi.md#why-no-estimate-above-the-true-mi-fails), so no "beats InfoNCE" claim rests
-    # on it.
+    # Gaussian benchmark samples exactly (DEMI-exact). I_IS, its importance-sampled approximation, is not a bound: it
+    # overshot the true MI by about 2 nats at N = 128 (k = 4, true MI 6); at quick (N = 32) it stays within 3 SE on
+    # seeds 0-1 of session 16 (docs/notes/demi.md#when-no-estimate-above-the-true-mi-fails), so no "beats InfoNCE"
+    # claim rests on it.
     *(
         Claim.compare(
             f"demi_exact_k{k}_beats_infonce_at_high_mi",
@@ -163,7 +164,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
-        # quick: ~110 CPU-s per seed (exact-negative DEMI 60 s, digits 33 s); 2 seeds fill the ~220 CPU-s budget
+        # quick: 66.3 and 59.5 CPU-s for seeds 0 and 1 (125.8 in all) in session 16's fresh-clone reproduce (code
+        # cb112c7; 67.0 and 62.6 in session 12's), within the ~220 CPU-s budget
         seeds={"quick": 2},
         datasets=(
             DatasetInfo(

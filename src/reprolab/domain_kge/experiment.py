@@ -51,7 +51,9 @@ class DomainKGEConfig:
     domain_weight: float = bounded(1.0, ge=0)  # energy = f_base + w (d_h + d_t); the paper adds them with w = 1
     eval_batch_size: int = bounded(256, ge=1)
     k_form: str = "paper"  # paper: k = 2 (x-c)^T M (x-c); official: cal_k_h's (x-c)^T (M + diag M) (x-c)
-    filtered_negatives: bool = False  # official corrupt_head/corrupt_tail redraw corruptions that are true
+    # official corrupt_head/corrupt_tail never draw a training triple (they sample the replacement among the others,
+    # as a redraw would); ours drops such a corruption from the loss instead (train.negative_sampler_kwargs)
+    filtered_negatives: bool = False  # drop corruptions that are training triples (official: never drawn)
     relation_unit_ball: bool = False  # official TransE rescales relation vectors with norm > 1 after each step
     # TransR / STransE start from a TransE trained with the same settings (entity and relation vectors copied,
     # projection matrices identities), as Lin et al. (2015) and Nguyen et al. (2016) train them; no effect on
@@ -233,7 +235,8 @@ EXPERIMENT = register(
         presets=PRESETS,
         run=run,
         claims=CLAIMS,
-        # quick: ~40 CPU-s per seed (Nations + UMLS, TransE); 3 seeds stay near 120 CPU-s
+        # quick: ~28 CPU-s per seed (Nations + UMLS, TransE); the 4 seeds took 27.5-28.6 CPU-s each, 112.2 in all, in
+        # session 16's fresh-clone reproduce (code cb112c7; docs/domain_kge.md, "This revision: quick reproduce")
         seeds={"quick": 4},
         paper_metrics={
             f"{ds}_{model.lower()}_base_{key}": value
