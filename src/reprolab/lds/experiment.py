@@ -100,7 +100,7 @@ class LDSConfig:
     max_outer: int = bounded(12, ge=1)
     inner_max_steps: int = bounded(100, ge=1)  # paper: 400 per outer iteration
     inner_patience: int = bounded(20, ge=1)
-    es_tiebreak_loss: bool = True  # official code and paper preset: accuracy only (ties never accepted)
+    es_tiebreak_loss: bool = True  # ties: lower loss wins (ours); false = official and paper: strict accuracy
     input_dropout: bool = False  # LDS's GCN: official code drops the hidden layer only (true: inputs too)
     gcn_epochs: int = bounded(200, ge=1)
     # tables on which to also run the control "LDS protocol with theta frozen at the kNN graph"
