@@ -105,6 +105,17 @@ def test_cli_quick_run_writes_valid_results(tmp_path):
     _saved_models_predict_as_in_the_run(out, results, epochs)
 
 
+def test_a_kernels_only_run_draws_no_empty_learning_curves(tmp_path, recwarn):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "run", "diffpool", "--set", "num_graphs=36", "--set", "run_folds=2", "--set", "models=[wl]", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "results.json").read_text())["metrics"]["synthetic_wl_acc"] >= 0.0
+    assert not (out / "figures" / "learning_curves.png").exists()
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+
+
 def _saved_models_predict_as_in_the_run(out, results, records) -> None:
     """models/<name>: fold 0's model after its last epoch; rebuilt, it gives that epoch's test accuracy on the fold's
     test graphs standardised with the statistics in its card."""

@@ -308,10 +308,11 @@ def _report(
 
 
 def _plot_curves(ctx: RunContext, tag: str, results: dict[str, list[dict[str, Any]]]) -> None:
+    trained = {name: folds for name, folds in results.items() if "history" in folds[0]}
+    if not trained:  # kernels only: no epochs to plot
+        return
     fig, axes = new_figure(2, 1, size=(5.0, 3.6))
-    for name, folds in results.items():
-        if "history" not in folds[0]:
-            continue
+    for name, folds in trained.items():
         epochs = folds[0]["history"]["epochs"]
         loss = torch.tensor([fold["history"]["loss"] for fold in folds]).mean(dim=0)
         acc = 100 * torch.tensor([fold["history"]["test_acc"] for fold in folds]).mean(dim=0)
