@@ -33,7 +33,7 @@ MODELS = (
     "set2set", "sortpool", "wl", "wl_oa", "sp", "graphlet",
 )
 FEATURES = ("all", "attributes", "labels", "degree", "constant")
-# the GNN layers model.CONVS builds (repeated here: this module must not import the graph libraries)
+# The GNN layer of every stack (model.make_conv): the paper's GraphSAGE-mean (Sec. 4.1), or the official GraphConv.
 CONVS = ("sage_mean", "official_sum")
 
 # Paper Table 1, accuracy (%), 10-fold cross-validation. The DiffPool row is read (ENZYMES 62.53 is quoted in

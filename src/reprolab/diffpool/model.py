@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import DenseSAGEConv
 
+from reprolab.diffpool.experiment import CONVS  # the layer names a config may give (one list, no graph imports there)
+
 __all__ = [
     "CONVS", "DiffPoolDet", "DiffPoolNet", "GraphSAGEPool", "MaskedBatchNorm", "PoolOutput", "SAGEStack",
     "SumGraphConv", "assignment_entropy", "cluster_counts", "diff_pool", "link_prediction_loss",
 ]
 
-# The GNN layer of every stack: the paper's GraphSAGE-mean (Sec. 4.1), or the official code's GraphConv.
-CONVS = ("sage_mean", "official_sum")
 
 
 class MaskedBatchNorm(nn.Module):
